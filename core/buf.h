@@ -1,0 +1,38 @@
+/* buf.h -- a growable byte buffer with reserved headroom.
+ *
+ * Outgoing messages are encoded straight into a buf whose first `head` bytes
+ * are left free, so that the WebSocket frame header (and libwebsockets'
+ * LWS_PRE) can be written in front of the payload without a copy. */
+#ifndef LUAHUB_BUF_H
+#define LUAHUB_BUF_H
+
+#include <stddef.h>
+
+typedef struct buf {
+    char *data;  /* owned; NULL until the first write */
+    size_t head; /* bytes reserved in front of the content */
+    size_t len;  /* bytes of content, starting at data + head */
+    size_t cap;  /* allocated bytes, headroom included */
+} buf_t;
+
+/* Embedded init: no allocation until the first append. */
+void buf_init(buf_t *b, size_t headroom);
+/* Frees the storage; the buf may be init'ed again. */
+void buf_close(buf_t *b);
+/* Drops the content, keeps the storage and the headroom. */
+void buf_reset(buf_t *b);
+/* Makes room for n more bytes of content. */
+void buf_reserve(buf_t *b, size_t n);
+void buf_append(buf_t *b, const void *p, size_t n);
+void buf_putc(buf_t *b, char c);
+void buf_puts(buf_t *b, const char *s);
+/* printf-style append. */
+void buf_printf(buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The content (not NUL-terminated unless you appended a NUL). */
+static inline char *buf_content(const buf_t *b) { return b->data + b->head; }
+/* Hands the storage to the caller, who frees it with free(); the buf is
+ * left empty. */
+char *buf_steal(buf_t *b);
+
+#endif

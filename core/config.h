@@ -1,0 +1,57 @@
+/* config.h -- command-line configuration.
+ *
+ * Every setting has a default that runs a development server on
+ * 127.0.0.1:8080 with the shipped scripts; `luahub --help` lists them all
+ * with those defaults. */
+#ifndef LUAHUB_CONFIG_H
+#define LUAHUB_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define LUAHUB_VERSION "0.1.0"
+
+typedef enum log_level {
+    LOG_ERROR = 0,
+    LOG_WARN = 1,
+    LOG_INFO = 2,
+    LOG_DEBUG = 3,
+} log_level;
+
+typedef struct config {
+    char host[256];          /* --host, default "127.0.0.1" */
+    int port;                /* --port, default 8080; 0 picks a free port */
+    char scripts_dir[1024];  /* --scripts DIR, default "scripts" */
+    char lua_dir[1024];      /* --lua DIR (the runtime), default "lua" */
+    char static_dir[1024];   /* --static DIR, default "examples/chat" */
+    double ping_interval;    /* --ping-interval SECONDS, default 25 */
+    double idle_timeout;     /* --idle-timeout SECONDS, default 60 */
+    size_t max_message;      /* --max-message BYTES, default 65536 */
+    size_t send_queue;       /* --send-queue BYTES, default 1048576 */
+    log_level level;         /* --log-level error|warn|info|debug, default info */
+} config_t;
+
+typedef enum config_action {
+    CONFIG_RUN = 0,     /* start the server */
+    CONFIG_HELP = 1,    /* --help / -h: usage printed, exit 0 */
+    CONFIG_VERSION = 2, /* --version / -V: version printed, exit 0 */
+    CONFIG_ERROR = -1,  /* bad flag or value: message printed, exit 2 */
+} config_action;
+
+/* Fills cfg with the defaults. */
+void config_defaults(config_t *cfg);
+
+/* Parses argv (both "--flag value" and "--flag=value"). Prints --help and
+ * --version text to out and error messages (one line naming the flag and
+ * what is wrong, then "try 'luahub --help'") to err. Values are checked:
+ * port 0..65535, seconds > 0 (fractions allowed, e.g. 0.5), byte counts
+ * positive integers with an optional k/m suffix (1024-based), ping
+ * interval <= idle timeout is not required. Returns what to do. */
+config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
+                           FILE *err);
+
+/* Parses a level name; returns 0 and sets *lv, or -1. */
+int config_parse_level(const char *s, log_level *lv);
+const char *config_level_name(log_level lv);
+
+#endif

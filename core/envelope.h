@@ -1,0 +1,58 @@
+/* envelope.h -- checking a client frame against the protocol's envelope.
+ *
+ * One pass over the frame with the JSON parser: is it JSON, no deeper than
+ * JSON_MAX_DEPTH, an object, with a string `type` that can name a handler,
+ * and are the envelope's fields of the right kind. What the handler needs
+ * beyond that (the decoded table) is built later by the script bridge. */
+#ifndef LUAHUB_ENVELOPE_H
+#define LUAHUB_ENVELOPE_H
+
+#include <stddef.h>
+
+/* A handler name: 1 to 64 of [A-Za-z0-9_]. Anything else cannot name a
+ * file under scripts/ and is answered unknown_type. */
+#define ENVELOPE_TYPE_MAX 64
+
+typedef enum envelope_status {
+    ENVELOPE_OK = 0,
+    ENVELOPE_BAD_JSON,     /* code "bad_json" */
+    ENVELOPE_BAD_MESSAGE,  /* code "bad_message" */
+    ENVELOPE_UNKNOWN_TYPE, /* code "unknown_type": type is not a handler name */
+} envelope_status;
+
+typedef struct envelope {
+    char type[ENVELOPE_TYPE_MAX + 1]; /* set when the type is a valid name */
+    /* The client's `id`, re-encoded as JSON (a number as written, a string
+     * quoted and escaped), ready to be echoed; NULL when the frame has no
+     * usable id. Owned by the envelope; freed by envelope_clear(). An id
+     * is picked up even when the frame fails later checks, so that the
+     * error can echo it. */
+    char *id_json;
+    size_t id_json_len;
+    /* For people, when status != ENVELOPE_OK, e.g. "room_id must be a
+     * string". Static or inside the envelope; valid until envelope_clear. */
+    const char *message;
+    char message_buf[128];
+} envelope_t;
+
+/* Checks the frame s[0..n). The rules, in this order:
+ * - not JSON, or nested deeper than JSON_MAX_DEPTH: ENVELOPE_BAD_JSON;
+ * - not an object: ENVELOPE_BAD_MESSAGE;
+ * - `id` present and neither a number nor a string: ENVELOPE_BAD_MESSAGE
+ *   (id_json stays NULL);
+ * - no `type`, or `type` not a string: ENVELOPE_BAD_MESSAGE;
+ * - `room_id` present and not a string; `to` present and neither a
+ *   string nor an array of strings; `payload` present and not an object:
+ *   ENVELOPE_BAD_MESSAGE, with a message naming the field;
+ * - `type` not 1..64 of [A-Za-z0-9_]: ENVELOPE_UNKNOWN_TYPE.
+ * A key that appears twice: the last one counts, as in most parsers.
+ * Always fills env (call envelope_clear after); returns the status. */
+envelope_status envelope_parse(const char *s, size_t n, envelope_t *env);
+
+/* The protocol's error code for a status: "bad_json", "bad_message",
+ * "unknown_type"; NULL for ENVELOPE_OK. */
+const char *envelope_code(envelope_status st);
+
+void envelope_clear(envelope_t *env);
+
+#endif

@@ -1,0 +1,28 @@
+/* log.h -- one log function for the core, the scripts and libwebsockets.
+ *
+ * Lines go to stderr as
+ *   2026-11-23T03:15:21.123Z info  server: listening host=127.0.0.1 port=8080
+ * with a level, a module tag and key=value fields. */
+#ifndef LUAHUB_LOG_H
+#define LUAHUB_LOG_H
+
+#include "config.h"
+
+void log_set_level(log_level lv);
+log_level log_get_level(void);
+int log_enabled(log_level lv);
+void log_write(log_level lv, const char *module, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define log_error(mod, ...) log_write(LOG_ERROR, mod, __VA_ARGS__)
+#define log_warn(mod, ...) log_write(LOG_WARN, mod, __VA_ARGS__)
+#define log_info(mod, ...)                                                     \
+    do {                                                                       \
+        if (log_enabled(LOG_INFO)) log_write(LOG_INFO, mod, __VA_ARGS__);      \
+    } while (0)
+#define log_debug(mod, ...)                                                    \
+    do {                                                                       \
+        if (log_enabled(LOG_DEBUG)) log_write(LOG_DEBUG, mod, __VA_ARGS__);    \
+    } while (0)
+
+#endif
