@@ -1,0 +1,41 @@
+# A thin wrapper over CMake and ctest; see README.md.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+PORT ?= 8080
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps test-deps build run test test-asan check clean
+
+all: build
+
+deps:
+	.ci/install-deps
+
+test-deps:
+	.ci/install-deps --test
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+
+# Starts the server on port $(PORT) with the shipped scripts and the chat
+# page at http://localhost:$(PORT)/
+run: build
+	./$(BUILD)/luahub --port $(PORT) --scripts scripts --lua lua --static examples/chat
+
+# Every test: C unit tests (cmocka), Lua specs (busted), integration tests
+# against the real binary (Node.js + ws), the browser test (Chromium).
+test: test-deps build
+	cd $(BUILD) && ctest --output-on-failure
+
+# The same suite against a build with AddressSanitizer and UBSan.
+test-asan: test-deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLUAHUB_SANITIZE=ON >/dev/null
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure
+
+check: test test-asan
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

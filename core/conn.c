@@ -1,0 +1,260 @@
+/* conn.c -- see conn.h. */
+#include "conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "dict.h"
+
+struct user {
+    char *id;
+    conn_t *conns; /* list through conn->user_next */
+    size_t nconns;
+};
+
+struct conn {
+    char id[24];
+    user_t *user;
+    void *transport;
+    conns_t *owner;
+    int64_t connected_at, last_activity, ping_sent_at;
+    conn_stats_t stats;
+    int close_code; /* non-zero: closing */
+    /* Ring of queued frames. */
+    frame_t **q;
+    size_t qhead, qlen, qcap;
+    size_t qbytes;
+    /* Lists. */
+    conn_t *prev, *next;          /* all connections */
+    conn_t *user_prev, *user_next; /* the user's connections */
+    conn_t *dirty_next;
+    int dirty;
+};
+
+struct conns {
+    dict_t *by_id;   /* conn id -> conn_t */
+    dict_t *users;   /* user id -> user_t */
+    conn_t *all;
+    size_t count;
+    uint64_t next_id;
+    size_t limit;
+    conn_t *dirty_head, *dirty_tail;
+};
+
+conns_t *conns_create(size_t send_queue_limit) {
+    conns_t *cs = xcalloc(1, sizeof *cs);
+    cs->by_id = dict_create();
+    cs->users = dict_create();
+    cs->limit = send_queue_limit;
+    cs->next_id = 1;
+    return cs;
+}
+
+static void conn_free(conn_t *c) {
+    conn_queue_clear(c);
+    free(c->q);
+    free(c);
+}
+
+static void user_free(void *p) {
+    user_t *u = p;
+    free(u->id);
+    free(u);
+}
+
+void conns_destroy(conns_t *cs) {
+    if (!cs) return;
+    conn_t *c = cs->all;
+    while (c) {
+        conn_t *n = c->next;
+        conn_free(c);
+        c = n;
+    }
+    dict_destroy(cs->by_id, NULL);
+    dict_destroy(cs->users, user_free);
+    free(cs);
+}
+
+int conns_valid_user_id(const char *s, size_t n) {
+    if (n < 1 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' ||
+              ch == '@' || ch == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+conn_t *conns_add(conns_t *cs, const char *uid, void *transport,
+                  int64_t now_ms, int *first_of_user) {
+    conn_t *c = xcalloc(1, sizeof *c);
+    snprintf(c->id, sizeof c->id, "%llu", (unsigned long long)cs->next_id++);
+    c->transport = transport;
+    c->owner = cs;
+    c->connected_at = c->last_activity = c->ping_sent_at = now_ms;
+
+    user_t *u = dict_get(cs->users, uid);
+    *first_of_user = (u == NULL);
+    if (!u) {
+        u = xcalloc(1, sizeof *u);
+        u->id = xstrdup(uid);
+        dict_set(cs->users, uid, u);
+    }
+    c->user = u;
+    c->user_next = u->conns;
+    if (u->conns) u->conns->user_prev = c;
+    u->conns = c;
+    u->nconns++;
+
+    c->next = cs->all;
+    if (cs->all) cs->all->prev = c;
+    cs->all = c;
+    cs->count++;
+    dict_set(cs->by_id, c->id, c);
+    return c;
+}
+
+void conns_remove(conns_t *cs, conn_t *c, int *last_of_user) {
+    user_t *u = c->user;
+    if (c->user_prev) c->user_prev->user_next = c->user_next;
+    else u->conns = c->user_next;
+    if (c->user_next) c->user_next->user_prev = c->user_prev;
+    u->nconns--;
+    *last_of_user = (u->nconns == 0);
+    if (u->nconns == 0) {
+        dict_remove(cs->users, u->id);
+        user_free(u);
+    }
+
+    if (c->prev) c->prev->next = c->next;
+    else cs->all = c->next;
+    if (c->next) c->next->prev = c->prev;
+    cs->count--;
+    dict_remove(cs->by_id, c->id);
+
+    if (c->dirty) {
+        /* Unlink from the singly-linked dirty list. */
+        conn_t **pp = &cs->dirty_head, *prev = NULL;
+        while (*pp && *pp != c) {
+            prev = *pp;
+            pp = &(*pp)->dirty_next;
+        }
+        if (*pp) *pp = c->dirty_next;
+        if (cs->dirty_tail == c) cs->dirty_tail = prev;
+    }
+    conn_free(c);
+}
+
+conn_t *conns_lookup(const conns_t *cs, const char *id) {
+    return dict_get(cs->by_id, id);
+}
+
+user_t *conns_user(const conns_t *cs, const char *uid) {
+    return dict_get(cs->users, uid);
+}
+
+size_t conns_count(const conns_t *cs) { return cs->count; }
+size_t conns_user_count(const conns_t *cs) { return dict_size(cs->users); }
+
+conn_t *conns_next(const conns_t *cs, conn_t *prev) {
+    return prev ? prev->next : cs->all;
+}
+
+user_t *conns_next_user(const conns_t *cs, size_t *pos) {
+    void *v;
+    return dict_next(cs->users, pos, NULL, &v) ? v : NULL;
+}
+
+const char *conn_id(const conn_t *c) { return c->id; }
+user_t *conn_user(const conn_t *c) { return c->user; }
+void *conn_transport(const conn_t *c) { return c->transport; }
+void conn_set_transport(conn_t *c, void *t) { c->transport = t; }
+int64_t conn_connected_at(const conn_t *c) { return c->connected_at; }
+int64_t conn_last_activity(const conn_t *c) { return c->last_activity; }
+void conn_touch(conn_t *c, int64_t now_ms) { c->last_activity = now_ms; }
+conn_stats_t *conn_stats(conn_t *c) { return &c->stats; }
+int conn_closing(const conn_t *c) { return c->close_code != 0; }
+void conn_set_closing(conn_t *c, int code) { c->close_code = code; }
+int conn_close_code(const conn_t *c) { return c->close_code; }
+int64_t conn_ping_sent_at(const conn_t *c) { return c->ping_sent_at; }
+void conn_set_ping_sent_at(conn_t *c, int64_t ms) { c->ping_sent_at = ms; }
+
+const char *user_id(const user_t *u) { return u->id; }
+size_t user_conn_count(const user_t *u) { return u->nconns; }
+conn_t *user_next_conn(const user_t *u, conn_t *prev) {
+    return prev ? prev->user_next : u->conns;
+}
+
+void conns_mark_dirty(conns_t *cs, conn_t *c) {
+    if (c->dirty) return;
+    c->dirty = 1;
+    c->dirty_next = NULL;
+    if (cs->dirty_tail) cs->dirty_tail->dirty_next = c;
+    else cs->dirty_head = c;
+    cs->dirty_tail = c;
+}
+
+conn_t *conns_pop_dirty(conns_t *cs) {
+    conn_t *c = cs->dirty_head;
+    if (!c) return NULL;
+    cs->dirty_head = c->dirty_next;
+    if (!cs->dirty_head) cs->dirty_tail = NULL;
+    c->dirty = 0;
+    c->dirty_next = NULL;
+    return c;
+}
+
+int conns_has_dirty(const conns_t *cs) { return cs->dirty_head != NULL; }
+
+int conn_enqueue(conn_t *c, frame_t *f) {
+    if (c->close_code) return 0;
+    size_t n = frame_wire_len(f);
+    if (c->qbytes + n > c->owner->limit) return -1;
+    if (c->qlen == c->qcap) {
+        /* Grow the ring, unrolling it so that the head is at 0. */
+        size_t ncap = c->qcap ? c->qcap * 2 : 8;
+        frame_t **nq = xmalloc(ncap * sizeof *nq);
+        for (size_t i = 0; i < c->qlen; i++)
+            nq[i] = c->q[(c->qhead + i) % c->qcap];
+        free(c->q);
+        c->q = nq;
+        c->qcap = ncap;
+        c->qhead = 0;
+    }
+    c->q[(c->qhead + c->qlen) % c->qcap] = frame_ref(f);
+    c->qlen++;
+    c->qbytes += n;
+    conns_mark_dirty(c->owner, c);
+    return 0;
+}
+
+size_t conn_queue_bytes(const conn_t *c) { return c->qbytes; }
+size_t conn_queue_len(const conn_t *c) { return c->qlen; }
+
+frame_t *conn_queue_peek(const conn_t *c, size_t i) {
+    if (i >= c->qlen) return NULL;
+    return c->q[(c->qhead + i) % c->qcap];
+}
+
+static void drop_head(conn_t *c, size_t n, int sent) {
+    for (size_t i = 0; i < n && c->qlen; i++) {
+        frame_t *f = c->q[c->qhead];
+        size_t len = frame_wire_len(f);
+        c->qbytes -= len;
+        if (sent) {
+            c->stats.messages_out++;
+            c->stats.bytes_out += len;
+        }
+        frame_unref(f);
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qlen--;
+    }
+    if (!c->qlen) c->qhead = 0;
+}
+
+void conn_queue_consume(conn_t *c, size_t n) { drop_head(c, n, 1); }
+void conn_queue_clear(conn_t *c) { drop_head(c, c->qlen, 0); }

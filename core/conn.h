@@ -1,0 +1,103 @@
+/* conn.h -- the connection registry: connections, users, send queues.
+ *
+ * A user (one id) holds one or more connections (phone, laptop, tabs). The
+ * registry indexes connections by id and users by id, keeps each user's
+ * connections in a list, and gives every connection a bounded send queue
+ * of shared frames. It knows nothing of sockets: the transport (server.c)
+ * stores its handle in the connection and drains the queues of the
+ * connections it is told are dirty. */
+#ifndef LUAHUB_CONN_H
+#define LUAHUB_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+
+typedef struct conns conns_t;
+typedef struct conn conn_t;
+typedef struct user user_t;
+
+/* Per-connection counters, for conn_info and the logs. */
+typedef struct conn_stats {
+    uint64_t messages_in, messages_out;
+    uint64_t bytes_in, bytes_out;
+} conn_stats_t;
+
+/* send_queue_limit: bytes of queued frames above which conn_enqueue
+ * reports an overflow. */
+conns_t *conns_create(size_t send_queue_limit);
+/* Frees every connection and user still registered, dropping their
+ * queued frames. */
+void conns_destroy(conns_t *cs);
+
+/* Registers a new connection of user_id (user created on its first
+ * connection). *first_of_user is set to 1 when the user had no other
+ * connection. Returns the connection, owned by the registry. */
+conn_t *conns_add(conns_t *cs, const char *user_id, void *transport,
+                  int64_t now_ms, int *first_of_user);
+/* Unregisters and frees c, dropping its queue. *last_of_user is set to 1
+ * when the user has no connection left; the user is then freed too, so
+ * finish with it (rooms, presence) BEFORE calling this. */
+void conns_remove(conns_t *cs, conn_t *c, int *last_of_user);
+
+conn_t *conns_lookup(const conns_t *cs, const char *conn_id);
+user_t *conns_user(const conns_t *cs, const char *user_id);
+size_t conns_count(const conns_t *cs);
+size_t conns_user_count(const conns_t *cs);
+/* Every connection, in no particular order: start with NULL. */
+conn_t *conns_next(const conns_t *cs, conn_t *prev);
+/* Every online user: start with *pos = 0; NULL at the end. */
+user_t *conns_next_user(const conns_t *cs, size_t *pos);
+
+/* The connection. */
+const char *conn_id(const conn_t *c);
+user_t *conn_user(const conn_t *c);
+void *conn_transport(const conn_t *c);
+void conn_set_transport(conn_t *c, void *transport);
+int64_t conn_connected_at(const conn_t *c);
+int64_t conn_last_activity(const conn_t *c);
+void conn_touch(conn_t *c, int64_t now_ms);
+conn_stats_t *conn_stats(conn_t *c);
+/* A connection that is closing takes no more frames. */
+int conn_closing(const conn_t *c);
+void conn_set_closing(conn_t *c, int close_code);
+int conn_close_code(const conn_t *c);
+/* Per-connection scratch for the transport (ping bookkeeping). */
+int64_t conn_ping_sent_at(const conn_t *c);
+void conn_set_ping_sent_at(conn_t *c, int64_t ms);
+
+/* The user. */
+const char *user_id(const user_t *u);
+size_t user_conn_count(const user_t *u);
+/* The user's connections: start with NULL. */
+conn_t *user_next_conn(const user_t *u, conn_t *prev);
+
+/* Send queue. Queues a reference to f (the caller keeps its own) and marks
+ * c dirty so that the transport flushes it. Returns 0, or -1 when the
+ * queue would exceed the limit: then nothing is queued and the caller
+ * closes c as a slow consumer. A closing connection silently drops f
+ * (returns 0). No allocation once the queue has grown to its working
+ * size. */
+int conn_enqueue(conn_t *c, frame_t *f);
+size_t conn_queue_bytes(const conn_t *c);
+size_t conn_queue_len(const conn_t *c);
+/* The i-th queued frame from the head (borrowed). */
+frame_t *conn_queue_peek(const conn_t *c, size_t i);
+/* Drops n frames from the head; they count as sent. */
+void conn_queue_consume(conn_t *c, size_t n);
+/* Drops every queued frame (they do not count as sent). */
+void conn_queue_clear(conn_t *c);
+
+/* Dirty list: connections with frames queued since the last flush. Each
+ * connection is on it at most once. Returns the first and takes it off
+ * the list, or NULL. */
+conn_t *conns_pop_dirty(conns_t *cs);
+int conns_has_dirty(const conns_t *cs);
+/* Puts c back on the dirty list (e.g. the socket had no room). */
+void conns_mark_dirty(conns_t *cs, conn_t *c);
+
+/* Validates a user id: 1 to 64 of [A-Za-z0-9_.@-]. */
+int conns_valid_user_id(const char *s, size_t n);
+
+#endif

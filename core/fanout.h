@@ -1,0 +1,37 @@
+/* fanout.h -- delivering one frame to many connections.
+ *
+ * Every function here queues a reference to the same frame on each
+ * recipient: no encoding, framing or allocation per recipient, and a room
+ * send visits only the room's members' connections. A recipient whose
+ * queue overflows is handed to the overflow callback (which closes it as a
+ * slow consumer) and the send goes on to the others. */
+#ifndef LUAHUB_FANOUT_H
+#define LUAHUB_FANOUT_H
+
+#include <stddef.h>
+
+#include "conn.h"
+#include "frame.h"
+#include "room.h"
+
+typedef struct fanout {
+    conns_t *conns;
+    void (*overflow)(void *ud, conn_t *c);
+    void *ud;
+} fanout_t;
+
+/* Returns 1 when f was queued on c, 0 when c was closing or overflowed. */
+int fanout_conn(const fanout_t *fo, conn_t *c, frame_t *f);
+/* To every connection of u but except_conn (may be NULL). Returns how many
+ * connections f was queued on. */
+size_t fanout_user(const fanout_t *fo, const user_t *u, frame_t *f,
+                   const conn_t *except_conn);
+/* To every connection of every member of r, but except_conn and every
+ * connection of except_user (either may be NULL). */
+size_t fanout_room(const fanout_t *fo, const room_t *r, frame_t *f,
+                   const conn_t *except_conn, const user_t *except_user);
+/* To every connection but except_conn and except_user's. */
+size_t fanout_all(const fanout_t *fo, frame_t *f, const conn_t *except_conn,
+                  const user_t *except_user);
+
+#endif

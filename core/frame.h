@@ -1,0 +1,44 @@
+/* frame.h -- a WebSocket text frame built once and shared by every
+ * recipient.
+ *
+ * A message bound for N connections is encoded once, framed once (server
+ * frames are not masked, so the bytes are the same for everyone) and
+ * queued on each connection as a reference. The frame is freed when the
+ * last queue lets go of it. Single-threaded: the event loop owns all
+ * frames. */
+#ifndef LUAHUB_FRAME_H
+#define LUAHUB_FRAME_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+/* Bytes a buf must keep free in front of the payload for frame_from_buf:
+ * libwebsockets' LWS_PRE (16 on x86-64) plus the longest frame header
+ * (10). server.c checks LWS_PRE against it at compile time. */
+#define FRAME_HEADROOM 32
+#define FRAME_LWS_PRE_MAX 16
+
+typedef struct frame frame_t;
+
+/* A text frame carrying a copy of payload[0..len). Returns a new
+ * reference. */
+frame_t *frame_create_text(const char *payload, size_t len);
+/* A text frame whose payload is b's content; takes ownership of b's
+ * storage (b is left empty). b must have been init'ed with at least
+ * FRAME_HEADROOM of headroom. Returns a new reference. */
+frame_t *frame_from_buf(buf_t *b);
+
+frame_t *frame_ref(frame_t *f);
+/* Drops a reference; the frame is freed with the last one. */
+void frame_unref(frame_t *f);
+
+/* The bytes to put on the wire, header included. At least
+ * FRAME_LWS_PRE_MAX writable bytes precede them. */
+unsigned char *frame_wire(const frame_t *f);
+size_t frame_wire_len(const frame_t *f);
+/* The JSON text inside (for logs and tests). */
+const char *frame_payload(const frame_t *f, size_t *len);
+int frame_refs(const frame_t *f);
+
+#endif

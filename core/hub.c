@@ -1,0 +1,411 @@
+/* hub.c -- see hub.h. */
+#include "hub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "envelope.h"
+#include "fanout.h"
+#include "json.h"
+#include "log.h"
+#include "presence.h"
+#include "room.h"
+#include "script.h"
+
+struct hub {
+    const config_t *cfg;
+    const hub_transport *t;
+    conns_t *conns;
+    rooms_t *rooms;
+    presence_t *presence;
+    fanout_t fo;
+    script_host host;
+    script_t *script;
+};
+
+int64_t hub_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- frames the core writes itself ------------------------------------ */
+
+static buf_t frame_buf(void) {
+    buf_t b;
+    buf_init(&b, FRAME_HEADROOM);
+    return b;
+}
+
+static void put_field(buf_t *b, const char *key, const char *val) {
+    buf_putc(b, ',');
+    json_write_string(b, key, strlen(key));
+    buf_putc(b, ':');
+    json_write_string(b, val, strlen(val));
+}
+
+/* {"type":"user_left","room_id":…,"from":…,"timestamp":…} */
+static frame_t *room_event(const char *type, const char *room,
+                           const char *from) {
+    buf_t b = frame_buf();
+    buf_puts(&b, "{\"type\":");
+    json_write_string(&b, type, strlen(type));
+    put_field(&b, "room_id", room);
+    put_field(&b, "from", from);
+    buf_printf(&b, ",\"timestamp\":%lld}", (long long)hub_now_ms());
+    return frame_from_buf(&b);
+}
+
+static void notify_presence(hub_t *h, const char *uid, presence_status st) {
+    if (!presence_subscriber_count(h->presence, uid)) return;
+    buf_t b = frame_buf();
+    buf_puts(&b, "{\"type\":\"presence\",\"payload\":{\"user_id\":");
+    json_write_string(&b, uid, strlen(uid));
+    put_field(&b, "status", presence_status_name(st));
+    buf_printf(&b, "},\"timestamp\":%lld}", (long long)hub_now_ms());
+    frame_t *f = frame_from_buf(&b);
+    size_t pos = 0;
+    conn_t *c;
+    while ((c = presence_next_subscriber(h->presence, uid, &pos)))
+        fanout_conn(&h->fo, c, f);
+    frame_unref(f);
+    h->t->wake(h->t->ud);
+}
+
+void hub_send_error(hub_t *h, conn_t *c, const char *id_json,
+                    const char *code, const char *message) {
+    buf_t b = frame_buf();
+    buf_puts(&b, "{\"type\":\"error\"");
+    if (id_json) {
+        buf_puts(&b, ",\"id\":");
+        buf_puts(&b, id_json);
+    }
+    put_field(&b, "code", code);
+    put_field(&b, "message", message);
+    buf_putc(&b, '}');
+    frame_t *f = frame_from_buf(&b);
+    fanout_conn(&h->fo, c, f);
+    frame_unref(f);
+    h->t->wake(h->t->ud);
+}
+
+/* ---- the host table the scripts call through -------------------------- */
+
+static void on_overflow(void *ud, conn_t *c) {
+    hub_t *h = ud;
+    log_warn("fanout", "slow consumer closed conn=%s user=%s queued=%zu",
+             conn_id(c), user_id(conn_user(c)), conn_queue_bytes(c));
+    h->t->close(h->t->ud, c, 4008, "slow consumer");
+}
+
+static size_t host_send(void *ud, const script_target *t, frame_t *f) {
+    hub_t *h = ud;
+    conn_t *xc = t->except_conn ? conns_lookup(h->conns, t->except_conn)
+                                : NULL;
+    user_t *xu = t->except_user ? conns_user(h->conns, t->except_user)
+                                : NULL;
+    size_t n = 0;
+    switch (t->kind) {
+    case SCRIPT_TO_CONN: {
+        conn_t *c = conns_lookup(h->conns, t->ids[0]);
+        if (c && c != xc && conn_user(c) != xu) n = (size_t)fanout_conn(&h->fo, c, f);
+        break;
+    }
+    case SCRIPT_TO_USERS:
+        for (size_t i = 0; i < t->nids; i++) {
+            user_t *u = conns_user(h->conns, t->ids[i]);
+            if (!u || u == xu) continue;
+            /* A user listed twice is reached once. Lists are short (a
+             * multicast names a few users), so a quadratic check beats a
+             * set. */
+            int dup = 0;
+            for (size_t j = 0; j < i && !dup; j++)
+                dup = strcmp(t->ids[i], t->ids[j]) == 0;
+            if (!dup) n += fanout_user(&h->fo, u, f, xc);
+        }
+        break;
+    case SCRIPT_TO_ROOM: {
+        room_t *r = rooms_get(h->rooms, t->ids[0]);
+        if (r) n = fanout_room(&h->fo, r, f, xc, xu);
+        break;
+    }
+    case SCRIPT_TO_ALL:
+        n = fanout_all(&h->fo, f, xc, xu);
+        break;
+    }
+    if (n) h->t->wake(h->t->ud);
+    return n;
+}
+
+static int host_next_seq(void *ud, const char *room, uint64_t *seq) {
+    hub_t *h = ud;
+    room_t *r = rooms_get(h->rooms, room);
+    if (!r) return -1;
+    *seq = room_next_seq(r);
+    return 0;
+}
+
+static int host_join(void *ud, const char *room, const char *uid) {
+    hub_t *h = ud;
+    user_t *u = conns_user(h->conns, uid);
+    if (!u) return -1;
+    return rooms_join(h->rooms, room, u, hub_now_ms());
+}
+
+static int host_leave(void *ud, const char *room, const char *uid) {
+    hub_t *h = ud;
+    user_t *u = conns_user(h->conns, uid);
+    return u ? rooms_leave(h->rooms, room, u) : 0;
+}
+
+static int host_is_member(void *ud, const char *room, const char *uid) {
+    hub_t *h = ud;
+    user_t *u = conns_user(h->conns, uid);
+    return u ? rooms_is_member(h->rooms, room, u) : 0;
+}
+
+static int host_room_info(void *ud, const char *room, script_room_info *out) {
+    hub_t *h = ud;
+    room_t *r = rooms_get(h->rooms, room);
+    if (!r) return -1;
+    out->created_at = room_created_at(r);
+    out->message_count = room_message_count(r);
+    out->seq = room_seq(r);
+    out->members = room_member_count(r);
+    return 0;
+}
+
+static int host_room_members(void *ud, const char *room, script_each_fn each,
+                             void *ctx) {
+    hub_t *h = ud;
+    room_t *r = rooms_get(h->rooms, room);
+    if (!r) return -1;
+    size_t pos = 0;
+    user_t *u;
+    while ((u = room_next_member(r, &pos))) each(ctx, user_id(u));
+    return 0;
+}
+
+static void host_user_rooms(void *ud, const char *uid, script_each_fn each,
+                            void *ctx) {
+    hub_t *h = ud;
+    size_t pos = 0;
+    const char *room;
+    while ((room = rooms_next_of_user(h->rooms, uid, &pos))) each(ctx, room);
+}
+
+static void host_online_users(void *ud, script_each_fn each, void *ctx) {
+    hub_t *h = ud;
+    size_t pos = 0;
+    user_t *u;
+    while ((u = conns_next_user(h->conns, &pos))) each(ctx, user_id(u));
+}
+
+static int host_user_connections(void *ud, const char *uid,
+                                 script_each_fn each, void *ctx) {
+    hub_t *h = ud;
+    user_t *u = conns_user(h->conns, uid);
+    if (!u) return -1;
+    for (conn_t *c = user_next_conn(u, NULL); c; c = user_next_conn(u, c))
+        each(ctx, conn_id(c));
+    return 0;
+}
+
+static int host_presence_get(void *ud, const char *uid) {
+    hub_t *h = ud;
+    return (int)presence_get(h->presence, uid);
+}
+
+static int host_presence_set(void *ud, const char *uid, int st) {
+    hub_t *h = ud;
+    if (!conns_user(h->conns, uid)) return -1;
+    if (!presence_set(h->presence, uid, (presence_status)st)) return 0;
+    notify_presence(h, uid, (presence_status)st);
+    return 1;
+}
+
+static int host_presence_subscribe(void *ud, const char *cid,
+                                   const char *uid) {
+    hub_t *h = ud;
+    conn_t *c = conns_lookup(h->conns, cid);
+    if (!c) return -1;
+    return presence_subscribe(h->presence, c, uid);
+}
+
+static int host_conn_info(void *ud, const char *cid, script_conn_info *out) {
+    hub_t *h = ud;
+    conn_t *c = conns_lookup(h->conns, cid);
+    if (!c) return -1;
+    conn_stats_t *st = conn_stats(c);
+    out->user_id = user_id(conn_user(c));
+    out->connected_at = conn_connected_at(c);
+    out->last_activity = conn_last_activity(c);
+    out->messages_in = st->messages_in;
+    out->messages_out = st->messages_out;
+    out->bytes_in = st->bytes_in;
+    out->bytes_out = st->bytes_out;
+    return 0;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static script_t *load_scripts(hub_t *h, char *err, size_t errlen) {
+    script_options opt = {h->cfg->lua_dir, h->cfg->scripts_dir};
+    return script_create(&opt, &h->host, err, errlen);
+}
+
+hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
+                  size_t errlen) {
+    hub_t *h = xcalloc(1, sizeof *h);
+    h->cfg = cfg;
+    h->t = t;
+    h->conns = conns_create(cfg->send_queue);
+    h->rooms = rooms_create();
+    h->presence = presence_create();
+    h->fo = (fanout_t){h->conns, on_overflow, h};
+    h->host = (script_host){
+        .ud = h,
+        .send = host_send,
+        .next_seq = host_next_seq,
+        .join = host_join,
+        .leave = host_leave,
+        .is_member = host_is_member,
+        .room_info = host_room_info,
+        .room_members = host_room_members,
+        .user_rooms = host_user_rooms,
+        .online_users = host_online_users,
+        .user_connections = host_user_connections,
+        .presence_get = host_presence_get,
+        .presence_set = host_presence_set,
+        .presence_subscribe = host_presence_subscribe,
+        .conn_info = host_conn_info,
+    };
+    h->script = load_scripts(h, err, errlen);
+    if (!h->script) {
+        hub_destroy(h);
+        return NULL;
+    }
+    log_info("script", "loaded %zu handlers: %s", script_count(h->script),
+             script_types(h->script));
+    return h;
+}
+
+void hub_destroy(hub_t *h) {
+    if (!h) return;
+    script_destroy(h->script);
+    presence_destroy(h->presence);
+    rooms_destroy(h->rooms);
+    conns_destroy(h->conns);
+    free(h);
+}
+
+conns_t *hub_conns(hub_t *h) { return h->conns; }
+
+conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
+    int first;
+    int64_t now = hub_now_ms();
+    conn_t *c = conns_add(h->conns, uid, transport, now, &first);
+
+    buf_t b = frame_buf();
+    buf_puts(&b, "{\"type\":\"welcome\"");
+    put_field(&b, "conn_id", conn_id(c));
+    put_field(&b, "user_id", uid);
+    buf_printf(&b, ",\"timestamp\":%lld}", (long long)now);
+    frame_t *f = frame_from_buf(&b);
+    fanout_conn(&h->fo, c, f);
+    frame_unref(f);
+
+    log_info("conn", "open conn=%s user=%s conns=%zu", conn_id(c), uid,
+             conns_count(h->conns));
+    if (first && presence_set(h->presence, uid, PRESENCE_ONLINE))
+        notify_presence(h, uid, PRESENCE_ONLINE);
+    h->t->wake(h->t->ud);
+    return c;
+}
+
+void hub_conn_closed(hub_t *h, conn_t *c) {
+    user_t *u = conn_user(c);
+    presence_conn_closed(h->presence, c);
+    log_info("conn", "close conn=%s user=%s code=%d in=%llu out=%llu",
+             conn_id(c), user_id(u), conn_close_code(c),
+             (unsigned long long)conn_stats(c)->messages_in,
+             (unsigned long long)conn_stats(c)->messages_out);
+    if (user_conn_count(u) == 1) {
+        /* The user's last connection: membership and presence end with it.
+         * Copy the room ids first, since leaving changes the index. */
+        char *uid = xstrdup(user_id(u));
+        size_t n = rooms_count_of_user(h->rooms, uid), pos = 0, i = 0;
+        char **ids = xmalloc((n ? n : 1) * sizeof *ids);
+        const char *room;
+        while (i < n && (room = rooms_next_of_user(h->rooms, uid, &pos)))
+            ids[i++] = xstrdup(room);
+        for (i = 0; i < n; i++) {
+            rooms_leave(h->rooms, ids[i], u);
+            room_t *r = rooms_get(h->rooms, ids[i]);
+            if (r) {
+                frame_t *f = room_event("user_left", ids[i], uid);
+                fanout_room(&h->fo, r, f, c, NULL);
+                frame_unref(f);
+            }
+            free(ids[i]);
+        }
+        free(ids);
+        int last;
+        conns_remove(h->conns, c, &last);
+        if (presence_set(h->presence, uid, PRESENCE_OFFLINE))
+            notify_presence(h, uid, PRESENCE_OFFLINE);
+        free(uid);
+    } else {
+        int last;
+        conns_remove(h->conns, c, &last);
+    }
+    h->t->wake(h->t->ud);
+}
+
+void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {
+    conn_stats_t *st = conn_stats(c);
+    st->messages_in++;
+    st->bytes_in += len;
+    envelope_t env;
+    envelope_status es = envelope_parse(data, len, &env);
+    if (es != ENVELOPE_OK) {
+        log_debug("conn", "rejected conn=%s code=%s: %s", conn_id(c),
+                  envelope_code(es), env.message);
+        hub_send_error(h, c, env.id_json, envelope_code(es), env.message);
+        envelope_clear(&env);
+        return;
+    }
+    script_dispatch(h->script, conn_id(c), user_id(conn_user(c)), env.type,
+                    data, len);
+    envelope_clear(&env);
+}
+
+void hub_conn_binary(hub_t *h, conn_t *c) {
+    conn_stats(c)->messages_in++;
+    hub_send_error(h, c, NULL, "bad_message",
+                   "binary frames are not supported; send JSON text");
+}
+
+int hub_reload(hub_t *h) {
+    char err[1024];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    script_t *s = load_scripts(h, err, sizeof err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    if (!s) {
+        log_error("script",
+                  "reload failed, keeping the %zu handlers in service: %s",
+                  script_count(h->script), err);
+        return -1;
+    }
+    script_destroy(h->script);
+    h->script = s;
+    log_info("script", "reloaded %zu handlers in %.1f ms: %s",
+             script_count(s), ms, script_types(s));
+    return 0;
+}

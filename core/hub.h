@@ -1,0 +1,67 @@
+/* hub.h -- the core: connections, rooms, presence, fan-out and scripts
+ * tied together.
+ *
+ * The transport (server.c) reports what happens on sockets (a connection
+ * opened, a message arrived, a connection closed) and drains the send
+ * queues; the hub does the rest. The data path reads straight through:
+ * hub_conn_message -> envelope_parse -> script_dispatch -> host send ->
+ * fanout_* -> conn_enqueue -> (transport flush) -> socket. */
+#ifndef LUAHUB_HUB_H
+#define LUAHUB_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "conn.h"
+#include "frame.h"
+
+typedef struct hub hub_t;
+
+/* What the hub needs from the transport. */
+typedef struct hub_transport {
+    void *ud;
+    /* Frames were queued: flush the dirty connections soon (this loop
+     * pass). */
+    void (*wake)(void *ud);
+    /* Close c with a WebSocket close code, asynchronously: never under the
+     * caller's feet. The transport reports the close later through
+     * hub_conn_closed. */
+    void (*close)(void *ud, conn_t *c, int code, const char *reason);
+} hub_transport;
+
+/* Creates the hub and loads the scripts. Returns NULL (with the reason in
+ * err) when the scripts don't load. cfg and t are borrowed for the hub's
+ * life. */
+hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
+                  size_t errlen);
+void hub_destroy(hub_t *h);
+
+conns_t *hub_conns(hub_t *h);
+
+/* A WebSocket connection was established for user_id (already
+ * validated): registers it, queues the welcome frame, and makes the user
+ * online on their first connection. */
+conn_t *hub_conn_open(hub_t *h, const char *user_id, void *transport);
+/* The connection is gone: on the user's last connection, leaves every
+ * room (user_left to the remaining members) and goes offline (presence
+ * subscribers told). Frees c. */
+void hub_conn_closed(hub_t *h, conn_t *c);
+/* One complete text message from c. */
+void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len);
+/* A complete binary message from c: answered bad_message. */
+void hub_conn_binary(hub_t *h, conn_t *c);
+
+/* Reloads lua/ and scripts/ into a new state and swaps it in; keeps the
+ * old one when anything fails. Returns 0 on success, -1 otherwise; the
+ * outcome is logged either way. */
+int hub_reload(hub_t *h);
+
+/* Sends an error frame to c (id_json may be NULL). */
+void hub_send_error(hub_t *h, conn_t *c, const char *id_json,
+                    const char *code, const char *message);
+
+/* Milliseconds since the Unix epoch. */
+int64_t hub_now_ms(void);
+
+#endif

@@ -1,0 +1,49 @@
+/* presence.h -- each user's status and who is watching it.
+ *
+ * A user is `online` from their first connection to their last; in
+ * between, status_update can make them `away` or `busy`. Connections
+ * subscribe to users (online or not); the hub sends every change to the
+ * subscribers. A closed connection's subscriptions go with it. */
+#ifndef LUAHUB_PRESENCE_H
+#define LUAHUB_PRESENCE_H
+
+#include <stddef.h>
+
+#include "conn.h"
+
+typedef enum presence_status {
+    PRESENCE_OFFLINE = 0,
+    PRESENCE_ONLINE,
+    PRESENCE_AWAY,
+    PRESENCE_BUSY,
+} presence_status;
+
+/* At most this many subscriptions per connection: a client cannot make
+ * the server hold unbounded state. */
+#define PRESENCE_MAX_SUBSCRIPTIONS 10000
+
+typedef struct presence presence_t;
+
+presence_t *presence_create(void);
+void presence_destroy(presence_t *p);
+
+presence_status presence_get(const presence_t *p, const char *user_id);
+/* Returns 1 when the status changed. PRESENCE_OFFLINE forgets the user. */
+int presence_set(presence_t *p, const char *user_id, presence_status st);
+
+/* Subscribes c to user_id's changes. Returns 0, or -1 when c is at
+ * PRESENCE_MAX_SUBSCRIPTIONS. Subscribing twice is a no-op. */
+int presence_subscribe(presence_t *p, conn_t *c, const char *user_id);
+/* Forgets every subscription of c. Call before c is freed. */
+void presence_conn_closed(presence_t *p, conn_t *c);
+/* Subscribers of user_id: start with *pos = 0; NULL at the end. */
+conn_t *presence_next_subscriber(const presence_t *p, const char *user_id,
+                                 size_t *pos);
+size_t presence_subscriber_count(const presence_t *p, const char *user_id);
+
+const char *presence_status_name(presence_status st);
+/* Returns 0 and sets *st for "online", "away", "busy", "offline"; -1
+ * otherwise. */
+int presence_parse_status(const char *s, presence_status *st);
+
+#endif

@@ -1,0 +1,51 @@
+/* room.h -- rooms: members, sequence numbers, and each user's rooms.
+ *
+ * Membership belongs to a user, not to one connection: a room holds user
+ * pointers (borrowed from the connection registry), and a room send reaches
+ * every connection of every member. A room is created by its first join and
+ * deleted when its last member leaves. Both directions are indexed (room ->
+ * members, user -> rooms), so a room send costs O(its members) and a
+ * user's last disconnect costs O(that user's rooms). */
+#ifndef LUAHUB_ROOM_H
+#define LUAHUB_ROOM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+
+typedef struct rooms rooms_t;
+typedef struct room room_t;
+
+rooms_t *rooms_create(void);
+void rooms_destroy(rooms_t *rs);
+
+room_t *rooms_get(const rooms_t *rs, const char *room_id);
+size_t rooms_count(const rooms_t *rs);
+
+/* Makes u a member of room_id, creating the room (created_at = now_ms) if
+ * needed. Returns 1 when u joined, 0 when u already was a member. */
+int rooms_join(rooms_t *rs, const char *room_id, user_t *u, int64_t now_ms);
+/* Ends u's membership. Returns 1 when u was a member, 0 otherwise. The room
+ * is deleted if u was its last member: room pointers to it die. */
+int rooms_leave(rooms_t *rs, const char *room_id, user_t *u);
+int rooms_is_member(const rooms_t *rs, const char *room_id, const user_t *u);
+
+/* The rooms of a user, by id: start with *pos = 0; NULL at the end. The
+ * list must not change while iterating (copy the ids first to leave). */
+const char *rooms_next_of_user(const rooms_t *rs, const char *user_id,
+                               size_t *pos);
+size_t rooms_count_of_user(const rooms_t *rs, const char *user_id);
+
+const char *room_id(const room_t *r);
+int64_t room_created_at(const room_t *r);
+uint64_t room_message_count(const room_t *r);
+uint64_t room_seq(const room_t *r);
+/* Takes the room's next sequence number for a message (1, 2, 3, …) and
+ * counts the message. */
+uint64_t room_next_seq(room_t *r);
+size_t room_member_count(const room_t *r);
+/* Members: start with *pos = 0; NULL at the end. */
+user_t *room_next_member(const room_t *r, size_t *pos);
+
+#endif

@@ -1,0 +1,881 @@
+/* script.c -- see script.h.
+ *
+ * The Lua side of the runtime lives in lua/: runtime.lua loads the
+ * handlers and dispatches messages, hub.lua is the `hub` module scripts
+ * require, protocol.lua turns a handler call into its reply. This file
+ * gives them the C functions of `hub.core` and moves JSON in and out of
+ * Lua tables with the project's own parser and encoder (so that JSON
+ * arrays keep being arrays when empty, and null stays null). */
+#include "script.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "json.h"
+#include "log.h"
+#include "presence.h"
+
+#define SCRIPT_MAX_ROOM_ID 128
+
+struct script {
+    lua_State *L;
+    const script_host *host;
+    int dispatch_ref;
+    int array_mt_ref;
+    int fail_ref;
+    size_t count;
+    char *types;
+};
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- JSON -> Lua ------------------------------------------------------- */
+
+typedef struct decoder {
+    lua_State *L;
+    script_t *s;
+    int depth;
+    /* Per open container: 0 object, 1 array; and the next array index. */
+    unsigned char is_array[JSON_MAX_DEPTH + 2];
+    int index[JSON_MAX_DEPTH + 2];
+} decoder_t;
+
+/* Stores the value on top of the stack into the open container. */
+static int dec_store(decoder_t *d) {
+    if (d->depth == 0) return 0; /* the top-level value stays on the stack */
+    if (d->is_array[d->depth])
+        lua_rawseti(d->L, -2, ++d->index[d->depth]);
+    else
+        lua_rawset(d->L, -3); /* stack: table, key, value */
+    return 0;
+}
+
+static int dec_open(decoder_t *d, int array) {
+    if (!lua_checkstack(d->L, 4)) return -1;
+    lua_newtable(d->L);
+    if (array) {
+        lua_rawgeti(d->L, LUA_REGISTRYINDEX, d->s->array_mt_ref);
+        lua_setmetatable(d->L, -2);
+    }
+    d->depth++;
+    d->is_array[d->depth] = (unsigned char)array;
+    d->index[d->depth] = 0;
+    return 0;
+}
+
+static int dec_close(decoder_t *d) {
+    d->depth--;
+    return dec_store(d);
+}
+
+static int dec_begin_object(void *ud) { return dec_open(ud, 0); }
+static int dec_begin_array(void *ud) { return dec_open(ud, 1); }
+static int dec_end(void *ud) { return dec_close(ud); }
+
+static int dec_key(void *ud, const char *s, size_t n) {
+    decoder_t *d = ud;
+    lua_pushlstring(d->L, s, n);
+    return 0;
+}
+
+static int dec_string(void *ud, const char *s, size_t n) {
+    decoder_t *d = ud;
+    lua_pushlstring(d->L, s, n);
+    return dec_store(d);
+}
+
+static int dec_number(void *ud, double v, const char *raw, size_t rawlen) {
+    decoder_t *d = ud;
+    lua_pushnumber(d->L, v);
+    return dec_store(d);
+}
+
+static int dec_boolean(void *ud, int v) {
+    decoder_t *d = ud;
+    lua_pushboolean(d->L, v);
+    return dec_store(d);
+}
+
+static int dec_null(void *ud) {
+    decoder_t *d = ud;
+    lua_pushlightuserdata(d->L, NULL);
+    return dec_store(d);
+}
+
+static const json_sink decoder_sink = {
+    dec_begin_object, dec_end, dec_begin_array, dec_end, dec_key,
+    dec_string,       dec_number, dec_boolean,  dec_null,
+};
+
+/* Pushes the decoded value, or returns -1 with the stack as it was and the
+ * reason in err. */
+static int decode_json(script_t *s, const char *json, size_t len,
+                       json_error *err) {
+    lua_State *L = s->L;
+    int top = lua_gettop(L);
+    decoder_t d = {.L = L, .s = s, .depth = 0};
+    if (json_parse(json, len, JSON_MAX_DEPTH, &decoder_sink, &d, err) !=
+        JSON_OK) {
+        lua_settop(L, top);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Lua -> JSON ------------------------------------------------------- */
+
+static int encode_value(lua_State *L, int idx, buf_t *b, int depth,
+                        int array_mt_ref);
+
+static int is_array_table(lua_State *L, int idx, int array_mt_ref,
+                          size_t *len) {
+    *len = lua_objlen(L, idx);
+    if (lua_getmetatable(L, idx)) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, array_mt_ref);
+        int marked = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+        if (marked) return 1;
+    }
+    if (*len == 0) return 0;
+    /* An unmarked table is an array when its keys are exactly 1..n. */
+    size_t count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TNUMBER) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        count++;
+    }
+    return count == *len;
+}
+
+static int encode_table(lua_State *L, int idx, buf_t *b, int depth,
+                        int array_mt_ref) {
+    if (depth > JSON_MAX_DEPTH) {
+        lua_pushstring(L, "cannot encode: nested too deeply (or a cycle)");
+        return -1;
+    }
+    if (!lua_checkstack(L, 6)) {
+        lua_pushstring(L, "cannot encode: out of stack");
+        return -1;
+    }
+    size_t len;
+    if (is_array_table(L, idx, array_mt_ref, &len)) {
+        buf_putc(b, '[');
+        for (size_t i = 1; i <= len; i++) {
+            if (i > 1) buf_putc(b, ',');
+            lua_rawgeti(L, idx, (int)i);
+            int rc = encode_value(L, lua_gettop(L), b, depth + 1,
+                                  array_mt_ref);
+            if (rc) {
+                lua_remove(L, -2); /* keep the message */
+                return rc;
+            }
+            lua_pop(L, 1);
+        }
+        buf_putc(b, ']');
+        return 0;
+    }
+    buf_putc(b, '{');
+    int first = 1;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        /* stack: key, value */
+        int kt = lua_type(L, -2);
+        if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
+            lua_pop(L, 2);
+            lua_pushfstring(L, "cannot encode a table key of type %s",
+                            lua_typename(L, kt));
+            return -1;
+        }
+        /* Convert a copy: lua_next needs the key itself untouched. */
+        lua_pushvalue(L, -2);
+        size_t klen;
+        const char *k = lua_tolstring(L, -1, &klen);
+        if (!first) buf_putc(b, ',');
+        first = 0;
+        json_write_string(b, k, klen);
+        buf_putc(b, ':');
+        /* stack: key, value, key copy */
+        int rc = encode_value(L, lua_gettop(L) - 1, b, depth + 1,
+                              array_mt_ref);
+        if (rc) {
+            /* stack: key, value, key copy, message */
+            lua_insert(L, -4);
+            lua_pop(L, 3);
+            return rc;
+        }
+        lua_pop(L, 2);
+    }
+    buf_putc(b, '}');
+    return 0;
+}
+
+static int encode_value(lua_State *L, int idx, buf_t *b, int depth,
+                        int array_mt_ref) {
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        buf_puts(b, "null");
+        return 0;
+    case LUA_TBOOLEAN:
+        buf_puts(b, lua_toboolean(L, idx) ? "true" : "false");
+        return 0;
+    case LUA_TNUMBER:
+        if (json_write_number(b, lua_tonumber(L, idx)) < 0) {
+            lua_pushstring(L, "cannot encode NaN or infinity");
+            return -1;
+        }
+        return 0;
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        json_write_string(b, s, n);
+        return 0;
+    }
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) {
+            buf_puts(b, "null");
+            return 0;
+        }
+        break;
+    case LUA_TTABLE:
+        return encode_table(L, idx, b, depth, array_mt_ref);
+    }
+    lua_pushfstring(L, "cannot encode a %s", luaL_typename(L, idx));
+    return -1;
+}
+
+int script_encode(lua_State *L, int idx, buf_t *b) {
+    /* The array metatable lives in the registry of the state's script. */
+    lua_getfield(L, LUA_REGISTRYINDEX, "luahub.array_mt_ref");
+    int ref = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (idx < 0) idx = lua_gettop(L) + idx + 1;
+    return encode_value(L, idx, b, 0, ref);
+}
+
+/* ---- hub.core ---------------------------------------------------------- */
+
+static script_t *self(lua_State *L) {
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+/* Raises a protocol error through protocol.fail, so that the client gets
+ * `code` rather than handler_error. Does not return. */
+static int fail(lua_State *L, const char *code, const char *fmt, ...) {
+    script_t *s = self(L);
+    va_list ap;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fail_ref);
+    lua_pushstring(L, code);
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_call(L, 2, 0);
+    return 0;
+}
+
+/* The message argument at idx as a frame: a table is encoded, a string is
+ * checked to be JSON and sent as it is. Returns a new reference; raises on
+ * error. */
+static frame_t *arg_frame(lua_State *L, int idx) {
+    script_t *s = self(L);
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        size_t n;
+        const char *json = lua_tolstring(L, idx, &n);
+        json_error err;
+        if (json_parse(json, n, JSON_MAX_DEPTH, NULL, NULL, &err) != JSON_OK)
+            luaL_error(L, "message is not JSON: %s", err.message);
+        return frame_create_text(json, n);
+    }
+    luaL_checktype(L, idx, LUA_TTABLE);
+    buf_t b;
+    buf_init(&b, FRAME_HEADROOM);
+    if (encode_value(L, idx, &b, 0, s->array_mt_ref)) {
+        buf_close(&b);
+        lua_error(L);
+    }
+    return frame_from_buf(&b);
+}
+
+/* Reads {except_conn=, except_user=} at idx into t. */
+static void arg_opts(lua_State *L, int idx, script_target *t) {
+    t->except_conn = t->except_user = NULL;
+    if (lua_isnoneornil(L, idx)) return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "except_conn");
+    if (!lua_isnil(L, -1)) t->except_conn = luaL_checkstring(L, -1);
+    lua_getfield(L, idx, "except_user");
+    if (!lua_isnil(L, -1)) t->except_user = luaL_checkstring(L, -1);
+    /* The strings stay referenced by the opts table for the call. */
+    lua_pop(L, 2);
+}
+
+static int send_to(lua_State *L, script_target *t, int msg_idx) {
+    script_t *s = self(L);
+    frame_t *f = arg_frame(L, msg_idx);
+    size_t n = s->host->send(s->host->ud, t, f);
+    frame_unref(f);
+    lua_pushinteger(L, (lua_Integer)n);
+    return 1;
+}
+
+static int l_send(lua_State *L) {
+    const char *id = luaL_checkstring(L, 1);
+    script_target t = {SCRIPT_TO_CONN, &id, 1, NULL, NULL};
+    return send_to(L, &t, 2);
+}
+
+static int l_send_user(lua_State *L) {
+    const char *id = luaL_checkstring(L, 1);
+    script_target t = {SCRIPT_TO_USERS, &id, 1, NULL, NULL};
+    arg_opts(L, 3, &t);
+    return send_to(L, &t, 2);
+}
+
+static int l_send_users(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    size_t n = lua_objlen(L, 1);
+    /* A userdata, not malloc: if anything below raises, the GC frees it. */
+    const char **ids = lua_newuserdata(L, (n ? n : 1) * sizeof *ids);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, (int)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "user ids must be strings");
+        ids[i] = lua_tostring(L, -1);
+        lua_pop(L, 1); /* the table keeps the string alive */
+    }
+    script_target t = {SCRIPT_TO_USERS, ids, n, NULL, NULL};
+    arg_opts(L, 3, &t);
+    return send_to(L, &t, 2);
+}
+
+static int l_send_room(lua_State *L) {
+    const char *id = luaL_checkstring(L, 1);
+    script_target t = {SCRIPT_TO_ROOM, &id, 1, NULL, NULL};
+    arg_opts(L, 3, &t);
+    return send_to(L, &t, 2);
+}
+
+static int l_broadcast(lua_State *L) {
+    script_target t = {SCRIPT_TO_ALL, NULL, 0, NULL, NULL};
+    arg_opts(L, 2, &t);
+    return send_to(L, &t, 1);
+}
+
+/* publish(room_id, msg): stamps msg.seq and msg.room_id, sends to every
+ * member connection, returns the seq. */
+static int l_publish(lua_State *L) {
+    script_t *s = self(L);
+    const char *room = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    uint64_t seq;
+    if (s->host->next_seq(s->host->ud, room, &seq) < 0)
+        return fail(L, "not_found", "no room '%s'", room);
+    lua_pushnumber(L, (lua_Number)seq);
+    lua_setfield(L, 2, "seq");
+    lua_pushvalue(L, 1);
+    lua_setfield(L, 2, "room_id");
+    script_target t = {SCRIPT_TO_ROOM, &room, 1, NULL, NULL};
+    frame_t *f = arg_frame(L, 2);
+    s->host->send(s->host->ud, &t, f);
+    frame_unref(f);
+    lua_pushnumber(L, (lua_Number)seq);
+    return 1;
+}
+
+static const char *check_room_id(lua_State *L, int idx) {
+    size_t n;
+    const char *room = luaL_checklstring(L, idx, &n);
+    if (n == 0 || n > SCRIPT_MAX_ROOM_ID || memchr(room, '\0', n))
+        fail(L, "bad_message", "room_id must be 1 to %d characters",
+             SCRIPT_MAX_ROOM_ID);
+    return room;
+}
+
+static int l_join(lua_State *L) {
+    script_t *s = self(L);
+    const char *room = check_room_id(L, 1);
+    const char *uid = luaL_checkstring(L, 2);
+    int rc = s->host->join(s->host->ud, room, uid);
+    if (rc < 0) return fail(L, "not_found", "user '%s' is not connected", uid);
+    lua_pushboolean(L, rc);
+    return 1;
+}
+
+static int l_leave(lua_State *L) {
+    script_t *s = self(L);
+    const char *room = luaL_checkstring(L, 1);
+    const char *uid = luaL_checkstring(L, 2);
+    lua_pushboolean(L, s->host->leave(s->host->ud, room, uid));
+    return 1;
+}
+
+static int l_is_member(lua_State *L) {
+    script_t *s = self(L);
+    const char *room = luaL_checkstring(L, 1);
+    const char *uid = luaL_checkstring(L, 2);
+    lua_pushboolean(L, s->host->is_member(s->host->ud, room, uid));
+    return 1;
+}
+
+/* Collects borrowed ids, then pushes them as a sorted array. */
+typedef struct idlist {
+    const char **ids;
+    size_t len, cap;
+} idlist_t;
+
+static void idlist_add(void *ctx, const char *id) {
+    idlist_t *l = ctx;
+    if (l->len == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->ids = xrealloc(l->ids, l->cap * sizeof *l->ids);
+    }
+    l->ids[l->len++] = id;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Pushes the ids as a sorted array and frees the list. The ids are still
+ * valid here: nothing ran between collecting and pushing. */
+static void push_idlist(lua_State *L, idlist_t *l) {
+    script_t *s = self(L);
+    if (l->len > 1) qsort(l->ids, l->len, sizeof *l->ids, cmp_str);
+    lua_createtable(L, (int)l->len, 0);
+    for (size_t i = 0; i < l->len; i++) {
+        lua_pushstring(L, l->ids[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->array_mt_ref);
+    lua_setmetatable(L, -2);
+    free(l->ids);
+}
+
+static int l_room_members(lua_State *L) {
+    script_t *s = self(L);
+    const char *room = luaL_checkstring(L, 1);
+    idlist_t l = {0};
+    if (s->host->room_members(s->host->ud, room, idlist_add, &l) < 0) {
+        free(l.ids);
+        lua_pushnil(L);
+        return 1;
+    }
+    push_idlist(L, &l);
+    return 1;
+}
+
+static int l_room_info(lua_State *L) {
+    script_t *s = self(L);
+    const char *room = luaL_checkstring(L, 1);
+    script_room_info info;
+    if (s->host->room_info(s->host->ud, room, &info) < 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, 6);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "room_id");
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "name");
+    lua_pushnumber(L, (lua_Number)info.created_at);
+    lua_setfield(L, -2, "created_at");
+    lua_pushnumber(L, (lua_Number)info.message_count);
+    lua_setfield(L, -2, "message_count");
+    lua_pushnumber(L, (lua_Number)info.seq);
+    lua_setfield(L, -2, "seq");
+    idlist_t l = {0};
+    s->host->room_members(s->host->ud, room, idlist_add, &l);
+    push_idlist(L, &l);
+    lua_setfield(L, -2, "members");
+    return 1;
+}
+
+static int l_user_rooms(lua_State *L) {
+    script_t *s = self(L);
+    const char *uid = luaL_checkstring(L, 1);
+    idlist_t l = {0};
+    s->host->user_rooms(s->host->ud, uid, idlist_add, &l);
+    push_idlist(L, &l);
+    return 1;
+}
+
+static int l_online_users(lua_State *L) {
+    script_t *s = self(L);
+    idlist_t l = {0};
+    s->host->online_users(s->host->ud, idlist_add, &l);
+    push_idlist(L, &l);
+    return 1;
+}
+
+static int l_user_connections(lua_State *L) {
+    script_t *s = self(L);
+    const char *uid = luaL_checkstring(L, 1);
+    idlist_t l = {0};
+    s->host->user_connections(s->host->ud, uid, idlist_add, &l);
+    push_idlist(L, &l);
+    return 1;
+}
+
+static int l_presence_get(lua_State *L) {
+    script_t *s = self(L);
+    const char *uid = luaL_checkstring(L, 1);
+    lua_pushstring(L, presence_status_name(
+                          (presence_status)s->host->presence_get(s->host->ud,
+                                                                 uid)));
+    return 1;
+}
+
+static int l_presence_set(lua_State *L) {
+    script_t *s = self(L);
+    const char *uid = luaL_checkstring(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    presence_status st;
+    if (presence_parse_status(name, &st) < 0)
+        return fail(L, "bad_message",
+                    "status must be online, away, busy or offline");
+    int rc = s->host->presence_set(s->host->ud, uid, (int)st);
+    if (rc < 0) return fail(L, "not_found", "user '%s' is not connected", uid);
+    lua_pushboolean(L, rc);
+    return 1;
+}
+
+static int l_presence_subscribe(lua_State *L) {
+    script_t *s = self(L);
+    const char *cid = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    size_t n = lua_objlen(L, 2);
+    lua_createtable(L, 0, (int)n);
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, (int)i);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return fail(L, "bad_message", "user_ids must be strings");
+        const char *uid = lua_tostring(L, -1);
+        if (s->host->presence_subscribe(s->host->ud, cid, uid) < 0)
+            return fail(L, "rate_limited",
+                        "at most %d presence subscriptions per connection",
+                        PRESENCE_MAX_SUBSCRIPTIONS);
+        lua_pushstring(L, presence_status_name((presence_status)
+                              s->host->presence_get(s->host->ud, uid)));
+        lua_rawset(L, -3); /* statuses[uid] = status */
+    }
+    return 1;
+}
+
+static void set_number(lua_State *L, const char *k, double v) {
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static int l_conn_info(lua_State *L) {
+    script_t *s = self(L);
+    const char *cid = luaL_checkstring(L, 1);
+    script_conn_info ci;
+    if (s->host->conn_info(s->host->ud, cid, &ci) < 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, 8);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "id");
+    lua_pushstring(L, ci.user_id);
+    lua_setfield(L, -2, "user");
+    set_number(L, "connected_at", (double)ci.connected_at);
+    set_number(L, "last_activity", (double)ci.last_activity);
+    set_number(L, "messages_in", (double)ci.messages_in);
+    set_number(L, "messages_out", (double)ci.messages_out);
+    set_number(L, "bytes_in", (double)ci.bytes_in);
+    set_number(L, "bytes_out", (double)ci.bytes_out);
+    return 1;
+}
+
+static int l_log(lua_State *L) {
+    const char *level = luaL_checkstring(L, 1);
+    const char *msg = luaL_checkstring(L, 2);
+    log_level lv;
+    if (config_parse_level(level, &lv) < 0)
+        return luaL_error(L, "unknown log level '%s'", level);
+    if (!log_enabled(lv)) return 0;
+    /* Name the script and line that logged: the caller at the given stack
+     * level (hub.log passes 2, to skip itself; 0 means no position). */
+    int depth = (int)luaL_optinteger(L, 3, 1);
+    lua_Debug ar;
+    if (depth > 0 && lua_getstack(L, depth, &ar) && lua_getinfo(L, "Sl", &ar) &&
+        ar.currentline > 0)
+        log_write(lv, "lua", "%s (%s:%d)", msg, ar.short_src,
+                  ar.currentline);
+    else
+        log_write(lv, "lua", "%s", msg);
+    return 0;
+}
+
+static int l_now(lua_State *L) {
+    lua_pushnumber(L, (lua_Number)now_ms());
+    return 1;
+}
+
+static int l_encode(lua_State *L) {
+    script_t *s = self(L);
+    luaL_checkany(L, 1);
+    buf_t b;
+    buf_init(&b, 0);
+    if (encode_value(L, 1, &b, 0, s->array_mt_ref)) {
+        buf_close(&b);
+        return lua_error(L);
+    }
+    lua_pushlstring(L, b.data ? buf_content(&b) : "", b.len);
+    buf_close(&b);
+    return 1;
+}
+
+static int l_decode(lua_State *L) {
+    script_t *s = self(L);
+    size_t n;
+    const char *json = luaL_checklstring(L, 1, &n);
+    json_error err;
+    if (decode_json(s, json, n, &err) < 0)
+        return luaL_error(L, "not JSON: %s", err.message);
+    return 1;
+}
+
+static int l_set_array_mt(lua_State *L) {
+    script_t *s = self(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, LUA_REGISTRYINDEX, s->array_mt_ref);
+    return 0;
+}
+
+static int l_set_fail(lua_State *L) {
+    script_t *s = self(L);
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, LUA_REGISTRYINDEX, s->fail_ref);
+    return 0;
+}
+
+static const luaL_Reg core_funcs[] = {
+    {"send", l_send},
+    {"send_user", l_send_user},
+    {"send_users", l_send_users},
+    {"send_room", l_send_room},
+    {"broadcast", l_broadcast},
+    {"publish", l_publish},
+    {"join", l_join},
+    {"leave", l_leave},
+    {"is_member", l_is_member},
+    {"room_members", l_room_members},
+    {"room_info", l_room_info},
+    {"user_rooms", l_user_rooms},
+    {"online_users", l_online_users},
+    {"user_connections", l_user_connections},
+    {"presence_get", l_presence_get},
+    {"presence_set", l_presence_set},
+    {"presence_subscribe", l_presence_subscribe},
+    {"conn_info", l_conn_info},
+    {"log", l_log},
+    {"now", l_now},
+    {"encode", l_encode},
+    {"decode", l_decode},
+    {"set_array_mt", l_set_array_mt},
+    {"set_fail", l_set_fail},
+    {NULL, NULL},
+};
+
+/* ---- loading ------------------------------------------------------------ */
+
+static int valid_type_name(const char *s, size_t n) {
+    if (n < 1 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Pushes a sorted array of the handler types found in dir (files named
+ * <type>.lua). Returns -1 with err filled when dir can't be read. */
+static int push_handler_types(lua_State *L, const char *dir, char *err,
+                              size_t errlen) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "cannot read scripts directory %s: %s", dir,
+                 strerror(errno));
+        return -1;
+    }
+    idlist_t names = {0};
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".lua") != 0) continue;
+        if (!valid_type_name(e->d_name, n - 4)) {
+            log_warn("script", "skipping %s/%s: a handler's file name must "
+                     "be <type>.lua with type 1-64 of [A-Za-z0-9_]",
+                     dir, e->d_name);
+            continue;
+        }
+        idlist_add(&names, xstrndup(e->d_name, n - 4));
+    }
+    closedir(d);
+    if (names.len > 1)
+        qsort(names.ids, names.len, sizeof *names.ids, cmp_str);
+    lua_createtable(L, (int)names.len, 0);
+    for (size_t i = 0; i < names.len; i++) {
+        lua_pushstring(L, names.ids[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+        free((char *)names.ids[i]);
+    }
+    free(names.ids);
+    return 0;
+}
+
+/* Sets package.path to the runtime and the scripts' lib/ only, so a
+ * script's require finds the project's modules and nothing in the current
+ * directory. C modules (cjson) keep the system's cpath. */
+static void set_package_path(lua_State *L, const script_options *opt) {
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/?.lua;%s/lib/?.lua", opt->lua_dir,
+                    opt->scripts_dir);
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+}
+
+static void register_core(lua_State *L, script_t *s) {
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_newtable(L);
+    for (const luaL_Reg *r = core_funcs; r->name; r++) {
+        lua_pushlightuserdata(L, s);
+        lua_pushcclosure(L, r->func, 1);
+        lua_setfield(L, -2, r->name);
+    }
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    /* stack: package, loaded, core */
+    lua_setfield(L, -2, "hub.core");
+    lua_pop(L, 2);
+}
+
+script_t *script_create(const script_options *opt, const script_host *host,
+                        char *err, size_t errlen) {
+    script_t *s = xcalloc(1, sizeof *s);
+    s->host = host;
+    s->dispatch_ref = s->array_mt_ref = s->fail_ref = LUA_NOREF;
+    lua_State *L = s->L = luaL_newstate();
+    if (!L) {
+        snprintf(err, errlen, "cannot create a Lua state (out of memory)");
+        free(s);
+        return NULL;
+    }
+    luaL_openlibs(L);
+    set_package_path(L, opt);
+
+    /* Placeholders until the runtime hands over the real values. */
+    lua_newtable(L);
+    s->array_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushinteger(L, s->array_mt_ref);
+    lua_setfield(L, LUA_REGISTRYINDEX, "luahub.array_mt_ref");
+    lua_pushcfunction(L, luaopen_base); /* never called */
+    s->fail_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    register_core(L, s);
+
+    char path[2048];
+    snprintf(path, sizeof path, "%s/runtime.lua", opt->lua_dir);
+    if (luaL_loadfile(L, path)) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1));
+        goto fail;
+    }
+    lua_pushstring(L, opt->scripts_dir);
+    if (push_handler_types(L, opt->scripts_dir, err, errlen) < 0) goto fail;
+    /* stack: runtime chunk, scripts_dir, types */
+    if (lua_pcall(L, 2, 1, 0)) {
+        snprintf(err, errlen, "%s",
+                 lua_isstring(L, -1) ? lua_tostring(L, -1) : "load failed");
+        goto fail;
+    }
+    /* stack: runtime table {dispatch=fn, types={...}} */
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errlen, "%s did not return a table", path);
+        goto fail;
+    }
+    lua_getfield(L, -1, "dispatch");
+    if (!lua_isfunction(L, -1)) {
+        snprintf(err, errlen, "%s: no dispatch function", path);
+        goto fail;
+    }
+    s->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    buf_t types;
+    buf_init(&types, 0);
+    lua_getfield(L, -1, "types");
+    s->count = lua_istable(L, -1) ? lua_objlen(L, -1) : 0;
+    for (size_t i = 1; i <= s->count; i++) {
+        lua_rawgeti(L, -1, (int)i);
+        if (i > 1) buf_puts(&types, ",");
+        buf_puts(&types, lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+        lua_pop(L, 1);
+    }
+    buf_putc(&types, '\0');
+    s->types = buf_steal(&types);
+    lua_settop(L, 0);
+    return s;
+
+fail:
+    script_destroy(s);
+    return NULL;
+}
+
+void script_destroy(script_t *s) {
+    if (!s) return;
+    if (s->L) lua_close(s->L);
+    free(s->types);
+    free(s);
+}
+
+const char *script_types(const script_t *s) { return s->types ? s->types : ""; }
+size_t script_count(const script_t *s) { return s->count; }
+
+void script_dispatch(script_t *s, const char *conn_id, const char *user_id,
+                     const char *type, const char *json, size_t len) {
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->dispatch_ref);
+    lua_pushstring(L, conn_id);
+    lua_pushstring(L, user_id);
+    lua_pushstring(L, type);
+    json_error jerr;
+    if (decode_json(s, json, len, &jerr) < 0) {
+        /* envelope_parse accepted it, so this is a bug or out of stack. */
+        log_error("script", "cannot decode an accepted frame: %s",
+                  jerr.message);
+        lua_settop(L, 0);
+        return;
+    }
+    /* stack: dispatch, conn_id, user_id, type, msg */
+    int rc = lua_pcall(L, 4, 0, 0);
+    if (rc) {
+        /* The runtime contains handler errors itself; reaching here means
+         * the runtime failed (or memory ran out). */
+        log_error("script", "dispatch failed conn=%s type=%s: %s%s", conn_id,
+                  type, rc == LUA_ERRMEM ? "out of memory: " : "",
+                  lua_isstring(L, -1) ? lua_tostring(L, -1) : "(no message)");
+        lua_settop(L, 0);
+    }
+}

@@ -1,0 +1,116 @@
+/* script.h -- the bridge between the core and the Lua handlers.
+ *
+ * A script_t is one LuaJIT state with the runtime (lua/) and every handler
+ * (scripts/<type>.lua) loaded. The core reaches the scripts through
+ * script_dispatch; the scripts reach the core only through the
+ * script_host table of functions below, which the hub fills and tests can
+ * replace. Lua never holds a C pointer: connections, users and rooms are
+ * named by their ids, and the host looks them up on every call.
+ *
+ * Reload is load-then-commit: the hub creates a new script_t beside the
+ * old one and swaps only when it loaded completely. */
+#ifndef LUAHUB_SCRIPT_H
+#define LUAHUB_SCRIPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "frame.h"
+
+typedef struct script script_t;
+
+typedef enum script_target_kind {
+    SCRIPT_TO_CONN,  /* ids[0] is a connection id */
+    SCRIPT_TO_USERS, /* ids are user ids (duplicates reach once) */
+    SCRIPT_TO_ROOM,  /* ids[0] is a room id */
+    SCRIPT_TO_ALL,
+} script_target_kind;
+
+typedef struct script_target {
+    script_target_kind kind;
+    const char **ids;
+    size_t nids;
+    const char *except_conn; /* may be NULL */
+    const char *except_user; /* may be NULL */
+} script_target;
+
+typedef struct script_room_info {
+    int64_t created_at;
+    uint64_t message_count, seq;
+    size_t members;
+} script_room_info;
+
+typedef struct script_conn_info {
+    const char *user_id; /* borrowed for the call */
+    int64_t connected_at, last_activity;
+    uint64_t messages_in, messages_out, bytes_in, bytes_out;
+} script_conn_info;
+
+/* Called once per id by the listing functions; the string is borrowed for
+ * the call. */
+typedef void (*script_each_fn)(void *ctx, const char *id);
+
+/* What the scripts may ask of the core. Every string is borrowed for the
+ * call. Presence statuses are the presence_status values. */
+typedef struct script_host {
+    void *ud;
+    /* Queues f (borrowed) on every target connection; returns how many. */
+    size_t (*send)(void *ud, const script_target *t, frame_t *f);
+    /* Takes room_id's next seq; -1 when there is no such room. */
+    int (*next_seq)(void *ud, const char *room_id, uint64_t *seq);
+    /* 1 joined, 0 already a member, -1 the user has no connection. */
+    int (*join)(void *ud, const char *room_id, const char *user_id);
+    /* 1 was a member (and left), 0 was not. */
+    int (*leave)(void *ud, const char *room_id, const char *user_id);
+    int (*is_member)(void *ud, const char *room_id, const char *user_id);
+    /* 0 and *out filled, or -1 when there is no such room. */
+    int (*room_info)(void *ud, const char *room_id, script_room_info *out);
+    /* -1 when there is no such room. */
+    int (*room_members)(void *ud, const char *room_id, script_each_fn each,
+                        void *ctx);
+    void (*user_rooms)(void *ud, const char *user_id, script_each_fn each,
+                       void *ctx);
+    void (*online_users)(void *ud, script_each_fn each, void *ctx);
+    /* -1 when the user has no connection. */
+    int (*user_connections)(void *ud, const char *user_id,
+                            script_each_fn each, void *ctx);
+    int (*presence_get)(void *ud, const char *user_id);
+    /* 1 changed (subscribers told), 0 unchanged, -1 user not connected. */
+    int (*presence_set)(void *ud, const char *user_id, int status);
+    /* 0, or -1 when the connection is gone or at its subscription cap. */
+    int (*presence_subscribe)(void *ud, const char *conn_id,
+                              const char *user_id);
+    /* 0 and *out filled, or -1 when there is no such connection. */
+    int (*conn_info)(void *ud, const char *conn_id, script_conn_info *out);
+} script_host;
+
+typedef struct script_options {
+    const char *lua_dir;     /* the runtime: lua/runtime.lua and friends */
+    const char *scripts_dir; /* handlers: <dir>/<type>.lua, <dir>/lib */
+} script_options;
+
+/* Loads the runtime and every handler into a new state. Returns NULL when
+ * anything fails to load, with the reason (file:line where known) in err.
+ * host is borrowed and must outlive the script_t. */
+script_t *script_create(const script_options *opt, const script_host *host,
+                        char *err, size_t errlen);
+void script_destroy(script_t *s);
+
+/* Handler types loaded, sorted, comma-separated (for the logs). */
+const char *script_types(const script_t *s);
+size_t script_count(const script_t *s);
+
+/* Runs the handler for type with the frame json[0..len) (an envelope
+ * already checked by envelope_parse) on behalf of conn_id/user_id. The
+ * reply (ack or error) is sent through the host. */
+void script_dispatch(script_t *s, const char *conn_id, const char *user_id,
+                     const char *type, const char *json, size_t len);
+
+/* The JSON encoding the scripts use, for C callers and tests: encodes the
+ * Lua value at idx into b. Returns 0, or -1 with a message pushed on the
+ * stack. */
+struct lua_State;
+int script_encode(struct lua_State *L, int idx, buf_t *b);
+
+#endif

@@ -1,0 +1,556 @@
+/* server.c -- see server.h.
+ *
+ * Writing. A fan-out only queues frame references on the recipients and
+ * marks them dirty (conn.c); a uv_check handle, run once per loop pass after
+ * the I/O callbacks, then flushes every dirty connection with as few
+ * lws_write(LWS_WRITE_RAW) calls as it can: the frames are complete
+ * WebSocket frames already, so several are concatenated into one scratch
+ * buffer and sent with one system call. lws copies what the kernel does not
+ * take into its own buffer and flushes it before anything else on that
+ * connection, so frames never interleave with lws's own pings or close
+ * frames; while that buffer is not empty we write nothing and wait for the
+ * WRITEABLE callback. See ../shared/LWS-NOTES.md for the measurements
+ * behind this (one write per WRITEABLE callback is several times slower on
+ * libuv). No extension (permessage-deflate) is offered, which raw writes
+ * require. */
+#include "server.h"
+
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "conn.h"
+#include "frame.h"
+#include "hub.h"
+#include "log.h"
+
+_Static_assert(LWS_PRE <= FRAME_LWS_PRE_MAX, "frame headroom below LWS_PRE");
+
+/* Bytes sent per write: also lws's tx_packet_size, so that a write of this
+ * size is one send(). */
+#define SCRATCH_SIZE 65536
+/* Writes per connection per flush, so one fast reader cannot starve the
+ * others in a loop pass. */
+#define FLUSH_WRITES 4
+/* Seconds a closing connection may take to get its close frame out. */
+#define CLOSE_GRACE_SECS 3
+/* The longest query string we read at upgrade. */
+#define MAX_QUERY 2048
+
+struct server {
+    const config_t *cfg;
+    uv_loop_t loop;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    hub_t *hub;
+    hub_transport transport;
+    uv_check_t flush_check;
+    uv_idle_t flush_idle; /* keeps poll from blocking while frames wait */
+    int idle_active;
+    uv_timer_t heartbeat;
+    uv_timer_t shutdown_timer;
+    uv_signal_t sig_int, sig_term, sig_hup;
+    int stopping;
+    int64_t stop_started;
+    uint64_t guests;
+    struct lws_protocols protocols[2];
+    struct lws_http_mount mount_static, mount_healthz;
+    unsigned char scratch[LWS_PRE + SCRATCH_SIZE];
+};
+
+/* Per-connection state, allocated by lws (per_session_data_size). */
+typedef struct pss {
+    conn_t *conn;
+    buf_t rx;        /* a fragmented message being assembled */
+    int rx_binary;
+    int ping_due;
+    char close_reason[64];
+} pss_t;
+
+static server_t *server_of(struct lws *wsi) {
+    return lws_context_user(lws_get_context(wsi));
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+/* Writes as much of c's queue as the socket takes now. Returns -1 when the
+ * connection broke. */
+static int flush_conn(server_t *s, conn_t *c) {
+    struct lws *wsi = conn_transport(c);
+    for (int w = 0; w < FLUSH_WRITES && conn_queue_len(c); w++) {
+        if (lws_partial_buffered(wsi)) break;
+        frame_t *f = conn_queue_peek(c, 0);
+        size_t n = frame_wire_len(f), k = 1;
+        unsigned char *out = frame_wire(f);
+        if (conn_queue_len(c) > 1 && n < SCRATCH_SIZE) {
+            /* Concatenate whole frames into the scratch buffer. */
+            unsigned char *p = s->scratch + LWS_PRE;
+            memcpy(p, out, n);
+            while (k < conn_queue_len(c)) {
+                frame_t *g = conn_queue_peek(c, k);
+                size_t gn = frame_wire_len(g);
+                if (n + gn > SCRATCH_SIZE) break;
+                memcpy(p + n, frame_wire(g), gn);
+                n += gn;
+                k++;
+            }
+            out = p;
+        }
+        if (lws_write(wsi, out, n, LWS_WRITE_RAW) < 0) return -1;
+        conn_queue_consume(c, k);
+    }
+    if (conn_queue_len(c) || lws_partial_buffered(wsi))
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static void flush_dirty(server_t *s) {
+    conn_t *c;
+    while ((c = conns_pop_dirty(hub_conns(s->hub)))) {
+        if (conn_closing(c) && conn_close_code(c) == 4008) continue;
+        if (flush_conn(s, c) < 0) {
+            struct lws *wsi = conn_transport(c);
+            conn_set_closing(c, 1006);
+            conn_queue_clear(c);
+            lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND,
+                            LWS_TO_KILL_ASYNC);
+        }
+    }
+    if (s->idle_active) {
+        uv_idle_stop(&s->flush_idle);
+        s->idle_active = 0;
+    }
+}
+
+static void on_flush_check(uv_check_t *h) {
+    flush_dirty(h->data);
+}
+
+static void on_flush_idle(uv_idle_t *h) {
+    /* Nothing to do: being active makes the loop poll without blocking, so
+     * the check handle runs at once. */
+}
+
+static void transport_wake(void *ud) {
+    server_t *s = ud;
+    if (!s->idle_active) {
+        uv_idle_start(&s->flush_idle, on_flush_idle);
+        s->idle_active = 1;
+    }
+}
+
+static void transport_close(void *ud, conn_t *c, int code, const char *why) {
+    struct lws *wsi = conn_transport(c);
+    if (conn_closing(c)) return;
+    pss_t *pss = lws_wsi_user(wsi);
+    conn_set_closing(c, code);
+    snprintf(pss->close_reason, sizeof pss->close_reason, "%s", why);
+    /* A slow consumer's queue is what we give up on; other closes let the
+     * queued frames go out first. */
+    if (code == 4008) conn_queue_clear(c);
+    lws_callback_on_writable(wsi);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_GRACE_SECS);
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+/* Finds name=value in a query string (already URL-decoded by lws, pieces
+ * joined by '&'). Returns the value's length, or -1 when absent. */
+static int query_arg(const char *q, const char *name, const char **val) {
+    size_t nl = strlen(name);
+    const char *p = q;
+    while (*p) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
+            *val = p + nl + 1;
+            return (int)(len - nl - 1);
+        }
+        if (!end) break;
+        p = end + 1;
+    }
+    return -1;
+}
+
+/* Identity from the upgrade request: user=<id>, or a guest id. Returns 0,
+ * or -1 when the request names a bad identity. */
+static int identify(server_t *s, struct lws *wsi, char *uid, size_t uidlen) {
+    char q[MAX_QUERY];
+    q[0] = '\0';
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    if (total >= (int)sizeof q) return -1;
+    if (total > 0 && lws_hdr_copy(wsi, q, sizeof q,
+                                  WSI_TOKEN_HTTP_URI_ARGS) < 0)
+        return -1;
+    const char *v;
+    int n = query_arg(q, "user", &v);
+    if (n < 0) {
+        snprintf(uid, uidlen, "guest-%llu", (unsigned long long)++s->guests);
+        return 0;
+    }
+    if (!conns_valid_user_id(v, (size_t)n) || (size_t)n >= uidlen) return -1;
+    memcpy(uid, v, (size_t)n);
+    uid[n] = '\0';
+    return 0;
+}
+
+static int on_receive(server_t *s, struct lws *wsi, pss_t *pss,
+                      const char *in, size_t len) {
+    conn_t *c = pss->conn;
+    if (!c || conn_closing(c)) return 0;
+    conn_touch(c, hub_now_ms());
+    if (lws_is_first_fragment(wsi)) {
+        buf_reset(&pss->rx);
+        pss->rx_binary = lws_frame_is_binary(wsi);
+    }
+    size_t total = pss->rx.len + len + lws_remaining_packet_payload(wsi);
+    if (total > s->cfg->max_message) {
+        log_info("conn", "message too large conn=%s bytes>=%zu limit=%zu",
+                 conn_id(c), total, s->cfg->max_message);
+        conn_set_closing(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+        static const char why[] = "message too large";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                         (unsigned char *)why, sizeof why - 1);
+        return -1;
+    }
+    int final = lws_is_final_fragment(wsi);
+    if (pss->rx_binary) {
+        /* Binary frames are refused whole, once, when they end. */
+        if (final) hub_conn_binary(s->hub, c);
+        return 0;
+    }
+    if (final && pss->rx.len == 0) {
+        /* The common case: the whole message in one piece, no copy. */
+        hub_conn_message(s->hub, c, in, len);
+        return 0;
+    }
+    buf_append(&pss->rx, in, len);
+    if (!final) return 0;
+    hub_conn_message(s->hub, c, buf_content(&pss->rx), pss->rx.len);
+    /* Don't let one large message pin memory on an idle connection. */
+    if (pss->rx.cap > 16384) buf_close(&pss->rx);
+    else buf_reset(&pss->rx);
+    return 0;
+}
+
+/* ---- the lws callback -------------------------------------------------- */
+
+static int serve_healthz(server_t *s, struct lws *wsi) {
+    char body[128];
+    int blen = snprintf(body, sizeof body,
+                        "{\"status\":\"ok\",\"connections\":%zu}\n",
+                        conns_count(hub_conns(s->hub)));
+    unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
+                                      *end = buf + sizeof buf - 1;
+    if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "application/json",
+                                    (lws_filepos_t)blen, &p, end))
+        return 1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end)) return 1;
+    memcpy(buf + LWS_PRE, body, (size_t)blen);
+    if (lws_write(wsi, buf + LWS_PRE, (size_t)blen, LWS_WRITE_HTTP_FINAL) !=
+        blen)
+        return 1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason,
+                    void *user, void *in, size_t len) {
+    pss_t *pss = user;
+    server_t *s;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        /* Only the /healthz mount routes here. */
+        return serve_healthz(server_of(wsi), wsi);
+
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        /* WebSocket clients connect at /ws only. */
+        char uri[16];
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) != 3 ||
+            lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) < 0 ||
+            strcmp(uri, "/ws") != 0)
+            return 1;
+        return 0;
+    }
+
+    case LWS_CALLBACK_ESTABLISHED: {
+        s = server_of(wsi);
+        memset(pss, 0, sizeof *pss);
+        buf_init(&pss->rx, 0);
+        if (s->stopping) {
+            static const char why[] = "server shutting down";
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY,
+                             (unsigned char *)why, sizeof why - 1);
+            return -1;
+        }
+        char uid[72];
+        if (identify(s, wsi, uid, sizeof uid) < 0) {
+            log_info("conn", "refused: bad user id in the upgrade request");
+            static const char why[] = "bad user id";
+            lws_close_reason(wsi, (enum lws_close_status)4001,
+                             (unsigned char *)why, sizeof why - 1);
+            return -1;
+        }
+        pss->conn = hub_conn_open(s->hub, uid, wsi);
+        return 0;
+    }
+
+    case LWS_CALLBACK_RECEIVE:
+        return on_receive(server_of(wsi), wsi, pss, in, len);
+
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (pss->conn) conn_touch(pss->conn, hub_now_ms());
+        return 0;
+
+    case LWS_CALLBACK_SERVER_WRITEABLE: {
+        conn_t *c = pss->conn;
+        if (!c) return 0;
+        s = server_of(wsi);
+        if (flush_conn(s, c) < 0) return -1;
+        if (lws_partial_buffered(wsi)) return 0;
+        if (conn_closing(c) && !conn_queue_len(c)) {
+            lws_close_reason(wsi, (enum lws_close_status)conn_close_code(c),
+                             (unsigned char *)pss->close_reason,
+                             strlen(pss->close_reason));
+            return -1;
+        }
+        if (pss->ping_due && !conn_queue_len(c)) {
+            unsigned char ping[LWS_PRE + 1];
+            pss->ping_due = 0;
+            if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+                return -1;
+        }
+        return 0;
+    }
+
+    case LWS_CALLBACK_CLOSED:
+        if (pss->conn) {
+            s = server_of(wsi);
+            hub_conn_closed(s->hub, pss->conn);
+            pss->conn = NULL;
+        }
+        buf_close(&pss->rx);
+        return 0;
+
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---- timers and signals ------------------------------------------------ */
+
+static void on_heartbeat(uv_timer_t *t) {
+    server_t *s = t->data;
+    int64_t now = hub_now_ms();
+    int64_t idle_ms = (int64_t)(s->cfg->idle_timeout * 1000);
+    int64_t ping_ms = (int64_t)(s->cfg->ping_interval * 1000);
+    conns_t *cs = hub_conns(s->hub);
+    for (conn_t *c = conns_next(cs, NULL); c; c = conns_next(cs, c)) {
+        if (conn_closing(c)) continue;
+        struct lws *wsi = conn_transport(c);
+        if (now - conn_last_activity(c) >= idle_ms) {
+            log_info("conn", "idle timeout conn=%s user=%s silent=%lldms",
+                     conn_id(c), user_id(conn_user(c)),
+                     (long long)(now - conn_last_activity(c)));
+            /* A silent peer won't answer a close handshake: drop it. */
+            conn_set_closing(c, 1006);
+            conn_queue_clear(c);
+            lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND,
+                            LWS_TO_KILL_ASYNC);
+            continue;
+        }
+        if (now - conn_ping_sent_at(c) >= ping_ms) {
+            pss_t *pss = lws_wsi_user(wsi);
+            conn_set_ping_sent_at(c, now);
+            pss->ping_due = 1;
+            lws_callback_on_writable(wsi);
+        }
+    }
+}
+
+static void close_handle(uv_handle_t *h) {
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void finish_stop(server_t *s) {
+    uv_timer_stop(&s->shutdown_timer);
+    if (s->ctx) {
+        lws_context_destroy(s->ctx);
+        s->ctx = NULL;
+    }
+    close_handle((uv_handle_t *)&s->flush_check);
+    close_handle((uv_handle_t *)&s->flush_idle);
+    close_handle((uv_handle_t *)&s->heartbeat);
+    close_handle((uv_handle_t *)&s->shutdown_timer);
+    close_handle((uv_handle_t *)&s->sig_int);
+    close_handle((uv_handle_t *)&s->sig_term);
+    close_handle((uv_handle_t *)&s->sig_hup);
+}
+
+static void on_shutdown_tick(uv_timer_t *t) {
+    server_t *s = t->data;
+    size_t left = conns_count(hub_conns(s->hub));
+    if (left == 0 || hub_now_ms() - s->stop_started > 2000) {
+        log_info("server", "stopped (%zu connections left to drop)", left);
+        finish_stop(s);
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    server_t *s = h->data;
+    if (signum == SIGHUP) {
+        log_info("server", "SIGHUP: reloading scripts");
+        hub_reload(s->hub);
+        return;
+    }
+    if (s->stopping) return;
+    s->stopping = 1;
+    s->stop_started = hub_now_ms();
+    conns_t *cs = hub_conns(s->hub);
+    log_info("server", "%s: closing %zu connections",
+             signum == SIGINT ? "SIGINT" : "SIGTERM", conns_count(cs));
+    for (conn_t *c = conns_next(cs, NULL); c; c = conns_next(cs, c))
+        transport_close(s, c, LWS_CLOSE_STATUS_GOINGAWAY,
+                        "server shutting down");
+    uv_timer_start(&s->shutdown_timer, on_shutdown_tick, 20, 20);
+}
+
+/* ---- lws logs ---------------------------------------------------------- */
+
+static void lws_log(int level, const char *line) {
+    log_level lv = level & LLL_ERR    ? LOG_ERROR
+                   : level & LLL_WARN ? LOG_WARN
+                                      : LOG_DEBUG;
+    if (!log_enabled(lv)) return;
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+    log_write(lv, "lws", "%.*s", (int)n, line);
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+server_t *server_create(const config_t *cfg) {
+    server_t *s = xcalloc(1, sizeof *s);
+    s->cfg = cfg;
+    char err[1024];
+
+    lws_set_log_level(LLL_ERR | LLL_WARN |
+                          (log_enabled(LOG_DEBUG) ? LLL_NOTICE : 0),
+                      lws_log);
+    uv_loop_init(&s->loop);
+    s->transport = (hub_transport){s, transport_wake, transport_close};
+    s->hub = hub_create(cfg, &s->transport, err, sizeof err);
+    if (!s->hub) {
+        log_error("script", "cannot load the scripts: %s", err);
+        uv_loop_close(&s->loop);
+        free(s);
+        return NULL;
+    }
+
+    s->protocols[0] = (struct lws_protocols){
+        .name = "luahub",
+        .callback = callback,
+        .per_session_data_size = sizeof(pss_t),
+        .rx_buffer_size = 4096,
+        .tx_packet_size = SCRATCH_SIZE,
+    };
+
+    s->mount_healthz = (struct lws_http_mount){
+        .mountpoint = "/healthz",
+        .mountpoint_len = 8,
+        .origin = "luahub",
+        .origin_protocol = LWSMPRO_CALLBACK,
+    };
+    s->mount_static = (struct lws_http_mount){
+        .mount_next = &s->mount_healthz,
+        .mountpoint = "/",
+        .mountpoint_len = 1,
+        .origin = cfg->static_dir,
+        .def = "index.html",
+        .origin_protocol = LWSMPRO_FILE,
+    };
+    struct stat st;
+    if (stat(cfg->static_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+        log_warn("server", "static directory %s not found: / will answer 404",
+                 cfg->static_dir);
+
+    void *loops[1] = {&s->loop};
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = cfg->port ? cfg->port : CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.iface = cfg->host;
+    info.protocols = s->protocols;
+    info.mounts = &s->mount_static;
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    info.foreign_loops = loops;
+    info.user = s;
+    info.timeout_secs = 10;
+    if (cfg->port == 0) info.port = 0;
+    s->ctx = lws_create_context(&info);
+    if (!s->ctx) {
+        log_error("server", "cannot listen on %s:%d", cfg->host, cfg->port);
+        hub_destroy(s->hub);
+        uv_run(&s->loop, UV_RUN_NOWAIT);
+        uv_loop_close(&s->loop);
+        free(s);
+        return NULL;
+    }
+    s->vhost = lws_get_vhost_by_name(s->ctx, "default");
+
+    uv_check_init(&s->loop, &s->flush_check);
+    s->flush_check.data = s;
+    uv_check_start(&s->flush_check, on_flush_check);
+    uv_idle_init(&s->loop, &s->flush_idle);
+    s->flush_idle.data = s;
+
+    double tick = cfg->ping_interval < cfg->idle_timeout ? cfg->ping_interval
+                                                         : cfg->idle_timeout;
+    uint64_t tick_ms = (uint64_t)(tick * 1000 / 4);
+    if (tick_ms < 50) tick_ms = 50;
+    if (tick_ms > 1000) tick_ms = 1000;
+    uv_timer_init(&s->loop, &s->heartbeat);
+    s->heartbeat.data = s;
+    uv_timer_start(&s->heartbeat, on_heartbeat, tick_ms, tick_ms);
+    uv_timer_init(&s->loop, &s->shutdown_timer);
+    s->shutdown_timer.data = s;
+
+    uv_signal_init(&s->loop, &s->sig_int);
+    uv_signal_init(&s->loop, &s->sig_term);
+    uv_signal_init(&s->loop, &s->sig_hup);
+    s->sig_int.data = s->sig_term.data = s->sig_hup.data = s;
+    uv_signal_start(&s->sig_int, on_signal, SIGINT);
+    uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&s->sig_hup, on_signal, SIGHUP);
+
+    int port = s->vhost ? lws_get_vhost_listen_port(s->vhost) : cfg->port;
+    log_info("server", "listening host=%s port=%d ws=ws://%s:%d/ws static=%s",
+             cfg->host, port, cfg->host, port, cfg->static_dir);
+    log_warn("server", "no auth secret: development mode, any client may "
+             "claim any user id (insecure)");
+    return s;
+}
+
+int server_run(server_t *s) {
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+void server_destroy(server_t *s) {
+    if (!s) return;
+    if (s->ctx) {
+        finish_stop(s);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+    }
+    hub_destroy(s->hub);
+    if (uv_loop_close(&s->loop) != 0)
+        log_debug("server", "loop closed with handles still open");
+    free(s);
+}

@@ -1,0 +1,82 @@
+-- protocol.lua: the pure-Lua part of the handler contract, shared by the
+-- server's runtime and by the fake hub that specs use, so that a handler
+-- answers the same way under test as in production.
+--
+-- It turns one handler call into the frame the client gets back: an ack
+-- with the handler's fields merged in, an error with a protocol code, or
+-- nothing at all.
+
+local M = {}
+
+-- JSON null, as the core's decoder produces it (the NULL light userdata,
+-- the same value as cjson.null).
+M.null = require("cjson").null
+
+-- A table with this metatable encodes as a JSON array even when empty.
+M.array_mt = { __name = "hub.array" }
+
+function M.array(t)
+  return setmetatable(t or {}, M.array_mt)
+end
+
+-- Returned by a handler that answered by itself (ping answers with pong).
+M.NO_ACK = setmetatable({}, { __tostring = function() return "hub.NO_ACK" end })
+
+local fail_mt = { __tostring = function(e) return e.code .. ": " .. e.message end }
+
+-- Raises a protocol error: the client gets {"type":"error","code":code,...}.
+function M.fail(code, message)
+  error(setmetatable({ code = tostring(code), message = tostring(message or code) }, fail_mt), 0)
+end
+
+function M.is_fail(e)
+  return getmetatable(e) == fail_mt
+end
+
+-- "scripts/chat.lua:12: boom" -> "boom": the client never sees file:line.
+local function strip_position(s)
+  return (s:gsub("^[^:\n]*:%d+: ", ""))
+end
+
+local function error_reply(id, code, message)
+  return { type = "error", id = id, code = code, message = message }
+end
+
+-- Runs handler(conn, msg) and returns the reply table (or nil when there
+-- is none to send) and, when the handler failed, a log line with
+-- file:line for the server log.
+--
+-- The traceback argument, when given, is used as the xpcall message
+-- handler (the server passes one that adds file:line of the failing frame).
+function M.run(handler, conn, msg, traceback)
+  local id = msg.id
+  local ok, res = xpcall(handler, traceback or function(e) return e end, conn, msg)
+  if not ok then
+    if M.is_fail(res) then
+      return error_reply(id, res.code, res.message)
+    end
+    local text = type(res) == "string" and res or tostring(res)
+    return error_reply(id, "handler_error", strip_position(text:match("^[^\n]*"))), text
+  end
+  if res == M.NO_ACK then
+    return nil
+  end
+  if res ~= nil and type(res) ~= "table" then
+    return error_reply(id, "handler_error", "handler returned a " .. type(res)),
+      "handler returned a " .. type(res) .. " (expected a table or nil)"
+  end
+  if id == nil then
+    return nil
+  end
+  local ack = { type = "ack", id = id }
+  if res then
+    for k, v in pairs(res) do
+      if k ~= "type" and k ~= "id" then
+        ack[k] = v
+      end
+    end
+  end
+  return ack
+end
+
+return M

@@ -1,0 +1,365 @@
+/* test_room.c -- unit tests for core/room.c.
+ *
+ * Rooms are created by the first join and deleted by the last leave; the
+ * user -> rooms index is what a disconnect walks to leave every room, so
+ * it must agree with the room -> members index after any sequence of
+ * joins and leaves. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "conn.h"
+#include "room.h"
+
+typedef struct fixture {
+    conns_t *conns;
+    rooms_t *rooms;
+    user_t *alice, *bob, *carol;
+} fixture_t;
+
+static user_t *new_user(conns_t *cs, const char *uid) {
+    int first;
+    return conn_user(conns_add(cs, uid, NULL, 0, &first));
+}
+
+static int setup(void **state) {
+    fixture_t *fx = calloc(1, sizeof *fx);
+    fx->conns = conns_create(1 << 20);
+    fx->rooms = rooms_create();
+    fx->alice = new_user(fx->conns, "alice");
+    fx->bob = new_user(fx->conns, "bob");
+    fx->carol = new_user(fx->conns, "carol");
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture_t *fx = *state;
+    rooms_destroy(fx->rooms);
+    conns_destroy(fx->conns);
+    free(fx);
+    return 0;
+}
+
+static void test_room_missing_room_is_null(void **state) {
+    fixture_t *fx = *state;
+    assert_null(rooms_get(fx->rooms, "lobby"));
+    assert_int_equal(rooms_count(fx->rooms), 0);
+    assert_false(rooms_is_member(fx->rooms, "lobby", fx->alice));
+    assert_int_equal(rooms_count_of_user(fx->rooms, "alice"), 0);
+    size_t pos = 0;
+    assert_null(rooms_next_of_user(fx->rooms, "alice", &pos));
+}
+
+static void test_room_join_creates_room_with_created_at(void **state) {
+    fixture_t *fx = *state;
+    assert_int_equal(rooms_join(fx->rooms, "lobby", fx->alice, 4242), 1);
+    room_t *r = rooms_get(fx->rooms, "lobby");
+    assert_non_null(r);
+    assert_string_equal(room_id(r), "lobby");
+    assert_int_equal(room_created_at(r), 4242);
+    assert_int_equal(room_member_count(r), 1);
+    assert_int_equal(room_seq(r), 0);
+    assert_int_equal(room_message_count(r), 0);
+    assert_int_equal(rooms_count(fx->rooms), 1);
+    assert_true(rooms_is_member(fx->rooms, "lobby", fx->alice));
+    assert_false(rooms_is_member(fx->rooms, "lobby", fx->bob));
+}
+
+static void test_room_later_join_keeps_created_at(void **state) {
+    fixture_t *fx = *state;
+    rooms_join(fx->rooms, "lobby", fx->alice, 100);
+    rooms_join(fx->rooms, "lobby", fx->bob, 200);
+    room_t *r = rooms_get(fx->rooms, "lobby");
+    assert_int_equal(room_created_at(r), 100);
+    assert_int_equal(room_member_count(r), 2);
+    assert_int_equal(rooms_count(fx->rooms), 1);
+}
+
+static void test_room_join_twice_returns_zero_and_adds_nothing(void **state) {
+    fixture_t *fx = *state;
+    assert_int_equal(rooms_join(fx->rooms, "lobby", fx->alice, 1), 1);
+    assert_int_equal(rooms_join(fx->rooms, "lobby", fx->alice, 2), 0);
+    room_t *r = rooms_get(fx->rooms, "lobby");
+    assert_int_equal(room_member_count(r), 1);
+    assert_int_equal(room_created_at(r), 1);
+    assert_int_equal(rooms_count_of_user(fx->rooms, "alice"), 1);
+}
+
+static void test_room_leave_by_non_member_returns_zero(void **state) {
+    fixture_t *fx = *state;
+    assert_int_equal(rooms_leave(fx->rooms, "lobby", fx->alice), 0);
+    rooms_join(fx->rooms, "lobby", fx->alice, 1);
+    assert_int_equal(rooms_leave(fx->rooms, "lobby", fx->bob), 0);
+    /* The non-member's leave did not disturb the room. */
+    room_t *r = rooms_get(fx->rooms, "lobby");
+    assert_non_null(r);
+    assert_int_equal(room_member_count(r), 1);
+    assert_int_equal(rooms_count_of_user(fx->rooms, "bob"), 0);
+}
+
+static void test_room_leave_twice_returns_zero_second_time(void **state) {
+    fixture_t *fx = *state;
+    rooms_join(fx->rooms, "lobby", fx->alice, 1);
+    rooms_join(fx->rooms, "lobby", fx->bob, 1);
+    assert_int_equal(rooms_leave(fx->rooms, "lobby", fx->alice), 1);
+    assert_int_equal(rooms_leave(fx->rooms, "lobby", fx->alice), 0);
+    assert_false(rooms_is_member(fx->rooms, "lobby", fx->alice));
+    assert_true(rooms_is_member(fx->rooms, "lobby", fx->bob));
+    assert_int_equal(room_member_count(rooms_get(fx->rooms, "lobby")), 1);
+}
+
+static void test_room_deleted_when_last_member_leaves(void **state) {
+    fixture_t *fx = *state;
+    rooms_join(fx->rooms, "lobby", fx->alice, 1);
+    rooms_join(fx->rooms, "lobby", fx->bob, 1);
+    rooms_join(fx->rooms, "other", fx->bob, 1);
+    assert_int_equal(rooms_leave(fx->rooms, "lobby", fx->alice), 1);
+    assert_non_null(rooms_get(fx->rooms, "lobby"));
+    assert_int_equal(rooms_leave(fx->rooms, "lobby", fx->bob), 1);
+    assert_null(rooms_get(fx->rooms, "lobby"));
+    assert_int_equal(rooms_count(fx->rooms), 1);
+    assert_non_null(rooms_get(fx->rooms, "other"));
+}
+
+static void test_room_recreated_after_deletion_starts_fresh(void **state) {
+    fixture_t *fx = *state;
+    rooms_join(fx->rooms, "lobby", fx->alice, 1);
+    room_next_seq(rooms_get(fx->rooms, "lobby"));
+    room_next_seq(rooms_get(fx->rooms, "lobby"));
+    rooms_leave(fx->rooms, "lobby", fx->alice);
+    assert_int_equal(rooms_join(fx->rooms, "lobby", fx->bob, 99), 1);
+    room_t *r = rooms_get(fx->rooms, "lobby");
+    assert_int_equal(room_created_at(r), 99);
+    assert_int_equal(room_seq(r), 0);
+    assert_int_equal(room_message_count(r), 0);
+    assert_int_equal(room_next_seq(r), 1);
+}
+
+static void test_room_next_seq_counts_up_from_one(void **state) {
+    fixture_t *fx = *state;
+    rooms_join(fx->rooms, "lobby", fx->alice, 1);
+    rooms_join(fx->rooms, "other", fx->alice, 1);
+    room_t *r = rooms_get(fx->rooms, "lobby");
+    assert_int_equal(room_next_seq(r), 1);
+    assert_int_equal(room_next_seq(r), 2);
+    assert_int_equal(room_next_seq(r), 3);
+    assert_int_equal(room_seq(r), 3);
+    assert_int_equal(room_message_count(r), 3);
+    /* Each room has its own sequence. */
+    room_t *o = rooms_get(fx->rooms, "other");
+    assert_int_equal(room_next_seq(o), 1);
+    assert_int_equal(room_seq(r), 3);
+}
+
+static void test_room_seq_survives_membership_changes(void **state) {
+    fixture_t *fx = *state;
+    rooms_join(fx->rooms, "lobby", fx->alice, 1);
+    room_t *r = rooms_get(fx->rooms, "lobby");
+    room_next_seq(r);
+    rooms_join(fx->rooms, "lobby", fx->bob, 2);
+    rooms_leave(fx->rooms, "lobby", fx->alice);
+    assert_ptr_equal(rooms_get(fx->rooms, "lobby"), r);
+    assert_int_equal(room_next_seq(r), 2);
+}
+
+/* Checks both indexes against each other: u is a member of exactly the
+ * rooms listed for it, and each listed once. */
+static void check_user_rooms(fixture_t *fx, user_t *u, const char **expect,
+                             size_t n) {
+    assert_int_equal(rooms_count_of_user(fx->rooms, user_id(u)), n);
+    int seen[16] = {0};
+    size_t pos = 0, count = 0;
+    const char *id;
+    while ((id = rooms_next_of_user(fx->rooms, user_id(u), &pos))) {
+        int found = 0;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(id, expect[i]) == 0) {
+                seen[i]++;
+                found = 1;
+            }
+        assert_true(found);
+        assert_true(rooms_is_member(fx->rooms, id, u));
+        count++;
+    }
+    assert_int_equal(count, n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(seen[i], 1);
+}
+
+static void test_room_user_index_follows_joins_and_leaves(void **state) {
+    fixture_t *fx = *state;
+    rooms_join(fx->rooms, "a", fx->alice, 1);
+    rooms_join(fx->rooms, "b", fx->alice, 1);
+    rooms_join(fx->rooms, "c", fx->alice, 1);
+    rooms_join(fx->rooms, "b", fx->bob, 1);
+    rooms_join(fx->rooms, "b", fx->alice, 1); /* again: no change */
+    const char *alice1[] = {"a", "b", "c"};
+    check_user_rooms(fx, fx->alice, alice1, 3);
+    const char *bob1[] = {"b"};
+    check_user_rooms(fx, fx->bob, bob1, 1);
+
+    rooms_leave(fx->rooms, "b", fx->alice);
+    rooms_leave(fx->rooms, "x", fx->alice); /* never joined: no change */
+    const char *alice2[] = {"a", "c"};
+    check_user_rooms(fx, fx->alice, alice2, 2);
+    check_user_rooms(fx, fx->bob, bob1, 1);
+
+    rooms_leave(fx->rooms, "a", fx->alice);
+    rooms_leave(fx->rooms, "c", fx->alice);
+    check_user_rooms(fx, fx->alice, NULL, 0);
+    assert_int_equal(rooms_count(fx->rooms), 1);
+}
+
+static void test_room_leave_every_room_from_copied_index(void **state) {
+    /* What a last disconnect does: copy the user's room ids, then leave
+     * each. Every room the user was alone in disappears. */
+    fixture_t *fx = *state;
+    char name[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof name, "r%d", i);
+        rooms_join(fx->rooms, name, fx->alice, 1);
+        if (i % 2) rooms_join(fx->rooms, name, fx->bob, 1);
+    }
+    size_t n = rooms_count_of_user(fx->rooms, "alice");
+    assert_int_equal(n, 10);
+    char **ids = calloc(n, sizeof *ids);
+    size_t pos = 0, k = 0;
+    const char *id;
+    while ((id = rooms_next_of_user(fx->rooms, "alice", &pos)))
+        ids[k++] = strdup(id);
+    assert_int_equal(k, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rooms_leave(fx->rooms, ids[i], fx->alice), 1);
+        free(ids[i]);
+    }
+    free(ids);
+    assert_int_equal(rooms_count_of_user(fx->rooms, "alice"), 0);
+    assert_int_equal(rooms_count(fx->rooms), 5);
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof name, "r%d", i);
+        if (i % 2)
+            assert_int_equal(room_member_count(rooms_get(fx->rooms, name)), 1);
+        else
+            assert_null(rooms_get(fx->rooms, name));
+    }
+}
+
+static void test_room_leave_with_room_own_id_string(void **state) {
+    /* Passing room_id(r) itself must work even though the room (and that
+     * string) is freed by the call. */
+    fixture_t *fx = *state;
+    rooms_join(fx->rooms, "lobby", fx->alice, 1);
+    room_t *r = rooms_get(fx->rooms, "lobby");
+    assert_int_equal(rooms_leave(fx->rooms, room_id(r), fx->alice), 1);
+    assert_null(rooms_get(fx->rooms, "lobby"));
+    assert_int_equal(rooms_count_of_user(fx->rooms, "alice"), 0);
+}
+
+static void test_room_members_iteration_visits_each_member_once(void **state) {
+    fixture_t *fx = *state;
+    rooms_join(fx->rooms, "lobby", fx->alice, 1);
+    rooms_join(fx->rooms, "lobby", fx->bob, 1);
+    rooms_join(fx->rooms, "lobby", fx->carol, 1);
+    rooms_leave(fx->rooms, "lobby", fx->bob);
+    room_t *r = rooms_get(fx->rooms, "lobby");
+    int alice = 0, carol = 0, n = 0;
+    size_t pos = 0;
+    for (user_t *u; (u = room_next_member(r, &pos));) {
+        if (u == fx->alice)
+            alice++;
+        else if (u == fx->carol)
+            carol++;
+        else
+            fail_msg("unexpected member %s", user_id(u));
+        n++;
+    }
+    assert_int_equal(n, 2);
+    assert_int_equal(alice, 1);
+    assert_int_equal(carol, 1);
+    assert_int_equal(room_member_count(r), 2);
+}
+
+static void test_room_many_members_and_rooms_stay_consistent(void **state) {
+    fixture_t *fx = *state;
+    enum { USERS = 200, ROOMS = 20 };
+    user_t *u[USERS];
+    char name[16];
+    for (int i = 0; i < USERS; i++) {
+        snprintf(name, sizeof name, "user%d", i);
+        u[i] = new_user(fx->conns, name);
+    }
+    /* user i joins room j when (i + j) % 3 == 0, then leaves when also
+     * (i * j) % 2 == 1. */
+    for (int i = 0; i < USERS; i++)
+        for (int j = 0; j < ROOMS; j++) {
+            snprintf(name, sizeof name, "room%d", j);
+            if ((i + j) % 3 == 0) rooms_join(fx->rooms, name, u[i], 1);
+        }
+    for (int i = 0; i < USERS; i++)
+        for (int j = 0; j < ROOMS; j++) {
+            snprintf(name, sizeof name, "room%d", j);
+            if ((i + j) % 3 == 0 && (i * j) % 2 == 1)
+                assert_int_equal(rooms_leave(fx->rooms, name, u[i]), 1);
+        }
+    for (int j = 0; j < ROOMS; j++) {
+        snprintf(name, sizeof name, "room%d", j);
+        size_t expect = 0;
+        for (int i = 0; i < USERS; i++) {
+            int member = (i + j) % 3 == 0 && (i * j) % 2 == 0;
+            assert_int_equal(rooms_is_member(fx->rooms, name, u[i]), member);
+            expect += (size_t)member;
+        }
+        room_t *r = rooms_get(fx->rooms, name);
+        if (expect)
+            assert_int_equal(room_member_count(r), expect);
+        else
+            assert_null(r);
+    }
+    for (int i = 0; i < USERS; i++) {
+        size_t expect = 0;
+        for (int j = 0; j < ROOMS; j++)
+            expect += (i + j) % 3 == 0 && (i * j) % 2 == 0;
+        assert_int_equal(rooms_count_of_user(fx->rooms, user_id(u[i])), expect);
+    }
+}
+
+static void test_room_destroy_with_rooms_left_frees_everything(void **state) {
+    /* Teardown destroys a registry that still has rooms and members;
+     * LeakSanitizer checks nothing is left behind. */
+    fixture_t *fx = *state;
+    rooms_join(fx->rooms, "a", fx->alice, 1);
+    rooms_join(fx->rooms, "a", fx->bob, 1);
+    rooms_join(fx->rooms, "b", fx->carol, 1);
+    assert_int_equal(rooms_count(fx->rooms), 2);
+}
+
+int main(void) {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_room_missing_room_is_null),
+        T(test_room_join_creates_room_with_created_at),
+        T(test_room_later_join_keeps_created_at),
+        T(test_room_join_twice_returns_zero_and_adds_nothing),
+        T(test_room_leave_by_non_member_returns_zero),
+        T(test_room_leave_twice_returns_zero_second_time),
+        T(test_room_deleted_when_last_member_leaves),
+        T(test_room_recreated_after_deletion_starts_fresh),
+        T(test_room_next_seq_counts_up_from_one),
+        T(test_room_seq_survives_membership_changes),
+        T(test_room_user_index_follows_joins_and_leaves),
+        T(test_room_leave_every_room_from_copied_index),
+        T(test_room_leave_with_room_own_id_string),
+        T(test_room_members_iteration_visits_each_member_once),
+        T(test_room_many_members_and_rooms_stay_consistent),
+        T(test_room_destroy_with_rooms_left_frees_everything),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
