@@ -239,6 +239,23 @@ static int on_receive(server_t *s, struct lws *wsi, pss_t *pss,
     return 0;
 }
 
+/* Writes a close frame with code and reason. lws_close_reason() followed
+ * by returning -1 from the WRITEABLE callback drops the connection on the
+ * libuv event lib without sending the frame (measured), so the frame is
+ * written here and the connection then closed. */
+static void send_close(struct lws *wsi, int code, const char *reason) {
+    unsigned char buf[LWS_PRE + 2 + 125];
+    unsigned char *p = buf + LWS_PRE;
+    size_t n = strlen(reason);
+    if (n > 123) n = 123;
+    p[0] = 0x88; /* FIN + close */
+    p[1] = (unsigned char)(n + 2);
+    p[2] = (unsigned char)(code >> 8);
+    p[3] = (unsigned char)code;
+    memcpy(p + 4, reason, n);
+    lws_write(wsi, p, n + 4, LWS_WRITE_RAW);
+}
+
 /* ---- the lws callback -------------------------------------------------- */
 
 static int serve_healthz(server_t *s, struct lws *wsi) {
@@ -315,9 +332,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
         if (flush_conn(s, c) < 0) return -1;
         if (lws_partial_buffered(wsi)) return 0;
         if (conn_closing(c) && !conn_queue_len(c)) {
-            lws_close_reason(wsi, (enum lws_close_status)conn_close_code(c),
-                             (unsigned char *)pss->close_reason,
-                             strlen(pss->close_reason));
+            send_close(wsi, conn_close_code(c), pss->close_reason);
             return -1;
         }
         if (pss->ping_due && !conn_queue_len(c)) {

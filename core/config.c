@@ -1,0 +1,210 @@
+/* config.c -- see config.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+void config_defaults(config_t *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    strcpy(cfg->host, "127.0.0.1");
+    cfg->port = 8080;
+    strcpy(cfg->scripts_dir, "scripts");
+    strcpy(cfg->lua_dir, "lua");
+    strcpy(cfg->static_dir, "examples/chat");
+    cfg->ping_interval = 25;
+    cfg->idle_timeout = 60;
+    cfg->max_message = 65536;
+    cfg->send_queue = 1048576;
+    cfg->level = LOG_INFO;
+}
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+int config_parse_level(const char *s, log_level *lv) {
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, level_names[i]) == 0) {
+            *lv = (log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *config_level_name(log_level lv) {
+    return (unsigned)lv < 4 ? level_names[lv] : "info";
+}
+
+static void usage(FILE *out) {
+    config_t d;
+    config_defaults(&d);
+    fprintf(out,
+            "usage: luahub [options]\n"
+            "\n"
+            "A Lua-scriptable realtime WebSocket server. Clients connect to\n"
+            "ws://HOST:PORT/ws?user=ID; a frame {\"type\":\"T\",...} runs\n"
+            "the handler SCRIPTS/T.lua. GET /healthz answers 200; other\n"
+            "paths are files from the static directory. SIGHUP reloads the\n"
+            "scripts; SIGINT and SIGTERM close every connection (1001) and\n"
+            "exit.\n"
+            "\n"
+            "options:\n"
+            "  --host H                 address to listen on (default: %s)\n"
+            "  --port N                 port, 0 for any free one "
+            "(default: %d)\n"
+            "  --scripts DIR            handlers, DIR/<type>.lua "
+            "(default: %s)\n"
+            "  --lua DIR                the Lua runtime (default: %s)\n"
+            "  --static DIR             files served at / (default: %s)\n"
+            "  --ping-interval SECONDS  how often each connection is "
+            "pinged (default: %g)\n"
+            "  --idle-timeout SECONDS   close a connection silent this "
+            "long (default: %g)\n"
+            "  --max-message BYTES      close (1009) on a larger client "
+            "message (default: %zu)\n"
+            "  --send-queue BYTES       close (4008) a client this far "
+            "behind (default: %zu)\n"
+            "  --log-level LEVEL        error, warn, info or debug "
+            "(default: %s)\n"
+            "  -h, --help               print this help and exit\n"
+            "  -V, --version            print the version and exit\n"
+            "\n"
+            "SECONDS may have a fraction (0.5); BYTES may end in k or m "
+            "(1024-based).\n",
+            d.host, d.port, d.scripts_dir, d.lua_dir, d.static_dir,
+            d.ping_interval, d.idle_timeout, d.max_message, d.send_queue,
+            config_level_name(d.level));
+}
+
+static int bad(FILE *err, const char *flag, const char *val,
+               const char *what) {
+    fprintf(err, "luahub: %s: '%s' is not %s\ntry 'luahub --help'\n", flag,
+            val, what);
+    return -1;
+}
+
+static int parse_string(FILE *err, const char *flag, const char *val,
+                        char *dst, size_t cap) {
+    size_t n = strlen(val);
+    if (n == 0) return bad(err, flag, val, "a value (it is empty)");
+    if (n >= cap) return bad(err, flag, val, "short enough");
+    memcpy(dst, val, n + 1);
+    return 0;
+}
+
+static int parse_port(FILE *err, const char *flag, const char *val,
+                      int *dst) {
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (!*val || *end || errno || v < 0 || v > 65535)
+        return bad(err, flag, val, "a port (0-65535)");
+    *dst = (int)v;
+    return 0;
+}
+
+static int parse_seconds(FILE *err, const char *flag, const char *val,
+                         double *dst) {
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (!*val || *end || errno || !isfinite(v) || v <= 0 || v > 86400 * 365)
+        return bad(err, flag, val, "a positive number of seconds");
+    *dst = v;
+    return 0;
+}
+
+static int parse_bytes(FILE *err, const char *flag, const char *val,
+                       size_t *dst) {
+    char *end;
+    errno = 0;
+    if (!*val || *val == '-' || *val == '+')
+        return bad(err, flag, val, "a positive number of bytes");
+    unsigned long long v = strtoull(val, &end, 10);
+    unsigned long long mul = 1;
+    if (*end == 'k' || *end == 'K') mul = 1024, end++;
+    else if (*end == 'm' || *end == 'M') mul = 1024 * 1024, end++;
+    if (end == val || *end || errno || v == 0 || v > SIZE_MAX / mul)
+        return bad(err, flag, val, "a positive number of bytes");
+    *dst = (size_t)(v * mul);
+    return 0;
+}
+
+config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
+                           FILE *err) {
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+            usage(out);
+            return CONFIG_HELP;
+        }
+        if (!strcmp(arg, "-V") || !strcmp(arg, "--version")) {
+            fprintf(out, "luahub %s\n", LUAHUB_VERSION);
+            return CONFIG_VERSION;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(err, "luahub: unexpected argument '%s'\n"
+                         "try 'luahub --help'\n", arg);
+            return CONFIG_ERROR;
+        }
+        /* --flag=value or --flag value */
+        char flag[64];
+        const char *val = NULL;
+        const char *eq = strchr(arg, '=');
+        size_t fl = eq ? (size_t)(eq - arg) : strlen(arg);
+        if (fl >= sizeof flag) fl = sizeof flag - 1;
+        memcpy(flag, arg, fl);
+        flag[fl] = '\0';
+        static const char *const known[] = {
+            "--host",          "--port",         "--scripts",
+            "--lua",           "--static",       "--ping-interval",
+            "--idle-timeout",  "--max-message",  "--send-queue",
+            "--log-level",     NULL};
+        int k = 0;
+        while (known[k] && strcmp(known[k], flag) != 0) k++;
+        if (!known[k]) {
+            fprintf(err, "luahub: unknown option '%s'\ntry 'luahub --help'\n",
+                    flag);
+            return CONFIG_ERROR;
+        }
+        if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            fprintf(err, "luahub: %s needs a value\ntry 'luahub --help'\n",
+                    flag);
+            return CONFIG_ERROR;
+        }
+        int rc = 0;
+        if (!strcmp(flag, "--host"))
+            rc = parse_string(err, flag, val, cfg->host, sizeof cfg->host);
+        else if (!strcmp(flag, "--port"))
+            rc = parse_port(err, flag, val, &cfg->port);
+        else if (!strcmp(flag, "--scripts"))
+            rc = parse_string(err, flag, val, cfg->scripts_dir,
+                              sizeof cfg->scripts_dir);
+        else if (!strcmp(flag, "--lua"))
+            rc = parse_string(err, flag, val, cfg->lua_dir,
+                              sizeof cfg->lua_dir);
+        else if (!strcmp(flag, "--static"))
+            rc = parse_string(err, flag, val, cfg->static_dir,
+                              sizeof cfg->static_dir);
+        else if (!strcmp(flag, "--ping-interval"))
+            rc = parse_seconds(err, flag, val, &cfg->ping_interval);
+        else if (!strcmp(flag, "--idle-timeout"))
+            rc = parse_seconds(err, flag, val, &cfg->idle_timeout);
+        else if (!strcmp(flag, "--max-message"))
+            rc = parse_bytes(err, flag, val, &cfg->max_message);
+        else if (!strcmp(flag, "--send-queue"))
+            rc = parse_bytes(err, flag, val, &cfg->send_queue);
+        else if (!strcmp(flag, "--log-level")) {
+            if (config_parse_level(val, &cfg->level) < 0)
+                rc = bad(err, flag, val, "a level (error, warn, info, debug)");
+        }
+        if (rc) return CONFIG_ERROR;
+    }
+    return CONFIG_RUN;
+}

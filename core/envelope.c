@@ -1,0 +1,219 @@
+/* envelope.c -- see envelope.h. */
+#include "envelope.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "json.h"
+
+/* The kinds a top-level field can have, as the sink saw them. */
+typedef enum kind {
+    K_ABSENT = 0,
+    K_STRING,
+    K_NUMBER,
+    K_OBJECT,
+    K_ARRAY_OF_STRINGS,
+    K_ARRAY_OTHER,
+    K_OTHER, /* bool, null, or an array holding non-strings */
+} kind_t;
+
+typedef enum field {
+    F_NONE = -1,
+    F_TYPE,
+    F_ID,
+    F_ROOM_ID,
+    F_TO,
+    F_PAYLOAD,
+    F_COUNT
+} field_t;
+
+typedef struct scan {
+    envelope_t *env;
+    int depth;
+    int top_is_object;
+    field_t current; /* the top-level key whose value is being read */
+    kind_t kind[F_COUNT];
+    int type_valid;  /* the last `type` string was a valid name */
+} scan_t;
+
+static field_t field_of(const char *k, size_t n) {
+    if (n == 4 && memcmp(k, "type", 4) == 0) return F_TYPE;
+    if (n == 2 && memcmp(k, "id", 2) == 0) return F_ID;
+    if (n == 7 && memcmp(k, "room_id", 7) == 0) return F_ROOM_ID;
+    if (n == 2 && memcmp(k, "to", 2) == 0) return F_TO;
+    if (n == 7 && memcmp(k, "payload", 7) == 0) return F_PAYLOAD;
+    return F_NONE;
+}
+
+static int valid_type(const char *s, size_t n) {
+    if (n < 1 || n > ENVELOPE_TYPE_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+static void set_id(envelope_t *env, const char *json, size_t n) {
+    free(env->id_json);
+    env->id_json = xstrndup(json, n);
+    env->id_json_len = n;
+}
+
+static void clear_id(envelope_t *env) {
+    free(env->id_json);
+    env->id_json = NULL;
+    env->id_json_len = 0;
+}
+
+/* A scalar or the start of a container at depth 1 (a top-level value) or
+ * inside `to` (depth 2). */
+static void top_value(scan_t *sc, kind_t k) {
+    if (sc->current == F_NONE) return;
+    sc->kind[sc->current] = k;
+    if (sc->current == F_ID && k != K_STRING && k != K_NUMBER)
+        clear_id(sc->env);
+    if (sc->current == F_TYPE && k != K_STRING) sc->type_valid = 0;
+}
+
+static int s_begin(scan_t *sc, kind_t k) {
+    if (sc->depth == 0) sc->top_is_object = (k == K_OBJECT);
+    else if (sc->depth == 1) top_value(sc, k);
+    else if (sc->depth == 2 && sc->current == F_TO)
+        sc->kind[F_TO] = K_ARRAY_OTHER; /* a container inside `to` */
+    sc->depth++;
+    return 0;
+}
+
+static int s_begin_object(void *ud) { return s_begin(ud, K_OBJECT); }
+static int s_begin_array(void *ud) {
+    return s_begin(ud, K_ARRAY_OF_STRINGS); /* until a non-string shows */
+}
+
+static int s_end(void *ud) {
+    scan_t *sc = ud;
+    sc->depth--;
+    if (sc->depth == 1) sc->current = F_NONE;
+    return 0;
+}
+
+static int s_key(void *ud, const char *s, size_t n) {
+    scan_t *sc = ud;
+    if (sc->depth == 1) sc->current = field_of(s, n);
+    return 0;
+}
+
+/* A scalar value somewhere: at depth 1 it is a field's value; inside the
+ * `to` array (depth 2) it must be a string. */
+static void scalar(scan_t *sc, kind_t k) {
+    if (sc->depth == 1) {
+        top_value(sc, k);
+        sc->current = F_NONE;
+    } else if (sc->depth == 2 && sc->current == F_TO && k != K_STRING) {
+        sc->kind[F_TO] = K_ARRAY_OTHER;
+    }
+}
+
+static int s_string(void *ud, const char *s, size_t n) {
+    scan_t *sc = ud;
+    if (sc->depth == 1 && sc->current == F_TYPE) {
+        sc->type_valid = valid_type(s, n);
+        if (sc->type_valid) {
+            memcpy(sc->env->type, s, n);
+            sc->env->type[n] = '\0';
+        }
+    } else if (sc->depth == 1 && sc->current == F_ID) {
+        buf_t b;
+        buf_init(&b, 0);
+        json_write_string(&b, s, n);
+        set_id(sc->env, buf_content(&b), b.len);
+        buf_close(&b);
+    }
+    scalar(sc, K_STRING);
+    return 0;
+}
+
+static int s_number(void *ud, double v, const char *raw, size_t rawlen) {
+    scan_t *sc = ud;
+    if (sc->depth == 1 && sc->current == F_ID) set_id(sc->env, raw, rawlen);
+    scalar(sc, K_NUMBER);
+    return 0;
+}
+
+static int s_boolean(void *ud, int v) {
+    scalar(ud, K_OTHER);
+    return 0;
+}
+
+static int s_null(void *ud) {
+    scalar(ud, K_OTHER);
+    return 0;
+}
+
+static const json_sink scan_sink = {
+    s_begin_object, s_end,    s_begin_array, s_end,  s_key,
+    s_string,       s_number, s_boolean,     s_null,
+};
+
+static envelope_status failed(envelope_t *env, envelope_status st,
+                              const char *msg) {
+    env->message = msg;
+    return st;
+}
+
+envelope_status envelope_parse(const char *s, size_t n, envelope_t *env) {
+    memset(env, 0, sizeof *env);
+    scan_t sc = {.env = env, .current = F_NONE};
+    json_error err;
+    if (json_parse(s, n, JSON_MAX_DEPTH, &scan_sink, &sc, &err) != JSON_OK) {
+        clear_id(env);
+        snprintf(env->message_buf, sizeof env->message_buf, "not JSON: %s",
+                 err.message);
+        return failed(env, ENVELOPE_BAD_JSON, env->message_buf);
+    }
+    if (!sc.top_is_object)
+        return failed(env, ENVELOPE_BAD_MESSAGE,
+                      "a frame must be a JSON object");
+    kind_t *k = sc.kind;
+    if (k[F_ID] != K_ABSENT && k[F_ID] != K_STRING && k[F_ID] != K_NUMBER)
+        return failed(env, ENVELOPE_BAD_MESSAGE,
+                      "id must be a number or a string");
+    if (k[F_TYPE] == K_ABSENT)
+        return failed(env, ENVELOPE_BAD_MESSAGE, "no type");
+    if (k[F_TYPE] != K_STRING)
+        return failed(env, ENVELOPE_BAD_MESSAGE, "type must be a string");
+    if (k[F_ROOM_ID] != K_ABSENT && k[F_ROOM_ID] != K_STRING)
+        return failed(env, ENVELOPE_BAD_MESSAGE, "room_id must be a string");
+    if (k[F_TO] != K_ABSENT && k[F_TO] != K_STRING &&
+        k[F_TO] != K_ARRAY_OF_STRINGS)
+        return failed(env, ENVELOPE_BAD_MESSAGE,
+                      "to must be a user id or an array of user ids");
+    if (k[F_PAYLOAD] != K_ABSENT && k[F_PAYLOAD] != K_OBJECT)
+        return failed(env, ENVELOPE_BAD_MESSAGE, "payload must be an object");
+    if (!sc.type_valid) {
+        env->type[0] = '\0';
+        return failed(env, ENVELOPE_UNKNOWN_TYPE,
+                      "no such type: a type is 1 to 64 of [A-Za-z0-9_]");
+    }
+    return ENVELOPE_OK;
+}
+
+const char *envelope_code(envelope_status st) {
+    switch (st) {
+    case ENVELOPE_BAD_JSON: return "bad_json";
+    case ENVELOPE_BAD_MESSAGE: return "bad_message";
+    case ENVELOPE_UNKNOWN_TYPE: return "unknown_type";
+    default: return NULL;
+    }
+}
+
+void envelope_clear(envelope_t *env) {
+    free(env->id_json);
+    env->id_json = NULL;
+    env->id_json_len = 0;
+}

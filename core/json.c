@@ -1,0 +1,478 @@
+/* json.c -- see json.h.
+ *
+ * One pass, no recursion: an explicit stack of open containers bounded by
+ * max_depth, so hostile nesting costs nothing but the check. Strings are
+ * unescaped into a scratch buffer (on the stack for short ones) so that the
+ * sink gets NUL-terminated UTF-8. */
+#include "json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+typedef struct parser {
+    const char *start, *p, *end;
+    const json_sink *sink;
+    void *ud;
+    json_error *err;
+    /* Scratch for unescaped strings: small ones on the stack. */
+    char small[256];
+    char *heap;
+    size_t heap_cap;
+} parser_t;
+
+static json_status fail(parser_t *ps, json_status st, const char *what) {
+    if (ps->err) {
+        size_t off = (size_t)(ps->p - ps->start);
+        ps->err->status = st;
+        ps->err->offset = off;
+        if (st == JSON_ERR_SYNTAX) {
+            if (ps->p >= ps->end)
+                snprintf(ps->err->message, sizeof ps->err->message,
+                         "%s: unexpected end of input at byte %zu", what,
+                         off);
+            else if ((unsigned char)*ps->p >= 0x20 &&
+                     (unsigned char)*ps->p < 0x7f)
+                snprintf(ps->err->message, sizeof ps->err->message,
+                         "%s: unexpected '%c' at byte %zu", what, *ps->p,
+                         off);
+            else
+                snprintf(ps->err->message, sizeof ps->err->message,
+                         "%s: unexpected byte 0x%02x at byte %zu", what,
+                         (unsigned char)*ps->p, off);
+        } else {
+            snprintf(ps->err->message, sizeof ps->err->message, "%s", what);
+        }
+    }
+    return st;
+}
+
+static inline void skip_ws(parser_t *ps) {
+    while (ps->p < ps->end &&
+           (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' ||
+            *ps->p == '\t'))
+        ps->p++;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        if (n < 2 || (s[1] & 0xc0) != 0x80) return 0;
+        return 2;
+    }
+    if (c >= 0xe0 && c <= 0xef) {
+        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+            return 0;
+        if (c == 0xe0 && s[1] < 0xa0) return 0; /* overlong */
+        if (c == 0xed && s[1] >= 0xa0) return 0; /* surrogate */
+        return 3;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 ||
+            (s[3] & 0xc0) != 0x80)
+            return 0;
+        if (c == 0xf0 && s[1] < 0x90) return 0; /* overlong */
+        if (c == 0xf4 && s[1] >= 0x90) return 0; /* > U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+static int hex4(const char *s, unsigned *out) {
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+        else return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static size_t put_utf8(char *d, unsigned cp) {
+    if (cp < 0x80) {
+        d[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        d[0] = (char)(0xc0 | (cp >> 6));
+        d[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        d[0] = (char)(0xe0 | (cp >> 12));
+        d[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        d[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    d[0] = (char)(0xf0 | (cp >> 18));
+    d[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    d[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    d[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* Parses the string whose opening quote is at ps->p. On success *out and
+ * *outlen hold the unescaped, NUL-terminated bytes, valid until the next
+ * string. */
+static json_status parse_string(parser_t *ps, const char **out,
+                                size_t *outlen) {
+    const char *s = ps->p + 1;
+    /* The unescaped form is never longer than the escaped one. */
+    const char *q = s;
+    while (q < ps->end && *q != '"') q += (*q == '\\' && q + 1 < ps->end) ? 2 : 1;
+    size_t span = (size_t)(q - s);
+    char *d;
+    if (span < sizeof ps->small) {
+        d = ps->small;
+    } else {
+        if (ps->heap_cap < span + 1) {
+            free(ps->heap);
+            ps->heap_cap = span + 1;
+            ps->heap = xmalloc(ps->heap_cap);
+        }
+        d = ps->heap;
+    }
+    char *w = d;
+    const char *p = s;
+    for (;;) {
+        if (p >= ps->end) {
+            ps->p = p;
+            return fail(ps, JSON_ERR_SYNTAX, "unterminated string");
+        }
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') break;
+        if (c < 0x20) {
+            ps->p = p;
+            return fail(ps, JSON_ERR_SYNTAX, "control character in string");
+        }
+        if (c == '\\') {
+            if (p + 1 >= ps->end) {
+                ps->p = p + 1;
+                return fail(ps, JSON_ERR_SYNTAX, "unterminated string");
+            }
+            char e = p[1];
+            p += 2;
+            switch (e) {
+            case '"': *w++ = '"'; break;
+            case '\\': *w++ = '\\'; break;
+            case '/': *w++ = '/'; break;
+            case 'b': *w++ = '\b'; break;
+            case 'f': *w++ = '\f'; break;
+            case 'n': *w++ = '\n'; break;
+            case 'r': *w++ = '\r'; break;
+            case 't': *w++ = '\t'; break;
+            case 'u': {
+                unsigned cp, lo;
+                if (ps->end - p < 4 || hex4(p, &cp) < 0) {
+                    ps->p = p;
+                    return fail(ps, JSON_ERR_SYNTAX, "bad \\u escape");
+                }
+                p += 4;
+                if (cp >= 0xdc00 && cp <= 0xdfff) {
+                    ps->p = p - 6;
+                    return fail(ps, JSON_ERR_SYNTAX, "lone low surrogate");
+                }
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    if (ps->end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
+                        hex4(p + 2, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff) {
+                        ps->p = p - 6;
+                        return fail(ps, JSON_ERR_SYNTAX,
+                                    "unpaired high surrogate");
+                    }
+                    p += 6;
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                }
+                w += put_utf8(w, cp);
+                break;
+            }
+            default:
+                ps->p = p - 1;
+                return fail(ps, JSON_ERR_SYNTAX, "bad escape");
+            }
+            continue;
+        }
+        if (c < 0x80) {
+            *w++ = (char)c;
+            p++;
+            continue;
+        }
+        size_t n = utf8_len((const unsigned char *)p, (size_t)(ps->end - p));
+        if (!n) {
+            ps->p = p;
+            return fail(ps, JSON_ERR_SYNTAX, "invalid UTF-8 in string");
+        }
+        memcpy(w, p, n);
+        w += n;
+        p += n;
+    }
+    *w = '\0';
+    *out = d;
+    *outlen = (size_t)(w - d);
+    ps->p = p + 1;
+    return JSON_OK;
+}
+
+static json_status parse_number(parser_t *ps) {
+    const char *s = ps->p, *p = s;
+    if (p < ps->end && *p == '-') p++;
+    if (p >= ps->end) {
+        ps->p = p;
+        return fail(ps, JSON_ERR_SYNTAX, "bad number");
+    }
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < ps->end && *p >= '0' && *p <= '9') p++;
+    } else {
+        ps->p = p;
+        return fail(ps, JSON_ERR_SYNTAX, "bad number");
+    }
+    if (p < ps->end && *p == '.') {
+        p++;
+        if (p >= ps->end || *p < '0' || *p > '9') {
+            ps->p = p;
+            return fail(ps, JSON_ERR_SYNTAX, "bad number");
+        }
+        while (p < ps->end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < ps->end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < ps->end && (*p == '+' || *p == '-')) p++;
+        if (p >= ps->end || *p < '0' || *p > '9') {
+            ps->p = p;
+            return fail(ps, JSON_ERR_SYNTAX, "bad number");
+        }
+        while (p < ps->end && *p >= '0' && *p <= '9') p++;
+    }
+    size_t n = (size_t)(p - s);
+    ps->p = p;
+    if (!ps->sink || !ps->sink->number) return JSON_OK;
+    /* strtod needs a terminated copy; the input is not terminated. */
+    char tmp[64];
+    char *copy = n < sizeof tmp ? tmp : xmalloc(n + 1);
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    double v = strtod(copy, NULL);
+    if (copy != tmp) free(copy);
+    if (ps->sink->number(ps->ud, v, s, n))
+        return fail(ps, JSON_ERR_ABORT, "stopped by the sink");
+    return JSON_OK;
+}
+
+static int literal(parser_t *ps, const char *word, size_t n) {
+    if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0)
+        return -1;
+    ps->p += n;
+    return 0;
+}
+
+#define EMIT(cb, ...)                                                          \
+    do {                                                                       \
+        if (sink && sink->cb && sink->cb(__VA_ARGS__)) {                       \
+            st = fail(&ps, JSON_ERR_ABORT, "stopped by the sink");             \
+            goto out;                                                          \
+        }                                                                      \
+    } while (0)
+
+json_status json_parse(const char *s, size_t n, int max_depth,
+                       const json_sink *sink, void *ud, json_error *err) {
+    parser_t ps = {.start = s, .p = s, .end = s + n, .sink = sink, .ud = ud,
+                   .err = err};
+    char stack[JSON_MAX_DEPTH > 0 ? 256 : 1];
+    char *stk = stack;
+    if (max_depth < 0) max_depth = 0;
+    if ((size_t)max_depth > sizeof stack) stk = xmalloc((size_t)max_depth);
+    int depth = 0;
+    json_status st = JSON_OK;
+    const char *str;
+    size_t slen;
+    if (err) {
+        err->status = JSON_OK;
+        err->offset = 0;
+        err->message[0] = '\0';
+    }
+
+value:
+    skip_ws(&ps);
+    if (ps.p >= ps.end) {
+        st = fail(&ps, JSON_ERR_SYNTAX, "expected a value");
+        goto out;
+    }
+    switch (*ps.p) {
+    case '{':
+    case '[': {
+        char open = *ps.p;
+        if (depth >= max_depth) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "nested deeper than %d levels",
+                     max_depth);
+            st = fail(&ps, JSON_ERR_DEPTH, msg);
+            goto out;
+        }
+        stk[depth++] = open;
+        ps.p++;
+        if (open == '{') EMIT(begin_object, ud);
+        else EMIT(begin_array, ud);
+        skip_ws(&ps);
+        if (ps.p < ps.end && *ps.p == (open == '{' ? '}' : ']')) {
+            ps.p++;
+            depth--;
+            if (open == '{') EMIT(end_object, ud);
+            else EMIT(end_array, ud);
+            goto after_value;
+        }
+        if (open == '{') goto key;
+        goto value;
+    }
+    case '"':
+        if ((st = parse_string(&ps, &str, &slen)) != JSON_OK) goto out;
+        EMIT(string, ud, str, slen);
+        goto after_value;
+    case 't':
+        if (literal(&ps, "true", 4)) break;
+        EMIT(boolean, ud, 1);
+        goto after_value;
+    case 'f':
+        if (literal(&ps, "false", 5)) break;
+        EMIT(boolean, ud, 0);
+        goto after_value;
+    case 'n':
+        if (literal(&ps, "null", 4)) break;
+        EMIT(null, ud);
+        goto after_value;
+    default:
+        if (*ps.p == '-' || (*ps.p >= '0' && *ps.p <= '9')) {
+            if ((st = parse_number(&ps)) != JSON_OK) goto out;
+            goto after_value;
+        }
+        break;
+    }
+    st = fail(&ps, JSON_ERR_SYNTAX, "expected a value");
+    goto out;
+
+key:
+    skip_ws(&ps);
+    if (ps.p >= ps.end || *ps.p != '"') {
+        st = fail(&ps, JSON_ERR_SYNTAX, "expected a key");
+        goto out;
+    }
+    if ((st = parse_string(&ps, &str, &slen)) != JSON_OK) goto out;
+    EMIT(key, ud, str, slen);
+    skip_ws(&ps);
+    if (ps.p >= ps.end || *ps.p != ':') {
+        st = fail(&ps, JSON_ERR_SYNTAX, "expected ':'");
+        goto out;
+    }
+    ps.p++;
+    goto value;
+
+after_value:
+    skip_ws(&ps);
+    if (depth == 0) {
+        if (ps.p != ps.end)
+            st = fail(&ps, JSON_ERR_SYNTAX, "trailing data");
+        goto out;
+    }
+    if (ps.p >= ps.end) {
+        st = fail(&ps, JSON_ERR_SYNTAX, "unterminated");
+        goto out;
+    }
+    if (*ps.p == ',') {
+        ps.p++;
+        if (stk[depth - 1] == '{') goto key;
+        goto value;
+    }
+    if (*ps.p == (stk[depth - 1] == '{' ? '}' : ']')) {
+        ps.p++;
+        depth--;
+        if (stk[depth] == '{') EMIT(end_object, ud);
+        else EMIT(end_array, ud);
+        goto after_value;
+    }
+    st = fail(&ps, JSON_ERR_SYNTAX,
+              stk[depth - 1] == '{' ? "expected ',' or '}'"
+                                    : "expected ',' or ']'");
+
+out:
+    if (stk != stack) free(stk);
+    free(ps.heap);
+    return st;
+}
+
+/* ---- encoding ---------------------------------------------------------- */
+
+void json_write_string(buf_t *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    /* Worst case: every byte becomes \u00XX (6) or U+FFFD (3). */
+    buf_reserve(b, n * 6 + 2);
+    char *w = b->data + b->head + b->len;
+    char *w0 = w;
+    *w++ = '"';
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        unsigned char c = *p;
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *w++ = (char)c;
+            p++;
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t k = utf8_len(p, (size_t)(end - p));
+            if (k) {
+                memcpy(w, p, k);
+                w += k;
+                p += k;
+            } else {
+                memcpy(w, "\xef\xbf\xbd", 3);
+                w += 3;
+                p++;
+            }
+            continue;
+        }
+        *w++ = '\\';
+        switch (c) {
+        case '"': *w++ = '"'; break;
+        case '\\': *w++ = '\\'; break;
+        case '\n': *w++ = 'n'; break;
+        case '\r': *w++ = 'r'; break;
+        case '\t': *w++ = 't'; break;
+        case '\b': *w++ = 'b'; break;
+        case '\f': *w++ = 'f'; break;
+        default:
+            *w++ = 'u';
+            *w++ = '0';
+            *w++ = '0';
+            *w++ = hex[c >> 4];
+            *w++ = hex[c & 15];
+        }
+        p++;
+    }
+    *w++ = '"';
+    b->len += (size_t)(w - w0);
+}
+
+int json_write_number(buf_t *b, double v) {
+    if (v != v || v > 1.7976931348623157e308 || v < -1.7976931348623157e308)
+        return -1;
+    char tmp[32];
+    int n;
+    if (v > -9007199254740992.0 && v < 9007199254740992.0 &&
+        v == (double)(long long)v) {
+        n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+    } else {
+        /* The shortest form that reads back as the same double. */
+        n = snprintf(tmp, sizeof tmp, "%.15g", v);
+        if (strtod(tmp, NULL) != v) n = snprintf(tmp, sizeof tmp, "%.16g", v);
+        if (strtod(tmp, NULL) != v) n = snprintf(tmp, sizeof tmp, "%.17g", v);
+    }
+    buf_append(b, tmp, (size_t)n);
+    return 0;
+}
