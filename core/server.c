@@ -57,6 +57,7 @@ struct server {
     uv_timer_t shutdown_timer;
     uv_signal_t sig_int, sig_term, sig_hup;
     int stopping;
+    int ctx_destroying;
     int64_t stop_started;
     uint64_t guests;
     struct lws_protocols protocols[2];
@@ -396,9 +397,11 @@ static void close_handle(uv_handle_t *h) {
 
 static void finish_stop(server_t *s) {
     uv_timer_stop(&s->shutdown_timer);
-    if (s->ctx) {
+    /* On a foreign loop, destruction finishes while the loop runs; lws
+     * clears s->ctx (info.pcontext) when it is complete. */
+    if (s->ctx && !s->ctx_destroying) {
+        s->ctx_destroying = 1;
         lws_context_destroy(s->ctx);
-        s->ctx = NULL;
     }
     close_handle((uv_handle_t *)&s->flush_check);
     close_handle((uv_handle_t *)&s->flush_idle);
@@ -507,6 +510,7 @@ server_t *server_create(const config_t *cfg) {
                    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     info.foreign_loops = loops;
     info.user = s;
+    info.pcontext = &s->ctx;
     info.timeout_secs = 10;
     if (cfg->port == 0) info.port = 0;
     s->ctx = lws_create_context(&info);
@@ -560,10 +564,12 @@ int server_run(server_t *s) {
 
 void server_destroy(server_t *s) {
     if (!s) return;
-    if (s->ctx) {
-        finish_stop(s);
-        uv_run(&s->loop, UV_RUN_DEFAULT);
-    }
+    finish_stop(s);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    /* The second call completes what the loop could not (libuv: the
+     * context's own handles are closed by now). */
+    if (s->ctx) lws_context_destroy(s->ctx);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
     hub_destroy(s->hub);
     if (uv_loop_close(&s->loop) != 0)
         log_debug("server", "loop closed with handles still open");
