@@ -4,7 +4,11 @@
 int fanout_conn(const fanout_t *fo, conn_t *c, frame_t *f) {
     if (conn_closing(c)) return 0;
     if (conn_enqueue(c, f) == 0) return 1;
-    fo->overflow(fo->ud, c);
+    if (fo->drain) {
+        fo->drain(fo->ud, c);
+        if (!conn_closing(c) && conn_enqueue(c, f) == 0) return 1;
+    }
+    if (!conn_closing(c)) fo->overflow(fo->ud, c);
     return 0;
 }
 

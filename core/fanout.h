@@ -16,6 +16,13 @@
 
 typedef struct fanout {
     conns_t *conns;
+    /* Called when c's queue is full: write what the socket takes now, so
+     * that a burst larger than the queue (one handler publishing many
+     * messages) does not count against a client that is keeping up. May
+     * be NULL. */
+    void (*drain)(void *ud, conn_t *c);
+    /* c is still over its limit after draining: close it as a slow
+     * consumer. */
     void (*overflow)(void *ud, conn_t *c);
     void *ud;
 } fanout_t;

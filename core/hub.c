@@ -101,6 +101,11 @@ static void on_overflow(void *ud, conn_t *c) {
     h->t->close(h->t->ud, c, 4008, "slow consumer");
 }
 
+static void on_drain(void *ud, conn_t *c) {
+    hub_t *h = ud;
+    if (h->t->drain) h->t->drain(h->t->ud, c);
+}
+
 static size_t host_send(void *ud, const script_target *t, frame_t *f) {
     hub_t *h = ud;
     conn_t *xc = t->except_conn ? conns_lookup(h->conns, t->except_conn)
@@ -265,7 +270,7 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
     h->conns = conns_create(cfg->send_queue);
     h->rooms = rooms_create();
     h->presence = presence_create();
-    h->fo = (fanout_t){h->conns, on_overflow, h};
+    h->fo = (fanout_t){h->conns, on_drain, on_overflow, h};
     h->host = (script_host){
         .ud = h,
         .send = host_send,

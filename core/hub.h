@@ -24,6 +24,8 @@ typedef struct hub_transport {
     /* Frames were queued: flush the dirty connections soon (this loop
      * pass). */
     void (*wake)(void *ud);
+    /* Write what c's socket takes now (its queue is full). */
+    void (*drain)(void *ud, conn_t *c);
     /* Close c with a WebSocket close code, asynchronously: never under the
      * caller's feet. The transport reports the close later through
      * hub_conn_closed. */

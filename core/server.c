@@ -111,17 +111,21 @@ static int flush_conn(server_t *s, conn_t *c) {
     return 0;
 }
 
+/* Flushes c outside any callback of its own; a connection that broke is
+ * dropped (lws closes it from its own loop, never under our feet). */
+static void flush_or_drop(server_t *s, conn_t *c) {
+    if (flush_conn(s, c) == 0) return;
+    conn_set_closing(c, 1006);
+    conn_queue_clear(c);
+    lws_set_timeout(conn_transport(c), PENDING_TIMEOUT_CLOSE_SEND,
+                    LWS_TO_KILL_ASYNC);
+}
+
 static void flush_dirty(server_t *s) {
     conn_t *c;
     while ((c = conns_pop_dirty(hub_conns(s->hub)))) {
         if (conn_closing(c) && conn_close_code(c) == 4008) continue;
-        if (flush_conn(s, c) < 0) {
-            struct lws *wsi = conn_transport(c);
-            conn_set_closing(c, 1006);
-            conn_queue_clear(c);
-            lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND,
-                            LWS_TO_KILL_ASYNC);
-        }
+        flush_or_drop(s, c);
     }
     if (s->idle_active) {
         uv_idle_stop(&s->flush_idle);
@@ -144,6 +148,10 @@ static void transport_wake(void *ud) {
         uv_idle_start(&s->flush_idle, on_flush_idle);
         s->idle_active = 1;
     }
+}
+
+static void transport_drain(void *ud, conn_t *c) {
+    if (!conn_closing(c)) flush_or_drop(ud, c);
 }
 
 static void transport_close(void *ud, conn_t *c, int code, const char *why) {
@@ -463,7 +471,8 @@ server_t *server_create(const config_t *cfg) {
                           (log_enabled(LOG_DEBUG) ? LLL_NOTICE : 0),
                       lws_log);
     uv_loop_init(&s->loop);
-    s->transport = (hub_transport){s, transport_wake, transport_close};
+    s->transport =
+        (hub_transport){s, transport_wake, transport_drain, transport_close};
     s->hub = hub_create(cfg, &s->transport, err, sizeof err);
     if (!s->hub) {
         log_error("script", "cannot load the scripts: %s", err);

@@ -42,7 +42,7 @@ static int setup(void **state) {
     fixture_t *fx = calloc(1, sizeof *fx);
     fx->conns = conns_create(LIMIT);
     fx->rooms = rooms_create();
-    fx->fo = (fanout_t){fx->conns, on_overflow, fx};
+    fx->fo = (fanout_t){.conns = fx->conns, .overflow = on_overflow, .ud = fx};
     *state = fx;
     return 0;
 }
