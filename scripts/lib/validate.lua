@@ -1,0 +1,45 @@
+-- validate.lua: checks shared by the shipped handlers. Each raises
+-- bad_message with a sentence a client developer can act on.
+local hub = require "hub"
+
+local M = {}
+
+local function is_user_id(s)
+  return type(s) == "string" and #s >= 1 and #s <= 64 and not s:find("[^%w_.@%-]")
+end
+M.is_user_id = is_user_id
+
+function M.room_id(msg)
+  local r = msg.room_id
+  if type(r) ~= "string" or r == "" then
+    hub.fail("bad_message", "room_id is required")
+  end
+  if #r > 128 then
+    hub.fail("bad_message", "room_id must be at most 128 bytes")
+  end
+  return r
+end
+
+function M.payload(msg)
+  local p = msg.payload
+  if type(p) ~= "table" or getmetatable(p) == hub.array_mt then
+    hub.fail("bad_message", "payload must be an object")
+  end
+  return p
+end
+
+function M.user_id(s, what)
+  if not is_user_id(s) then
+    hub.fail("bad_message", (what or "user id") .. " must be 1 to 64 of A-Z a-z 0-9 _ . @ -")
+  end
+  return s
+end
+
+-- A membership check that answers not_in_room.
+function M.member(room, user)
+  if not hub.is_member(room, user) then
+    hub.fail("not_in_room", "you are not in room '" .. room .. "'")
+  end
+end
+
+return M
