@@ -28,6 +28,7 @@ typedef struct fixture {
     int overflows;
     conn_t *overflowed[16];
     int close_on_overflow;
+    int drains;
 } fixture_t;
 
 static void on_overflow(void *ud, conn_t *c) {
@@ -397,6 +398,57 @@ static void test_fanout_frames_freed_when_queues_drain(void **state) {
     assert_int_equal(conn_stats(b)->messages_out, 1);
 }
 
+/* What the transport does when asked to drain: the socket took
+ * everything queued. */
+static void drain_all(void *ud, conn_t *c) {
+    fixture_t *fx = ud;
+    fx->drains++;
+    conn_queue_consume(c, conn_queue_len(c));
+}
+
+static void test_full_queue_is_drained_before_overflow(void **state) {
+    fixture_t *fx = *state;
+    fx->fo.drain = drain_all;
+    conn_t *a = add(fx, "alice");
+    join(fx, "r", a);
+    /* Ten times the queue limit in one burst: a client whose socket keeps
+     * up is never called slow. */
+    char body[1000];
+    memset(body, 'x', sizeof body);
+    for (int i = 0; i < 40; i++) {
+        frame_t *f = frame_create_text(body, sizeof body);
+        assert_int_equal(fanout_room(&fx->fo, rooms_get(fx->rooms, "r"), f,
+                                     NULL, NULL),
+                         1);
+        frame_unref(f);
+    }
+    assert_true(fx->drains > 0);
+    assert_int_equal(fx->overflows, 0);
+}
+
+/* A drain that can write nothing (the socket is full). */
+static void drain_none(void *ud, conn_t *c) {
+    fixture_t *fx = ud;
+    fx->drains++;
+}
+
+static void test_overflow_reported_when_drain_cannot_write(void **state) {
+    fixture_t *fx = *state;
+    fx->fo.drain = drain_none;
+    fx->close_on_overflow = 1;
+    conn_t *a = add(fx, "alice");
+    char body[1000];
+    memset(body, 'x', sizeof body);
+    for (int i = 0; i < 10; i++) {
+        frame_t *f = frame_create_text(body, sizeof body);
+        fanout_conn(&fx->fo, a, f);
+        frame_unref(f);
+    }
+    assert_int_equal(fx->drains, 1);
+    assert_int_equal(fx->overflows, 1);
+    assert_ptr_equal(fx->overflowed[0], a);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -416,6 +468,8 @@ int main(void) {
         T(test_fanout_all_honours_except_conn_and_except_user),
         T(test_fanout_all_overflow_reports_each_slow_conn_once),
         T(test_fanout_frames_freed_when_queues_drain),
+        T(test_full_queue_is_drained_before_overflow),
+        T(test_overflow_reported_when_drain_cannot_write),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
