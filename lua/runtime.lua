@@ -19,6 +19,11 @@ for _, t in ipairs(types) do
   -- Text only: precompiled bytecode can crash the VM.
   local chunk, err = loadfile(path, "t")
   if not chunk then
+    -- Syntax errors name the file and line; some errors (bytecode refused)
+    -- name nothing, so add the file.
+    if not err:find(path, 1, true) then
+      err = path .. ": " .. err
+    end
     error(err, 0)
   end
   local ok, fn = xpcall(chunk, function(e)

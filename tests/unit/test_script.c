@@ -1,0 +1,380 @@
+/* test_script.c -- unit tests for core/script.c, the C<->Lua bridge.
+ *
+ * The bridge reaches the core only through the script_host table, so these
+ * tests give it a recording host instead of the real hub: what a handler
+ * sends, and the reply the client would get, are checked as JSON text.
+ * Handlers are written into a temporary scripts directory per test; the
+ * runtime is the project's own lua/. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "frame.h"
+#include "script.h"
+
+/* ---- a recording host ---------------------------------------------------- */
+
+#define MAX_SENT 16
+
+typedef struct sent {
+    script_target_kind kind;
+    char id[64];
+    char except_user[64];
+    char json[1024];
+} sent_t;
+
+typedef struct host_state {
+    sent_t sent[MAX_SENT];
+    int nsent;
+    uint64_t seq;
+    int room_exists;
+} host_state_t;
+
+static size_t h_send(void *ud, const script_target *t, frame_t *f) {
+    host_state_t *h = ud;
+    if (h->nsent == MAX_SENT) return 0;
+    sent_t *s = &h->sent[h->nsent++];
+    size_t len;
+    const char *p = frame_payload(f, &len);
+    s->kind = t->kind;
+    snprintf(s->id, sizeof s->id, "%s", t->nids ? t->ids[0] : "");
+    snprintf(s->except_user, sizeof s->except_user, "%s",
+             t->except_user ? t->except_user : "");
+    snprintf(s->json, sizeof s->json, "%.*s", (int)len, p);
+    return 1;
+}
+
+static int h_next_seq(void *ud, const char *room, uint64_t *seq) {
+    host_state_t *h = ud;
+    if (!h->room_exists) return -1;
+    *seq = ++h->seq;
+    return 0;
+}
+
+static int h_join(void *ud, const char *room, const char *uid) { return 1; }
+static int h_leave(void *ud, const char *room, const char *uid) { return 1; }
+static int h_is_member(void *ud, const char *room, const char *uid) {
+    return 1;
+}
+static int h_room_info(void *ud, const char *room, script_room_info *out) {
+    return -1;
+}
+static int h_room_members(void *ud, const char *room, script_each_fn each,
+                          void *ctx) {
+    each(ctx, "carol");
+    each(ctx, "alice");
+    each(ctx, "bob");
+    return 0;
+}
+static void h_user_rooms(void *ud, const char *uid, script_each_fn each,
+                         void *ctx) {}
+static void h_online_users(void *ud, script_each_fn each, void *ctx) {}
+static int h_user_connections(void *ud, const char *uid, script_each_fn each,
+                              void *ctx) {
+    return -1;
+}
+static int h_presence_get(void *ud, const char *uid) { return 0; }
+static int h_presence_set(void *ud, const char *uid, int st) { return 1; }
+static int h_presence_subscribe(void *ud, const char *cid, const char *uid) {
+    return 0;
+}
+static int h_conn_info(void *ud, const char *cid, script_conn_info *out) {
+    return -1;
+}
+
+typedef struct fixture {
+    host_state_t st;
+    script_host host;
+    char dir[64];
+    script_t *s;
+} fixture_t;
+
+static int setup(void **state) {
+    fixture_t *fx = calloc(1, sizeof *fx);
+    fx->host = (script_host){
+        .ud = &fx->st,
+        .send = h_send,
+        .next_seq = h_next_seq,
+        .join = h_join,
+        .leave = h_leave,
+        .is_member = h_is_member,
+        .room_info = h_room_info,
+        .room_members = h_room_members,
+        .user_rooms = h_user_rooms,
+        .online_users = h_online_users,
+        .user_connections = h_user_connections,
+        .presence_get = h_presence_get,
+        .presence_set = h_presence_set,
+        .presence_subscribe = h_presence_subscribe,
+        .conn_info = h_conn_info,
+    };
+    strcpy(fx->dir, "/tmp/luahub-test-script-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture_t *fx = *state;
+    script_destroy(fx->s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", fx->dir);
+    assert_int_equal(system(cmd), 0);
+    free(fx);
+    return 0;
+}
+
+static void write_script(fixture_t *fx, const char *name, const char *src) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", fx->dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(src, f);
+    fclose(f);
+}
+
+static script_t *load(fixture_t *fx, char *err, size_t errlen) {
+    script_options opt = {"lua", fx->dir};
+    return script_create(&opt, &fx->host, err, errlen);
+}
+
+static void load_ok(fixture_t *fx) {
+    char err[512] = "";
+    fx->s = load(fx, err, sizeof err);
+    if (!fx->s) fail_msg("load failed: %s", err);
+}
+
+static void dispatch(fixture_t *fx, const char *type, const char *json) {
+    script_dispatch(fx->s, "7", "alice", type, json, strlen(json));
+}
+
+/* The last frame sent, as JSON text. */
+static const char *last(fixture_t *fx) {
+    assert_true(fx->st.nsent > 0);
+    return fx->st.sent[fx->st.nsent - 1].json;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_returned_table_is_merged_into_ack(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "hello.lua",
+                 "return function(conn, msg)\n"
+                 "  return { greeting = 'hi ' .. conn.user, id = 'ignored' }\n"
+                 "end\n");
+    load_ok(fx);
+    dispatch(fx, "hello", "{\"type\":\"hello\",\"id\":42}");
+    assert_int_equal(fx->st.nsent, 1);
+    assert_int_equal(fx->st.sent[0].kind, SCRIPT_TO_CONN);
+    assert_string_equal(fx->st.sent[0].id, "7");
+    assert_non_null(strstr(last(fx), "\"greeting\":\"hi alice\""));
+    assert_non_null(strstr(last(fx), "\"type\":\"ack\""));
+    assert_non_null(strstr(last(fx), "\"id\":42"));
+}
+
+static void test_no_ack_without_id(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "quiet.lua", "return function() return { x = 1 } end\n");
+    load_ok(fx);
+    dispatch(fx, "quiet", "{\"type\":\"quiet\"}");
+    assert_int_equal(fx->st.nsent, 0);
+}
+
+static void test_runtime_error_is_handler_error_without_position(
+    void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "boom.lua", "return function() error('boom') end\n");
+    load_ok(fx);
+    dispatch(fx, "boom", "{\"type\":\"boom\",\"id\":\"x\"}");
+    assert_non_null(strstr(last(fx), "\"code\":\"handler_error\""));
+    assert_non_null(strstr(last(fx), "\"message\":\"boom\""));
+    assert_non_null(strstr(last(fx), "\"id\":\"x\""));
+    assert_null(strstr(last(fx), "boom.lua"));
+}
+
+static void test_fail_raises_protocol_code(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "deny.lua",
+                 "local hub = require 'hub'\n"
+                 "return function() hub.fail('forbidden', 'no way') end\n");
+    load_ok(fx);
+    dispatch(fx, "deny", "{\"type\":\"deny\",\"id\":1}");
+    assert_non_null(strstr(last(fx), "\"code\":\"forbidden\""));
+    assert_non_null(strstr(last(fx), "\"message\":\"no way\""));
+}
+
+static void test_unknown_type_answered(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "a.lua", "return function() end\n");
+    load_ok(fx);
+    dispatch(fx, "b", "{\"type\":\"b\",\"id\":1}");
+    assert_non_null(strstr(last(fx), "\"code\":\"unknown_type\""));
+}
+
+static void test_junk_return_is_handler_error(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "junk.lua", "return function() return 42 end\n");
+    write_script(fx, "fn.lua",
+                 "return function() return { f = function() end } end\n");
+    load_ok(fx);
+    dispatch(fx, "junk", "{\"type\":\"junk\",\"id\":1}");
+    assert_non_null(strstr(last(fx), "\"code\":\"handler_error\""));
+    dispatch(fx, "fn", "{\"type\":\"fn\",\"id\":2}");
+    assert_non_null(strstr(last(fx), "\"code\":\"handler_error\""));
+}
+
+static void test_empty_array_encodes_as_array(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "arr.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn, msg)\n"
+                 "  return { empty = hub.array(), obj = {}, echo = msg.list,\n"
+                 "           null = msg.n }\n"
+                 "end\n");
+    load_ok(fx);
+    dispatch(fx, "arr", "{\"type\":\"arr\",\"id\":1,\"list\":[],\"n\":null}");
+    assert_non_null(strstr(last(fx), "\"empty\":[]"));
+    assert_non_null(strstr(last(fx), "\"obj\":{}"));
+    /* A decoded empty array stays an array on the way out. */
+    assert_non_null(strstr(last(fx), "\"echo\":[]"));
+}
+
+static void test_publish_stamps_seq_and_room(void **state) {
+    fixture_t *fx = *state;
+    fx->st.room_exists = 1;
+    write_script(fx, "say.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn, msg)\n"
+                 "  return { seq = hub.publish('r', { type = 'chat' }) }\n"
+                 "end\n");
+    load_ok(fx);
+    dispatch(fx, "say", "{\"type\":\"say\",\"id\":1}");
+    dispatch(fx, "say", "{\"type\":\"say\",\"id\":2}");
+    assert_int_equal(fx->st.nsent, 4);
+    assert_int_equal(fx->st.sent[0].kind, SCRIPT_TO_ROOM);
+    assert_string_equal(fx->st.sent[0].id, "r");
+    assert_non_null(strstr(fx->st.sent[0].json, "\"seq\":1"));
+    assert_non_null(strstr(fx->st.sent[0].json, "\"room_id\":\"r\""));
+    assert_non_null(strstr(fx->st.sent[2].json, "\"seq\":2"));
+    assert_non_null(strstr(fx->st.sent[3].json, "\"seq\":2"));
+}
+
+static void test_publish_to_missing_room_is_not_found(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "say.lua",
+                 "local hub = require 'hub'\n"
+                 "return function() hub.publish('r', { type = 'chat' }) end\n");
+    load_ok(fx);
+    dispatch(fx, "say", "{\"type\":\"say\",\"id\":1}");
+    assert_non_null(strstr(last(fx), "\"code\":\"not_found\""));
+}
+
+static void test_send_room_passes_except_user(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "t.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn)\n"
+                 "  hub.send_room('r', '{\"type\":\"t\"}', "
+                 "{ except_user = conn.user })\n"
+                 "end\n");
+    load_ok(fx);
+    dispatch(fx, "t", "{\"type\":\"t\"}");
+    assert_int_equal(fx->st.nsent, 1);
+    assert_string_equal(fx->st.sent[0].except_user, "alice");
+    assert_string_equal(fx->st.sent[0].json, "{\"type\":\"t\"}");
+}
+
+static void test_sending_a_string_that_is_not_json_fails(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "bad.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn) hub.send(conn.id, 'nope') end\n");
+    load_ok(fx);
+    dispatch(fx, "bad", "{\"type\":\"bad\",\"id\":1}");
+    assert_int_equal(fx->st.nsent, 1);
+    assert_non_null(strstr(last(fx), "\"code\":\"handler_error\""));
+}
+
+static void test_members_come_back_sorted(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "m.lua",
+                 "local hub = require 'hub'\n"
+                 "return function() return { m = hub.room_members('r') } end\n");
+    load_ok(fx);
+    dispatch(fx, "m", "{\"type\":\"m\",\"id\":1}");
+    assert_non_null(strstr(last(fx), "\"m\":[\"alice\",\"bob\",\"carol\"]"));
+}
+
+static void test_syntax_error_fails_load_with_file_and_line(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "good.lua", "return function() end\n");
+    write_script(fx, "broken.lua", "return function()\n  if then\nend\n");
+    char err[512] = "";
+    fx->s = load(fx, err, sizeof err);
+    assert_null(fx->s);
+    assert_non_null(strstr(err, "broken.lua:2"));
+}
+
+static void test_script_must_return_a_function(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "notfn.lua", "return 42\n");
+    char err[512] = "";
+    fx->s = load(fx, err, sizeof err);
+    assert_null(fx->s);
+    assert_non_null(strstr(err, "notfn.lua"));
+}
+
+static void test_bytecode_is_refused(void **state) {
+    fixture_t *fx = *state;
+    char cmd[256];
+    write_script(fx, "src.lua.txt", "return function() end\n");
+    snprintf(cmd, sizeof cmd, "luajit -b %s/src.lua.txt %s/bc.lua", fx->dir,
+             fx->dir);
+    if (system(cmd) != 0) skip();
+    char err[512] = "";
+    fx->s = load(fx, err, sizeof err);
+    assert_null(fx->s);
+    assert_non_null(strstr(err, "bc.lua"));
+}
+
+static void test_types_listed_sorted(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "zeta.lua", "return function() end\n");
+    write_script(fx, "alpha.lua", "return function() end\n");
+    write_script(fx, "bad-name.lua", "return function() end\n");
+    load_ok(fx);
+    assert_int_equal(script_count(fx->s), 2);
+    assert_string_equal(script_types(fx->s), "alpha,zeta");
+}
+
+int main(void) {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_returned_table_is_merged_into_ack),
+        T(test_no_ack_without_id),
+        T(test_runtime_error_is_handler_error_without_position),
+        T(test_fail_raises_protocol_code),
+        T(test_unknown_type_answered),
+        T(test_junk_return_is_handler_error),
+        T(test_empty_array_encodes_as_array),
+        T(test_publish_stamps_seq_and_room),
+        T(test_publish_to_missing_room_is_not_found),
+        T(test_send_room_passes_except_user),
+        T(test_sending_a_string_that_is_not_json_fails),
+        T(test_members_come_back_sorted),
+        T(test_syntax_error_fails_load_with_file_and_line),
+        T(test_script_must_return_a_function),
+        T(test_bytecode_is_refused),
+        T(test_types_listed_sorted),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
