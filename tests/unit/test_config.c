@@ -1,0 +1,172 @@
+/* test_config.c -- unit tests for core/config.c: what `luahub --help`
+ * promises, and a clear exit-2 error for every bad flag or value. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+typedef struct run {
+    config_t cfg;
+    config_action action;
+    char *out, *err;
+} run_t;
+
+/* Parses a NULL-terminated list of arguments, capturing both streams. */
+static run_t parse(const char *first, ...) {
+    char *argv[32] = {"luahub"};
+    int argc = 1;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && argc < 31; a = va_arg(ap, const char *))
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    run_t r;
+    size_t on, en;
+    FILE *out = open_memstream(&r.out, &on);
+    FILE *err = open_memstream(&r.err, &en);
+    config_defaults(&r.cfg);
+    r.action = config_parse(&r.cfg, argc, argv, out, err);
+    fclose(out);
+    fclose(err);
+    return r;
+}
+
+static void done(run_t *r) {
+    free(r->out);
+    free(r->err);
+}
+
+static void test_defaults_run_a_dev_server_on_8080(void **state) {
+    run_t r = parse(NULL);
+    assert_int_equal(r.action, CONFIG_RUN);
+    assert_string_equal(r.cfg.host, "127.0.0.1");
+    assert_int_equal(r.cfg.port, 8080);
+    assert_string_equal(r.cfg.scripts_dir, "scripts");
+    assert_string_equal(r.cfg.lua_dir, "lua");
+    assert_string_equal(r.cfg.static_dir, "examples/chat");
+    assert_true(r.cfg.ping_interval == 25);
+    assert_true(r.cfg.idle_timeout == 60);
+    assert_int_equal(r.cfg.max_message, 65536);
+    assert_int_equal(r.cfg.send_queue, 1048576);
+    assert_int_equal(r.cfg.level, LOG_INFO);
+    done(&r);
+}
+
+static void test_flags_in_both_forms(void **state) {
+    run_t r = parse("--host", "0.0.0.0", "--port=9000", "--scripts", "s",
+                    "--lua=l", "--static", "st", "--ping-interval=0.5",
+                    "--idle-timeout", "2.5", "--max-message", "4k",
+                    "--send-queue=2m", "--log-level", "debug", NULL);
+    assert_int_equal(r.action, CONFIG_RUN);
+    assert_string_equal(r.cfg.host, "0.0.0.0");
+    assert_int_equal(r.cfg.port, 9000);
+    assert_string_equal(r.cfg.scripts_dir, "s");
+    assert_string_equal(r.cfg.lua_dir, "l");
+    assert_string_equal(r.cfg.static_dir, "st");
+    assert_true(r.cfg.ping_interval == 0.5);
+    assert_true(r.cfg.idle_timeout == 2.5);
+    assert_int_equal(r.cfg.max_message, 4096);
+    assert_int_equal(r.cfg.send_queue, 2 * 1024 * 1024);
+    assert_int_equal(r.cfg.level, LOG_DEBUG);
+    assert_string_equal(r.err, "");
+    done(&r);
+}
+
+static void test_port_zero_picks_any(void **state) {
+    run_t r = parse("--port", "0", NULL);
+    assert_int_equal(r.action, CONFIG_RUN);
+    assert_int_equal(r.cfg.port, 0);
+    done(&r);
+}
+
+static void bad(const char *flag, const char *value) {
+    run_t r = value ? parse(flag, value, NULL) : parse(flag, NULL);
+    if (r.action != CONFIG_ERROR)
+        fail_msg("%s %s was accepted", flag, value ? value : "");
+    if (!strstr(r.err, flag))
+        fail_msg("error for %s does not name it: %s", flag, r.err);
+    assert_non_null(strstr(r.err, "luahub --help"));
+    done(&r);
+}
+
+static void test_bad_values_are_errors_naming_the_flag(void **state) {
+    bad("--port", "70000");
+    bad("--port", "-1");
+    bad("--port", "12x");
+    bad("--port", "");
+    bad("--ping-interval", "0");
+    bad("--ping-interval", "-1");
+    bad("--idle-timeout", "abc");
+    bad("--idle-timeout", "nan");
+    bad("--max-message", "0");
+    bad("--max-message", "-5");
+    bad("--max-message", "1x");
+    bad("--send-queue", "99999999999999999999");
+    bad("--send-queue", "17592186044416m"); /* 2^64 bytes */
+    bad("--log-level", "loud");
+    bad("--host", "");
+}
+
+static void test_unknown_flag_missing_value_and_positional(void **state) {
+    bad("--nope", "1");
+    bad("--port", NULL); /* missing value */
+    run_t r = parse("stray", NULL);
+    assert_int_equal(r.action, CONFIG_ERROR);
+    assert_non_null(strstr(r.err, "stray"));
+    done(&r);
+}
+
+static void test_help_lists_every_flag_and_default(void **state) {
+    static const char *const words[] = {
+        "--host",          "--port",       "--scripts",    "--lua",
+        "--static",        "--ping-interval", "--idle-timeout",
+        "--max-message",   "--send-queue", "--log-level",  "--help",
+        "--version",       "127.0.0.1",    "8080",         "(default: scripts)",
+        "(default: lua)",  "examples/chat", "(default: 25)", "(default: 60)",
+        "65536",           "1048576",      "(default: info)", "/healthz",
+    };
+    run_t r = parse("--help", NULL);
+    assert_int_equal(r.action, CONFIG_HELP);
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (!strstr(r.out, words[i])) fail_msg("--help lacks %s", words[i]);
+    done(&r);
+    r = parse("-h", NULL);
+    assert_int_equal(r.action, CONFIG_HELP);
+    done(&r);
+}
+
+static void test_version(void **state) {
+    run_t r = parse("--version", NULL);
+    assert_int_equal(r.action, CONFIG_VERSION);
+    assert_string_equal(r.out, "luahub " LUAHUB_VERSION "\n");
+    done(&r);
+}
+
+static void test_level_names_round_trip(void **state) {
+    for (int i = LOG_ERROR; i <= LOG_DEBUG; i++) {
+        log_level lv;
+        assert_int_equal(config_parse_level(config_level_name(i), &lv), 0);
+        assert_int_equal(lv, i);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_run_a_dev_server_on_8080),
+        cmocka_unit_test(test_flags_in_both_forms),
+        cmocka_unit_test(test_port_zero_picks_any),
+        cmocka_unit_test(test_bad_values_are_errors_naming_the_flag),
+        cmocka_unit_test(test_unknown_flag_missing_value_and_positional),
+        cmocka_unit_test(test_help_lists_every_flag_and_default),
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_level_names_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,263 @@
+/* test_json.c -- unit tests for core/json.c: the strict parser every
+ * client frame goes through and the encoders every server frame is built
+ * with. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "json.h"
+
+static json_status parse(const char *s) {
+    return json_parse(s, strlen(s), JSON_MAX_DEPTH, NULL, NULL, NULL);
+}
+
+static void test_accepts_every_value_kind(void **state) {
+    static const char *const ok[] = {
+        "{}", "[]", "0", "-0", "1.5", "-1e5", "1E+2", "2.5e-3", "\"\"",
+        "\"a\"", "true", "false", "null", " [ 1 , {\"a\" : [ ] } ] ",
+        "{\"a\":{\"b\":[null,true,\"\\u0041\"]}}", "\"\\/\\b\\f\\n\\r\\t\"",
+        "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", "\"\\ud83d\\ude00\"",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (parse(ok[i]) != JSON_OK) fail_msg("rejected: %s", ok[i]);
+}
+
+static void test_rejects_what_rfc8259_rejects(void **state) {
+    static const char *const bad[] = {
+        "", "   ", "[1,]", "{\"a\":1,}", "[1 2]", "{\"a\" 1}", "{a:1}",
+        "'a'", "01", "+1", ".5", "1.", "1e", "-", "NaN", "Infinity", "tru",
+        "nul", "[1] [2]", "{} x", "/* c */ {}", "\"a", "[1", "{\"a\":1",
+        "\"\x01\"", "\"\\x\"", "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"",
+        "\"\\ud800\\u0041\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"",
+        "\"\xf5\x80\x80\x80\"", "\"\xe2\x82\"", "\"\x80\"",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (parse(bad[i]) != JSON_ERR_SYNTAX)
+            fail_msg("accepted or misreported: '%s'", bad[i]);
+}
+
+static void test_depth_32_accepted_33_rejected(void **state) {
+    char buf[80];
+    memset(buf, '[', 32);
+    memset(buf + 32, ']', 32);
+    assert_int_equal(json_parse(buf, 64, JSON_MAX_DEPTH, NULL, NULL, NULL),
+                     JSON_OK);
+    memset(buf, '[', 33);
+    memset(buf + 33, ']', 33);
+    json_error err;
+    assert_int_equal(json_parse(buf, 66, JSON_MAX_DEPTH, NULL, NULL, &err),
+                     JSON_ERR_DEPTH);
+    assert_int_equal(err.offset, 32);
+    assert_non_null(strstr(err.message, "32"));
+}
+
+static void test_hostile_nesting_does_not_recurse(void **state) {
+    size_t n = 100000;
+    char *buf = malloc(n);
+    memset(buf, '[', n);
+    assert_int_equal(json_parse(buf, n, JSON_MAX_DEPTH, NULL, NULL, NULL),
+                     JSON_ERR_DEPTH);
+    free(buf);
+}
+
+static void test_error_reports_offset_and_reason(void **state) {
+    json_error err;
+    const char *s = "{\"a\":1,}";
+    assert_int_equal(json_parse(s, strlen(s), 32, NULL, NULL, &err),
+                     JSON_ERR_SYNTAX);
+    assert_int_equal(err.offset, 7);
+    assert_non_null(strstr(err.message, "'}'"));
+    assert_non_null(strstr(err.message, "byte 7"));
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+typedef struct rec {
+    char out[2048];
+    size_t n;
+    int abort_at; /* stop on this event number (1-based), 0 never */
+    int events;
+} rec_t;
+
+static int put(rec_t *r, const char *s, size_t n) {
+    r->events++;
+    if (r->n + n < sizeof r->out) {
+        memcpy(r->out + r->n, s, n);
+        r->n += n;
+        r->out[r->n] = '\0';
+    }
+    return r->abort_at && r->events == r->abort_at;
+}
+
+static int r_bo(void *ud) { return put(ud, "{", 1); }
+static int r_eo(void *ud) { return put(ud, "}", 1); }
+static int r_ba(void *ud) { return put(ud, "[", 1); }
+static int r_ea(void *ud) { return put(ud, "]", 1); }
+static int r_key(void *ud, const char *s, size_t n) {
+    assert_int_equal(s[n], '\0');
+    put(ud, "k:", 2);
+    return put(ud, s, n);
+}
+static int r_str(void *ud, const char *s, size_t n) {
+    assert_int_equal(s[n], '\0');
+    put(ud, "s:", 2);
+    return put(ud, s, n);
+}
+static int r_num(void *ud, double v, const char *raw, size_t rawlen) {
+    char tmp[64];
+    int k = snprintf(tmp, sizeof tmp, "n:%g/%.*s", v, (int)rawlen, raw);
+    return put(ud, tmp, (size_t)k);
+}
+static int r_bool(void *ud, int v) { return put(ud, v ? "T" : "F", 1); }
+static int r_null(void *ud) { return put(ud, "N", 1); }
+
+static const json_sink recorder = {r_bo, r_eo,  r_ba,   r_ea,  r_key,
+                                   r_str, r_num, r_bool, r_null};
+
+static void test_sink_sees_events_in_order(void **state) {
+    rec_t r = {0};
+    const char *s = "{\"a\":[1.50,true,null],\"b\":{\"c\":\"x\"},\"d\":false}";
+    assert_int_equal(json_parse(s, strlen(s), 32, &recorder, &r, NULL),
+                     JSON_OK);
+    assert_string_equal(r.out, "{k:a[n:1.5/1.50TN]k:b{k:cs:x}k:dF}");
+}
+
+static void test_strings_are_unescaped_to_utf8(void **state) {
+    rec_t r = {0};
+    const char *s = "[\"\\u00e9\\ud83d\\ude00\\n\\\"\"]";
+    assert_int_equal(json_parse(s, strlen(s), 32, &recorder, &r, NULL),
+                     JSON_OK);
+    assert_string_equal(r.out, "[s:\xc3\xa9\xf0\x9f\x98\x80\n\"]");
+}
+
+static void test_nul_escape_keeps_length(void **state) {
+    rec_t r = {0};
+    const char *s = "\"a\\u0000b\"";
+    assert_int_equal(json_parse(s, strlen(s), 32, &recorder, &r, NULL),
+                     JSON_OK);
+    /* "s:" then a, NUL, b */
+    assert_int_equal(r.n, 5);
+    assert_memory_equal(r.out + 2, "a\0b", 3);
+}
+
+static void test_long_strings_use_the_heap_path(void **state) {
+    size_t n = 5000;
+    char *s = malloc(n + 3);
+    s[0] = '"';
+    memset(s + 1, 'x', n);
+    s[n + 1] = '"';
+    rec_t r = {0};
+    assert_int_equal(json_parse(s, n + 2, 32, &recorder, &r, NULL), JSON_OK);
+    assert_int_equal(r.events, 2);
+    free(s);
+}
+
+static void test_sink_can_abort(void **state) {
+    rec_t r = {.abort_at = 2};
+    const char *s = "[1,2,3]";
+    assert_int_equal(json_parse(s, strlen(s), 32, &recorder, &r, NULL),
+                     JSON_ERR_ABORT);
+    assert_int_equal(r.events, 2);
+}
+
+/* ---- encoding ------------------------------------------------------------ */
+
+static void encode(const char *s, size_t n, char *out, size_t outlen) {
+    buf_t b;
+    buf_init(&b, 0);
+    json_write_string(&b, s, n);
+    snprintf(out, outlen, "%.*s", (int)b.len, buf_content(&b));
+    /* Whatever went in, what comes out is JSON a strict parser takes. */
+    assert_int_equal(json_parse(buf_content(&b), b.len, 32, NULL, NULL, NULL),
+                     JSON_OK);
+    buf_close(&b);
+}
+
+static void test_write_string_escapes_quotes_and_controls(void **state) {
+    char out[128];
+    encode("a\"b\\c\n\x01/", 8, out, sizeof out);
+    assert_string_equal(out, "\"a\\\"b\\\\c\\n\\u0001/\"");
+}
+
+static void test_write_string_passes_valid_utf8(void **state) {
+    char out[128];
+    encode("\xc3\xa9\xf0\x9f\x98\x80", 6, out, sizeof out);
+    assert_string_equal(out, "\"\xc3\xa9\xf0\x9f\x98\x80\"");
+}
+
+static void test_write_string_replaces_invalid_utf8(void **state) {
+    char out[128];
+    encode("a\xff" "b\xc3", 4, out, sizeof out);
+    assert_string_equal(out, "\"a\xef\xbf\xbd" "b\xef\xbf\xbd\"");
+    encode("\xed\xa0\x80", 3, out, sizeof out); /* a UTF-8 surrogate */
+    assert_string_equal(out,
+                        "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+}
+
+static void number(double v, const char *want) {
+    buf_t b;
+    buf_init(&b, 0);
+    assert_int_equal(json_write_number(&b, v), 0);
+    buf_putc(&b, '\0');
+    assert_string_equal(buf_content(&b), want);
+    buf_close(&b);
+}
+
+static void test_write_number_integers_without_fraction(void **state) {
+    number(0, "0");
+    number(42, "42");
+    number(-7, "-7");
+    number(1795406914323.0, "1795406914323");
+}
+
+static void test_write_number_round_trips(void **state) {
+    double vals[] = {0.1, 1e300, -2.5e-300, 3.141592653589793, 1e16 + 2};
+    for (size_t i = 0; i < sizeof vals / sizeof *vals; i++) {
+        buf_t b;
+        buf_init(&b, 0);
+        assert_int_equal(json_write_number(&b, vals[i]), 0);
+        buf_putc(&b, '\0');
+        assert_true(strtod(buf_content(&b), NULL) == vals[i]);
+        buf_close(&b);
+    }
+    number(0.1, "0.1");
+}
+
+static void test_write_number_refuses_nan_and_infinity(void **state) {
+    buf_t b;
+    buf_init(&b, 0);
+    assert_int_equal(json_write_number(&b, NAN), -1);
+    assert_int_equal(json_write_number(&b, INFINITY), -1);
+    assert_int_equal(json_write_number(&b, -INFINITY), -1);
+    assert_int_equal(b.len, 0);
+    buf_close(&b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_accepts_every_value_kind),
+        cmocka_unit_test(test_rejects_what_rfc8259_rejects),
+        cmocka_unit_test(test_depth_32_accepted_33_rejected),
+        cmocka_unit_test(test_hostile_nesting_does_not_recurse),
+        cmocka_unit_test(test_error_reports_offset_and_reason),
+        cmocka_unit_test(test_sink_sees_events_in_order),
+        cmocka_unit_test(test_strings_are_unescaped_to_utf8),
+        cmocka_unit_test(test_nul_escape_keeps_length),
+        cmocka_unit_test(test_long_strings_use_the_heap_path),
+        cmocka_unit_test(test_sink_can_abort),
+        cmocka_unit_test(test_write_string_escapes_quotes_and_controls),
+        cmocka_unit_test(test_write_string_passes_valid_utf8),
+        cmocka_unit_test(test_write_string_replaces_invalid_utf8),
+        cmocka_unit_test(test_write_number_integers_without_fraction),
+        cmocka_unit_test(test_write_number_round_trips),
+        cmocka_unit_test(test_write_number_refuses_nan_and_infinity),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
