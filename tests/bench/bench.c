@@ -1,0 +1,858 @@
+/* luahub-bench -- a load tool that speaks luahub's wire protocol.
+ *
+ * One process, one thread, epoll and non-blocking sockets, so it can be
+ * pinned to a core with taskset and its own CPU use is easy to read. It
+ * holds many WebSocket connections (masked client frames, pings answered)
+ * and drives one workload:
+ *
+ *   fanout   P publishers and N subscribers in one room; publishers keep a
+ *            window of unacknowledged messages (or send at --rate);
+ *   rooms    K rooms of M members; every member sends one message, waits
+ *            for its ack, sends the next (closed loop);
+ *   ping     N connections doing ping/pong round trips;
+ *   idle     N connections held open; with --pid, the server's RSS per
+ *            connection;
+ *   connect  WebSocket handshakes per second (connect, welcome, close).
+ *
+ * It measures deliveries, end-to-end latency (a send timestamp in each
+ * payload) in a log-bucket histogram, sequence gaps and reordering per
+ * subscriber, connections lost, and with --pid the server's CPU seconds
+ * and RSS. Counts are checked: when nothing is lost, deliveries equal
+ * publications times subscribers. --json prints one object.
+ *
+ * Client frames are masked with a zero key: RFC 6455 requires a mask, not a
+ * secret one from a load generator, and it spares the client the XOR. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+/* ---- options ------------------------------------------------------------ */
+
+typedef enum mode { M_FANOUT, M_ROOMS, M_PING, M_IDLE, M_CONNECT } mode_t_;
+
+static struct {
+    const char *host;
+    int port;
+    mode_t_ mode;
+    int conns;      /* subscribers (fanout), connections (ping/idle/connect) */
+    int publishers; /* fanout */
+    int rooms, members;
+    double rate;    /* messages/s per publisher, 0 = window-limited */
+    int window;
+    double duration, warmup;
+    int size;       /* payload padding bytes */
+    int pid;
+    int json;
+    int src_addrs;
+    const char *room;
+} opt = {
+    .host = "127.0.0.1", .port = 8080, .mode = M_FANOUT, .conns = 100,
+    .publishers = 1, .rooms = 100, .members = 4, .rate = 0, .window = 64,
+    .duration = 5, .warmup = 1, .size = 64, .pid = 0, .json = 0,
+    .src_addrs = 0, .room = "bench",
+};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: luahub-bench --mode MODE [options]\n"
+            "modes: fanout, rooms, ping, idle, connect\n"
+            "  --host H          server address (default 127.0.0.1)\n"
+            "  --port N          server port (default 8080)\n"
+            "  --conns N         subscribers (fanout) or connections "
+            "(ping, idle, connect) (default 100)\n"
+            "  --publishers P    fanout publishers (default 1)\n"
+            "  --rooms K         rooms (rooms mode, default 100)\n"
+            "  --members M       members per room (rooms mode, default 4)\n"
+            "  --window W        unacknowledged messages per publisher "
+            "(default 64)\n"
+            "  --rate R          messages/s per publisher; 0 = as fast as "
+            "the window allows (default 0)\n"
+            "  --duration S      measured seconds (default 5)\n"
+            "  --warmup S        seconds before measuring (default 1)\n"
+            "  --size B          payload padding bytes (default 64)\n"
+            "  --pid PID         the server's pid: CPU and memory figures\n"
+            "  --src-addrs N     spread connections over 127.0.0.2 .. "
+            "127.0.0.(N+1) (default: 1 per 20000 connections)\n"
+            "  --json            print one JSON object\n");
+}
+
+/* ---- time, histogram ----------------------------------------------------- */
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#define HIST_SUB 16
+#define HIST_POW 40
+typedef struct hist {
+    uint64_t count[HIST_POW * HIST_SUB];
+    uint64_t n, max_ns;
+} hist_t;
+
+/* Bucket by microseconds: 16 linear sub-buckets per power of two. */
+static void hist_add(hist_t *h, uint64_t ns) {
+    uint64_t us = ns / 1000;
+    int pow = 0;
+    while (pow < HIST_POW - 1 && (us >> pow) >= HIST_SUB * 2) pow++;
+    uint64_t sub = pow ? (us >> pow) - HIST_SUB : us;
+    if (sub >= HIST_SUB * 2) sub = HIST_SUB * 2 - 1;
+    size_t i = pow ? (size_t)(HIST_SUB * (pow + 1) + sub) : (size_t)sub;
+    if (i >= HIST_POW * HIST_SUB) i = HIST_POW * HIST_SUB - 1;
+    h->count[i]++;
+    h->n++;
+    if (ns > h->max_ns) h->max_ns = ns;
+}
+
+static uint64_t bucket_us(size_t i) {
+    if (i < HIST_SUB * 2) return i;
+    size_t pow = i / HIST_SUB - 1, sub = i % HIST_SUB;
+    return (HIST_SUB + sub + 1) << pow;
+}
+
+static double hist_q_ms(const hist_t *h, double q) {
+    if (!h->n) return 0;
+    uint64_t want = (uint64_t)(q * (double)h->n), seen = 0;
+    if (want >= h->n) want = h->n - 1;
+    for (size_t i = 0; i < HIST_POW * HIST_SUB; i++) {
+        seen += h->count[i];
+        if (seen > want) return (double)bucket_us(i) / 1000.0;
+    }
+    return (double)h->max_ns / 1e6;
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+enum { S_CONNECTING, S_HANDSHAKE, S_OPEN, S_CLOSED };
+enum { R_SUB, R_PUB, R_MEMBER, R_PINGER, R_IDLE, R_CYCLER };
+
+typedef struct client {
+    int fd, state, role, idx, room;
+    char user[32];
+    char *rx;
+    size_t rxlen, rxcap;
+    char *tx;
+    size_t txlen, txoff, txcap;
+    int want_out;
+    int joined;
+    uint64_t last_seq, gaps, reorders, received, measured;
+    int inflight;
+    uint64_t next_id, sent, acked;
+    uint64_t ping_sent_ns;
+    double tokens;
+} client_t;
+
+static int ep;
+static client_t *clients;
+static int nclients;
+static uint64_t t_start, t_measure, t_end;
+static volatile int stop_flag;
+static struct {
+    uint64_t published, published_measured, deliveries, deliveries_measured;
+    uint64_t acks, errors, lost, closed_by_server, handshakes;
+    uint64_t ping_rtts;
+    hist_t lat;
+} st;
+
+static void die(const char *what) {
+    fprintf(stderr, "luahub-bench: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static void set_events(client_t *c) {
+    struct epoll_event ev = {.events = EPOLLIN | (c->want_out ? EPOLLOUT : 0),
+                             .data.ptr = c};
+    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void tx_reserve(client_t *c, size_t n) {
+    if (c->txlen + n <= c->txcap) return;
+    if (c->txoff) {
+        memmove(c->tx, c->tx + c->txoff, c->txlen - c->txoff);
+        c->txlen -= c->txoff;
+        c->txoff = 0;
+        if (c->txlen + n <= c->txcap) return;
+    }
+    c->txcap = (c->txlen + n) * 2;
+    c->tx = realloc(c->tx, c->txcap);
+    if (!c->tx) die("realloc");
+}
+
+static void flush_tx(client_t *c) {
+    while (c->txoff < c->txlen) {
+        ssize_t w = send(c->fd, c->tx + c->txoff, c->txlen - c->txoff,
+                         MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN) break;
+            c->state = S_CLOSED;
+            return;
+        }
+        c->txoff += (size_t)w;
+    }
+    if (c->txoff == c->txlen) c->txoff = c->txlen = 0;
+    int want = c->txlen > 0;
+    if (want != c->want_out) {
+        c->want_out = want;
+        set_events(c);
+    }
+}
+
+/* Queues a masked client frame (opcode op) with a zero mask key. */
+static void queue_frame(client_t *c, int op, const char *p, size_t n) {
+    tx_reserve(c, n + 14);
+    unsigned char *h = (unsigned char *)c->tx + c->txlen;
+    size_t hl;
+    h[0] = (unsigned char)(0x80 | op);
+    if (n < 126) {
+        h[1] = (unsigned char)(0x80 | n);
+        hl = 2;
+    } else if (n <= 0xffff) {
+        h[1] = 0x80 | 126;
+        h[2] = (unsigned char)(n >> 8);
+        h[3] = (unsigned char)n;
+        hl = 4;
+    } else {
+        h[1] = 0x80 | 127;
+        for (int i = 0; i < 8; i++)
+            h[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+        hl = 10;
+    }
+    memset(h + hl, 0, 4);
+    memcpy(h + hl + 4, p, n);
+    c->txlen += hl + 4 + n;
+}
+
+static void send_text(client_t *c, const char *p, size_t n) {
+    queue_frame(c, 1, p, n);
+}
+
+static char pad[65536];
+
+static void send_chat(client_t *c) {
+    char buf[66000];
+    uint64_t t = now_ns() - t_start;
+    int n = snprintf(buf, sizeof buf,
+                     "{\"type\":\"chat\",\"id\":%llu,\"room_id\":\"%s-%d\","
+                     "\"payload\":{\"t\":%llu,\"p\":\"%.*s\"}}",
+                     (unsigned long long)++c->next_id, opt.room, c->room,
+                     (unsigned long long)t, opt.size, pad);
+    send_text(c, buf, (size_t)n);
+    c->inflight++;
+    c->sent++;
+    st.published++;
+    if (t_measure && now_ns() >= t_measure && !t_end)
+        st.published_measured++;
+}
+
+static void send_join(client_t *c) {
+    char buf[128];
+    int n = snprintf(buf, sizeof buf,
+                     "{\"type\":\"join_room\",\"id\":0,\"room_id\":\"%s-%d\"}",
+                     opt.room, c->room);
+    send_text(c, buf, (size_t)n);
+}
+
+static void send_ping(client_t *c) {
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "{\"type\":\"ping\",\"id\":%llu}",
+                     (unsigned long long)++c->next_id);
+    c->ping_sent_ns = now_ns();
+    send_text(c, buf, (size_t)n);
+}
+
+static int next_addr;
+
+static void open_client(client_t *c) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0) die("socket");
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (opt.src_addrs > 0) {
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr =
+            htonl(0x7f000002u + (uint32_t)(next_addr++ % opt.src_addrs));
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) die("bind");
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)opt.port)};
+    inet_pton(AF_INET, opt.host, &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 &&
+        errno != EINPROGRESS)
+        die("connect");
+    c->fd = fd;
+    c->state = S_CONNECTING;
+    c->rxlen = 0;
+    c->txlen = c->txoff = 0;
+    c->want_out = 1;
+    c->joined = 0;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl");
+}
+
+static void close_client(client_t *c) {
+    if (c->fd >= 0) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+    }
+    c->fd = -1;
+    c->state = S_CLOSED;
+}
+
+/* ---- protocol ------------------------------------------------------------- */
+
+/* The number after "key": in a JSON text, or -1. The server's field order
+ * is not fixed, so this looks the key up anywhere (payload keys are chosen
+ * not to collide). */
+static long long field_num(const char *p, size_t n, const char *key) {
+    size_t kl = strlen(key);
+    const char *q = memmem(p, n, key, kl);
+    if (!q) return -1;
+    return strtoll(q + kl, NULL, 10);
+}
+
+static int is_type(const char *p, size_t n, const char *t) {
+    char k[48];
+    int kl = snprintf(k, sizeof k, "\"type\":\"%s\"", t);
+    return memmem(p, n, k, (size_t)kl) != NULL;
+}
+
+static void on_text(client_t *c, const char *p, size_t n) {
+    uint64_t now = now_ns();
+    int measuring = t_measure && now >= t_measure && !t_end;
+    if (is_type(p, n, "chat")) {
+        long long seq = field_num(p, n, "\"seq\":");
+        long long t = field_num(p, n, "\"t\":");
+        if (seq > 0) {
+            if ((uint64_t)seq > c->last_seq + 1 && c->last_seq)
+                c->gaps += (uint64_t)seq - c->last_seq - 1;
+            else if ((uint64_t)seq <= c->last_seq)
+                c->reorders++;
+            if ((uint64_t)seq > c->last_seq) c->last_seq = (uint64_t)seq;
+        }
+        if (c->role == R_PUB) return; /* publishers' copies don't count */
+        c->received++;
+        st.deliveries++;
+        if (measuring) {
+            st.deliveries_measured++;
+            if (t >= 0) hist_add(&st.lat, now - t_start - (uint64_t)t);
+        }
+        return;
+    }
+    if (is_type(p, n, "ack")) {
+        if (!c->joined) {
+            c->joined = 1;
+            return;
+        }
+        c->inflight--;
+        c->acked++;
+        st.acks++;
+        if (c->role == R_MEMBER && !stop_flag) send_chat(c);
+        return;
+    }
+    if (is_type(p, n, "pong")) {
+        st.ping_rtts++;
+        if (measuring) hist_add(&st.lat, now - c->ping_sent_ns);
+        if (!stop_flag) send_ping(c);
+        return;
+    }
+    if (is_type(p, n, "welcome")) {
+        c->state = S_OPEN;
+        st.handshakes++;
+        if (c->role == R_CYCLER) {
+            close_client(c);
+            if (!stop_flag) open_client(c);
+            return;
+        }
+        if (c->role == R_SUB || c->role == R_PUB || c->role == R_MEMBER)
+            send_join(c);
+        if (c->role == R_PINGER) send_ping(c);
+        return;
+    }
+    if (is_type(p, n, "error")) {
+        st.errors++;
+        if (st.errors <= 3)
+            fprintf(stderr, "luahub-bench: server error: %.*s\n", (int)n, p);
+    }
+}
+
+/* Parses what arrived; returns -1 when the connection is to be closed. */
+static int on_bytes(client_t *c) {
+    size_t off = 0;
+    if (c->state == S_HANDSHAKE) {
+        char *end = memmem(c->rx, c->rxlen, "\r\n\r\n", 4);
+        if (!end) return 0;
+        if (c->rxlen < 12 || memcmp(c->rx + 9, "101", 3) != 0) {
+            fprintf(stderr, "luahub-bench: upgrade refused: %.*s\n",
+                    (int)(c->rxlen < 80 ? c->rxlen : 80), c->rx);
+            return -1;
+        }
+        off = (size_t)(end - c->rx) + 4;
+        c->state = S_OPEN;
+    }
+    for (;;) {
+        size_t avail = c->rxlen - off;
+        if (avail < 2) break;
+        unsigned char *h = (unsigned char *)c->rx + off;
+        int op = h[0] & 0x0f;
+        uint64_t len = h[1] & 0x7f;
+        size_t hl = 2;
+        if (len == 126) {
+            if (avail < 4) break;
+            len = ((uint64_t)h[2] << 8) | h[3];
+            hl = 4;
+        } else if (len == 127) {
+            if (avail < 10) break;
+            len = 0;
+            for (int i = 0; i < 8; i++) len = (len << 8) | h[2 + i];
+            hl = 10;
+        }
+        if (avail < hl + len) break;
+        const char *pl = c->rx + off + hl;
+        if (op == 1) on_text(c, pl, (size_t)len);
+        else if (op == 9) queue_frame(c, 10, pl, (size_t)len);
+        else if (op == 8) {
+            st.closed_by_server++;
+            if (!stop_flag)
+                fprintf(stderr, "luahub-bench: %s closed by server: %u\n",
+                        c->user, len >= 2 ? ((unsigned)(unsigned char)pl[0] << 8) | (unsigned char)pl[1] : 0);
+            return -1;
+        }
+        if (c->state == S_CLOSED) return 0; /* a cycler closed itself */
+        off += hl + (size_t)len;
+    }
+    if (off) {
+        memmove(c->rx, c->rx + off, c->rxlen - off);
+        c->rxlen -= off;
+    }
+    return 0;
+}
+
+static void on_event(client_t *c, uint32_t ev) {
+    if (c->state == S_CLOSED) return;
+    if (c->state == S_CONNECTING && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        int err = 0;
+        socklen_t el = sizeof err;
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err) {
+            fprintf(stderr, "luahub-bench: connect: %s\n", strerror(err));
+            st.lost++;
+            close_client(c);
+            return;
+        }
+        char req[256];
+        int n = snprintf(req, sizeof req,
+                         "GET /ws?user=%s HTTP/1.1\r\nHost: %s:%d\r\n"
+                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         "Sec-WebSocket-Version: 13\r\n\r\n",
+                         c->user, opt.host, opt.port);
+        tx_reserve(c, (size_t)n);
+        memcpy(c->tx + c->txlen, req, (size_t)n);
+        c->txlen += (size_t)n;
+        c->state = S_HANDSHAKE;
+    }
+    if (ev & EPOLLIN) {
+        for (;;) {
+            if (c->rxcap - c->rxlen < 65536) {
+                c->rxcap = c->rxcap ? c->rxcap * 2 : 131072;
+                c->rx = realloc(c->rx, c->rxcap);
+                if (!c->rx) die("realloc");
+            }
+            ssize_t r = recv(c->fd, c->rx + c->rxlen, c->rxcap - c->rxlen, 0);
+            if (r > 0) {
+                c->rxlen += (size_t)r;
+                if (on_bytes(c) < 0) {
+                    if (!stop_flag) st.lost++;
+                    close_client(c);
+                    return;
+                }
+                if (c->state == S_CLOSED) return;
+                if ((size_t)r < 65536) break;
+                continue;
+            }
+            if (r < 0 && errno == EAGAIN) break;
+            if (!stop_flag) {
+                st.lost++;
+                fprintf(stderr, "luahub-bench: %s: connection lost\n",
+                        c->user);
+            }
+            close_client(c);
+            return;
+        }
+    }
+    flush_tx(c);
+}
+
+/* ---- the server's numbers --------------------------------------------------- */
+
+typedef struct proc_sample {
+    double cpu_s;
+    long rss_kb, hwm_kb;
+} proc_sample_t;
+
+static int read_proc(int pid, proc_sample_t *s) {
+    char path[64], buf[4096];
+    memset(s, 0, sizeof *s);
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p) return -1;
+    unsigned long ut = 0, stt = 0;
+    /* fields after ")": state(3) ... utime(14) stime(15) */
+    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+           &stt);
+    s->cpu_s = (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    f = fopen(path, "r");
+    if (!f) return -1;
+    while (fgets(buf, sizeof buf, f)) {
+        sscanf(buf, "VmRSS: %ld", &s->rss_kb);
+        sscanf(buf, "VmHWM: %ld", &s->hwm_kb);
+    }
+    fclose(f);
+    return 0;
+}
+
+static double self_cpu(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* ---- running ---------------------------------------------------------------- */
+
+static void poll_once(int timeout_ms) {
+    struct epoll_event evs[512];
+    int n = epoll_wait(ep, evs, 512, timeout_ms);
+    for (int i = 0; i < n; i++) on_event(evs[i].data.ptr, evs[i].events);
+}
+
+static int count_state(int want_joined) {
+    int n = 0;
+    for (int i = 0; i < nclients; i++) {
+        client_t *c = &clients[i];
+        if (c->state == S_OPEN && (!want_joined || c->joined)) n++;
+    }
+    return n;
+}
+
+/* Waits until every client is open (and joined when asked); returns 0, or
+ * -1 after the deadline. */
+static int wait_ready(int joined, double secs) {
+    uint64_t deadline = now_ns() + (uint64_t)(secs * 1e9);
+    while (now_ns() < deadline) {
+        poll_once(50);
+        if (count_state(joined) == nclients) return 0;
+    }
+    return -1;
+}
+
+static void on_sigint(int sig) { stop_flag = 1; }
+
+int main(int argc, char **argv) {
+    static const struct option lo[] = {
+        {"host", 1, 0, 'H'},     {"port", 1, 0, 'p'},
+        {"mode", 1, 0, 'm'},     {"conns", 1, 0, 'n'},
+        {"publishers", 1, 0, 'P'}, {"rooms", 1, 0, 'K'},
+        {"members", 1, 0, 'M'},  {"rate", 1, 0, 'r'},
+        {"window", 1, 0, 'w'},   {"duration", 1, 0, 'd'},
+        {"warmup", 1, 0, 'W'},   {"size", 1, 0, 's'},
+        {"pid", 1, 0, 'i'},      {"json", 0, 0, 'j'},
+        {"src-addrs", 1, 0, 'a'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'H': opt.host = optarg; break;
+        case 'p': opt.port = atoi(optarg); break;
+        case 'm':
+            if (!strcmp(optarg, "fanout")) opt.mode = M_FANOUT;
+            else if (!strcmp(optarg, "rooms")) opt.mode = M_ROOMS;
+            else if (!strcmp(optarg, "ping")) opt.mode = M_PING;
+            else if (!strcmp(optarg, "idle")) opt.mode = M_IDLE;
+            else if (!strcmp(optarg, "connect")) opt.mode = M_CONNECT;
+            else {
+                fprintf(stderr, "luahub-bench: unknown mode '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'n': opt.conns = atoi(optarg); break;
+        case 'P': opt.publishers = atoi(optarg); break;
+        case 'K': opt.rooms = atoi(optarg); break;
+        case 'M': opt.members = atoi(optarg); break;
+        case 'r': opt.rate = atof(optarg); break;
+        case 'w': opt.window = atoi(optarg); break;
+        case 'd': opt.duration = atof(optarg); break;
+        case 'W': opt.warmup = atof(optarg); break;
+        case 's': opt.size = atoi(optarg); break;
+        case 'i': opt.pid = atoi(optarg); break;
+        case 'j': opt.json = 1; break;
+        case 'a': opt.src_addrs = atoi(optarg); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (opt.size < 0 || opt.size > 60000 || opt.window < 1 || opt.conns < 0) {
+        fprintf(stderr, "luahub-bench: bad --size, --window or --conns\n");
+        return 2;
+    }
+    memset(pad, 'x', sizeof pad);
+    signal(SIGINT, on_sigint);
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+
+    switch (opt.mode) {
+    case M_FANOUT: nclients = opt.conns + opt.publishers; break;
+    case M_ROOMS: nclients = opt.rooms * opt.members; break;
+    default: nclients = opt.conns; break;
+    }
+    if ((rlim_t)nclients + 16 > rl.rlim_cur) {
+        fprintf(stderr,
+                "luahub-bench: %d connections exceed this process's %lu file "
+                "descriptors: run several load processes\n",
+                nclients, (unsigned long)rl.rlim_cur);
+        return 2;
+    }
+    if (!opt.src_addrs) opt.src_addrs = nclients > 20000 ? 1 + nclients / 20000 : 0;
+
+    ep = epoll_create1(0);
+    if (ep < 0) die("epoll_create1");
+    clients = calloc((size_t)nclients, sizeof *clients);
+    t_start = now_ns();
+    /* before: the server before our connections; p0/p1: around the
+     * measured run. */
+    proc_sample_t before = {0}, p0 = {0}, p1 = {0};
+    if (opt.pid) read_proc(opt.pid, &before);
+
+    for (int i = 0; i < nclients; i++) {
+        client_t *c = &clients[i];
+        c->idx = i;
+        switch (opt.mode) {
+        case M_FANOUT:
+            c->role = i < opt.publishers ? R_PUB : R_SUB;
+            c->room = 0;
+            break;
+        case M_ROOMS:
+            c->role = R_MEMBER;
+            c->room = i / opt.members;
+            break;
+        case M_PING: c->role = R_PINGER; break;
+        case M_IDLE: c->role = R_IDLE; break;
+        case M_CONNECT: c->role = R_CYCLER; break;
+        }
+        snprintf(c->user, sizeof c->user, "b%d", i);
+        open_client(c);
+        /* Don't flood the listen backlog: let the server accept as we go. */
+        if (i % 256 == 255) poll_once(0);
+    }
+
+    int joined = opt.mode == M_FANOUT || opt.mode == M_ROOMS;
+    if (opt.mode != M_CONNECT && wait_ready(joined, 60) < 0) {
+        fprintf(stderr, "luahub-bench: only %d of %d connections ready\n",
+                count_state(joined), nclients);
+        return 1;
+    }
+    uint64_t ready_ns = now_ns();
+    double cpu0 = self_cpu();
+    if (opt.pid) read_proc(opt.pid, &p0);
+    if (opt.mode == M_IDLE) {
+        /* Let the server settle, then read its memory. */
+        uint64_t until = now_ns() + 2000000000ull;
+        while (now_ns() < until) poll_once(100);
+    }
+
+    /* Closed-loop modes start their loops; fanout publishers are paced in
+     * the loop below. */
+    if (opt.mode == M_ROOMS)
+        for (int i = 0; i < nclients; i++) send_chat(&clients[i]);
+    for (int i = 0; i < nclients; i++) flush_tx(&clients[i]);
+
+    uint64_t start = now_ns();
+    t_measure = start + (uint64_t)(opt.warmup * 1e9);
+    uint64_t stop_at = t_measure + (uint64_t)(opt.duration * 1e9);
+    if (opt.mode == M_IDLE) stop_at = t_measure = start;
+    uint64_t last_tick = start;
+    double cpu_m0 = 0, srv_m0 = 0;
+    int measure_started = 0;
+    proc_sample_t pm0 = p0;
+    while (!stop_flag && now_ns() < stop_at) {
+        uint64_t now = now_ns();
+        if (!measure_started && now >= t_measure) {
+            measure_started = 1;
+            cpu_m0 = self_cpu();
+            if (opt.pid) read_proc(opt.pid, &pm0);
+            srv_m0 = pm0.cpu_s;
+        }
+        if (opt.mode == M_FANOUT) {
+            double dt = (double)(now - last_tick) / 1e9;
+            last_tick = now;
+            for (int i = 0; i < opt.publishers; i++) {
+                client_t *c = &clients[i];
+                if (c->state != S_OPEN) continue;
+                if (opt.rate > 0) {
+                    c->tokens += dt * opt.rate;
+                    if (c->tokens > opt.window) c->tokens = opt.window;
+                    while (c->tokens >= 1 && c->inflight < opt.window) {
+                        send_chat(c);
+                        c->tokens -= 1;
+                    }
+                } else {
+                    while (c->inflight < opt.window) send_chat(c);
+                }
+                flush_tx(c);
+            }
+        }
+        poll_once(opt.mode == M_FANOUT && opt.rate > 0 ? 1 : 10);
+    }
+    t_end = now_ns();
+    double measured_s = (double)(t_end - t_measure) / 1e9;
+    double cpu_m1 = self_cpu();
+    proc_sample_t pm1 = {0};
+    if (opt.pid) read_proc(opt.pid, &pm1);
+
+    /* Drain: every publication should reach every subscriber. */
+    stop_flag = 1;
+    uint64_t drain_until = now_ns() + 3000000000ull;
+    uint64_t expected = 0, got = 0;
+    int subs = 0;
+    if (opt.mode == M_FANOUT || opt.mode == M_ROOMS) {
+        for (;;) {
+            uint64_t acked = 0, sent = 0;
+            got = expected = 0;
+            subs = 0;
+            for (int i = 0; i < nclients; i++) {
+                client_t *c = &clients[i];
+                sent += c->sent;
+                acked += c->acked;
+                if (c->role != R_PUB) {
+                    got += c->received;
+                    subs++;
+                }
+            }
+            if (opt.mode == M_FANOUT) expected = st.published * (uint64_t)opt.conns;
+            else expected = st.published * (uint64_t)opt.members;
+            if ((got >= expected && acked >= sent) || now_ns() > drain_until)
+                break;
+            poll_once(20);
+        }
+    }
+    if (opt.pid) read_proc(opt.pid, &p1);
+
+    uint64_t gaps = 0, reorders = 0;
+    int open_now = 0;
+    for (int i = 0; i < nclients; i++) {
+        gaps += clients[i].gaps;
+        reorders += clients[i].reorders;
+        if (clients[i].state == S_OPEN) open_now++;
+    }
+    double self_cpu_s = cpu_m1 - cpu_m0;
+    double srv_cpu_s = opt.pid ? pm1.cpu_s - srv_m0 : 0;
+    double client_load = measured_s > 0 ? self_cpu_s / measured_s : 0;
+    double deliv_rate = measured_s > 0 ? (double)st.deliveries_measured / measured_s : 0;
+    double msg_rate = measured_s > 0 ? (double)st.published_measured / measured_s : 0;
+    double rtt_rate = measured_s > 0 ? (double)st.lat.n / measured_s : 0;
+    const char *mode_name[] = {"fanout", "rooms", "ping", "idle", "connect"};
+    double rss_per_conn_kb =
+        opt.pid && nclients
+            ? (double)(p1.rss_kb - before.rss_kb) / nclients
+            : 0;
+    (void)ready_ns;
+    (void)cpu0;
+
+    if (opt.json) {
+        printf("{\"mode\":\"%s\",\"connections\":%d,\"seconds\":%.3f,"
+               "\"published\":%llu,\"messages_per_s\":%.0f,"
+               "\"deliveries\":%llu,\"deliveries_per_s\":%.0f,"
+               "\"expected_deliveries\":%llu,\"delivered_total\":%llu,"
+               "\"round_trips_per_s\":%.0f,\"handshakes\":%llu,"
+               "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
+               "\"p999\":%.3f,\"max\":%.3f},"
+               "\"gaps\":%llu,\"reorders\":%llu,\"lost\":%llu,\"errors\":%llu,"
+               "\"open_at_end\":%d,\"client_cpu\":%.3f,"
+               "\"server_cpu_s\":%.3f,\"server_cpu_per_m_deliveries_s\":%.3f,"
+               "\"server_rss_kb\":%ld,\"server_peak_rss_kb\":%ld,"
+               "\"server_rss_before_kb\":%ld,\"rss_per_conn_kb\":%.3f}\n",
+               mode_name[opt.mode], nclients, measured_s,
+               (unsigned long long)st.published, msg_rate,
+               (unsigned long long)st.deliveries_measured, deliv_rate,
+               (unsigned long long)expected, (unsigned long long)got,
+               rtt_rate, (unsigned long long)st.handshakes,
+               hist_q_ms(&st.lat, 0.5), hist_q_ms(&st.lat, 0.9),
+               hist_q_ms(&st.lat, 0.99), hist_q_ms(&st.lat, 0.999),
+               (double)st.lat.max_ns / 1e6, (unsigned long long)gaps,
+               (unsigned long long)reorders, (unsigned long long)st.lost,
+               (unsigned long long)st.errors, open_now, client_load,
+               srv_cpu_s,
+               st.deliveries_measured
+                   ? srv_cpu_s / ((double)st.deliveries_measured / 1e6)
+                   : 0,
+               p1.rss_kb, p1.hwm_kb, before.rss_kb, rss_per_conn_kb);
+    } else {
+        printf("mode %s: %d connections, %.1f s measured\n",
+               mode_name[opt.mode], nclients, measured_s);
+        if (opt.mode == M_FANOUT || opt.mode == M_ROOMS)
+            printf("  messages      %.0f/s (%llu published)\n"
+                   "  deliveries    %.0f/s  (check: %llu of %llu expected)\n",
+                   msg_rate, (unsigned long long)st.published, deliv_rate,
+                   (unsigned long long)got, (unsigned long long)expected);
+        if (opt.mode == M_PING)
+            printf("  round trips   %.0f/s\n", rtt_rate);
+        if (opt.mode == M_CONNECT)
+            printf("  handshakes    %.0f/s\n",
+                   (double)st.handshakes / ((double)(t_end - start) / 1e9));
+        if (st.lat.n)
+            printf("  latency ms    p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  "
+                   "max %.3f\n",
+                   hist_q_ms(&st.lat, 0.5), hist_q_ms(&st.lat, 0.9),
+                   hist_q_ms(&st.lat, 0.99), hist_q_ms(&st.lat, 0.999),
+                   (double)st.lat.max_ns / 1e6);
+        printf("  gaps %llu  reorders %llu  lost %llu  errors %llu\n",
+               (unsigned long long)gaps, (unsigned long long)reorders,
+               (unsigned long long)st.lost, (unsigned long long)st.errors);
+        printf("  client cpu    %.0f%% of a core\n", client_load * 100);
+        if (opt.pid)
+            printf("  server cpu    %.2f s (%.3f s per million deliveries)\n"
+                   "  server rss    %ld KiB now, %ld KiB peak, %ld KiB before\n",
+                   srv_cpu_s,
+                   st.deliveries_measured
+                       ? srv_cpu_s / ((double)st.deliveries_measured / 1e6)
+                       : 0,
+                   p1.rss_kb, p1.hwm_kb, before.rss_kb);
+        if (opt.mode == M_IDLE && opt.pid)
+            printf("  per connection %.2f KiB of server RSS\n",
+                   rss_per_conn_kb);
+    }
+    if (client_load > 0.9)
+        fprintf(stderr, "luahub-bench: warning: the load tool used %.0f%% of "
+                "a core: it may be the bottleneck, not the server\n",
+                client_load * 100);
+    return 0;
+}
