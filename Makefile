@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 PORT ?= 8080
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps test-deps build run test test-asan check clean
+.PHONY: all deps test-deps build run test test-asan check bench clean
 
 all: build
 
@@ -36,6 +36,11 @@ test-asan: test-deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure
 
 check: test test-asan
+
+# The standard benchmark set: luahub against the limit server, pinned
+# (server on CPU 0, load on CPU 1). Prints a table; about 3 minutes.
+bench: build
+	tests/bench/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,6 +1,7 @@
 /* main.c -- luahub: a Lua-scriptable realtime WebSocket server. */
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 #include "config.h"
 #include "log.h"
@@ -21,6 +22,12 @@ int main(int argc, char **argv) {
     log_set_level(cfg.level);
     /* A peer that vanishes mid-write must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
+    /* One descriptor per connection: use all the system allows. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 
     server_t *s = server_create(&cfg);
     if (!s) return 1;

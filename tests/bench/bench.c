@@ -154,6 +154,7 @@ typedef struct client {
     size_t txlen, txoff, txcap;
     int want_out;
     int joined;
+    int reopen;
     uint64_t last_seq, gaps, reorders, received, measured;
     int inflight;
     uint64_t next_id, sent, acked;
@@ -198,6 +199,8 @@ static void tx_reserve(client_t *c, size_t n) {
 }
 
 static void flush_tx(client_t *c) {
+    /* Until connect() completes, EPOLLOUT is how we learn that it did. */
+    if (c->state == S_CONNECTING || c->fd < 0) return;
     while (c->txoff < c->txlen) {
         ssize_t w = send(c->fd, c->tx + c->txoff, c->txlen - c->txoff,
                          MSG_NOSIGNAL);
@@ -379,8 +382,9 @@ static void on_text(client_t *c, const char *p, size_t n) {
         c->state = S_OPEN;
         st.handshakes++;
         if (c->role == R_CYCLER) {
+            /* Reopened by on_event once this buffer is no longer in use. */
             close_client(c);
-            if (!stop_flag) open_client(c);
+            c->reopen = 1;
             return;
         }
         if (c->role == R_SUB || c->role == R_PUB || c->role == R_MEMBER)
@@ -447,7 +451,17 @@ static int on_bytes(client_t *c) {
     return 0;
 }
 
+static void on_event_io(client_t *c, uint32_t ev);
+
 static void on_event(client_t *c, uint32_t ev) {
+    on_event_io(c, ev);
+    if (c->reopen && !stop_flag) {
+        c->reopen = 0;
+        open_client(c);
+    }
+}
+
+static void on_event_io(client_t *c, uint32_t ev) {
     if (c->state == S_CLOSED) return;
     if (c->state == S_CONNECTING && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
         int err = 0;
@@ -793,6 +807,7 @@ int main(int argc, char **argv) {
                "\"deliveries\":%llu,\"deliveries_per_s\":%.0f,"
                "\"expected_deliveries\":%llu,\"delivered_total\":%llu,"
                "\"round_trips_per_s\":%.0f,\"handshakes\":%llu,"
+               "\"handshakes_per_s\":%.0f,"
                "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
                "\"p999\":%.3f,\"max\":%.3f},"
                "\"gaps\":%llu,\"reorders\":%llu,\"lost\":%llu,\"errors\":%llu,"
@@ -805,6 +820,7 @@ int main(int argc, char **argv) {
                (unsigned long long)st.deliveries_measured, deliv_rate,
                (unsigned long long)expected, (unsigned long long)got,
                rtt_rate, (unsigned long long)st.handshakes,
+               (double)st.handshakes / ((double)(t_end - start) / 1e9),
                hist_q_ms(&st.lat, 0.5), hist_q_ms(&st.lat, 0.9),
                hist_q_ms(&st.lat, 0.99), hist_q_ms(&st.lat, 0.999),
                (double)st.lat.max_ns / 1e6, (unsigned long long)gaps,
@@ -850,7 +866,7 @@ int main(int argc, char **argv) {
             printf("  per connection %.2f KiB of server RSS\n",
                    rss_per_conn_kb);
     }
-    if (client_load > 0.9)
+    if (client_load > 0.9 && measured_s > 0.5)
         fprintf(stderr, "luahub-bench: warning: the load tool used %.0f%% of "
                 "a core: it may be the bottleneck, not the server\n",
                 client_load * 100);
