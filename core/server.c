@@ -291,9 +291,18 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
     server_t *s;
 
     switch (reason) {
-    case LWS_CALLBACK_HTTP:
-        /* Only the /healthz mount routes here. */
-        return serve_healthz(server_of(wsi), wsi);
+    case LWS_CALLBACK_HTTP: {
+        /* The /healthz mount routes here, and so does a static file lws
+         * could not find. */
+        char uri[16];
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) == 8 &&
+            lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0 &&
+            strcmp(uri, "/healthz") == 0)
+            return serve_healthz(server_of(wsi), wsi);
+        if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
+            return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
 
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
         /* WebSocket clients connect at /ws only. */

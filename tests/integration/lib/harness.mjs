@@ -1,0 +1,175 @@
+// harness.mjs: start the real luahub binary and talk to it with real
+// WebSocket clients. Every wait has a deadline, so a broken server fails a
+// test instead of hanging the suite.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const BIN = process.env.LUAHUB_BIN || path.join(ROOT, 'build/luahub');
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// A copy of the shipped scripts (lib/ included) that a test may change.
+export function tempScripts() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'luahub-scripts-'));
+  fs.cpSync(path.join(ROOT, 'scripts'), dir, { recursive: true });
+  return dir;
+}
+
+export class Server {
+  constructor(args = [], { scripts = path.join(ROOT, 'scripts') } = {}) {
+    this.args = args;
+    this.scripts = scripts;
+    this.log = '';
+  }
+
+  async start() {
+    const args = ['--host', '127.0.0.1', '--port', '0', '--lua', path.join(ROOT, 'lua'),
+      '--scripts', this.scripts, '--log-level', 'debug', ...this.args];
+    if (!this.args.includes('--static')) args.push('--static', path.join(ROOT, 'examples/chat'));
+    this.proc = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
+    this.proc.stderr.setEncoding('utf8');
+    this.proc.stderr.on('data', (d) => { this.log += d; });
+    this.port = await withTimeout(new Promise((resolve, reject) => {
+      const check = () => {
+        const m = this.log.match(/listening host=\S+ port=(\d+)/);
+        if (m) resolve(Number(m[1]));
+      };
+      this.proc.stderr.on('data', check);
+      this.exited.then(({ code }) => reject(new Error(`server exited (${code}) at start:\n${this.log}`)));
+      check();
+    }), 5000, 'server start');
+    const res = await withTimeout(fetch(`http://127.0.0.1:${this.port}/healthz`), 5000, 'healthz');
+    if (res.status !== 200) throw new Error(`/healthz answered ${res.status}`);
+    return this;
+  }
+
+  url(query = '') { return `ws://127.0.0.1:${this.port}/ws${query}`; }
+
+  // Waits until the log contains a line matching re.
+  async waitLog(re, ms = 3000) {
+    const t0 = Date.now();
+    while (Date.now() - t0 < ms) {
+      if (re.test(this.log)) return;
+      await sleep(20);
+    }
+    throw new Error(`log never matched ${re}:\n${this.log}`);
+  }
+
+  signal(sig) { this.proc.kill(sig); }
+
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode) return;
+    this.proc.kill('SIGTERM');
+    const done = await Promise.race([this.exited, sleep(3000).then(() => null)]);
+    if (!done) {
+      this.proc.kill('SIGKILL');
+      await this.exited;
+    }
+  }
+}
+
+// A WebSocket client that records every frame it gets.
+export class Client {
+  static async connect(server, user, { expectWelcome = true } = {}) {
+    const c = new Client();
+    const query = user === undefined ? '' : `?user=${encodeURIComponent(user)}`;
+    c.ws = new WebSocket(server.url(query));
+    c.frames = [];
+    c.waiters = [];
+    c.nextId = 1;
+    c.closedP = new Promise((resolve) => c.ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    c.ws.on('message', (data, isBinary) => {
+      const m = JSON.parse(data.toString());
+      c.frames.push(m);
+      c.waiters = c.waiters.filter((w) => !w.check(m));
+    });
+    c.ws.on('error', () => {});
+    await withTimeout(new Promise((resolve, reject) => {
+      c.ws.once('open', resolve);
+      c.ws.once('error', reject);
+      c.closedP.then(resolve);
+    }), 3000, `connect ${user}`);
+    if (expectWelcome) {
+      c.welcome = await c.next((m) => m.type === 'welcome', 3000);
+      c.user = c.welcome.user_id;
+      c.connId = c.welcome.conn_id;
+    }
+    return c;
+  }
+
+  send(obj) { this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj)); }
+
+  // Sends obj with a fresh id and resolves with the ack or error for it.
+  request(obj, ms = 3000) {
+    const id = obj.id ?? this.nextId++;
+    this.send({ ...obj, id });
+    return this.next((m) => (m.type === 'ack' || m.type === 'error' || m.type === 'pong') && m.id === id, ms);
+  }
+
+  // The first frame (already received or still to come) matching pred.
+  next(pred, ms = 3000) {
+    const i = this.frames.findIndex(pred);
+    if (i >= 0) return Promise.resolve(this.frames.splice(i, 1)[0]);
+    return withTimeout(new Promise((resolve) => {
+      this.waiters.push({
+        check: (m) => {
+          if (!pred(m)) return false;
+          this.frames.splice(this.frames.indexOf(m), 1);
+          resolve(m);
+          return true;
+        },
+      });
+    }), ms, `frame matching ${pred}`);
+  }
+
+  // Frames of a type received so far (not consumed).
+  seen(type) { return this.frames.filter((m) => m.type === type); }
+
+  // Proves the connection is still open and answering.
+  async alive() {
+    const pong = await this.request({ type: 'ping' });
+    if (pong.type !== 'pong') throw new Error(`expected pong, got ${JSON.stringify(pong)}`);
+  }
+
+  closed(ms = 3000) { return withTimeout(this.closedP, ms, 'close'); }
+
+  close() { this.ws.close(); return this.closed(); }
+}
+
+// A hand-made WebSocket over a raw TCP socket, for what a well-behaved
+// client library refuses to do (silence, invalid UTF-8, never reading).
+export async function rawSocket(server, user) {
+  const sock = net.connect(server.port, '127.0.0.1');
+  await withTimeout(new Promise((r) => sock.once('connect', r)), 3000, 'raw connect');
+  sock.write(`GET /ws?user=${user} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n` +
+    'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  let buf = Buffer.alloc(0);
+  sock.on('data', (d) => { buf = Buffer.concat([buf, d]); });
+  sock.ended = new Promise((r) => sock.on('close', r));
+  sock.received = () => buf;
+  await withTimeout((async () => { while (!buf.includes('welcome')) await sleep(10); })(), 3000, 'raw welcome');
+  return sock;
+}
+
+// A masked client frame (mask key 0).
+export function clientFrame(opcode, payload) {
+  const len = payload.length;
+  const head = len < 126 ? Buffer.from([0x80 | opcode, 0x80 | len])
+    : Buffer.from([0x80 | opcode, 0x80 | 126, len >> 8, len & 255]);
+  return Buffer.concat([head, Buffer.alloc(4), payload]);
+}
