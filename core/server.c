@@ -354,9 +354,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
             return -1;
         }
         if (pss->ping_due && !conn_queue_len(c)) {
-            unsigned char ping[LWS_PRE + 1];
+            /* With a payload: lws 4.1 delivers no RECEIVE_PONG for an
+             * empty pong (measured), and the pong is our sign of life. */
+            unsigned char ping[LWS_PRE + 4];
+            memcpy(ping + LWS_PRE, "lhub", 4);
             pss->ping_due = 0;
-            if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+            if (lws_write(wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
                 return -1;
         }
         return 0;
@@ -385,18 +388,23 @@ static void on_heartbeat(uv_timer_t *t) {
     int64_t idle_ms = (int64_t)(s->cfg->idle_timeout * 1000);
     int64_t ping_ms = (int64_t)(s->cfg->ping_interval * 1000);
     conns_t *cs = hub_conns(s->hub);
-    for (conn_t *c = conns_next(cs, NULL); c; c = conns_next(cs, c)) {
+    conn_t *next;
+    for (conn_t *c = conns_next(cs, NULL); c; c = next) {
+        /* Taken first: a synchronous kill below frees c. */
+        next = conns_next(cs, c);
         if (conn_closing(c)) continue;
         struct lws *wsi = conn_transport(c);
         if (now - conn_last_activity(c) >= idle_ms) {
             log_info("conn", "idle timeout conn=%s user=%s silent=%lldms",
                      conn_id(c), user_id(conn_user(c)),
                      (long long)(now - conn_last_activity(c)));
-            /* A silent peer won't answer a close handshake: drop it. */
+            /* A silent peer won't answer a close handshake: drop it now.
+             * We are outside every lws callback, so a synchronous kill is
+             * safe (an async one waits for lws's next 1 s timeout scan). */
             conn_set_closing(c, 1006);
             conn_queue_clear(c);
             lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND,
-                            LWS_TO_KILL_ASYNC);
+                            LWS_TO_KILL_SYNC);
             continue;
         }
         if (now - conn_ping_sent_at(c) >= ping_ms) {
