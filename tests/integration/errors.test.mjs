@@ -1,0 +1,189 @@
+// Bad input: every error code, each leaving the connection open and the
+// others undisturbed; the closes for oversized frames, invalid UTF-8 and
+// slow consumers.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client, Server, clientFrame, rawSocket, sleep, tempScripts } from './lib/harness.mjs';
+
+describe('error codes', () => {
+  let server;
+  let c;
+  before(async () => {
+    const dir = tempScripts();
+    fs.writeFileSync(path.join(dir, 'boom.lua'), 'return function() error("boom") end\n');
+    fs.writeFileSync(path.join(dir, 'junk.lua'), 'return function() return 42 end\n');
+    fs.writeFileSync(path.join(dir, 'deny.lua'),
+      'local hub = require "hub"\nreturn function() hub.fail("forbidden", "members only") end\n');
+    fs.writeFileSync(path.join(dir, 'slow_down.lua'),
+      'local hub = require "hub"\nreturn function() hub.fail("rate_limited", "one per second") end\n');
+    server = await new Server([], { scripts: dir }).start();
+    c = await Client.connect(server, 'err');
+  });
+  after(() => server.stop());
+
+  // Sends raw text (or an object), expects an error with code, then proves
+  // the connection still answers.
+  async function expectError(frame, code, { id } = {}) {
+    c.send(frame);
+    const err = await c.next((m) => m.type === 'error');
+    assert.equal(err.code, code, `for ${typeof frame === 'string' ? frame : JSON.stringify(frame)}: ${JSON.stringify(err)}`);
+    assert.equal(typeof err.message, 'string');
+    assert.ok(err.message.length > 0);
+    assert.deepEqual(err.id, id);
+    await c.alive();
+    return err;
+  }
+
+  test('bad_json: not JSON, and JSON deeper than 32 levels', async () => {
+    await expectError('not json', 'bad_json');
+    await expectError('{"type":"ping"', 'bad_json');
+    const deep = (n) => `{"type":"ping","payload":{"a":${'['.repeat(n - 3)}{}${']'.repeat(n - 3)}}}`;
+    await expectError(deep(33), 'bad_json');
+    // 32 levels pass the envelope (and ping answers).
+    c.send(deep(32));
+    const pong = await c.next((m) => m.type === 'pong');
+    assert.equal(pong.type, 'pong');
+  });
+
+  test('bad_message: not an object, no string type, fields of the wrong kind, binary', async () => {
+    await expectError('[1,2]', 'bad_message');
+    await expectError('"chat"', 'bad_message');
+    await expectError('42', 'bad_message');
+    await expectError({ id: 5 }, 'bad_message', { id: 5 });
+    await expectError({ type: 7, id: 'x' }, 'bad_message', { id: 'x' });
+    await expectError({ type: 'chat', room_id: 5, id: 6 }, 'bad_message', { id: 6 });
+    await expectError({ type: 'chat', payload: [1], id: 7 }, 'bad_message', { id: 7 });
+    await expectError({ type: 'chat', to: 5, id: 8 }, 'bad_message', { id: 8 });
+    c.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+    const err = await c.next((m) => m.type === 'error');
+    assert.equal(err.code, 'bad_message');
+    await c.alive();
+  });
+
+  test('unknown_type: no such handler, or a type that cannot name one', async () => {
+    await expectError({ type: 'nope', id: 1 }, 'unknown_type', { id: 1 });
+    await expectError({ type: '../scripts/chat', id: 2 }, 'unknown_type', { id: 2 });
+  });
+
+  test('not_in_room and not_found from the shipped handlers', async () => {
+    await expectError({ type: 'chat', room_id: 'elsewhere', payload: {}, id: 1 }, 'not_in_room', { id: 1 });
+    await expectError({ type: 'room_info', room_id: 'missing', id: 2 }, 'not_found', { id: 2 });
+  });
+
+  test('handler_error: a script that raises or returns junk; no path or line reaches the client', async () => {
+    const e1 = await expectError({ type: 'boom', id: 1 }, 'handler_error', { id: 1 });
+    assert.equal(e1.message, 'boom');
+    const e2 = await expectError({ type: 'junk', id: 2 }, 'handler_error', { id: 2 });
+    assert.doesNotMatch(e2.message, /\.lua|:\d+/);
+    await server.waitLog(/boom\.lua:1/);
+  });
+
+  test('codes raised by a script with hub.fail: forbidden, rate_limited', async () => {
+    const e = await expectError({ type: 'deny', id: 'd' }, 'forbidden', { id: 'd' });
+    assert.equal(e.message, 'members only');
+    await expectError({ type: 'slow_down', id: 3 }, 'rate_limited', { id: 3 });
+  });
+
+  test('ids are echoed as sent: numbers as numbers, strings as strings', async () => {
+    await expectError({ type: 'nope', id: 1.5 }, 'unknown_type', { id: 1.5 });
+    await expectError({ type: 'nope', id: 'a"b' }, 'unknown_type', { id: 'a"b' });
+    const ack = await c.request({ type: 'online_users', id: 'q-1' });
+    assert.equal(ack.id, 'q-1');
+  });
+
+  test('a failing frame without id still gets an error, without id', async () => {
+    c.send({ type: 'nope' });
+    const err = await c.next((m) => m.type === 'error');
+    assert.equal(err.code, 'unknown_type');
+    assert.equal('id' in err, false);
+  });
+});
+
+describe('closes that protect the server', () => {
+  let server;
+  before(async () => { server = await new Server(['--max-message', '1024', '--send-queue', '65536']).start(); });
+  after(() => server.stop());
+
+  async function bystander(room) {
+    const a = await Client.connect(server, `by-a-${room}`);
+    const b = await Client.connect(server, `by-b-${room}`);
+    await a.request({ type: 'join_room', room_id: room });
+    await b.request({ type: 'join_room', room_id: room });
+    return { a, b };
+  }
+
+  async function stillServed({ a, b }, room) {
+    await a.request({ type: 'chat', room_id: room, payload: { text: 'still here' } });
+    const m = await b.next((f) => f.type === 'chat' && f.payload.text === 'still here');
+    assert.equal(m.from, a.user);
+  }
+
+  test('a frame over --max-message closes with 1009; others are undisturbed', async () => {
+    const others = await bystander('big');
+    const c = await Client.connect(server, 'big-sender');
+    c.send(JSON.stringify({ type: 'ping', payload: { pad: 'x'.repeat(2000) } }));
+    const { code } = await c.closed();
+    assert.equal(code, 1009);
+    await stillServed(others, 'big');
+  });
+
+  test('a message just under --max-message is served', async () => {
+    const c = await Client.connect(server, 'under');
+    const frame = JSON.stringify({ type: 'ping', id: 1, payload: { pad: '' } });
+    c.send(frame.replace('"pad":""', `"pad":"${'x'.repeat(1000 - frame.length)}"`));
+    const pong = await c.next((m) => m.type === 'pong');
+    assert.equal(pong.id, 1);
+    await c.close();
+  });
+
+  test('a text frame that is not UTF-8 closes with 1007; others are undisturbed', async () => {
+    const others = await bystander('utf');
+    const raw = await rawSocket(server, 'bad-utf8');
+    raw.write(clientFrame(1, Buffer.from([0x7b, 0xff, 0xfe, 0x7d])));
+    for (let t = 0; t < 300 && !raw.received().includes(0x88); t++) await sleep(10);
+    const bytes = raw.received();
+    const i = bytes.lastIndexOf(0x88);
+    assert.ok(i >= 0, 'a close frame came back');
+    assert.equal(bytes.readUInt16BE(i + 2), 1007);
+    await stillServed(others, 'utf');
+  });
+
+  test('a consumer that stops reading is closed with 4008; the others get every message in order', async () => {
+    const pub = await Client.connect(server, 'sq-pub');
+    const fast = await Client.connect(server, 'sq-fast');
+    const slow = await rawSocket(server, 'sq-slow');
+    slow.pause(); // stop reading: the kernel buffers fill, then our queue
+    for (const x of [pub, fast]) await x.request({ type: 'join_room', room_id: 'flood' });
+    slow.write(clientFrame(1, Buffer.from(JSON.stringify({ type: 'join_room', room_id: 'flood' }))));
+    await sleep(200);
+    const pad = 'y'.repeat(900);
+    const N = 12000; // ~11 MB: more than loopback's socket buffers absorb
+    let sent = 0;
+    while (sent < N) {
+      for (let i = 0; i < 500 && sent < N; i++) {
+        sent++;
+        pub.send({ type: 'chat', room_id: 'flood', payload: { n: sent, pad } });
+      }
+      await sleep(5);
+    }
+    await server.waitLog(/slow consumer closed conn=\d+ user=sq-slow/, 10000);
+    // Read what the slow client was sent: the last frame is a 4008 close.
+    slow.resume();
+    await Promise.race([slow.ended, sleep(5000)]);
+    const bytes = slow.received();
+    const tail = bytes.subarray(bytes.length - 64);
+    const at = tail.lastIndexOf(0x88);
+    assert.ok(at >= 0, 'a close frame ends the stream');
+    assert.equal(tail.readUInt16BE(at + 2), 4008);
+    // The fast member got all N, in order.
+    let last = 0;
+    for (let k = 0; k < N; k++) {
+      const m = await fast.next((f) => f.type === 'chat' && f.room_id === 'flood', 10000);
+      assert.equal(m.seq, last + 1);
+      last = m.seq;
+    }
+    assert.equal(last, N);
+  });
+});

@@ -1,0 +1,113 @@
+// Reload with SIGHUP and shutdown with SIGTERM.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client, Server, sleep, tempScripts } from './lib/harness.mjs';
+
+describe('SIGHUP reload', () => {
+  let server;
+  let dir;
+  let a;
+  let b;
+  let reloads = 0;
+  // Sends SIGHUP and waits for the log line of its outcome.
+  async function reload() {
+    reloads++;
+    const before = (server.log.match(/reload(ed| failed)/g) || []).length;
+    server.signal('SIGHUP');
+    for (let t = 0; t < 300; t++) {
+      if ((server.log.match(/reload(ed| failed)/g) || []).length > before) return;
+      await sleep(10);
+    }
+    throw new Error('no reload outcome in the log');
+  }
+
+  before(async () => {
+    dir = tempScripts();
+    server = await new Server([], { scripts: dir }).start();
+    a = await Client.connect(server, 'hup-a');
+    b = await Client.connect(server, 'hup-b');
+    await a.request({ type: 'join_room', room_id: 'hup' });
+    await b.request({ type: 'join_room', room_id: 'hup' });
+    await b.request({ type: 'presence_subscribe', payload: { user_ids: ['hup-a'] } });
+    await a.request({ type: 'chat', room_id: 'hup', payload: { n: 1 } });
+  });
+  after(() => server.stop());
+
+  test('a new handler file is a new message type, on the same connection', async () => {
+    assert.equal((await a.request({ type: 'echo' })).code, 'unknown_type');
+    fs.writeFileSync(path.join(dir, 'echo.lua'),
+      'return function(conn, msg) return { echo = msg.payload, user = conn.user } end\n');
+    await reload();
+    const ack = await a.request({ type: 'echo', payload: { x: 1 } });
+    assert.deepEqual(ack.echo, { x: 1 });
+    assert.equal(ack.user, 'hup-a');
+    assert.equal(a.ws.readyState, 1, 'the connection stayed open');
+  });
+
+  test('a broken handler keeps the old set serving; the log names file and line', async () => {
+    fs.writeFileSync(path.join(dir, 'broken.lua'), 'return function(conn, msg)\n  if then\nend\n');
+    await reload();
+    assert.match(server.log, /reload failed.*broken\.lua:2/);
+    // The old set: echo still works, chat still works, broken is unknown.
+    assert.deepEqual((await a.request({ type: 'echo', payload: { y: 2 } })).echo, { y: 2 });
+    assert.equal((await a.request({ type: 'broken' })).code, 'unknown_type');
+    const ack = await a.request({ type: 'chat', room_id: 'hup', payload: { n: 2 } });
+    assert.equal(ack.seq, 2);
+  });
+
+  test('a broken module in scripts/lib fails the whole reload', async () => {
+    fs.unlinkSync(path.join(dir, 'broken.lua'));
+    const good = fs.readFileSync(path.join(dir, 'lib/validate.lua'), 'utf8');
+    fs.writeFileSync(path.join(dir, 'lib/validate.lua'), 'this is not lua\n');
+    await reload();
+    assert.match(server.log, /reload failed.*validate\.lua/);
+    assert.equal((await a.request({ type: 'room_info', room_id: 'hup' })).type, 'ack');
+    fs.writeFileSync(path.join(dir, 'lib/validate.lua'), good);
+  });
+
+  test('a removed handler answers unknown_type', async () => {
+    fs.unlinkSync(path.join(dir, 'echo.lua'));
+    await reload();
+    assert.match(server.log, /reloaded \d+ handlers/);
+    assert.equal((await a.request({ type: 'echo' })).code, 'unknown_type');
+  });
+
+  test('rooms, seq and presence survive reloads', async () => {
+    const info = await a.request({ type: 'room_info', room_id: 'hup' });
+    assert.deepEqual(info.members, ['hup-a', 'hup-b']);
+    const ack = await a.request({ type: 'chat', room_id: 'hup', payload: { n: 3 } });
+    assert.equal(ack.seq, 3);
+    const m = await b.next((f) => f.type === 'chat' && f.payload.n === 3);
+    assert.equal(m.seq, 3);
+    await a.request({ type: 'status_update', payload: { status: 'busy' } });
+    const ev = await b.next((f) => f.type === 'presence');
+    assert.deepEqual(ev.payload, { user_id: 'hup-a', status: 'busy' });
+    assert.ok(reloads >= 4);
+  });
+});
+
+describe('SIGTERM', () => {
+  test('every client is closed with 1001 and the process exits 0', async () => {
+    const server = await new Server().start();
+    const clients = [];
+    for (let i = 0; i < 5; i++) clients.push(await Client.connect(server, `term-${i % 3}`));
+    server.signal('SIGTERM');
+    const codes = await Promise.all(clients.map((c) => c.closed(3000)));
+    for (const { code, reason } of codes) {
+      assert.equal(code, 1001);
+      assert.match(reason, /shutting down/);
+    }
+    const { code } = await server.exited;
+    assert.equal(code, 0);
+  });
+
+  test('SIGINT does the same', async () => {
+    const server = await new Server().start();
+    const c = await Client.connect(server, 'int');
+    server.signal('SIGINT');
+    assert.equal((await c.closed()).code, 1001);
+    assert.equal((await server.exited).code, 0);
+  });
+});
