@@ -101,6 +101,7 @@ describe('SIGTERM', () => {
     }
     const { code } = await server.exited;
     assert.equal(code, 0);
+    await server.stop();
   });
 
   test('SIGINT does the same', async () => {
@@ -109,5 +110,6 @@ describe('SIGTERM', () => {
     server.signal('SIGINT');
     assert.equal((await c.closed()).code, 1001);
     assert.equal((await server.exited).code, 0);
+    await server.stop();
   });
 });

@@ -72,13 +72,18 @@ export class Server {
 
   signal(sig) { this.proc.kill(sig); }
 
+  // Stops the server and fails if a sanitizer (ASan, LSan, UBSan) spoke.
   async stop() {
-    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode) return;
-    this.proc.kill('SIGTERM');
-    const done = await Promise.race([this.exited, sleep(3000).then(() => null)]);
-    if (!done) {
-      this.proc.kill('SIGKILL');
-      await this.exited;
+    if (this.proc && this.proc.exitCode === null && !this.proc.signalCode) {
+      this.proc.kill('SIGTERM');
+      const done = await Promise.race([this.exited, sleep(3000).then(() => null)]);
+      if (!done) {
+        this.proc.kill('SIGKILL');
+        await this.exited;
+      }
+    }
+    if (/Sanitizer|runtime error:/.test(this.log)) {
+      throw new Error(`sanitizer report from the server:\n${this.log.slice(-6000)}`);
     }
   }
 }
