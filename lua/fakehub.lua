@@ -1,0 +1,425 @@
+-- fakehub.lua: an in-memory `hub` for testing handlers with busted.
+--
+-- It implements the whole hub API (docs/scripting.md) with the semantics of
+-- the C core, and records what every connection receives, so that a spec
+-- can run a handler exactly as the server would and check who got what:
+--
+--   local fakehub = require "fakehub"
+--
+--   describe("my handler", function()
+--     it("answers", function()
+--       local hub = fakehub.new()
+--       local alice = hub:connect("alice")
+--       local handler = hub:load("scripts/shout.lua")
+--       local reply = hub:run(handler, alice, { type = "shout", id = 1, room_id = "r" })
+--       assert.same("not_in_room", reply.code)
+--     end)
+--   end)
+--
+-- Run specs on LuaJIT, as the server runs handlers:
+--   busted --lua=luajit --lpath="lua/?.lua;scripts/lib/?.lua" spec.lua
+--
+-- The kit's own methods use `:`; the hub API that handlers see uses `.`
+-- (hub.send(...)), as in production.
+
+local cjson = require "cjson"
+local protocol = require "protocol"
+
+local M = {}
+
+local STATUSES = { online = true, away = true, busy = true, offline = true }
+
+local function sorted_array(set)
+  local out = {}
+  for k in pairs(set) do out[#out + 1] = k end
+  table.sort(out)
+  return protocol.array(out)
+end
+
+-- cjson decoding with arrays marked as the core marks them.
+local function mark_arrays(v)
+  if type(v) ~= "table" then return v end
+  local n, count = #v, 0
+  for _ in pairs(v) do count = count + 1 end
+  for k, x in pairs(v) do v[k] = mark_arrays(x) end
+  if n > 0 and n == count then setmetatable(v, protocol.array_mt) end
+  return v
+end
+
+-- Encodes like the core: arrays marked by metatable (even empty) or with
+-- keys 1..n; errors on functions and other unencodable values.
+local function encode(v, depth)
+  depth = depth or 0
+  if depth > 32 then error("cannot encode: nested too deeply (or a cycle)", 0) end
+  local t = type(v)
+  if v == nil or v == protocol.null then return "null" end
+  if t == "boolean" then return tostring(v) end
+  if t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then
+      error("cannot encode NaN or infinity", 0)
+    end
+    if v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+      return string.format("%d", v)
+    end
+    return string.format("%.17g", v)
+  end
+  if t == "string" then return cjson.encode(v) end
+  if t ~= "table" then error("cannot encode a " .. t, 0) end
+  local n, count = #v, 0
+  for _ in pairs(v) do count = count + 1 end
+  if getmetatable(v) == protocol.array_mt or (n > 0 and n == count) then
+    local parts = {}
+    for i = 1, n do parts[i] = encode(v[i], depth + 1) end
+    return "[" .. table.concat(parts, ",") .. "]"
+  end
+  local parts = {}
+  for k, x in pairs(v) do
+    if type(k) ~= "string" and type(k) ~= "number" then
+      error("cannot encode a table key of type " .. type(k), 0)
+    end
+    parts[#parts + 1] = cjson.encode(tostring(k)) .. ":" .. encode(x, depth + 1)
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+local function decode(s)
+  local ok, v = pcall(cjson.decode, s)
+  if not ok then error("not JSON: " .. tostring(v), 0) end
+  return mark_arrays(v)
+end
+
+-- A message argument (table or JSON string) as what a client would decode.
+local function as_received(msg)
+  if type(msg) == "string" then return decode(msg) end
+  return decode(encode(msg))
+end
+
+function M.new(opts)
+  opts = opts or {}
+  local kit = {
+    conns = {},     -- conn id -> { id, user, inbox = {} , connected_at }
+    users = {},     -- user id -> { conns = { [conn id] = true }, n }
+    rooms = {},     -- room id -> { members = set, seq, message_count, created_at }
+    status = {},    -- user id -> status (absent = offline)
+    watchers = {},  -- user id -> { [conn id] = true }
+    next_id = 0,
+    clock = opts.now or 1700000000000,
+    scripts_dir = opts.scripts_dir or "scripts",
+    logs = {},
+  }
+  local hub = {}
+  kit.hub = hub
+
+  local function now() return kit.clock end
+
+  local function deliver(conn_id, received)
+    local c = kit.conns[conn_id]
+    if not c then return 0 end
+    c.inbox[#c.inbox + 1] = received
+    return 1
+  end
+
+  local function notify_presence(user, status)
+    local w = kit.watchers[user]
+    if not w then return end
+    for cid in pairs(w) do
+      deliver(cid, { type = "presence", payload = { user_id = user, status = status }, timestamp = now() })
+    end
+  end
+
+  -- The hub API, as handlers see it --------------------------------------
+
+  hub.null = protocol.null
+  hub.array_mt = protocol.array_mt
+  hub.array = protocol.array
+  hub.NO_ACK = protocol.NO_ACK
+  hub.fail = protocol.fail
+  hub.encode = function(v) return encode(v) end
+  hub.decode = decode
+  hub.now = now
+
+  function hub.log(level, fmt, ...)
+    local msg = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
+    kit.logs[#kit.logs + 1] = { level = level, message = msg }
+  end
+
+  local function to_user(user, received, except_conn)
+    local u = kit.users[user]
+    if not u then return 0 end
+    local n = 0
+    for cid in pairs(u.conns) do
+      if cid ~= except_conn then n = n + deliver(cid, received) end
+    end
+    return n
+  end
+
+  function hub.send(conn_id, msg)
+    return deliver(conn_id, as_received(msg))
+  end
+
+  function hub.send_user(user, msg, o)
+    o = o or {}
+    if user == o.except_user then return 0 end
+    return to_user(user, as_received(msg), o.except_conn)
+  end
+
+  function hub.send_users(users, msg, o)
+    o = o or {}
+    local received, seen, n = as_received(msg), {}, 0
+    for _, u in ipairs(users) do
+      if type(u) ~= "string" then error("user ids must be strings", 0) end
+      if not seen[u] and u ~= o.except_user then
+        seen[u] = true
+        n = n + to_user(u, received, o.except_conn)
+      end
+    end
+    return n
+  end
+
+  function hub.send_room(room_id, msg, o)
+    o = o or {}
+    local r = kit.rooms[room_id]
+    if not r then return 0 end
+    local received, n = as_received(msg), 0
+    for u in pairs(r.members) do
+      if u ~= o.except_user then n = n + to_user(u, received, o.except_conn) end
+    end
+    return n
+  end
+
+  function hub.broadcast(msg, o)
+    o = o or {}
+    local received, n = as_received(msg), 0
+    for cid, c in pairs(kit.conns) do
+      if cid ~= o.except_conn and c.user ~= o.except_user then n = n + deliver(cid, received) end
+    end
+    return n
+  end
+
+  function hub.publish(room_id, msg)
+    local r = kit.rooms[room_id]
+    if not r then protocol.fail("not_found", "no room '" .. room_id .. "'") end
+    r.seq = r.seq + 1
+    r.message_count = r.message_count + 1
+    msg.seq = r.seq
+    msg.room_id = room_id
+    hub.send_room(room_id, msg)
+    return r.seq
+  end
+
+  function hub.join(room_id, user)
+    if type(room_id) ~= "string" or #room_id == 0 or #room_id > 128 then
+      protocol.fail("bad_message", "room_id must be 1 to 128 characters")
+    end
+    if not kit.users[user] then protocol.fail("not_found", "user '" .. user .. "' is not connected") end
+    local r = kit.rooms[room_id]
+    if not r then
+      r = { members = {}, seq = 0, message_count = 0, created_at = now() }
+      kit.rooms[room_id] = r
+    end
+    if r.members[user] then return false end
+    r.members[user] = true
+    return true
+  end
+
+  function hub.leave(room_id, user)
+    local r = kit.rooms[room_id]
+    if not r or not r.members[user] then return false end
+    r.members[user] = nil
+    if next(r.members) == nil then kit.rooms[room_id] = nil end
+    return true
+  end
+
+  function hub.is_member(room_id, user)
+    local r = kit.rooms[room_id]
+    return r ~= nil and r.members[user] == true
+  end
+
+  function hub.room_members(room_id)
+    local r = kit.rooms[room_id]
+    return r and sorted_array(r.members) or nil
+  end
+
+  function hub.room_info(room_id)
+    local r = kit.rooms[room_id]
+    if not r then return nil end
+    return {
+      room_id = room_id, name = room_id, members = sorted_array(r.members),
+      created_at = r.created_at, message_count = r.message_count, seq = r.seq,
+    }
+  end
+
+  function hub.user_rooms(user)
+    local set = {}
+    for id, r in pairs(kit.rooms) do
+      if r.members[user] then set[id] = true end
+    end
+    return sorted_array(set)
+  end
+
+  function hub.online_users()
+    return sorted_array(kit.users)
+  end
+
+  function hub.user_connections(user)
+    local u = kit.users[user]
+    return u and sorted_array(u.conns) or protocol.array()
+  end
+
+  function hub.presence_get(user)
+    return kit.status[user] or "offline"
+  end
+
+  function hub.presence_set(user, status)
+    if not STATUSES[status] then
+      protocol.fail("bad_message", "status must be online, away, busy or offline")
+    end
+    if not kit.users[user] then protocol.fail("not_found", "user '" .. user .. "' is not connected") end
+    local old = kit.status[user] or "offline"
+    if old == status then return false end
+    kit.status[user] = status ~= "offline" and status or nil
+    notify_presence(user, status)
+    return true
+  end
+
+  function hub.presence_subscribe(conn_id, users)
+    local statuses = {}
+    for _, u in ipairs(users) do
+      if type(u) ~= "string" then protocol.fail("bad_message", "user_ids must be strings") end
+      kit.watchers[u] = kit.watchers[u] or {}
+      kit.watchers[u][conn_id] = true
+      statuses[u] = hub.presence_get(u)
+    end
+    return statuses
+  end
+
+  function hub.conn_info(conn_id)
+    local c = kit.conns[conn_id]
+    if not c then return nil end
+    return {
+      id = conn_id, user = c.user, connected_at = c.connected_at, last_activity = now(),
+      messages_in = 0, messages_out = #c.inbox, bytes_in = 0, bytes_out = 0,
+    }
+  end
+
+  return setmetatable(kit, { __index = M })
+end
+
+-- The kit ----------------------------------------------------------------
+
+-- A new connection of user (created on its first connection, made online
+-- with subscribers told). Returns the conn table handlers get.
+function M:connect(user)
+  self.next_id = self.next_id + 1
+  local id = tostring(self.next_id)
+  self.conns[id] = { id = id, user = user, inbox = {}, connected_at = self.clock }
+  local u = self.users[user]
+  if not u then
+    u = { conns = {} }
+    self.users[user] = u
+    self.hub.presence_set(user, "online")
+  end
+  u.conns[id] = true
+  return { id = id, user = user }
+end
+
+-- What the core does when a connection closes: on the user's last one,
+-- leave every room (user_left to those who remain) and go offline.
+function M:disconnect(conn)
+  local c = self.conns[conn.id]
+  if not c then return end
+  for _, w in pairs(self.watchers) do w[conn.id] = nil end
+  local u = self.users[c.user]
+  u.conns[conn.id] = nil
+  if next(u.conns) == nil then
+    for _, room in ipairs(self.hub.user_rooms(c.user)) do
+      self.hub.leave(room, c.user)
+      self.hub.send_room(room, { type = "user_left", room_id = room, from = c.user, timestamp = self.clock })
+    end
+    self.conns[conn.id] = nil
+    self.hub.presence_set(c.user, "offline")
+    self.users[c.user] = nil
+  end
+  self.conns[conn.id] = nil
+end
+
+-- Loads a handler file with this fake as `require "hub"`. Each call loads
+-- the file afresh.
+function M:load(path)
+  local saved = package.loaded.hub
+  package.loaded.hub = self.hub
+  local chunk, err = loadfile(path, "t")
+  if not chunk then
+    package.loaded.hub = saved
+    error(err, 2)
+  end
+  local ok, fn = pcall(chunk)
+  package.loaded.hub = saved
+  if not ok then error(fn, 2) end
+  assert(type(fn) == "function", path .. ": a handler must return a function")
+  return fn
+end
+
+-- Runs handler for conn with msg and returns the reply the client would get
+-- (an ack or error table), or nil when there is none. The reply also lands
+-- in the connection's inbox, as on the wire. The message goes through a
+-- JSON round trip first, as a client frame does.
+function M:run(handler, conn, msg)
+  local saved = package.loaded.hub
+  package.loaded.hub = self.hub
+  local reply = protocol.run(handler, { id = conn.id, user = conn.user }, as_received(msg))
+  package.loaded.hub = saved
+  if reply then
+    local ok, encoded = pcall(encode, reply)
+    if not ok then
+      reply = { type = "error", id = msg.id, code = "handler_error",
+                message = "the handler's reply cannot be encoded as JSON" }
+      encoded = encode(reply)
+    end
+    reply = decode(encoded)
+    local c = self.conns[conn.id]
+    if c then c.inbox[#c.inbox + 1] = reply end
+  end
+  return reply
+end
+
+-- Dispatches by msg.type to <scripts_dir>/<type>.lua, unknown_type if none.
+function M:dispatch(conn, msg)
+  local path = self.scripts_dir .. "/" .. tostring(msg.type) .. ".lua"
+  local f = io.open(path, "r")
+  if not f then
+    local reply = { type = "error", id = msg.id, code = "unknown_type",
+                    message = "no handler for type '" .. tostring(msg.type) .. "'" }
+    local c = self.conns[conn.id]
+    if c then c.inbox[#c.inbox + 1] = reply end
+    return reply
+  end
+  f:close()
+  return self:run(self:load(path), conn, msg)
+end
+
+-- Everything conn received so far (server frames and replies), in order.
+-- With a type, only frames of that type.
+function M:sent(conn, type_name)
+  local c = self.conns[conn.id]
+  local out = {}
+  for _, m in ipairs(c and c.inbox or {}) do
+    if not type_name or m.type == type_name then out[#out + 1] = m end
+  end
+  return out
+end
+
+-- Forgets what every connection received.
+function M:clear()
+  for _, c in pairs(self.conns) do c.inbox = {} end
+end
+
+-- Moves the fake clock (hub.now()) forward.
+function M:advance(ms)
+  self.clock = self.clock + ms
+end
+
+M.encode = encode
+M.decode = decode
+
+return M
