@@ -26,14 +26,14 @@ run: build
 # Every test: C unit tests (cmocka), Lua specs (busted), integration tests
 # against the real binary (Node.js + ws), the browser test (Chromium).
 test: test-deps build
-	cd $(BUILD) && ctest --output-on-failure
+	cd $(BUILD) && ctest -V
 
 # The same suite against a build with AddressSanitizer and UBSan.
 test-asan: test-deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLUAHUB_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest -V
 
 check: test test-asan
 
