@@ -3,26 +3,29 @@
 // subscribers, no gaps, no reordering, nothing lost).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { Server } from '../integration/lib/harness.mjs';
 
 const BENCH = process.env.LUAHUB_BENCH || path.join(path.dirname(process.env.LUAHUB_BIN || 'build/luahub'), 'luahub-bench');
 
-describe('luahub-bench counts', () => {
+describe('luahub-bench counts', async () => {
   let server;
-  before(async () => { server = await new Server(['--log-level', 'warn']).start(); });
+  before(async () => { server = await new Server().start(); });
   after(() => server.stop());
 
-  function bench(...args) {
-    const r = spawnSync(BENCH, ['--port', String(server.port), '--pid', String(server.proc.pid), '--json', ...args],
+  // Asynchronous, so that this process keeps draining the server's log
+  // pipe while the load runs.
+  async function bench(...args) {
+    const { stdout } = await promisify(execFile)(BENCH,
+      ['--port', String(server.port), '--pid', String(server.proc.pid), '--json', ...args],
       { encoding: 'utf8', timeout: 60000 });
-    assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout);
+    return JSON.parse(stdout);
   }
 
-  test('fanout: every publication reaches every subscriber, in order', () => {
-    const o = bench('--mode', 'fanout', '--conns', '50', '--publishers', '2', '--window', '8',
+  test('fanout: every publication reaches every subscriber, in order', async () => {
+    const o = await bench('--mode', 'fanout', '--conns', '50', '--publishers', '2', '--window', '8',
       '--duration', '1', '--warmup', '0.2');
     assert.ok(o.published > 100, `published ${o.published}`);
     assert.equal(o.expected_deliveries, o.published * 50);
@@ -35,37 +38,37 @@ describe('luahub-bench counts', () => {
     assert.ok(o.server_cpu_s > 0);
   });
 
-  test('fanout at a fixed rate publishes at that rate', () => {
-    const o = bench('--mode', 'fanout', '--conns', '20', '--rate', '200', '--window', '100',
+  test('fanout at a fixed rate publishes at that rate', async () => {
+    const o = await bench('--mode', 'fanout', '--conns', '20', '--rate', '200', '--window', '100',
       '--duration', '1', '--warmup', '0.2');
     assert.ok(o.messages_per_s > 150 && o.messages_per_s < 250, `rate ${o.messages_per_s}`);
     assert.equal(o.delivered_total, o.expected_deliveries);
   });
 
-  test('rooms: every member gets every message of its room', () => {
-    const o = bench('--mode', 'rooms', '--rooms', '20', '--members', '4', '--duration', '1', '--warmup', '0.2');
+  test('rooms: every member gets every message of its room', async () => {
+    const o = await bench('--mode', 'rooms', '--rooms', '20', '--members', '4', '--duration', '1', '--warmup', '0.2');
     assert.ok(o.published > 100);
     assert.equal(o.expected_deliveries, o.published * 4);
     assert.equal(o.delivered_total, o.expected_deliveries);
     assert.equal(o.gaps + o.reorders + o.lost + o.errors, 0);
   });
 
-  test('ping: round trips are counted and timed', () => {
-    const o = bench('--mode', 'ping', '--conns', '10', '--duration', '1', '--warmup', '0.2');
+  test('ping: round trips are counted and timed', async () => {
+    const o = await bench('--mode', 'ping', '--conns', '10', '--duration', '1', '--warmup', '0.2');
     assert.ok(o.round_trips_per_s > 100);
     assert.ok(o.latency_ms.p99 >= o.latency_ms.p50);
     assert.equal(o.lost, 0);
   });
 
-  test('idle: connections held, server memory read', () => {
-    const o = bench('--mode', 'idle', '--conns', '200', '--duration', '0', '--warmup', '0');
+  test('idle: connections held, server memory read', async () => {
+    const o = await bench('--mode', 'idle', '--conns', '200', '--duration', '0', '--warmup', '0');
     assert.equal(o.open_at_end, 200);
     assert.ok(o.server_rss_kb > 0);
     assert.ok(o.rss_per_conn_kb > 0);
   });
 
-  test('connect: handshakes complete', () => {
-    const o = bench('--mode', 'connect', '--conns', '5', '--duration', '1', '--warmup', '0');
+  test('connect: handshakes complete', async () => {
+    const o = await bench('--mode', 'connect', '--conns', '5', '--duration', '1', '--warmup', '0');
     assert.ok(o.handshakes > 50, `handshakes ${o.handshakes}`);
     assert.equal(o.lost, 0);
   });
