@@ -502,7 +502,9 @@ server_t *server_create(const config_t *cfg) {
         .name = "luahub",
         .callback = callback,
         .per_session_data_size = sizeof(pss_t),
-        .rx_buffer_size = 4096,
+        /* lws mallocs this per connection; larger messages arrive in
+         * several RECEIVE callbacks and are assembled in pss->rx. */
+        .rx_buffer_size = 1024,
         .tx_packet_size = SCRATCH_SIZE,
     };
 
