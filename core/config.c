@@ -68,6 +68,13 @@ static void usage(FILE *out) {
             "behind (default: %zu)\n"
             "  --log-level LEVEL        error, warn, info or debug "
             "(default: %s)\n"
+            "  --unsafe-lua             lift the scripts' sandbox (io, os, "
+            "ffi, debug)\n"
+            "                           (default: off)\n"
+            "  --check DIR              load the scripts in DIR as the "
+            "server would, report\n"
+            "                           every error with file:line, exit "
+            "non-zero on any\n"
             "  -h, --help               print this help and exit\n"
             "  -V, --version            print the version and exit\n"
             "\n"
@@ -144,6 +151,10 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             fprintf(out, "luahub %s\n", LUAHUB_VERSION);
             return CONFIG_VERSION;
         }
+        if (!strcmp(arg, "--unsafe-lua")) {
+            cfg->unsafe_lua = 1;
+            continue;
+        }
         if (strncmp(arg, "--", 2) != 0) {
             fprintf(err, "luahub: unexpected argument '%s'\n"
                          "try 'luahub --help'\n", arg);
@@ -161,7 +172,7 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             "--host",          "--port",         "--scripts",
             "--lua",           "--static",       "--ping-interval",
             "--idle-timeout",  "--max-message",  "--send-queue",
-            "--log-level",     NULL};
+            "--log-level",     "--check",        NULL};
         int k = 0;
         while (known[k] && strcmp(known[k], flag) != 0) k++;
         if (!known[k]) {
@@ -200,11 +211,14 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             rc = parse_bytes(err, flag, val, &cfg->max_message);
         else if (!strcmp(flag, "--send-queue"))
             rc = parse_bytes(err, flag, val, &cfg->send_queue);
+        else if (!strcmp(flag, "--check"))
+            rc = parse_string(err, flag, val, cfg->check_dir,
+                              sizeof cfg->check_dir);
         else if (!strcmp(flag, "--log-level")) {
             if (config_parse_level(val, &cfg->level) < 0)
                 rc = bad(err, flag, val, "a level (error, warn, info, debug)");
         }
         if (rc) return CONFIG_ERROR;
     }
-    return CONFIG_RUN;
+    return cfg->check_dir[0] ? CONFIG_CHECK : CONFIG_RUN;
 }

@@ -29,12 +29,15 @@ typedef struct config {
     size_t max_message;      /* --max-message BYTES, default 65536 */
     size_t send_queue;       /* --send-queue BYTES, default 1048576 */
     log_level level;         /* --log-level error|warn|info|debug, default info */
+    int unsafe_lua;          /* --unsafe-lua: no sandbox for scripts */
+    char check_dir[1024];    /* --check DIR: load the scripts, report, exit */
 } config_t;
 
 typedef enum config_action {
     CONFIG_RUN = 0,     /* start the server */
     CONFIG_HELP = 1,    /* --help / -h: usage printed, exit 0 */
     CONFIG_VERSION = 2, /* --version / -V: version printed, exit 0 */
+    CONFIG_CHECK = 3,   /* --check DIR: check the scripts and exit */
     CONFIG_ERROR = -1,  /* bad flag or value: message printed, exit 2 */
 } config_action;
 

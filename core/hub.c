@@ -258,7 +258,8 @@ static int host_conn_info(void *ud, const char *cid, script_conn_info *out) {
 /* ---- lifecycle --------------------------------------------------------- */
 
 static script_t *load_scripts(hub_t *h, char *err, size_t errlen) {
-    script_options opt = {h->cfg->lua_dir, h->cfg->scripts_dir};
+    script_options opt = {h->cfg->lua_dir, h->cfg->scripts_dir,
+                          h->cfg->unsafe_lua};
     return script_create(&opt, &h->host, err, errlen);
 }
 

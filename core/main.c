@@ -5,7 +5,26 @@
 
 #include "config.h"
 #include "log.h"
+#include "script.h"
 #include "server.h"
+
+/* luahub --check DIR: load the scripts exactly as the server would (same
+ * runtime, same sandbox) and report. Exit 0 when they all load, 1 with
+ * every error (file:line) otherwise. */
+static int check_scripts(const config_t *cfg) {
+    char err[8192];
+    script_options opt = {cfg->lua_dir, cfg->check_dir, cfg->unsafe_lua};
+    script_t *s = script_create(&opt, script_null_host(), err, sizeof err);
+    if (!s) {
+        fprintf(stderr, "%s\n", err);
+        fprintf(stderr, "luahub: %s: the scripts do not load\n", cfg->check_dir);
+        return 1;
+    }
+    printf("luahub: %s: %zu handlers load: %s\n", cfg->check_dir,
+           script_count(s), script_types(s));
+    script_destroy(s);
+    return 0;
+}
 
 int main(int argc, char **argv) {
     config_t cfg;
@@ -16,6 +35,9 @@ int main(int argc, char **argv) {
         return 0;
     case CONFIG_ERROR:
         return 2;
+    case CONFIG_CHECK:
+        log_set_level(cfg.level);
+        return check_scripts(&cfg);
     case CONFIG_RUN:
         break;
     }

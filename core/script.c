@@ -698,6 +698,53 @@ static const luaL_Reg core_funcs[] = {
     {NULL, NULL},
 };
 
+/* ---- a host with nothing in it ------------------------------------------- */
+
+static size_t null_send(void *ud, const script_target *t, frame_t *f) {
+    return 0;
+}
+static int null_next_seq(void *ud, const char *room, uint64_t *seq) {
+    return -1;
+}
+static int null_join(void *ud, const char *room, const char *uid) {
+    return -1;
+}
+static int null_zero(void *ud, const char *a, const char *b) { return 0; }
+static int null_room_info(void *ud, const char *room, script_room_info *o) {
+    return -1;
+}
+static int null_list(void *ud, const char *id, script_each_fn each,
+                     void *ctx) {
+    return -1;
+}
+static void null_each(void *ud, const char *id, script_each_fn each,
+                      void *ctx) {}
+static void null_online(void *ud, script_each_fn each, void *ctx) {}
+static int null_presence_get(void *ud, const char *uid) { return 0; }
+static int null_presence_set(void *ud, const char *uid, int st) { return -1; }
+static int null_conn_info(void *ud, const char *cid, script_conn_info *o) {
+    return -1;
+}
+
+static const script_host null_host = {
+    .send = null_send,
+    .next_seq = null_next_seq,
+    .join = null_join,
+    .leave = null_zero,
+    .is_member = null_zero,
+    .room_info = null_room_info,
+    .room_members = null_list,
+    .user_rooms = null_each,
+    .online_users = null_online,
+    .user_connections = null_list,
+    .presence_get = null_presence_get,
+    .presence_set = null_presence_set,
+    .presence_subscribe = null_join,
+    .conn_info = null_conn_info,
+};
+
+const script_host *script_null_host(void) { return &null_host; }
+
 /* ---- loading ------------------------------------------------------------ */
 
 static int valid_type_name(const char *s, size_t n) {
@@ -805,8 +852,10 @@ script_t *script_create(const script_options *opt, const script_host *host,
     }
     lua_pushstring(L, opt->scripts_dir);
     if (push_handler_types(L, opt->scripts_dir, err, errlen) < 0) goto fail;
-    /* stack: runtime chunk, scripts_dir, types */
-    if (lua_pcall(L, 2, 1, 0)) {
+    lua_pushstring(L, opt->lua_dir);
+    lua_pushboolean(L, opt->unsafe);
+    /* stack: runtime chunk, scripts_dir, types, lua_dir, unsafe */
+    if (lua_pcall(L, 4, 1, 0)) {
         snprintf(err, errlen, "%s",
                  lua_isstring(L, -1) ? lua_tostring(L, -1) : "load failed");
         goto fail;

@@ -88,6 +88,7 @@ typedef struct script_host {
 typedef struct script_options {
     const char *lua_dir;     /* the runtime: lua/runtime.lua and friends */
     const char *scripts_dir; /* handlers: <dir>/<type>.lua, <dir>/lib */
+    int unsafe;              /* 1: no sandbox (--unsafe-lua) */
 } script_options;
 
 /* Loads the runtime and every handler into a new state. Returns NULL when
@@ -96,6 +97,11 @@ typedef struct script_options {
 script_t *script_create(const script_options *opt, const script_host *host,
                         char *err, size_t errlen);
 void script_destroy(script_t *s);
+
+/* A host with no connections, rooms or users: every send reaches nobody,
+ * every lookup finds nothing. For loading scripts outside a server
+ * (luahub --check). */
+const script_host *script_null_host(void);
 
 /* Handler types loaded, sorted, comma-separated (for the logs). */
 const char *script_types(const script_t *s);

@@ -1,20 +1,31 @@
 -- runtime.lua: loads the handlers and dispatches client messages to them.
 --
 -- The core (core/script.c) runs this file once per Lua state, with the
--- scripts directory and the sorted list of handler types found in it
--- (files <type>.lua). Loading is all or nothing: the first handler that
--- fails to load raises, with file:line, and the core keeps the previous
--- state in service. On success it returns { dispatch = fn, types = {...} }.
+-- scripts directory, the sorted list of handler types found in it (files
+-- <type>.lua), the runtime directory, and whether the sandbox is lifted.
+-- Loading is all or nothing: if any handler fails to load, this raises
+-- with every failure (file:line each) and the core keeps the previous state
+-- in service. On success it returns { dispatch = fn, types = {...} }.
 
-local scripts_dir, types = ...
+local scripts_dir, types, lua_dir, unsafe = ...
 
 local core = require "hub.core"
 local hub = require "hub"
 local protocol = require "protocol"
 
-local handlers = {}
+local new_env
+if not unsafe then
+  local search = { scripts_dir .. "/lib/?.lua", lua_dir .. "/?.lua" }
+  local preload = { hub = hub, cjson = require "cjson.safe" }
+  new_env = require("sandbox").new(search, preload, function(line)
+    core.log("info", line, 3)
+  end)
+end
 
-for _, t in ipairs(types) do
+local handlers = {}
+local failures = {}
+
+local function load_handler(t)
   local path = scripts_dir .. "/" .. t .. ".lua"
   -- Text only: precompiled bytecode can crash the VM.
   local chunk, err = loadfile(path, "t")
@@ -24,18 +35,29 @@ for _, t in ipairs(types) do
     if not err:find(path, 1, true) then
       err = path .. ": " .. err
     end
-    error(err, 0)
+    return nil, err
   end
-  local ok, fn = xpcall(chunk, function(e)
-    return type(e) == "string" and debug.traceback(e, 2) or e
-  end)
+  if new_env then setfenv(chunk, new_env(path)) end
+  local ok, fn = pcall(chunk)
   if not ok then
-    error(tostring(fn), 0)
+    return nil, tostring(fn)
   end
   if type(fn) ~= "function" then
-    error(path .. ": a handler must return a function (got " .. type(fn) .. ")", 0)
+    return nil, path .. ": a handler must return a function (got " .. type(fn) .. ")"
   end
-  handlers[t] = fn
+  return fn
+end
+
+for _, t in ipairs(types) do
+  local fn, err = load_handler(t)
+  if fn then
+    handlers[t] = fn
+  else
+    failures[#failures + 1] = err
+  end
+end
+if #failures > 0 then
+  error(table.concat(failures, "\n"), 0)
 end
 
 -- Adds the traceback to a runtime error so that the log shows file:line of

@@ -2,7 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { BIN } from './lib/harness.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BIN, ROOT, tempScripts } from './lib/harness.mjs';
 
 const run = (...args) => spawnSync(BIN, args, { encoding: 'utf8', timeout: 5000 });
 
@@ -22,7 +24,7 @@ test('--version prints the version and exits 0', () => {
   assert.match(r.stdout, /^luahub \d+\.\d+\.\d+\n$/);
 });
 
-for (const args of [['--port', 'eighty'], ['--bogus'], ['--idle-timeout', '0'], ['--max-message'], ['stray']]) {
+for (const args of [['--port', 'eighty'], ['--bogus'], ['--idle-timeout', '0'], ['--max-message'], ['stray'], ['--check']]) {
   test(`${args.join(' ')} exits 2 with a clear message`, () => {
     const r = run(...args);
     assert.equal(r.status, 2);
@@ -35,4 +37,17 @@ test('a scripts directory that fails to load stops the start with its reason', (
   const r = run('--port', '0', '--scripts', '/nonexistent-dir');
   assert.equal(r.status, 1);
   assert.match(r.stderr, /nonexistent-dir/);
+});
+
+test('--check DIR: 0 for good scripts, 1 with every error and its file:line', () => {
+  const good = run('--check', path.join(ROOT, 'scripts'), '--lua', path.join(ROOT, 'lua'));
+  assert.equal(good.status, 0, good.stderr);
+  assert.match(good.stdout, /9 handlers load: chat,/);
+  const dir = tempScripts();
+  fs.writeFileSync(path.join(dir, 'broken.lua'), 'return function()\n  if then\nend\n');
+  fs.writeFileSync(path.join(dir, 'leaky.lua'), 'total = 0\nreturn function() end\n');
+  const bad = run('--check', dir, '--lua', path.join(ROOT, 'lua'));
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /broken\.lua:2:/);
+  assert.match(bad.stderr, /leaky\.lua:1: assignment to undeclared global 'total'/);
 });

@@ -131,6 +131,7 @@ static void test_help_lists_every_flag_and_default(void **state) {
         "--version",       "127.0.0.1",    "8080",         "(default: scripts)",
         "(default: lua)",  "examples/chat", "(default: 25)", "(default: 60)",
         "65536",           "1048576",      "(default: info)", "/healthz",
+        "--unsafe-lua",    "--check",
     };
     run_t r = parse("--help", NULL);
     assert_int_equal(r.action, CONFIG_HELP);
@@ -146,6 +147,17 @@ static void test_version(void **state) {
     run_t r = parse("--version", NULL);
     assert_int_equal(r.action, CONFIG_VERSION);
     assert_string_equal(r.out, "luahub " LUAHUB_VERSION "\n");
+    done(&r);
+}
+
+static void test_check_and_unsafe_lua(void **state) {
+    run_t r = parse("--check", "scripts", "--unsafe-lua", NULL);
+    assert_int_equal(r.action, CONFIG_CHECK);
+    assert_string_equal(r.cfg.check_dir, "scripts");
+    assert_int_equal(r.cfg.unsafe_lua, 1);
+    done(&r);
+    r = parse(NULL);
+    assert_int_equal(r.cfg.unsafe_lua, 0);
     done(&r);
 }
 
@@ -166,6 +178,7 @@ int main(void) {
         cmocka_unit_test(test_unknown_flag_missing_value_and_positional),
         cmocka_unit_test(test_help_lists_every_flag_and_default),
         cmocka_unit_test(test_version),
+        cmocka_unit_test(test_check_and_unsafe_lua),
         cmocka_unit_test(test_level_names_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -141,8 +141,10 @@ static void write_script(fixture_t *fx, const char *name, const char *src) {
     fclose(f);
 }
 
+static int unsafe_lua;
+
 static script_t *load(fixture_t *fx, char *err, size_t errlen) {
-    script_options opt = {"lua", fx->dir};
+    script_options opt = {"lua", fx->dir, unsafe_lua};
     return script_create(&opt, &fx->host, err, errlen);
 }
 
@@ -355,6 +357,105 @@ static void test_types_listed_sorted(void **state) {
     assert_string_equal(script_types(fx->s), "alpha,zeta");
 }
 
+/* ---- the sandbox ----------------------------------------------------------- */
+
+/* Runs src as a handler body and returns the reply's JSON. */
+static const char *run_body(fixture_t *fx, const char *body) {
+    char src[1024];
+    snprintf(src, sizeof src,
+             "local hub = require 'hub'\nreturn function(conn, msg)\n%s\nend\n",
+             body);
+    write_script(fx, "probe.lua", src);
+    load_ok(fx);
+    dispatch(fx, "probe", "{\"type\":\"probe\",\"id\":1}");
+    return last(fx);
+}
+
+static void test_sandbox_has_no_io_os_execute_ffi_or_debug(void **state) {
+    fixture_t *fx = *state;
+    const char *r = run_body(fx,
+        "return { io = type(io), exec = type(os.execute), debug = type(debug),"
+        " package = type(package), dofile = type(dofile),"
+        " loadfile = type(loadfile), time = type(os.time),"
+        " ffi = (pcall(require, 'ffi')), jit = type(jit) }");
+    assert_non_null(strstr(r, "\"io\":\"nil\""));
+    assert_non_null(strstr(r, "\"exec\":\"nil\""));
+    assert_non_null(strstr(r, "\"debug\":\"nil\""));
+    assert_non_null(strstr(r, "\"package\":\"nil\""));
+    assert_non_null(strstr(r, "\"dofile\":\"nil\""));
+    assert_non_null(strstr(r, "\"loadfile\":\"nil\""));
+    assert_non_null(strstr(r, "\"jit\":\"nil\""));
+    assert_non_null(strstr(r, "\"ffi\":false"));
+    assert_non_null(strstr(r, "\"time\":\"function\""));
+}
+
+static void test_sandbox_refuses_bytecode_at_run_time(void **state) {
+    fixture_t *fx = *state;
+    const char *r = run_body(fx,
+        "local f, err = load(string.char(27) .. 'LJ')\n"
+        "return { f = type(f), err = err }");
+    assert_non_null(strstr(r, "\"f\":\"nil\""));
+    assert_non_null(strstr(r, "bytecode"));
+}
+
+static void test_writing_an_undeclared_global_is_an_error_naming_it(
+    void **state) {
+    fixture_t *fx = *state;
+    const char *r = run_body(fx, "counter = 1");
+    assert_non_null(strstr(r, "\"code\":\"handler_error\""));
+    assert_non_null(strstr(r, "undeclared global 'counter'"));
+}
+
+static void test_scripts_cannot_change_each_others_libraries(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "evil.lua",
+                 "return function() string.upper = nil;"
+                 " getmetatable('').__index = nil end\n");
+    write_script(fx, "good.lua",
+                 "return function() return { s = ('ab'):upper() } end\n");
+    load_ok(fx);
+    dispatch(fx, "evil", "{\"type\":\"evil\",\"id\":1}");
+    dispatch(fx, "good", "{\"type\":\"good\",\"id\":2}");
+    assert_non_null(strstr(last(fx), "\"s\":\"AB\""));
+}
+
+static void test_require_finds_scripts_lib_and_cjson_safe(void **state) {
+    fixture_t *fx = *state;
+    char path[128];
+    snprintf(path, sizeof path, "mkdir -p %s/lib", fx->dir);
+    assert_int_equal(system(path), 0);
+    write_script(fx, "lib/twice.lua", "return function(x) return x * 2 end\n");
+    const char *r = run_body(fx,
+        "local twice = require 'twice'\n"
+        "local cjson = require 'cjson'\n"
+        "local v, err = cjson.decode('{bad')\n"
+        "return { n = twice(21), v = v == nil, err = err ~= nil }");
+    assert_non_null(strstr(r, "\"n\":42"));
+    assert_non_null(strstr(r, "\"v\":true"));
+    assert_non_null(strstr(r, "\"err\":true"));
+}
+
+static void test_unsafe_lua_lifts_the_sandbox(void **state) {
+    fixture_t *fx = *state;
+    unsafe_lua = 1;
+    const char *r = run_body(fx,
+        "return { io = type(io), ffi = (pcall(require, 'ffi')) }");
+    unsafe_lua = 0;
+    assert_non_null(strstr(r, "\"io\":\"table\""));
+    assert_non_null(strstr(r, "\"ffi\":true"));
+}
+
+static void test_every_load_error_is_reported(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "a.lua", "return function(\n");
+    write_script(fx, "b.lua", "x = 1\nreturn function() end\n");
+    char err[1024] = "";
+    fx->s = load(fx, err, sizeof err);
+    assert_null(fx->s);
+    assert_non_null(strstr(err, "a.lua:"));
+    assert_non_null(strstr(err, "b.lua:1: assignment to undeclared global 'x'"));
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -374,6 +475,13 @@ int main(void) {
         T(test_script_must_return_a_function),
         T(test_bytecode_is_refused),
         T(test_types_listed_sorted),
+        T(test_sandbox_has_no_io_os_execute_ffi_or_debug),
+        T(test_sandbox_refuses_bytecode_at_run_time),
+        T(test_writing_an_undeclared_global_is_an_error_naming_it),
+        T(test_scripts_cannot_change_each_others_libraries),
+        T(test_require_finds_scripts_lib_and_cjson_safe),
+        T(test_unsafe_lua_lifts_the_sandbox),
+        T(test_every_load_error_is_reported),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
