@@ -48,7 +48,7 @@ static field_t field_of(const char *k, size_t n) {
     return F_NONE;
 }
 
-static int valid_type(const char *s, size_t n) {
+int envelope_valid_type(const char *s, size_t n) {
     if (n < 1 || n > ENVELOPE_TYPE_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -122,7 +122,7 @@ static void scalar(scan_t *sc, kind_t k) {
 static int s_string(void *ud, const char *s, size_t n) {
     scan_t *sc = ud;
     if (sc->depth == 1 && sc->current == F_TYPE) {
-        sc->type_valid = valid_type(s, n);
+        sc->type_valid = envelope_valid_type(s, n);
         if (sc->type_valid) {
             memcpy(sc->env->type, s, n);
             sc->env->type[n] = '\0';

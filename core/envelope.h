@@ -53,6 +53,10 @@ envelope_status envelope_parse(const char *s, size_t n, envelope_t *env);
  * "unknown_type"; NULL for ENVELOPE_OK. */
 const char *envelope_code(envelope_status st);
 
+/* 1 when s[0..n) can name a handler: 1 to ENVELOPE_TYPE_MAX of
+ * [A-Za-z0-9_] (so it can never name a path outside scripts/). */
+int envelope_valid_type(const char *s, size_t n);
+
 void envelope_clear(envelope_t *env);
 
 #endif

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "envelope.h"
 #include "json.h"
 #include "log.h"
 #include "presence.h"
@@ -747,17 +748,6 @@ const script_host *script_null_host(void) { return &null_host; }
 
 /* ---- loading ------------------------------------------------------------ */
 
-static int valid_type_name(const char *s, size_t n) {
-    if (n < 1 || n > 64) return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '_'))
-            return 0;
-    }
-    return 1;
-}
-
 /* Pushes a sorted array of the handler types found in dir (files named
  * <type>.lua). Returns -1 with err filled when dir can't be read. */
 static int push_handler_types(lua_State *L, const char *dir, char *err,
@@ -773,7 +763,7 @@ static int push_handler_types(lua_State *L, const char *dir, char *err,
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
         if (n < 5 || strcmp(e->d_name + n - 4, ".lua") != 0) continue;
-        if (!valid_type_name(e->d_name, n - 4)) {
+        if (!envelope_valid_type(e->d_name, n - 4)) {
             log_warn("script", "skipping %s/%s: a handler's file name must "
                      "be <type>.lua with type 1-64 of [A-Za-z0-9_]",
                      dir, e->d_name);
