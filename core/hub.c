@@ -14,6 +14,7 @@
 #include "presence.h"
 #include "room.h"
 #include "script.h"
+#include "store.h"
 
 struct hub {
     const config_t *cfg;
@@ -24,6 +25,7 @@ struct hub {
     fanout_t fo;
     script_host host;
     script_t *script;
+    store_t *store;
 };
 
 int64_t hub_now_ms(void) {
@@ -101,6 +103,12 @@ static void on_overflow(void *ud, conn_t *c) {
     h->t->close(h->t->ud, c, 4008, "slow consumer");
 }
 
+/* A room left empty is deleted: its stored state goes with it. */
+static void leave_room(hub_t *h, const char *room, user_t *u) {
+    if (rooms_leave(h->rooms, room, u) && !rooms_get(h->rooms, room))
+        store_drop(h->store, STORE_ROOM, room);
+}
+
 static void on_drain(void *ud, conn_t *c) {
     hub_t *h = ud;
     if (h->t->drain) h->t->drain(h->t->ud, c);
@@ -163,7 +171,12 @@ static int host_join(void *ud, const char *room, const char *uid) {
 static int host_leave(void *ud, const char *room, const char *uid) {
     hub_t *h = ud;
     user_t *u = conns_user(h->conns, uid);
-    return u ? rooms_leave(h->rooms, room, u) : 0;
+    if (!u || !rooms_is_member(h->rooms, room, u)) return 0;
+    /* Copied: the room id may be the room's own key, freed with it. */
+    char *id = xstrdup(room);
+    leave_room(h, id, u);
+    free(id);
+    return 1;
 }
 
 static int host_is_member(void *ud, const char *room, const char *uid) {
@@ -255,6 +268,28 @@ static int host_conn_info(void *ud, const char *cid, script_conn_info *out) {
     return 0;
 }
 
+static const char *host_store_get(void *ud, int kind, const char *scope,
+                                  const char *key, size_t *len) {
+    hub_t *h = ud;
+    return store_get(h->store, (store_scope_kind)kind, scope, key, len);
+}
+
+static int host_store_set(void *ud, int kind, const char *scope,
+                          const char *key, const char *json, size_t len) {
+    hub_t *h = ud;
+    /* A room's or user's scope only while it exists, so that it is dropped
+     * with it and nothing piles up. */
+    if (kind == STORE_ROOM && !rooms_get(h->rooms, scope)) return -2;
+    if (kind == STORE_USER && !conns_user(h->conns, scope)) return -2;
+    return store_set(h->store, (store_scope_kind)kind, scope, key, json, len);
+}
+
+static int host_store_delete(void *ud, int kind, const char *scope,
+                             const char *key) {
+    hub_t *h = ud;
+    return store_delete(h->store, (store_scope_kind)kind, scope, key);
+}
+
 /* ---- lifecycle --------------------------------------------------------- */
 
 static script_t *load_scripts(hub_t *h, char *err, size_t errlen) {
@@ -288,7 +323,11 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
         .presence_set = host_presence_set,
         .presence_subscribe = host_presence_subscribe,
         .conn_info = host_conn_info,
+        .store_get = host_store_get,
+        .store_set = host_store_set,
+        .store_delete = host_store_delete,
     };
+    h->store = store_create();
     h->script = load_scripts(h, err, errlen);
     if (!h->script) {
         hub_destroy(h);
@@ -302,6 +341,7 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
 void hub_destroy(hub_t *h) {
     if (!h) return;
     script_destroy(h->script);
+    store_destroy(h->store);
     presence_destroy(h->presence);
     rooms_destroy(h->rooms);
     conns_destroy(h->conns);
@@ -349,7 +389,7 @@ void hub_conn_closed(hub_t *h, conn_t *c) {
         while (i < n && (room = rooms_next_of_user(h->rooms, uid, &pos)))
             ids[i++] = xstrdup(room);
         for (i = 0; i < n; i++) {
-            rooms_leave(h->rooms, ids[i], u);
+            leave_room(h, ids[i], u);
             room_t *r = rooms_get(h->rooms, ids[i]);
             if (r) {
                 frame_t *f = room_event("user_left", ids[i], uid);
@@ -363,6 +403,7 @@ void hub_conn_closed(hub_t *h, conn_t *c) {
         conns_remove(h->conns, c, &last);
         if (presence_set(h->presence, uid, PRESENCE_OFFLINE))
             notify_presence(h, uid, PRESENCE_OFFLINE);
+        store_drop(h->store, STORE_USER, uid);
         free(uid);
     } else {
         int last;

@@ -671,7 +671,69 @@ static int l_set_fail(lua_State *L) {
     return 0;
 }
 
+/* ---- hub.store -------------------------------------------------------------- */
+
+static int store_kind(lua_State *L, int idx) {
+    static const char *const kinds[] = {"global", "room", "user", NULL};
+    return luaL_checkoption(L, idx, NULL, kinds);
+}
+
+/* store_get(kind, scope, key) -> value or nil */
+static int l_store_get(lua_State *L) {
+    script_t *s = self(L);
+    int kind = store_kind(L, 1);
+    const char *scope = luaL_checkstring(L, 2);
+    const char *key = luaL_checkstring(L, 3);
+    if (!s->host->store_get) return 0;
+    size_t len;
+    const char *json = s->host->store_get(s->host->ud, kind, scope, key, &len);
+    if (!json) {
+        lua_pushnil(L);
+        return 1;
+    }
+    json_error err;
+    if (decode_json(s, json, len, &err) < 0)
+        return luaL_error(L, "stored value is not JSON: %s", err.message);
+    return 1;
+}
+
+/* store_set(kind, scope, key, value): nil deletes. */
+static int l_store_set(lua_State *L) {
+    script_t *s = self(L);
+    int kind = store_kind(L, 1);
+    const char *scope = luaL_checkstring(L, 2);
+    const char *key = luaL_checkstring(L, 3);
+    if (lua_isnoneornil(L, 4)) {
+        s->host->store_delete(s->host->ud, kind, scope, key);
+        return 0;
+    }
+    buf_t b;
+    buf_init(&b, 0);
+    if (encode_value(L, 4, &b, 0, s->array_mt_ref)) {
+        buf_close(&b);
+        return lua_error(L);
+    }
+    int rc = s->host->store_set(s->host->ud, kind, scope, key,
+                                b.data ? buf_content(&b) : "", b.len);
+    buf_close(&b);
+    if (rc == -2) return fail(L, "not_found", "no %s '%s'", kind == 1 ? "room" : "user", scope);
+    if (rc < 0) return luaL_error(L, "store: value too large or scope full");
+    return 0;
+}
+
+static int l_store_delete(lua_State *L) {
+    script_t *s = self(L);
+    int kind = store_kind(L, 1);
+    const char *scope = luaL_checkstring(L, 2);
+    const char *key = luaL_checkstring(L, 3);
+    lua_pushboolean(L, s->host->store_delete(s->host->ud, kind, scope, key));
+    return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
+    {"store_get", l_store_get},
+    {"store_set", l_store_set},
+    {"store_delete", l_store_delete},
     {"send", l_send},
     {"send_user", l_send_user},
     {"send_users", l_send_users},
@@ -727,7 +789,23 @@ static int null_conn_info(void *ud, const char *cid, script_conn_info *o) {
     return -1;
 }
 
+static const char *null_store_get(void *ud, int kind, const char *scope,
+                                  const char *key, size_t *len) {
+    return NULL;
+}
+static int null_store_set(void *ud, int kind, const char *scope,
+                          const char *key, const char *json, size_t len) {
+    return kind == 0 ? 0 : -2;
+}
+static int null_store_delete(void *ud, int kind, const char *scope,
+                             const char *key) {
+    return 0;
+}
+
 static const script_host null_host = {
+    .store_get = null_store_get,
+    .store_set = null_store_set,
+    .store_delete = null_store_delete,
     .send = null_send,
     .next_seq = null_next_seq,
     .join = null_join,

@@ -83,6 +83,16 @@ typedef struct script_host {
                               const char *user_id);
     /* 0 and *out filled, or -1 when there is no such connection. */
     int (*conn_info)(void *ud, const char *conn_id, script_conn_info *out);
+    /* hub.store; kind is a store_scope_kind, scope a room or user id ("" for
+     * global). get: the JSON text, borrowed for the call, or NULL. set: 0,
+     * -1 value too large or scope full, -2 no such room or user. delete: 1
+     * when the key existed. */
+    const char *(*store_get)(void *ud, int kind, const char *scope,
+                             const char *key, size_t *len);
+    int (*store_set)(void *ud, int kind, const char *scope, const char *key,
+                     const char *json, size_t len);
+    int (*store_delete)(void *ud, int kind, const char *scope,
+                        const char *key);
 } script_host;
 
 typedef struct script_options {

@@ -106,6 +106,7 @@ function M.new(opts)
     clock = opts.now or 1700000000000,
     scripts_dir = opts.scripts_dir or "scripts",
     logs = {},
+    store = { global = { [""] = {} }, room = {}, user = {} },
   }
   local hub = {}
   kit.hub = hub
@@ -226,9 +227,55 @@ function M.new(opts)
     local r = kit.rooms[room_id]
     if not r or not r.members[user] then return false end
     r.members[user] = nil
-    if next(r.members) == nil then kit.rooms[room_id] = nil end
+    if next(r.members) == nil then
+      kit.rooms[room_id] = nil
+      kit.store.room[room_id] = nil
+    end
     return true
   end
+
+  -- hub.store, as the core keeps it: JSON values, room and user scopes
+  -- only while the room or user exists, dropped with them.
+  local function scope(kind, name)
+    local s = {}
+    local function values(create)
+      local t = kit.store[kind][name]
+      if not t and create then
+        if kind == "room" and not kit.rooms[name] then protocol.fail("not_found", "no room '" .. name .. "'") end
+        if kind == "user" and not kit.users[name] then protocol.fail("not_found", "no user '" .. name .. "'") end
+        t = {}
+        kit.store[kind][name] = t
+      end
+      return t
+    end
+    function s.get(key)
+      local t = values(false)
+      return t and t[key] ~= nil and decode(t[key]) or nil
+    end
+    function s.set(key, value)
+      if value == nil then
+        local t = values(false)
+        if t then t[key] = nil end
+        return
+      end
+      values(true)[key] = encode(value)
+    end
+    function s.delete(key)
+      local t = values(false)
+      local had = t and t[key] ~= nil
+      if t then t[key] = nil end
+      return had or false
+    end
+    function s.incr(key, n)
+      local v = (s.get(key) or 0) + (n or 1)
+      s.set(key, v)
+      return v
+    end
+    return s
+  end
+  hub.store = scope("global", "")
+  function hub.store.room(id) return scope("room", id) end
+  function hub.store.user(id) return scope("user", id) end
 
   function hub.is_member(room_id, user)
     local r = kit.rooms[room_id]
@@ -339,6 +386,7 @@ function M:disconnect(conn)
     self.conns[conn.id] = nil
     self.hub.presence_set(c.user, "offline")
     self.users[c.user] = nil
+    self.store.user[c.user] = nil
   end
   self.conns[conn.id] = nil
 end

@@ -16,7 +16,7 @@ core.set_fail(protocol.fail)
 local hub = {}
 
 for name, fn in pairs(core) do
-  if type(fn) == "function" and not name:match("^set_") then
+  if type(fn) == "function" and not name:match("^set_") and not name:match("^store_") then
     hub[name] = fn
   end
 end
@@ -26,6 +26,26 @@ hub.array_mt = protocol.array_mt
 hub.array = protocol.array
 hub.NO_ACK = protocol.NO_ACK
 hub.fail = protocol.fail
+
+-- hub.store: state that outlives reloads, kept in C. hub.store itself is
+-- the global scope; hub.store.room(id) and hub.store.user(id) are scopes
+-- dropped when the room is deleted or the user's last connection closes.
+local function scope(kind, name)
+  local s = {}
+  function s.get(key) return core.store_get(kind, name, key) end
+  function s.set(key, value) core.store_set(kind, name, key, value) end
+  function s.delete(key) return core.store_delete(kind, name, key) end
+  -- Adds n (default 1) to a number stored at key (0 when absent).
+  function s.incr(key, n)
+    local v = (core.store_get(kind, name, key) or 0) + (n or 1)
+    core.store_set(kind, name, key, v)
+    return v
+  end
+  return s
+end
+hub.store = scope("global", "")
+function hub.store.room(id) return scope("room", id) end
+function hub.store.user(id) return scope("user", id) end
 
 -- hub.log(level, fmt, ...): string.format-style; the log line names the
 -- calling script and line.

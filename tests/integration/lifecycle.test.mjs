@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client, Server, sleep, tempScripts } from './lib/harness.mjs';
+import { Client, ROOT, Server, sleep, tempScripts } from './lib/harness.mjs';
 
 describe('SIGHUP reload', () => {
   let server;
@@ -111,5 +111,35 @@ describe('SIGTERM', () => {
     assert.equal((await c.closed()).code, 1001);
     assert.equal((await server.exited).code, 0);
     await server.stop();
+  });
+});
+
+describe('hub.store', () => {
+  test('survives SIGHUP; a room\'s scope goes away with the room', async () => {
+    const dir = tempScripts();
+    fs.copyFileSync(path.join(ROOT, 'examples/handlers/react.lua'), path.join(dir, 'react.lua'));
+    const server = await new Server([], { scripts: dir }).start();
+    try {
+      const a = await Client.connect(server, 'st-a');
+      const b = await Client.connect(server, 'st-b');
+      for (const c of [a, b]) await c.request({ type: 'join_room', room_id: 'st' });
+      await a.request({ type: 'chat', room_id: 'st', payload: { text: 'x' } });
+      const react = { type: 'react', room_id: 'st', payload: { seq: 1, emoji: '+1' } };
+      assert.equal((await a.request(react)).count, 1);
+      const before = (server.log.match(/reloaded/g) || []).length;
+      server.signal('SIGHUP');
+      while ((server.log.match(/reloaded/g) || []).length === before) await sleep(10);
+      assert.equal((await b.request(react)).count, 2, 'the count survived the reload');
+      // Empty the room: it is deleted, and its stored counts with it.
+      await a.request({ type: 'leave_room', room_id: 'st' });
+      await b.request({ type: 'leave_room', room_id: 'st' });
+      await a.request({ type: 'join_room', room_id: 'st' });
+      await a.request({ type: 'chat', room_id: 'st', payload: { text: 'y' } });
+      assert.equal((await a.request(react)).count, 1, 'a new room starts afresh');
+      await a.close();
+      await b.close();
+    } finally {
+      await server.stop();
+    }
   });
 });
