@@ -294,7 +294,7 @@ static int host_store_delete(void *ud, int kind, const char *scope,
 
 static script_t *load_scripts(hub_t *h, char *err, size_t errlen) {
     script_options opt = {h->cfg->lua_dir, h->cfg->scripts_dir,
-                          h->cfg->unsafe_lua};
+                          h->cfg->unsafe_lua, h->t->loop};
     return script_create(&opt, &h->host, err, errlen);
 }
 

@@ -21,6 +21,8 @@ typedef struct hub hub_t;
 /* What the hub needs from the transport. */
 typedef struct hub_transport {
     void *ud;
+    /* The uv_loop_t that script timers run on. */
+    void *loop;
     /* Frames were queued: flush the dirty connections soon (this loop
      * pass). */
     void (*wake)(void *ud);

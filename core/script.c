@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <uv.h>
 
 #include "alloc.h"
 #include "envelope.h"
@@ -28,8 +29,25 @@
 
 #define SCRIPT_MAX_ROOM_ID 128
 
+/* A timer from hub.after / hub.every. It belongs to one script state and
+ * dies with it: a reload cancels every timer of the old state. */
+typedef struct script_timer {
+    uv_timer_t handle;
+    script_t *s;
+    int fn_ref;
+    double id;
+    int repeat;
+    struct script_timer *prev, *next;
+} script_timer_t;
+
+#define SCRIPT_MAX_TIMERS 10000
+
 struct script {
     lua_State *L;
+    uv_loop_t *loop;
+    script_timer_t *timers;
+    size_t ntimers;
+    double next_timer_id;
     const script_host *host;
     int dispatch_ref;
     int array_mt_ref;
@@ -730,7 +748,94 @@ static int l_store_delete(lua_State *L) {
     return 1;
 }
 
+/* ---- timers: hub.after, hub.every, hub.cancel ------------------------------- */
+
+static void timer_free(uv_handle_t *h) { free(h->data); }
+
+/* Unlinks t, lets go of its function, and closes its handle (the memory
+ * goes in the close callback, as libuv requires). */
+static void timer_remove(script_t *s, script_timer_t *t) {
+    if (t->prev) t->prev->next = t->next;
+    else s->timers = t->next;
+    if (t->next) t->next->prev = t->prev;
+    s->ntimers--;
+    luaL_unref(s->L, LUA_REGISTRYINDEX, t->fn_ref);
+    uv_timer_stop(&t->handle);
+    uv_close((uv_handle_t *)&t->handle, timer_free);
+}
+
+static int traceback_msgh(lua_State *L) {
+    if (lua_isstring(L, 1)) luaL_traceback(L, L, lua_tostring(L, 1), 1);
+    return 1;
+}
+
+static void on_timer(uv_timer_t *h) {
+    script_timer_t *t = h->data;
+    script_t *s = t->s;
+    lua_State *L = s->L;
+    double id = t->id;
+    lua_pushcfunction(L, traceback_msgh);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->fn_ref);
+    /* A one-shot timer is gone before it runs, so that its function may
+     * start new timers or cancel others freely. */
+    if (!t->repeat) timer_remove(s, t);
+    /* stack: msgh, fn */
+    int rc = lua_pcall(L, 0, 0, -2);
+    if (rc) {
+        log_error("lua", "timer %.0f failed: %s%s", id,
+                  rc == LUA_ERRMEM ? "out of memory: " : "",
+                  lua_isstring(L, -1) ? lua_tostring(L, -1) : "(no message)");
+    }
+    lua_settop(L, 0);
+}
+
+static int start_timer(lua_State *L, int repeat) {
+    script_t *s = self(L);
+    double ms = luaL_checknumber(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (!s->loop) return luaL_error(L, "timers need a running server");
+    if (!(ms >= 1 && ms <= 86400000.0 * 365))
+        return luaL_error(L, "a timer's delay is 1 ms to a year");
+    if (s->ntimers >= SCRIPT_MAX_TIMERS)
+        return luaL_error(L, "at most %d timers", SCRIPT_MAX_TIMERS);
+    script_timer_t *t = xcalloc(1, sizeof *t);
+    t->s = s;
+    t->repeat = repeat;
+    t->id = ++s->next_timer_id;
+    lua_pushvalue(L, 2);
+    t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    uv_timer_init(s->loop, &t->handle);
+    t->handle.data = t;
+    uv_timer_start(&t->handle, on_timer, (uint64_t)ms,
+                   repeat ? (uint64_t)ms : 0);
+    t->next = s->timers;
+    if (s->timers) s->timers->prev = t;
+    s->timers = t;
+    s->ntimers++;
+    lua_pushnumber(L, t->id);
+    return 1;
+}
+
+static int l_after(lua_State *L) { return start_timer(L, 0); }
+static int l_every(lua_State *L) { return start_timer(L, 1); }
+
+static int l_cancel(lua_State *L) {
+    script_t *s = self(L);
+    double id = luaL_checknumber(L, 1);
+    for (script_timer_t *t = s->timers; t; t = t->next) {
+        if (t->id != id) continue;
+        timer_remove(s, t);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
+    {"after", l_after},
+    {"every", l_every},
+    {"cancel", l_cancel},
     {"store_get", l_store_get},
     {"store_set", l_store_set},
     {"store_delete", l_store_delete},
@@ -893,6 +998,7 @@ script_t *script_create(const script_options *opt, const script_host *host,
                         char *err, size_t errlen) {
     script_t *s = xcalloc(1, sizeof *s);
     s->host = host;
+    s->loop = opt->loop;
     s->dispatch_ref = s->array_mt_ref = s->fail_ref = LUA_NOREF;
     lua_State *L = s->L = luaL_newstate();
     if (!L) {
@@ -962,6 +1068,7 @@ fail:
 
 void script_destroy(script_t *s) {
     if (!s) return;
+    while (s->timers) timer_remove(s, s->timers);
     if (s->L) lua_close(s->L);
     free(s->types);
     free(s);

@@ -99,6 +99,7 @@ typedef struct script_options {
     const char *lua_dir;     /* the runtime: lua/runtime.lua and friends */
     const char *scripts_dir; /* handlers: <dir>/<type>.lua, <dir>/lib */
     int unsafe;              /* 1: no sandbox (--unsafe-lua) */
+    void *loop;              /* uv_loop_t for hub.after/every; NULL: none */
 } script_options;
 
 /* Loads the runtime and every handler into a new state. Returns NULL when

@@ -488,8 +488,8 @@ server_t *server_create(const config_t *cfg) {
                           (log_enabled(LOG_DEBUG) ? LLL_NOTICE : 0),
                       lws_log);
     uv_loop_init(&s->loop);
-    s->transport =
-        (hub_transport){s, transport_wake, transport_drain, transport_close};
+    s->transport = (hub_transport){s, &s->loop, transport_wake,
+                                   transport_drain, transport_close};
     s->hub = hub_create(cfg, &s->transport, err, sizeof err);
     if (!s->hub) {
         log_error("script", "cannot load the scripts: %s", err);

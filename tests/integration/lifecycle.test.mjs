@@ -143,3 +143,61 @@ describe('hub.store', () => {
     }
   });
 });
+
+describe('timers', () => {
+  test('hub.after fires once, hub.every repeats, cancel stops, a reload cancels them all', async () => {
+    const dir = tempScripts();
+    fs.writeFileSync(path.join(dir, 'timers.lua'), `
+local hub = require "hub"
+return function(conn, msg)
+  local what = msg.payload.what
+  if what == "after" then
+    hub.after(50, function() hub.send(conn.id, { type = "fired", n = 1 }) end)
+  elseif what == "every" then
+    local n = 0
+    return { id = hub.every(30, function()
+      n = n + 1
+      hub.send(conn.id, { type = "tick", n = n })
+    end) }
+  elseif what == "cancel" then
+    return { cancelled = hub.cancel(msg.payload.id) }
+  elseif what == "broken" then
+    hub.after(10, function() error("timer boom") end)
+  end
+end
+`);
+    const server = await new Server([], { scripts: dir }).start();
+    try {
+      const c = await Client.connect(server, 'tm');
+      await c.request({ type: 'timers', payload: { what: 'after' } });
+      assert.equal((await c.next((m) => m.type === 'fired', 2000)).n, 1);
+      await sleep(150);
+      assert.equal(c.seen('fired').length, 0, 'after fires once');
+
+      const { id } = await c.request({ type: 'timers', payload: { what: 'every' } });
+      await c.next((m) => m.type === 'tick' && m.n === 3, 2000);
+      assert.equal((await c.request({ type: 'timers', payload: { what: 'cancel', id } })).cancelled, true);
+      await sleep(100);
+      c.frames = c.frames.filter((m) => m.type !== 'tick');
+      await sleep(150);
+      assert.equal(c.seen('tick').length, 0, 'cancel stops it');
+
+      // An error in a timer is logged and contained.
+      await c.request({ type: 'timers', payload: { what: 'broken' } });
+      await server.waitLog(/timer \d+ failed: .*timer boom/);
+      await c.alive();
+
+      await c.request({ type: 'timers', payload: { what: 'every' } });
+      await c.next((m) => m.type === 'tick', 2000);
+      server.signal('SIGHUP');
+      await server.waitLog(/reloaded/);
+      await sleep(100);
+      c.frames = c.frames.filter((m) => m.type !== 'tick');
+      await sleep(200);
+      assert.equal(c.seen('tick').length, 0, 'the reload cancelled the old state\'s timers');
+      await c.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
