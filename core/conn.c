@@ -22,6 +22,8 @@ struct conn {
     int64_t connected_at, last_activity, ping_sent_at;
     conn_stats_t stats;
     int close_code; /* non-zero: closing */
+    char *meta;     /* JSON from the on_connect hook, or NULL */
+    size_t metalen;
     /* Ring of queued frames. */
     frame_t **q;
     size_t qhead, qlen, qcap;
@@ -54,6 +56,7 @@ conns_t *conns_create(size_t send_queue_limit) {
 
 static void conn_free(conn_t *c) {
     conn_queue_clear(c);
+    free(c->meta);
     free(c->q);
     free(c);
 }
@@ -182,6 +185,17 @@ void conn_set_closing(conn_t *c, int code) { c->close_code = code; }
 int conn_close_code(const conn_t *c) { return c->close_code; }
 int64_t conn_ping_sent_at(const conn_t *c) { return c->ping_sent_at; }
 void conn_set_ping_sent_at(conn_t *c, int64_t ms) { c->ping_sent_at = ms; }
+
+void conn_set_meta(conn_t *c, char *json, size_t len) {
+    free(c->meta);
+    c->meta = json;
+    c->metalen = json ? len : 0;
+}
+
+const char *conn_meta(const conn_t *c, size_t *len) {
+    if (len) *len = c->metalen;
+    return c->meta;
+}
 
 const char *user_id(const user_t *u) { return u->id; }
 size_t user_conn_count(const user_t *u) { return u->nconns; }

@@ -67,6 +67,11 @@ int conn_close_code(const conn_t *c);
 int64_t conn_ping_sent_at(const conn_t *c);
 void conn_set_ping_sent_at(conn_t *c, int64_t ms);
 
+/* Metadata a connection hook attached (JSON text) or NULL. set takes
+ * ownership of json (malloc'd; NULL clears). */
+void conn_set_meta(conn_t *c, char *json, size_t len);
+const char *conn_meta(const conn_t *c, size_t *len);
+
 /* The user. */
 const char *user_id(const user_t *u);
 size_t user_conn_count(const user_t *u);

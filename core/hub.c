@@ -355,6 +355,24 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
     int64_t now = hub_now_ms();
     conn_t *c = conns_add(h->conns, uid, transport, now, &first);
 
+    /* The on_connect hook may refuse the connection or attach metadata. */
+    buf_t meta;
+    char reason[120];
+    buf_init(&meta, 0);
+    if (!script_on_connect(h->script, conn_id(c), uid, &meta, reason,
+                           sizeof reason)) {
+        buf_close(&meta);
+        log_info("conn", "refused by on_connect conn=%s user=%s: %s",
+                 conn_id(c), uid, reason);
+        h->t->close(h->t->ud, c, 4003, reason);
+        return c;
+    }
+    if (meta.len) {
+        size_t n = meta.len;
+        conn_set_meta(c, buf_steal(&meta), n);
+    }
+    buf_close(&meta);
+
     buf_t b = frame_buf();
     buf_puts(&b, "{\"type\":\"welcome\"");
     put_field(&b, "conn_id", conn_id(c));
@@ -374,6 +392,10 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
 
 void hub_conn_closed(hub_t *h, conn_t *c) {
     user_t *u = conn_user(c);
+    size_t metalen;
+    const char *meta = conn_meta(c, &metalen);
+    script_on_disconnect(h->script, conn_id(c), user_id(u),
+                         conn_close_code(c), meta, metalen);
     presence_conn_closed(h->presence, c);
     log_info("conn", "close conn=%s user=%s code=%d in=%llu out=%llu",
              conn_id(c), user_id(u), conn_close_code(c),
@@ -425,8 +447,10 @@ void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {
         envelope_clear(&env);
         return;
     }
+    size_t metalen;
+    const char *meta = conn_meta(c, &metalen);
     script_dispatch(h->script, conn_id(c), user_id(conn_user(c)), env.type,
-                    data, len);
+                    data, len, meta, metalen);
     envelope_clear(&env);
 }
 

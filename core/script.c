@@ -49,7 +49,8 @@ struct script {
     size_t ntimers;
     double next_timer_id;
     const script_host *host;
-    int dispatch_ref;
+    int dispatch_ref, connect_ref, disconnect_ref;
+    int has_connect_hook, has_disconnect_hook;
     int array_mt_ref;
     int fail_ref;
     size_t count;
@@ -1000,6 +1001,7 @@ script_t *script_create(const script_options *opt, const script_host *host,
     s->host = host;
     s->loop = opt->loop;
     s->dispatch_ref = s->array_mt_ref = s->fail_ref = LUA_NOREF;
+    s->connect_ref = s->disconnect_ref = LUA_NOREF;
     lua_State *L = s->L = luaL_newstate();
     if (!L) {
         snprintf(err, errlen, "cannot create a Lua state (out of memory)");
@@ -1045,6 +1047,15 @@ script_t *script_create(const script_options *opt, const script_host *host,
         goto fail;
     }
     s->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "connect");
+    s->connect_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "disconnect");
+    s->disconnect_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "has_connect_hook");
+    s->has_connect_hook = lua_toboolean(L, -1);
+    lua_getfield(L, -2, "has_disconnect_hook");
+    s->has_disconnect_hook = lua_toboolean(L, -1);
+    lua_pop(L, 2);
 
     buf_t types;
     buf_init(&types, 0);
@@ -1077,8 +1088,16 @@ void script_destroy(script_t *s) {
 const char *script_types(const script_t *s) { return s->types ? s->types : ""; }
 size_t script_count(const script_t *s) { return s->count; }
 
+/* Pushes the connection's metadata (decoded) or nil. */
+static void push_meta(script_t *s, const char *meta, size_t metalen) {
+    json_error jerr;
+    if (!meta || decode_json(s, meta, metalen, &jerr) < 0)
+        lua_pushnil(s->L);
+}
+
 void script_dispatch(script_t *s, const char *conn_id, const char *user_id,
-                     const char *type, const char *json, size_t len) {
+                     const char *type, const char *json, size_t len,
+                     const char *meta, size_t metalen) {
     lua_State *L = s->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->dispatch_ref);
     lua_pushstring(L, conn_id);
@@ -1092,8 +1111,9 @@ void script_dispatch(script_t *s, const char *conn_id, const char *user_id,
         lua_settop(L, 0);
         return;
     }
-    /* stack: dispatch, conn_id, user_id, type, msg */
-    int rc = lua_pcall(L, 4, 0, 0);
+    push_meta(s, meta, metalen);
+    /* stack: dispatch, conn_id, user_id, type, msg, meta */
+    int rc = lua_pcall(L, 5, 0, 0);
     if (rc) {
         /* The runtime contains handler errors itself; reaching here means
          * the runtime failed (or memory ran out). */
@@ -1102,4 +1122,48 @@ void script_dispatch(script_t *s, const char *conn_id, const char *user_id,
                   lua_isstring(L, -1) ? lua_tostring(L, -1) : "(no message)");
         lua_settop(L, 0);
     }
+}
+
+int script_on_connect(script_t *s, const char *conn_id, const char *user_id,
+                      buf_t *meta, char *reason, size_t reasonlen) {
+    if (!s->has_connect_hook) return 1;
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->connect_ref);
+    lua_pushstring(L, conn_id);
+    lua_pushstring(L, user_id);
+    int accepted = 0;
+    if (lua_pcall(L, 2, 2, 0)) {
+        snprintf(reason, reasonlen, "connection hook failed");
+        log_error("script", "on_connect failed conn=%s: %s", conn_id,
+                  lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+    } else if (!lua_toboolean(L, -2)) {
+        snprintf(reason, reasonlen, "%s",
+                 lua_isstring(L, -1) ? lua_tostring(L, -1) : "refused");
+    } else {
+        accepted = 1;
+        if (lua_istable(L, -1) &&
+            encode_value(L, lua_gettop(L), meta, 0, s->array_mt_ref)) {
+            log_error("script", "on_connect metadata is not JSON conn=%s: %s",
+                      conn_id, lua_tostring(L, -1));
+            buf_reset(meta);
+        }
+    }
+    lua_settop(L, 0);
+    return accepted;
+}
+
+void script_on_disconnect(script_t *s, const char *conn_id,
+                          const char *user_id, int code, const char *meta,
+                          size_t metalen) {
+    if (!s->has_disconnect_hook) return;
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->disconnect_ref);
+    lua_pushstring(L, conn_id);
+    lua_pushstring(L, user_id);
+    lua_pushinteger(L, code);
+    push_meta(s, meta, metalen);
+    if (lua_pcall(L, 4, 0, 0))
+        log_error("script", "on_disconnect failed conn=%s: %s", conn_id,
+                  lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+    lua_settop(L, 0);
 }

@@ -122,7 +122,18 @@ size_t script_count(const script_t *s);
  * already checked by envelope_parse) on behalf of conn_id/user_id. The
  * reply (ack or error) is sent through the host. */
 void script_dispatch(script_t *s, const char *conn_id, const char *user_id,
-                     const char *type, const char *json, size_t len);
+                     const char *type, const char *json, size_t len,
+                     const char *meta, size_t metalen);
+
+/* Runs the on_connect hook, if any. Returns 1 to accept (with the hook's
+ * metadata, if it returned a table, appended to meta as JSON) or 0 to
+ * refuse, with the reason in reason. A hook that fails refuses. */
+int script_on_connect(script_t *s, const char *conn_id, const char *user_id,
+                      buf_t *meta, char *reason, size_t reasonlen);
+/* Runs the on_disconnect hook, if any, with the close code. */
+void script_on_disconnect(script_t *s, const char *conn_id,
+                          const char *user_id, int code, const char *meta,
+                          size_t metalen);
 
 /* The JSON encoding the scripts use, for C callers and tests: encodes the
  * Lua value at idx into b. Returns 0, or -1 with a message pushed on the

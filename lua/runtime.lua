@@ -56,6 +56,24 @@ for _, t in ipairs(types) do
     failures[#failures + 1] = err
   end
 end
+-- Optional lifecycle hooks: scripts/hooks/on_connect.lua, on_message.lua,
+-- on_disconnect.lua, loaded like handlers (same sandbox, same all or
+-- nothing).
+local hooks = {}
+for _, name in ipairs({ "on_connect", "on_message", "on_disconnect" }) do
+  local path = scripts_dir .. "/hooks/" .. name .. ".lua"
+  local f = io.open(path, "r")
+  if f then
+    f:close()
+    local fn, err = load_handler("hooks/" .. name)
+    if fn then
+      hooks[name] = fn
+    else
+      failures[#failures + 1] = err
+    end
+  end
+end
+
 if #failures > 0 then
   error(table.concat(failures, "\n"), 0)
 end
@@ -69,32 +87,85 @@ local function traceback(e)
   return e
 end
 
-local function dispatch(conn_id, user_id, type_name, msg)
+local function send_reply(conn_id, reply, what)
+  local ok, err = pcall(core.send, conn_id, reply)
+  if not ok then
+    core.log("error", string.format("%s reply cannot be sent conn=%s: %s",
+      what, conn_id, tostring(err)), 0)
+    core.send(conn_id, {
+      type = "error", id = reply.id, code = "handler_error",
+      message = "the handler's reply cannot be encoded as JSON",
+    })
+  end
+end
+
+-- Runs hook(conn, ...) contained; returns ok and what the hook returned.
+local function run_hook(name, conn, ...)
+  local results = { xpcall(hooks[name], traceback, conn, ...) }
+  if not results[1] and not protocol.is_fail(results[2]) then
+    core.log("error", string.format("hook %s failed conn=%s user=%s: %s",
+      name, conn.id, conn.user, tostring(results[2])), 0)
+  end
+  return unpack(results, 1, 3)
+end
+
+local function dispatch(conn_id, user_id, type_name, msg, meta)
+  local conn = { id = conn_id, user = user_id, meta = meta }
+  if hooks.on_message then
+    -- Before every handler: nil or true goes on, false drops the message,
+    -- a table replaces it, hub.fail answers with an error.
+    local ok, res = run_hook("on_message", conn, msg)
+    if not ok then
+      local e = protocol.is_fail(res) and res or { code = "handler_error", message = "message hook failed" }
+      send_reply(conn_id, { type = "error", id = msg.id, code = e.code, message = e.message }, "on_message")
+      return
+    end
+    if res == false then return end
+    if type(res) == "table" then
+      msg = res
+      if type(msg.type) ~= "string" then
+        send_reply(conn_id, { type = "error", id = msg.id, code = "handler_error",
+          message = "the message hook returned a message without a type" }, "on_message")
+        return
+      end
+      type_name = msg.type
+    end
+  end
   local handler = handlers[type_name]
   local reply, logline
   if handler then
-    reply, logline = protocol.run(handler, { id = conn_id, user = user_id }, msg, traceback)
+    reply, logline = protocol.run(handler, conn, msg, traceback)
   else
     reply = {
       type = "error", id = msg.id, code = "unknown_type",
-      message = "no handler for type '" .. type_name .. "'",
+      message = "no handler for type '" .. tostring(type_name) .. "'",
     }
   end
   if logline then
     core.log("error", string.format("handler %s failed conn=%s user=%s: %s",
       type_name, conn_id, user_id, logline), 0)
   end
-  if reply then
-    local ok, err = pcall(core.send, conn_id, reply)
-    if not ok then
-      core.log("error", string.format("handler %s reply cannot be sent conn=%s: %s",
-        type_name, conn_id, tostring(err)), 0)
-      core.send(conn_id, {
-        type = "error", id = msg.id, code = "handler_error",
-        message = "the handler's reply cannot be encoded as JSON",
-      })
-    end
+  if reply then send_reply(conn_id, reply, "handler " .. type_name) end
+end
+
+-- on_connect(conn): return false, reason to refuse (closed 4003 with the
+-- reason); return a table to attach it to the connection as conn.meta.
+-- A hook that fails refuses: a broken gate stays closed.
+local function connect(conn_id, user_id)
+  if not hooks.on_connect then return true end
+  local ok, res, reason = run_hook("on_connect", { id = conn_id, user = user_id })
+  if not ok then
+    return false, protocol.is_fail(res) and res.message or "connection hook failed"
   end
+  if res == false then return false, tostring(reason or "refused") end
+  if type(res) == "table" then return true, res end
+  return true
+end
+
+-- on_disconnect(conn, info): info = { code = close code }.
+local function disconnect(conn_id, user_id, code, meta)
+  if not hooks.on_disconnect then return end
+  run_hook("on_disconnect", { id = conn_id, user = user_id, meta = meta }, { code = code })
 end
 
 local loaded = {}
@@ -102,4 +173,9 @@ for _, t in ipairs(types) do
   loaded[#loaded + 1] = t
 end
 
-return { dispatch = dispatch, types = loaded, hub = hub }
+return {
+  dispatch = dispatch, connect = connect, disconnect = disconnect,
+  types = loaded, hub = hub,
+  has_connect_hook = hooks.on_connect ~= nil,
+  has_disconnect_hook = hooks.on_disconnect ~= nil,
+}

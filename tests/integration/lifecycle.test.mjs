@@ -201,3 +201,55 @@ end
     }
   });
 });
+
+describe('hooks', () => {
+  test('on_connect refuses (4003) or attaches metadata; on_message filters; on_disconnect sees the end', async () => {
+    const dir = tempScripts();
+    fs.mkdirSync(path.join(dir, 'hooks'));
+    fs.copyFileSync(path.join(ROOT, 'examples/handlers/hooks/on_message.lua'), path.join(dir, 'hooks/on_message.lua'));
+    fs.writeFileSync(path.join(dir, 'hooks/on_connect.lua'), `
+return function(conn)
+  if conn.user == "banned" then return false, "you are banned" end
+  if conn.user == "boss" then return { role = "admin" } end
+end
+`);
+    fs.writeFileSync(path.join(dir, 'hooks/on_disconnect.lua'), `
+local hub = require "hub"
+return function(conn, info)
+  hub.log("info", "bye %s code=%d role=%s", conn.user, info.code, conn.meta and conn.meta.role or "-")
+end
+`);
+    fs.writeFileSync(path.join(dir, 'whoami.lua'), 'return function(conn) return { role = conn.meta and conn.meta.role or "none" } end\n');
+    const server = await new Server([], { scripts: dir }).start();
+    try {
+      const banned = await Client.connect(server, 'banned', { expectWelcome: false });
+      const { code, reason } = await banned.closed();
+      assert.equal(code, 4003);
+      assert.equal(reason, 'you are banned');
+      assert.equal(banned.seen('welcome').length, 0);
+
+      const boss = await Client.connect(server, 'boss');
+      const pleb = await Client.connect(server, 'pleb');
+      assert.equal((await boss.request({ type: 'whoami' })).role, 'admin');
+      assert.equal((await pleb.request({ type: 'whoami' })).role, 'none');
+
+      for (const c of [boss, pleb]) await c.request({ type: 'join_room', room_id: 'hk' });
+      await boss.request({ type: 'chat', room_id: 'hk', payload: { text: 'oh darn it' } });
+      const m = await pleb.next((f) => f.type === 'chat');
+      assert.equal(m.payload.text, 'oh d*** it');
+      const err = await boss.request({ type: 'chat', room_id: 'hk', payload: { text: 'darn' } });
+      assert.equal(err.code, 'forbidden');
+
+      // The metadata survives a reload (it is kept in C).
+      server.signal('SIGHUP');
+      await server.waitLog(/reloaded/);
+      assert.equal((await boss.request({ type: 'whoami' })).role, 'admin');
+
+      await boss.close();
+      await server.waitLog(/bye boss code=0 role=admin/);
+      await pleb.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});

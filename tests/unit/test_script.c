@@ -155,7 +155,7 @@ static void load_ok(fixture_t *fx) {
 }
 
 static void dispatch(fixture_t *fx, const char *type, const char *json) {
-    script_dispatch(fx->s, "7", "alice", type, json, strlen(json));
+    script_dispatch(fx->s, "7", "alice", type, json, strlen(json), NULL, 0);
 }
 
 /* The last frame sent, as JSON text. */
