@@ -460,6 +460,51 @@ void hub_conn_binary(hub_t *h, conn_t *c) {
                    "binary frames are not supported; send JSON text");
 }
 
+/* 1 when name is an item of the comma-separated list. */
+static int listed(const char *list, const char *name, size_t n) {
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && memcmp(p, name, n) == 0) return 1;
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+/* "added x,y; removed z" between two comma-separated type lists, or "same
+ * types" (a file's content may still have changed). */
+static void describe_changes(const char *old, const char *new_, char *out,
+                             size_t outlen) {
+    buf_t added, removed;
+    buf_init(&added, 0);
+    buf_init(&removed, 0);
+    const char *lists[2][2] = {{new_, old}, {old, new_}};
+    buf_t *into[2] = {&added, &removed};
+    for (int k = 0; k < 2; k++) {
+        for (const char *p = lists[k][0]; *p;) {
+            const char *e = strchr(p, ',');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            if (!listed(lists[k][1], p, len)) {
+                if (into[k]->len) buf_putc(into[k], ',');
+                buf_append(into[k], p, len);
+            }
+            if (!e) break;
+            p = e + 1;
+        }
+    }
+    if (!added.len && !removed.len)
+        snprintf(out, outlen, "same types");
+    else
+        snprintf(out, outlen, "added %.*s; removed %.*s",
+                 added.len ? (int)added.len : 1,
+                 added.len ? buf_content(&added) : "-",
+                 removed.len ? (int)removed.len : 1,
+                 removed.len ? buf_content(&removed) : "-");
+    buf_close(&added);
+    buf_close(&removed);
+}
+
 int hub_reload(hub_t *h) {
     char err[1024];
     struct timespec t0, t1;
@@ -474,9 +519,12 @@ int hub_reload(hub_t *h) {
                   script_count(h->script), err);
         return -1;
     }
+    char changes[1024];
+    describe_changes(script_types(h->script), script_types(s), changes,
+                     sizeof changes);
     script_destroy(h->script);
     h->script = s;
-    log_info("script", "reloaded %zu handlers in %.1f ms: %s",
-             script_count(s), ms, script_types(s));
+    log_info("script", "reloaded %zu handlers in %.1f ms (%s): %s",
+             script_count(s), ms, changes, script_types(s));
     return 0;
 }

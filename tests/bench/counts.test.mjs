@@ -72,4 +72,21 @@ describe('luahub-bench counts', async () => {
     assert.ok(o.handshakes > 50, `handshakes ${o.handshakes}`);
     assert.equal(o.lost, 0);
   });
+
+  test('reloads under load lose no connection and no message', async () => {
+    const before = (server.log.match(/reloaded/g) || []).length;
+    const timer = setInterval(() => server.signal('SIGHUP'), 100);
+    let o;
+    try {
+      o = await bench('--mode', 'rooms', '--rooms', '100', '--members', '4', '--duration', '3', '--warmup', '0.2');
+    } finally {
+      clearInterval(timer);
+    }
+    const reloads = (server.log.match(/reloaded/g) || []).length - before;
+    assert.ok(reloads >= 20, `only ${reloads} reloads`);
+    assert.ok(o.messages_per_s > 1000, `${o.messages_per_s} messages/s`);
+    assert.equal(o.delivered_total, o.expected_deliveries);
+    assert.equal(o.gaps + o.reorders + o.lost + o.errors, 0);
+    assert.equal(o.open_at_end, 400);
+  });
 });

@@ -44,6 +44,7 @@ describe('SIGHUP reload', () => {
     assert.deepEqual(ack.echo, { x: 1 });
     assert.equal(ack.user, 'hup-a');
     assert.equal(a.ws.readyState, 1, 'the connection stayed open');
+    assert.match(server.log, /reloaded \d+ handlers in [\d.]+ ms \(added echo; removed -\)/);
   });
 
   test('a broken handler keeps the old set serving; the log names file and line', async () => {
@@ -70,7 +71,7 @@ describe('SIGHUP reload', () => {
   test('a removed handler answers unknown_type', async () => {
     fs.unlinkSync(path.join(dir, 'echo.lua'));
     await reload();
-    assert.match(server.log, /reloaded \d+ handlers/);
+    assert.match(server.log, /reloaded \d+ handlers in [\d.]+ ms \(added -; removed echo\)/);
     assert.equal((await a.request({ type: 'echo' })).code, 'unknown_type');
   });
 
