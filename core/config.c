@@ -71,6 +71,10 @@ static void usage(FILE *out) {
             "  --unsafe-lua             lift the scripts' sandbox (io, os, "
             "ffi, debug)\n"
             "                           (default: off)\n"
+            "  --watch                  reload when a file under the "
+            "scripts directory\n"
+            "                           changes, as SIGHUP does (default: "
+            "off)\n"
             "  --check DIR              load the scripts in DIR as the "
             "server would, report\n"
             "                           every error with file:line, exit "
@@ -153,6 +157,10 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
         }
         if (!strcmp(arg, "--unsafe-lua")) {
             cfg->unsafe_lua = 1;
+            continue;
+        }
+        if (!strcmp(arg, "--watch")) {
+            cfg->watch = 1;
             continue;
         }
         if (strncmp(arg, "--", 2) != 0) {

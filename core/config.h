@@ -30,6 +30,7 @@ typedef struct config {
     size_t send_queue;       /* --send-queue BYTES, default 1048576 */
     log_level level;         /* --log-level error|warn|info|debug, default info */
     int unsafe_lua;          /* --unsafe-lua: no sandbox for scripts */
+    int watch;               /* --watch: reload when scripts/ changes */
     char check_dir[1024];    /* --check DIR: load the scripts, report, exit */
 } config_t;
 

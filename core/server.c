@@ -56,6 +56,12 @@ struct server {
     uv_timer_t heartbeat;
     uv_timer_t shutdown_timer;
     uv_signal_t sig_int, sig_term, sig_hup;
+    /* --watch: scripts/, scripts/lib, scripts/hooks (inotify is not
+     * recursive), and a short timer that gathers a burst of changes (an
+     * editor's save, a cp -r) into one reload. */
+    uv_fs_event_t watchers[3];
+    int nwatchers;
+    uv_timer_t watch_timer;
     int stopping;
     int ctx_destroying;
     int64_t stop_started;
@@ -416,6 +422,39 @@ static void on_heartbeat(uv_timer_t *t) {
     }
 }
 
+static void on_watch_settled(uv_timer_t *t) {
+    server_t *s = t->data;
+    log_info("server", "scripts changed: reloading");
+    hub_reload(s->hub);
+}
+
+static void on_watch_event(uv_fs_event_t *h, const char *file, int events,
+                           int status) {
+    server_t *s = h->data;
+    uv_timer_start(&s->watch_timer, on_watch_settled, 100, 0);
+}
+
+static void start_watch(server_t *s) {
+    static const char *const subdirs[] = {"", "/lib", "/hooks"};
+    uv_timer_init(&s->loop, &s->watch_timer);
+    s->watch_timer.data = s;
+    for (int i = 0; i < 3; i++) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s%s", s->cfg->scripts_dir, subdirs[i]);
+        struct stat st;
+        if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+        uv_fs_event_t *w = &s->watchers[s->nwatchers];
+        uv_fs_event_init(&s->loop, w);
+        w->data = s;
+        if (uv_fs_event_start(w, on_watch_event, path, 0) == 0) {
+            s->nwatchers++;
+            log_info("server", "watching %s", path);
+        } else {
+            uv_close((uv_handle_t *)w, NULL);
+        }
+    }
+}
+
 static void close_handle(uv_handle_t *h) {
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
@@ -435,6 +474,9 @@ static void finish_stop(server_t *s) {
     close_handle((uv_handle_t *)&s->sig_int);
     close_handle((uv_handle_t *)&s->sig_term);
     close_handle((uv_handle_t *)&s->sig_hup);
+    for (int i = 0; i < s->nwatchers; i++)
+        close_handle((uv_handle_t *)&s->watchers[i]);
+    if (s->cfg->watch) close_handle((uv_handle_t *)&s->watch_timer);
 }
 
 static void on_shutdown_tick(uv_timer_t *t) {
@@ -576,6 +618,7 @@ server_t *server_create(const config_t *cfg) {
     uv_signal_start(&s->sig_int, on_signal, SIGINT);
     uv_signal_start(&s->sig_term, on_signal, SIGTERM);
     uv_signal_start(&s->sig_hup, on_signal, SIGHUP);
+    if (cfg->watch) start_watch(s);
 
     int port = s->vhost ? lws_get_vhost_listen_port(s->vhost) : cfg->port;
     log_info("server", "listening host=%s port=%d ws=ws://%s:%d/ws static=%s",

@@ -254,3 +254,23 @@ end
     }
   });
 });
+
+describe('--watch', () => {
+  test('a change under scripts/ reloads without a signal', async () => {
+    const dir = tempScripts();
+    const server = await new Server(['--watch'], { scripts: dir }).start();
+    try {
+      const c = await Client.connect(server, 'watcher');
+      assert.equal((await c.request({ type: 'hello' })).code, 'unknown_type');
+      fs.writeFileSync(path.join(dir, 'hello.lua'), 'return function() return { hi = true } end\n');
+      await server.waitLog(/reloaded \d+ handlers .*added hello/, 3000);
+      assert.equal((await c.request({ type: 'hello' })).hi, true);
+      fs.writeFileSync(path.join(dir, 'lib/validate.lua'), 'syntax error here\n');
+      await server.waitLog(/reload failed.*validate\.lua/, 3000);
+      assert.equal((await c.request({ type: 'hello' })).hi, true, 'the old set still serves');
+      await c.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
