@@ -208,6 +208,10 @@ describe('hooks', () => {
     const dir = tempScripts();
     fs.mkdirSync(path.join(dir, 'hooks'));
     fs.copyFileSync(path.join(ROOT, 'examples/handlers/hooks/on_message.lua'), path.join(dir, 'hooks/on_message.lua'));
+    for (const lib of ['wordfilter.lua', 'slowmode.lua']) {
+      fs.copyFileSync(path.join(ROOT, 'examples/handlers/lib', lib), path.join(dir, 'lib', lib));
+    }
+    fs.copyFileSync(path.join(ROOT, 'examples/handlers/slow_mode.lua'), path.join(dir, 'slow_mode.lua'));
     fs.writeFileSync(path.join(dir, 'hooks/on_connect.lua'), `
 return function(conn)
   if conn.user == "banned" then return false, "you are banned" end
@@ -238,8 +242,14 @@ end
       await boss.request({ type: 'chat', room_id: 'hk', payload: { text: 'oh darn it' } });
       const m = await pleb.next((f) => f.type === 'chat');
       assert.equal(m.payload.text, 'oh d*** it');
-      const err = await boss.request({ type: 'chat', room_id: 'hk', payload: { text: 'darn' } });
+      const err = await pleb.request({ type: 'chat', room_id: 'hk', payload: { text: 'darn' } });
       assert.equal(err.code, 'forbidden');
+
+      // Slow mode, enforced by the same hook.
+      assert.equal((await boss.request({ type: 'slow_mode', room_id: 'hk', payload: { seconds: 30 } })).seconds, 30);
+      assert.equal((await pleb.request({ type: 'chat', room_id: 'hk', payload: { text: 'one' } })).type, 'ack');
+      const limited = await pleb.request({ type: 'chat', room_id: 'hk', payload: { text: 'two' } });
+      assert.equal(limited.code, 'rate_limited');
 
       // The metadata survives a reload (it is kept in C).
       server.signal('SIGHUP');

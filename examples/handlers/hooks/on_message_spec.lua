@@ -1,27 +1,54 @@
 local fakehub = require "fakehub"
 
-describe("word filter hook", function()
-  local hub, filter, conn
+-- The example's modules live in examples/handlers/lib.
+package.path = "examples/handlers/lib/?.lua;" .. package.path
+
+describe("moderation hook", function()
+  local kit, hook, slow, alice, bob
 
   before_each(function()
-    hub = fakehub.new()
-    conn = hub:connect("alice")
-    filter = hub:load("examples/handlers/hooks/on_message.lua")
+    kit = fakehub.new()
+    alice, bob = kit:connect("alice"), kit:connect("bob")
+    kit.hub.join("r", "alice")
+    kit.hub.join("r", "bob")
+    package.loaded.wordfilter, package.loaded.slowmode = nil, nil
+    hook = kit:load("examples/handlers/hooks/on_message.lua")
+    slow = kit:load("examples/handlers/slow_mode.lua")
   end)
 
-  it("lets clean messages and other types through", function()
-    assert.is_true(filter(conn, { type = "chat", payload = { text = "hello there" } }))
-    assert.is_true(filter(conn, { type = "typing", room_id = "r" }))
-  end)
+  local function check(conn, text)
+    return pcall(hook, conn, { type = "chat", room_id = "r", payload = { text = text } })
+  end
 
   it("masks blocked words, whole words only", function()
-    local msg = filter(conn, { type = "chat", payload = { text = "well darn it, darned heck" } })
+    local ok, msg = check(alice, "well darn it, darned heck")
+    assert.is_true(ok)
     assert.equal("well d*** it, darned h***", msg.payload.text)
   end)
 
   it("refuses a message of nothing but blocked words", function()
-    local ok, err = pcall(filter, conn, { type = "chat", payload = { text = "darn heck" } })
+    local ok, err = check(alice, "darn heck")
     assert.is_false(ok)
     assert.equal("forbidden", err.code)
+  end)
+
+  it("lets other types through untouched", function()
+    local msg = { type = "typing", room_id = "r" }
+    assert.equal(msg, hook(alice, msg))
+  end)
+
+  it("slow mode: one message per user per interval", function()
+    assert.same({ type = "ack", id = 1, seconds = 10 },
+      kit:run(slow, alice, { type = "slow_mode", id = 1, room_id = "r", payload = { seconds = 10 } }))
+    assert.is_true((check(alice, "one")))
+    local ok, err = check(alice, "two")
+    assert.is_false(ok)
+    assert.equal("rate_limited", err.code)
+    assert.is_true((check(bob, "bob may speak")))
+    kit:advance(10000)
+    assert.is_true((check(alice, "three")))
+    kit:run(slow, alice, { type = "slow_mode", room_id = "r", payload = { seconds = 0 } })
+    assert.is_true((check(alice, "four")))
+    assert.is_true((check(alice, "five")))
   end)
 end)
