@@ -19,6 +19,7 @@ void config_defaults(config_t *cfg) {
     cfg->max_message = 65536;
     cfg->send_queue = 1048576;
     cfg->level = LOG_INFO;
+    cfg->script_timeout = 100;
 }
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -71,6 +72,10 @@ static void usage(FILE *out) {
             "  --unsafe-lua             lift the scripts' sandbox (io, os, "
             "ffi, debug)\n"
             "                           (default: off)\n"
+            "  --script-timeout MS      stop a handler, hook or timer "
+            "running longer\n"
+            "                           (handler_error \"timed out\"); 0: "
+            "never (default: %g)\n"
             "  --watch                  reload when a file under the "
             "scripts directory\n"
             "                           changes, as SIGHUP does (default: "
@@ -86,7 +91,7 @@ static void usage(FILE *out) {
             "(1024-based).\n",
             d.host, d.port, d.scripts_dir, d.lua_dir, d.static_dir,
             d.ping_interval, d.idle_timeout, d.max_message, d.send_queue,
-            config_level_name(d.level));
+            config_level_name(d.level), d.script_timeout);
 }
 
 static int bad(FILE *err, const char *flag, const char *val,
@@ -180,7 +185,8 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             "--host",          "--port",         "--scripts",
             "--lua",           "--static",       "--ping-interval",
             "--idle-timeout",  "--max-message",  "--send-queue",
-            "--log-level",     "--check",        NULL};
+            "--log-level",     "--check",        "--script-timeout",
+            NULL};
         int k = 0;
         while (known[k] && strcmp(known[k], flag) != 0) k++;
         if (!known[k]) {
@@ -219,7 +225,14 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             rc = parse_bytes(err, flag, val, &cfg->max_message);
         else if (!strcmp(flag, "--send-queue"))
             rc = parse_bytes(err, flag, val, &cfg->send_queue);
-        else if (!strcmp(flag, "--check"))
+        else if (!strcmp(flag, "--script-timeout")) {
+            char *end;
+            double v = strtod(val, &end);
+            if (!*val || *end || !(v >= 0 && v <= 3600000))
+                rc = bad(err, flag, val, "a number of milliseconds (0: none)");
+            else
+                cfg->script_timeout = v;
+        } else if (!strcmp(flag, "--check"))
             rc = parse_string(err, flag, val, cfg->check_dir,
                               sizeof cfg->check_dir);
         else if (!strcmp(flag, "--log-level")) {

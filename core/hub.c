@@ -294,7 +294,8 @@ static int host_store_delete(void *ud, int kind, const char *scope,
 
 static script_t *load_scripts(hub_t *h, char *err, size_t errlen) {
     script_options opt = {h->cfg->lua_dir, h->cfg->scripts_dir,
-                          h->cfg->unsafe_lua, h->t->loop};
+                          h->cfg->unsafe_lua, h->t->loop,
+                          h->cfg->script_timeout};
     return script_create(&opt, &h->host, err, errlen);
 }
 
@@ -449,8 +450,15 @@ void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {
     }
     size_t metalen;
     const char *meta = conn_meta(c, &metalen);
-    script_dispatch(h->script, conn_id(c), user_id(conn_user(c)), env.type,
-                    data, len, meta, metalen);
+    if (script_dispatch(h->script, conn_id(c), user_id(conn_user(c)),
+                        env.type, data, len, meta, metalen) < 0) {
+        hub_send_error(h, c, env.id_json, "handler_error",
+                       script_poisoned(h->script)
+                           ? "timed out"
+                           : "scripts unavailable until the next reload");
+        /* The state was abandoned mid-call: replace it. */
+        if (script_poisoned(h->script)) hub_reload(h);
+    }
     envelope_clear(&env);
 }
 

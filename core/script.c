@@ -9,11 +9,16 @@
 #include "script.h"
 
 #include <dirent.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +50,8 @@ typedef struct script_timer {
 struct script {
     lua_State *L;
     uv_loop_t *loop;
+    double timeout_ms;
+    int poisoned;
     script_timer_t *timers;
     size_t ntimers;
     double next_timer_id;
@@ -62,6 +69,113 @@ static int64_t now_ms(void) {
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+/* ---- time limits ------------------------------------------------------------
+ *
+ * Every call into Lua (a message, a hook, a timer) runs under a watchdog: a
+ * POSIX timer aimed at this thread. Count hooks alone cannot do it: Debian's
+ * LuaJIT is built without CHECKHOOK, so compiled loops never look at the
+ * hook, and a C library call (a backtracking string.find) never returns to
+ * the VM. So the limit works in stages, half a time limit apart:
+ *   1. at the limit, the signal handler sets a hook (lua_sethook is meant
+ *      to be called from a signal handler); interpreted code stops at its
+ *      next instruction with the error "timed out", and the state goes on;
+ *   2. at 1.5 times, if the call is still running, it is in compiled code or
+ *      in a C function: the handler jumps back out of it (siglongjmp) and
+ *      the state is marked poisoned, never to run again; the hub loads a
+ *      fresh one. Nothing durable lives in a Lua state (rooms, presence,
+ *      hub.store and connection metadata are C's), so only timers are lost.
+ *      If the call is inside one of hub.core's own C functions (which may
+ *      be in malloc), the jump waits for the next stage;
+ *   3. at 2 times, it jumps regardless. */
+
+static script_t *running;        /* the state a guarded call runs in */
+static sigjmp_buf escape;
+static volatile sig_atomic_t stage;
+static volatile sig_atomic_t in_host; /* inside a hub.core C function */
+static timer_t watchdog;
+static int watchdog_ready;
+
+static void timeout_hook(lua_State *L, lua_Debug *ar) {
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "timed out");
+}
+
+static void on_watchdog(int sig, siginfo_t *si, void *uc) {
+    script_t *s = running;
+    if (!s) return;
+    stage++;
+    if (stage == 1) {
+        lua_sethook(s->L, timeout_hook,
+                    LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+        return;
+    }
+    if (stage == 2 && in_host) return;
+    siglongjmp(escape, 1);
+}
+
+static int watchdog_init(void) {
+    if (watchdog_ready) return 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_watchdog;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGRTMIN + 1, &sa, NULL) < 0) return -1;
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = SIGRTMIN + 1;
+    sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+    if (timer_create(CLOCK_MONOTONIC, &sev, &watchdog) < 0) return -1;
+    watchdog_ready = 1;
+    return 0;
+}
+
+static void watchdog_arm(double ms) {
+    double half = ms / 2;
+    struct itimerspec it = {
+        .it_value = {(time_t)(ms / 1000), (long)(fmod(ms, 1000) * 1e6)},
+        .it_interval = {(time_t)(half / 1000), (long)(fmod(half, 1000) * 1e6)},
+    };
+    timer_settime(watchdog, 0, &it, NULL);
+}
+
+static void watchdog_disarm(void) {
+    struct itimerspec off;
+    memset(&off, 0, sizeof off);
+    timer_settime(watchdog, 0, &off, NULL);
+}
+
+#define GUARD_ESCAPED (-100)
+
+/* lua_pcall under the time limit. Returns lua_pcall's result, or
+ * GUARD_ESCAPED when the call had to be abandoned (s is then poisoned). */
+static int guarded_pcall(script_t *s, int nargs, int nresults, int msgh) {
+    if (s->timeout_ms <= 0 || watchdog_init() < 0)
+        return lua_pcall(s->L, nargs, nresults, msgh);
+    running = s;
+    stage = 0;
+    in_host = 0;
+    if (sigsetjmp(escape, 1)) {
+        watchdog_disarm();
+        running = NULL;
+        s->poisoned = 1;
+        log_error("script",
+                  "a call ran past its %.0f ms limit in compiled code or a C "
+                  "function and was abandoned; the scripts will be reloaded",
+                  s->timeout_ms);
+        return GUARD_ESCAPED;
+    }
+    watchdog_arm(s->timeout_ms);
+    int rc = lua_pcall(s->L, nargs, nresults, msgh);
+    watchdog_disarm();
+    running = NULL;
+    if (stage >= 1) lua_sethook(s->L, NULL, 0, 0);
+    return rc;
+}
+
+int script_poisoned(const script_t *s) { return s->poisoned; }
 
 /* ---- JSON -> Lua ------------------------------------------------------- */
 
@@ -760,7 +874,7 @@ static void timer_remove(script_t *s, script_timer_t *t) {
     else s->timers = t->next;
     if (t->next) t->next->prev = t->prev;
     s->ntimers--;
-    luaL_unref(s->L, LUA_REGISTRYINDEX, t->fn_ref);
+    if (!s->poisoned) luaL_unref(s->L, LUA_REGISTRYINDEX, t->fn_ref);
     uv_timer_stop(&t->handle);
     uv_close((uv_handle_t *)&t->handle, timer_free);
 }
@@ -773,6 +887,7 @@ static int traceback_msgh(lua_State *L) {
 static void on_timer(uv_timer_t *h) {
     script_timer_t *t = h->data;
     script_t *s = t->s;
+    if (s->poisoned) return;
     lua_State *L = s->L;
     double id = t->id;
     lua_pushcfunction(L, traceback_msgh);
@@ -781,7 +896,8 @@ static void on_timer(uv_timer_t *h) {
      * start new timers or cancel others freely. */
     if (!t->repeat) timer_remove(s, t);
     /* stack: msgh, fn */
-    int rc = lua_pcall(L, 0, 0, -2);
+    int rc = guarded_pcall(s, 0, 0, -2);
+    if (rc == GUARD_ESCAPED) return;
     if (rc) {
         log_error("lua", "timer %.0f failed: %s%s", id,
                   rc == LUA_ERRMEM ? "out of memory: " : "",
@@ -979,13 +1095,27 @@ static void set_package_path(lua_State *L, const script_options *opt) {
     lua_pop(L, 1);
 }
 
+/* Every hub.core function runs through here, so that the watchdog knows
+ * when a call is inside our own C code (which may be in malloc) and does
+ * not jump out of it there. A function that raises leaves in_host set;
+ * the watchdog then waits one stage longer, which is still bounded. */
+static int l_host_call(lua_State *L) {
+    lua_CFunction fn =
+        (lua_CFunction)(uintptr_t)lua_touserdata(L, lua_upvalueindex(2));
+    in_host = 1;
+    int n = fn(L);
+    in_host = 0;
+    return n;
+}
+
 static void register_core(lua_State *L, script_t *s) {
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaded");
     lua_newtable(L);
     for (const luaL_Reg *r = core_funcs; r->name; r++) {
         lua_pushlightuserdata(L, s);
-        lua_pushcclosure(L, r->func, 1);
+        lua_pushlightuserdata(L, (void *)(uintptr_t)r->func);
+        lua_pushcclosure(L, l_host_call, 2);
         lua_setfield(L, -2, r->name);
     }
     lua_pushlightuserdata(L, NULL);
@@ -1000,6 +1130,7 @@ script_t *script_create(const script_options *opt, const script_host *host,
     script_t *s = xcalloc(1, sizeof *s);
     s->host = host;
     s->loop = opt->loop;
+    s->timeout_ms = opt->timeout_ms;
     s->dispatch_ref = s->array_mt_ref = s->fail_ref = LUA_NOREF;
     s->connect_ref = s->disconnect_ref = LUA_NOREF;
     lua_State *L = s->L = luaL_newstate();
@@ -1031,7 +1162,17 @@ script_t *script_create(const script_options *opt, const script_host *host,
     lua_pushstring(L, opt->lua_dir);
     lua_pushboolean(L, opt->unsafe);
     /* stack: runtime chunk, scripts_dir, types, lua_dir, unsafe */
-    if (lua_pcall(L, 4, 1, 0)) {
+    /* Loading runs every script's top level: give it ten calls' time. */
+    double call_limit = s->timeout_ms;
+    s->timeout_ms = call_limit > 0 ? call_limit * 10 : 0;
+    int load_rc = guarded_pcall(s, 4, 1, 0);
+    s->timeout_ms = call_limit;
+    if (load_rc == GUARD_ESCAPED) {
+        snprintf(err, errlen, "loading the scripts ran past %.0f ms",
+                 call_limit * 20);
+        goto fail;
+    }
+    if (load_rc) {
         snprintf(err, errlen, "%s",
                  lua_isstring(L, -1) ? lua_tostring(L, -1) : "load failed");
         goto fail;
@@ -1080,7 +1221,9 @@ fail:
 void script_destroy(script_t *s) {
     if (!s) return;
     while (s->timers) timer_remove(s, s->timers);
-    if (s->L) lua_close(s->L);
+    /* A poisoned state was left mid-call: closing it could run finalizers
+     * on broken data. Its memory is given up instead. */
+    if (s->L && !s->poisoned) lua_close(s->L);
     free(s->types);
     free(s);
 }
@@ -1095,9 +1238,10 @@ static void push_meta(script_t *s, const char *meta, size_t metalen) {
         lua_pushnil(s->L);
 }
 
-void script_dispatch(script_t *s, const char *conn_id, const char *user_id,
-                     const char *type, const char *json, size_t len,
-                     const char *meta, size_t metalen) {
+int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
+                    const char *type, const char *json, size_t len,
+                    const char *meta, size_t metalen) {
+    if (s->poisoned) return -1;
     lua_State *L = s->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->dispatch_ref);
     lua_pushstring(L, conn_id);
@@ -1109,11 +1253,12 @@ void script_dispatch(script_t *s, const char *conn_id, const char *user_id,
         log_error("script", "cannot decode an accepted frame: %s",
                   jerr.message);
         lua_settop(L, 0);
-        return;
+        return 0;
     }
     push_meta(s, meta, metalen);
     /* stack: dispatch, conn_id, user_id, type, msg, meta */
-    int rc = lua_pcall(L, 5, 0, 0);
+    int rc = guarded_pcall(s, 5, 0, 0);
+    if (rc == GUARD_ESCAPED) return -1;
     if (rc) {
         /* The runtime contains handler errors itself; reaching here means
          * the runtime failed (or memory ran out). */
@@ -1122,17 +1267,23 @@ void script_dispatch(script_t *s, const char *conn_id, const char *user_id,
                   lua_isstring(L, -1) ? lua_tostring(L, -1) : "(no message)");
         lua_settop(L, 0);
     }
+    return 0;
 }
 
 int script_on_connect(script_t *s, const char *conn_id, const char *user_id,
                       buf_t *meta, char *reason, size_t reasonlen) {
-    if (!s->has_connect_hook) return 1;
+    if (!s->has_connect_hook || s->poisoned) return 1;
     lua_State *L = s->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->connect_ref);
     lua_pushstring(L, conn_id);
     lua_pushstring(L, user_id);
     int accepted = 0;
-    if (lua_pcall(L, 2, 2, 0)) {
+    int rc = guarded_pcall(s, 2, 2, 0);
+    if (rc == GUARD_ESCAPED) {
+        snprintf(reason, reasonlen, "connection hook timed out");
+        return 0;
+    }
+    if (rc) {
         snprintf(reason, reasonlen, "connection hook failed");
         log_error("script", "on_connect failed conn=%s: %s", conn_id,
                   lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
@@ -1155,14 +1306,16 @@ int script_on_connect(script_t *s, const char *conn_id, const char *user_id,
 void script_on_disconnect(script_t *s, const char *conn_id,
                           const char *user_id, int code, const char *meta,
                           size_t metalen) {
-    if (!s->has_disconnect_hook) return;
+    if (!s->has_disconnect_hook || s->poisoned) return;
     lua_State *L = s->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->disconnect_ref);
     lua_pushstring(L, conn_id);
     lua_pushstring(L, user_id);
     lua_pushinteger(L, code);
     push_meta(s, meta, metalen);
-    if (lua_pcall(L, 4, 0, 0))
+    int rc = guarded_pcall(s, 4, 0, 0);
+    if (rc == GUARD_ESCAPED) return;
+    if (rc)
         log_error("script", "on_disconnect failed conn=%s: %s", conn_id,
                   lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
     lua_settop(L, 0);

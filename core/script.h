@@ -100,6 +100,7 @@ typedef struct script_options {
     const char *scripts_dir; /* handlers: <dir>/<type>.lua, <dir>/lib */
     int unsafe;              /* 1: no sandbox (--unsafe-lua) */
     void *loop;              /* uv_loop_t for hub.after/every; NULL: none */
+    double timeout_ms;       /* per call into Lua; 0: no limit */
 } script_options;
 
 /* Loads the runtime and every handler into a new state. Returns NULL when
@@ -114,6 +115,12 @@ void script_destroy(script_t *s);
  * (luahub --check). */
 const script_host *script_null_host(void);
 
+/* 1 when a call ran past twice its time limit and had to be abandoned
+ * mid-way (in compiled code or a C library call): the state may be
+ * inconsistent and must not run again. The hub replaces it with a fresh
+ * state; script_destroy frees what it safely can. */
+int script_poisoned(const script_t *s);
+
 /* Handler types loaded, sorted, comma-separated (for the logs). */
 const char *script_types(const script_t *s);
 size_t script_count(const script_t *s);
@@ -121,9 +128,12 @@ size_t script_count(const script_t *s);
 /* Runs the handler for type with the frame json[0..len) (an envelope
  * already checked by envelope_parse) on behalf of conn_id/user_id. The
  * reply (ack or error) is sent through the host. */
-void script_dispatch(script_t *s, const char *conn_id, const char *user_id,
-                     const char *type, const char *json, size_t len,
-                     const char *meta, size_t metalen);
+/* Returns 0, or -1 when the call had to be abandoned (timed out in
+ * compiled code or a C function) or the state is poisoned: no reply was
+ * sent, the caller answers, and the state must be replaced. */
+int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
+                    const char *type, const char *json, size_t len,
+                    const char *meta, size_t metalen);
 
 /* Runs the on_connect hook, if any. Returns 1 to accept (with the hook's
  * metadata, if it returned a table, appended to meta as JSON) or 0 to

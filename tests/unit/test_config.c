@@ -131,7 +131,7 @@ static void test_help_lists_every_flag_and_default(void **state) {
         "--version",       "127.0.0.1",    "8080",         "(default: scripts)",
         "(default: lua)",  "examples/chat", "(default: 25)", "(default: 60)",
         "65536",           "1048576",      "(default: info)", "/healthz",
-        "--unsafe-lua",    "--check",      "--watch",
+        "--unsafe-lua",    "--check",      "--watch",      "--script-timeout",
     };
     run_t r = parse("--help", NULL);
     assert_int_equal(r.action, CONFIG_HELP);

@@ -144,7 +144,7 @@ static void write_script(fixture_t *fx, const char *name, const char *src) {
 static int unsafe_lua;
 
 static script_t *load(fixture_t *fx, char *err, size_t errlen) {
-    script_options opt = {"lua", fx->dir, unsafe_lua, NULL};
+    script_options opt = {"lua", fx->dir, unsafe_lua, NULL, 0};
     return script_create(&opt, &fx->host, err, errlen);
 }
 

@@ -1,0 +1,45 @@
+// --script-timeout: a runaway handler is stopped, the client gets
+// handler_error "timed out", and the server goes on serving everyone.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client, Server, tempScripts } from './lib/harness.mjs';
+
+describe('script time limit', () => {
+  let server;
+  let a;
+  let b;
+  const TIMEOUT = 100;
+  before(async () => {
+    const dir = tempScripts();
+    const write = (name, body) => fs.writeFileSync(path.join(dir, name), body);
+    write('spin.lua', 'return function() while true do end end\n');
+    // A numeric loop LuaJIT compiles to machine code: no hook fires in it.
+    write('jitloop.lua', 'return function() local x = 0 for i = 1, 1e15 do x = x + i % 7 end return { x = x } end\n');
+    // Catastrophic backtracking inside a C library call.
+    write('pattern.lua', 'return function() return { r = string.find(string.rep("a", 40), string.rep("a*", 30) .. "b") } end\n');
+    write('quick.lua', 'return function() return { ok = true } end\n');
+    server = await new Server(['--script-timeout', String(TIMEOUT)], { scripts: dir }).start();
+    a = await Client.connect(server, 'runaway');
+    b = await Client.connect(server, 'bystander');
+    await b.request({ type: 'join_room', room_id: 'calm' });
+  });
+  after(() => server.stop());
+
+  for (const type of ['spin', 'jitloop', 'pattern']) {
+    test(`${type}: stopped within twice the limit; others keep being answered`, async () => {
+      const t0 = Date.now();
+      const err = await a.request({ type }, 5000);
+      const took = Date.now() - t0;
+      assert.equal(err.code, 'handler_error');
+      assert.equal(err.message, 'timed out');
+      assert.ok(took < 2 * TIMEOUT + 150, `answered after ${took} ms`);
+      await b.alive();
+      await a.alive();
+      assert.equal((await a.request({ type: 'quick' })).ok, true);
+      const info = await b.request({ type: 'room_info', room_id: 'calm' });
+      assert.deepEqual(info.members, ['bystander'], 'rooms survive');
+    });
+  }
+});
