@@ -20,6 +20,7 @@ void config_defaults(config_t *cfg) {
     cfg->send_queue = 1048576;
     cfg->level = LOG_INFO;
     cfg->script_timeout = 100;
+    cfg->script_memory = 256;
 }
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -76,6 +77,11 @@ static void usage(FILE *out) {
             "running longer\n"
             "                           (handler_error \"timed out\"); 0: "
             "never (default: %g)\n"
+            "  --script-memory MB       cap the scripts' Lua memory; a call "
+            "that hits it\n"
+            "                           is stopped (handler_error \"out of "
+            "memory\"); 0: no\n"
+            "                           cap but LuaJIT's own (default: %zu)\n"
             "  --watch                  reload when a file under the "
             "scripts directory\n"
             "                           changes, as SIGHUP does (default: "
@@ -91,7 +97,7 @@ static void usage(FILE *out) {
             "(1024-based).\n",
             d.host, d.port, d.scripts_dir, d.lua_dir, d.static_dir,
             d.ping_interval, d.idle_timeout, d.max_message, d.send_queue,
-            config_level_name(d.level), d.script_timeout);
+            config_level_name(d.level), d.script_timeout, d.script_memory);
 }
 
 static int bad(FILE *err, const char *flag, const char *val,
@@ -186,7 +192,7 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             "--lua",           "--static",       "--ping-interval",
             "--idle-timeout",  "--max-message",  "--send-queue",
             "--log-level",     "--check",        "--script-timeout",
-            NULL};
+            "--script-memory", NULL};
         int k = 0;
         while (known[k] && strcmp(known[k], flag) != 0) k++;
         if (!known[k]) {
@@ -232,6 +238,15 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                 rc = bad(err, flag, val, "a number of milliseconds (0: none)");
             else
                 cfg->script_timeout = v;
+        } else if (!strcmp(flag, "--script-memory")) {
+            /* LuaJIT (x64, not GC64) cannot address more than 2 GB. */
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(val, &end, 10);
+            if (!*val || *val == '-' || *end || errno || v > 2048)
+                rc = bad(err, flag, val, "a number of megabytes, 0-2048");
+            else
+                cfg->script_memory = (size_t)v;
         } else if (!strcmp(flag, "--check"))
             rc = parse_string(err, flag, val, cfg->check_dir,
                               sizeof cfg->check_dir);

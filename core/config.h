@@ -32,6 +32,7 @@ typedef struct config {
     int unsafe_lua;          /* --unsafe-lua: no sandbox for scripts */
     int watch;               /* --watch: reload when scripts/ changes */
     double script_timeout;   /* --script-timeout MS, default 100; 0: none */
+    size_t script_memory;    /* --script-memory MB, default 256; 0: none */
     char check_dir[1024];    /* --check DIR: load the scripts, report, exit */
 } config_t;
 

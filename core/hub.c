@@ -25,6 +25,7 @@ struct hub {
     fanout_t fo;
     script_host host;
     script_t *script;
+    int64_t replace_tried; /* when an unhealthy state last failed to go */
     store_t *store;
 };
 
@@ -295,8 +296,22 @@ static int host_store_delete(void *ud, int kind, const char *scope,
 static script_t *load_scripts(hub_t *h, char *err, size_t errlen) {
     script_options opt = {h->cfg->lua_dir, h->cfg->scripts_dir,
                           h->cfg->unsafe_lua, h->t->loop,
-                          h->cfg->script_timeout};
+                          h->cfg->script_timeout, h->cfg->script_memory};
     return script_create(&opt, &h->host, err, errlen);
+}
+
+/* The state to call into. One that a call left unusable (abandoned past
+ * its time limit, or out of memory for good) is replaced by a fresh load
+ * first; if the scripts on disk no longer load, the old state stays and
+ * the load is tried again at most once a second. */
+static script_t *live_script(hub_t *h) {
+    const char *why = script_unhealthy(h->script);
+    if (!why) return h->script;
+    int64_t now = hub_now_ms();
+    if (now - h->replace_tried < 1000) return h->script;
+    log_warn("script", "replacing the Lua state: %s", why);
+    if (hub_reload(h) < 0) h->replace_tried = now;
+    return h->script;
 }
 
 hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
@@ -360,7 +375,7 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
     buf_t meta;
     char reason[120];
     buf_init(&meta, 0);
-    if (!script_on_connect(h->script, conn_id(c), uid, &meta, reason,
+    if (!script_on_connect(live_script(h), conn_id(c), uid, &meta, reason,
                            sizeof reason)) {
         buf_close(&meta);
         log_info("conn", "refused by on_connect conn=%s user=%s: %s",
@@ -395,7 +410,7 @@ void hub_conn_closed(hub_t *h, conn_t *c) {
     user_t *u = conn_user(c);
     size_t metalen;
     const char *meta = conn_meta(c, &metalen);
-    script_on_disconnect(h->script, conn_id(c), user_id(u),
+    script_on_disconnect(live_script(h), conn_id(c), user_id(u),
                          conn_close_code(c), meta, metalen);
     presence_conn_closed(h->presence, c);
     log_info("conn", "close conn=%s user=%s code=%d in=%llu out=%llu",
@@ -450,15 +465,15 @@ void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {
     }
     size_t metalen;
     const char *meta = conn_meta(c, &metalen);
-    if (script_dispatch(h->script, conn_id(c), user_id(conn_user(c)),
-                        env.type, data, len, meta, metalen) < 0) {
+    int rc = script_dispatch(live_script(h), conn_id(c),
+                             user_id(conn_user(c)), env.type, data, len,
+                             meta, metalen);
+    if (rc < 0)
         hub_send_error(h, c, env.id_json, "handler_error",
-                       script_poisoned(h->script)
-                           ? "timed out"
-                           : "scripts unavailable until the next reload");
-        /* The state was abandoned mid-call: replace it. */
-        if (script_poisoned(h->script)) hub_reload(h);
-    }
+                       rc == -1 ? "timed out"
+                                : "scripts unavailable until they load again");
+    /* Replace a state this call broke now, not on the next message. */
+    live_script(h);
     envelope_clear(&env);
 }
 

@@ -62,12 +62,100 @@ struct script {
     int fail_ref;
     size_t count;
     char *types;
+    /* The memory cap (see capped_alloc); mem_limit 0: none. */
+    lua_Alloc base_alloc;
+    void *base_ud;
+    size_t mem_used, mem_limit, mem_allowed;
+    int mem_refused; /* an allocation was refused during this call */
+    int exhausted;   /* still nearly full after a full collection */
+    /* Scratch for listing ids: owned here, not by the call, so that a Lua
+     * error raised while pushing them (out of memory) leaks nothing. */
+    struct idlist {
+        const char **ids;
+        size_t len, cap;
+    } ids;
 };
 
 static int64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the memory cap ----------------------------------------------------------
+ *
+ * Debian's LuaJIT (x64, not GC64) must allocate in the low 2 GB, so a
+ * state cannot be created with an allocator of our own. It can be given
+ * one after creation, though (lua_setallocf): capped_alloc wraps LuaJIT's
+ * own allocator, counts every byte, and refuses growth past the cap.
+ * LuaJIT turns the refusal into a "not enough memory" error, which
+ * unwinds the call like any other error. The cap holds only inside calls
+ * (guarded_pcall): outside one, an error would have no pcall to catch it,
+ * and what C pushes there is bounded by the message size. Once a call has
+ * been refused it
+ * gets an eighth more room, so that the runtime can still build the error
+ * reply; after the call a full collection frees what the failed call left,
+ * and if the state is still nearly full, its scripts hold on to the memory
+ * and it is replaced (script_unhealthy). */
+
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    script_t *s = ud;
+    if (nsize > osize && nsize - osize > s->mem_allowed - s->mem_used) {
+        if (!s->mem_refused) s->mem_allowed += s->mem_limit / 8;
+        s->mem_refused = 1;
+        return NULL;
+    }
+    void *p = s->base_alloc(s->base_ud, ptr, osize, nsize);
+    if (p || nsize == 0) s->mem_used = s->mem_used - osize + nsize;
+    return p;
+}
+
+static void install_cap(script_t *s, size_t mb) {
+    if (!mb) return;
+    lua_State *L = s->L;
+    s->base_alloc = lua_getallocf(L, &s->base_ud);
+    s->mem_used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 +
+                  (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+    s->mem_limit = mb * 1024 * 1024;
+    s->mem_allowed = SIZE_MAX;
+    lua_setallocf(L, capped_alloc, s);
+}
+
+static void before_call(script_t *s) {
+    if (s->mem_limit) s->mem_allowed = s->mem_limit;
+}
+
+/* After every call: if the cap was hit, collect and see what is left. */
+static void after_call(script_t *s) {
+    s->mem_allowed = SIZE_MAX;
+    if (!s->mem_refused) return;
+    s->mem_refused = 0;
+    if (s->poisoned) return;
+    lua_gc(s->L, LUA_GCCOLLECT, 0);
+    if (s->mem_used > s->mem_limit / 4 * 3) {
+        s->exhausted = 1;
+        log_error("script",
+                  "the scripts hold %zu KB of their %zu MB after a full "
+                  "collection: the state must be replaced",
+                  s->mem_used / 1024, s->mem_limit >> 20);
+    } else {
+        log_warn("script",
+                 "a call ran into the %zu MB memory cap and was stopped; "
+                 "%zu KB in use after collecting",
+                 s->mem_limit >> 20, s->mem_used / 1024);
+    }
+}
+
+const char *script_unhealthy(const script_t *s) {
+    if (s->poisoned) return "a call was abandoned past its time limit";
+    if (s->exhausted) return "the memory cap is used up";
+    return NULL;
+}
+
+size_t script_memory(const script_t *s) {
+    if (s->mem_limit) return s->mem_used;
+    return (size_t)lua_gc(s->L, LUA_GCCOUNT, 0) * 1024 +
+           (size_t)lua_gc(s->L, LUA_GCCOUNTB, 0);
 }
 
 /* ---- time limits ------------------------------------------------------------
@@ -152,8 +240,12 @@ static void watchdog_disarm(void) {
 /* lua_pcall under the time limit. Returns lua_pcall's result, or
  * GUARD_ESCAPED when the call had to be abandoned (s is then poisoned). */
 static int guarded_pcall(script_t *s, int nargs, int nresults, int msgh) {
-    if (s->timeout_ms <= 0 || watchdog_init() < 0)
-        return lua_pcall(s->L, nargs, nresults, msgh);
+    before_call(s);
+    if (s->timeout_ms <= 0 || watchdog_init() < 0) {
+        int rc = lua_pcall(s->L, nargs, nresults, msgh);
+        after_call(s);
+        return rc;
+    }
     running = s;
     stage = 0;
     in_host = 0;
@@ -165,6 +257,7 @@ static int guarded_pcall(script_t *s, int nargs, int nresults, int msgh) {
                   "a call ran past its %.0f ms limit in compiled code or a C "
                   "function and was abandoned; the scripts will be reloaded",
                   s->timeout_ms);
+        after_call(s);
         return GUARD_ESCAPED;
     }
     watchdog_arm(s->timeout_ms);
@@ -172,6 +265,7 @@ static int guarded_pcall(script_t *s, int nargs, int nresults, int msgh) {
     watchdog_disarm();
     running = NULL;
     if (stage >= 1) lua_sethook(s->L, NULL, 0, 0);
+    after_call(s);
     return rc;
 }
 
@@ -568,11 +662,15 @@ static int l_is_member(lua_State *L) {
     return 1;
 }
 
-/* Collects borrowed ids, then pushes them as a sorted array. */
-typedef struct idlist {
-    const char **ids;
-    size_t len, cap;
-} idlist_t;
+/* Collects borrowed ids (into the state's scratch list), then pushes them
+ * as a sorted array. */
+typedef struct idlist idlist_t;
+
+static idlist_t *idlist_start(lua_State *L) {
+    idlist_t *l = &self(L)->ids;
+    l->len = 0;
+    return l;
+}
 
 static void idlist_add(void *ctx, const char *id) {
     idlist_t *l = ctx;
@@ -587,8 +685,8 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Pushes the ids as a sorted array and frees the list. The ids are still
- * valid here: nothing ran between collecting and pushing. */
+/* Pushes the ids as a sorted array. The ids are still valid here: nothing
+ * ran between collecting and pushing. */
 static void push_idlist(lua_State *L, idlist_t *l) {
     script_t *s = self(L);
     if (l->len > 1) qsort(l->ids, l->len, sizeof *l->ids, cmp_str);
@@ -599,19 +697,17 @@ static void push_idlist(lua_State *L, idlist_t *l) {
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->array_mt_ref);
     lua_setmetatable(L, -2);
-    free(l->ids);
 }
 
 static int l_room_members(lua_State *L) {
     script_t *s = self(L);
     const char *room = luaL_checkstring(L, 1);
-    idlist_t l = {0};
-    if (s->host->room_members(s->host->ud, room, idlist_add, &l) < 0) {
-        free(l.ids);
+    idlist_t *l = idlist_start(L);
+    if (s->host->room_members(s->host->ud, room, idlist_add, l) < 0) {
         lua_pushnil(L);
         return 1;
     }
-    push_idlist(L, &l);
+    push_idlist(L, l);
     return 1;
 }
 
@@ -634,9 +730,9 @@ static int l_room_info(lua_State *L) {
     lua_setfield(L, -2, "message_count");
     lua_pushnumber(L, (lua_Number)info.seq);
     lua_setfield(L, -2, "seq");
-    idlist_t l = {0};
-    s->host->room_members(s->host->ud, room, idlist_add, &l);
-    push_idlist(L, &l);
+    idlist_t *l = idlist_start(L);
+    s->host->room_members(s->host->ud, room, idlist_add, l);
+    push_idlist(L, l);
     lua_setfield(L, -2, "members");
     return 1;
 }
@@ -644,26 +740,26 @@ static int l_room_info(lua_State *L) {
 static int l_user_rooms(lua_State *L) {
     script_t *s = self(L);
     const char *uid = luaL_checkstring(L, 1);
-    idlist_t l = {0};
-    s->host->user_rooms(s->host->ud, uid, idlist_add, &l);
-    push_idlist(L, &l);
+    idlist_t *l = idlist_start(L);
+    s->host->user_rooms(s->host->ud, uid, idlist_add, l);
+    push_idlist(L, l);
     return 1;
 }
 
 static int l_online_users(lua_State *L) {
     script_t *s = self(L);
-    idlist_t l = {0};
-    s->host->online_users(s->host->ud, idlist_add, &l);
-    push_idlist(L, &l);
+    idlist_t *l = idlist_start(L);
+    s->host->online_users(s->host->ud, idlist_add, l);
+    push_idlist(L, l);
     return 1;
 }
 
 static int l_user_connections(lua_State *L) {
     script_t *s = self(L);
     const char *uid = luaL_checkstring(L, 1);
-    idlist_t l = {0};
-    s->host->user_connections(s->host->ud, uid, idlist_add, &l);
-    push_idlist(L, &l);
+    idlist_t *l = idlist_start(L);
+    s->host->user_connections(s->host->ud, uid, idlist_add, l);
+    push_idlist(L, l);
     return 1;
 }
 
@@ -1139,6 +1235,7 @@ script_t *script_create(const script_options *opt, const script_host *host,
         free(s);
         return NULL;
     }
+    install_cap(s, opt->memory_mb);
     luaL_openlibs(L);
     set_package_path(L, opt);
 
@@ -1223,7 +1320,12 @@ void script_destroy(script_t *s) {
     while (s->timers) timer_remove(s, s->timers);
     /* A poisoned state was left mid-call: closing it could run finalizers
      * on broken data. Its memory is given up instead. */
-    if (s->L && !s->poisoned) lua_close(s->L);
+    if (s->L && !s->poisoned) {
+        /* LuaJIT frees its arena only when it sees its own allocator. */
+        if (s->mem_limit) lua_setallocf(s->L, s->base_alloc, s->base_ud);
+        lua_close(s->L);
+    }
+    free(s->ids.ids);
     free(s->types);
     free(s);
 }
@@ -1241,7 +1343,7 @@ static void push_meta(script_t *s, const char *meta, size_t metalen) {
 int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
                     const char *type, const char *json, size_t len,
                     const char *meta, size_t metalen) {
-    if (s->poisoned) return -1;
+    if (s->poisoned) return -2;
     lua_State *L = s->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->dispatch_ref);
     lua_pushstring(L, conn_id);

@@ -101,6 +101,7 @@ typedef struct script_options {
     int unsafe;              /* 1: no sandbox (--unsafe-lua) */
     void *loop;              /* uv_loop_t for hub.after/every; NULL: none */
     double timeout_ms;       /* per call into Lua; 0: no limit */
+    size_t memory_mb;        /* the state's memory cap; 0: LuaJIT's own */
 } script_options;
 
 /* Loads the runtime and every handler into a new state. Returns NULL when
@@ -121,6 +122,16 @@ const script_host *script_null_host(void);
  * state; script_destroy frees what it safely can. */
 int script_poisoned(const script_t *s);
 
+/* Why the state should be replaced by a fresh one before its next call,
+ * or NULL when it is fine: it was abandoned mid-call (poisoned), or a call
+ * ran into the memory cap and a full collection left it nearly full (the
+ * scripts hold on to what they allocated, so every call would fail). */
+const char *script_unhealthy(const script_t *s);
+
+/* Bytes the state's allocator holds (counted only under a memory cap;
+ * otherwise LuaJIT's own count). */
+size_t script_memory(const script_t *s);
+
 /* Handler types loaded, sorted, comma-separated (for the logs). */
 const char *script_types(const script_t *s);
 size_t script_count(const script_t *s);
@@ -128,9 +139,9 @@ size_t script_count(const script_t *s);
 /* Runs the handler for type with the frame json[0..len) (an envelope
  * already checked by envelope_parse) on behalf of conn_id/user_id. The
  * reply (ack or error) is sent through the host. */
-/* Returns 0, or -1 when the call had to be abandoned (timed out in
- * compiled code or a C function) or the state is poisoned: no reply was
- * sent, the caller answers, and the state must be replaced. */
+/* Returns 0; -1 when the call had to be abandoned (timed out in compiled
+ * code or a C function: the state is now poisoned); -2 when the state was
+ * already poisoned. On -1 and -2 no reply was sent: the caller answers. */
 int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
                     const char *type, const char *json, size_t len,
                     const char *meta, size_t metalen);

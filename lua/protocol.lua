@@ -56,6 +56,11 @@ function M.run(handler, conn, msg, traceback)
       return error_reply(id, res.code, res.message)
     end
     local text = type(res) == "string" and res or tostring(res)
+    if text == "not enough memory" then
+      -- LuaJIT's out-of-memory error: the state hit --script-memory.
+      return error_reply(id, "handler_error", "out of memory"),
+        "out of memory (the --script-memory cap)"
+    end
     return error_reply(id, "handler_error", strip_position(text:match("^[^\n]*"))), text
   end
   if res == M.NO_ACK then

@@ -112,6 +112,27 @@ static void test_bad_values_are_errors_naming_the_flag(void **state) {
     bad("--send-queue", "17592186044416m"); /* 2^64 bytes */
     bad("--log-level", "loud");
     bad("--host", "");
+    bad("--script-timeout", "-1");
+    bad("--script-memory", "-1");
+    bad("--script-memory", "4096");
+    bad("--script-memory", "64m");
+    bad("--script-memory", "");
+}
+
+static void test_script_limits(void **state) {
+    run_t r = parse(NULL);
+    assert_true(r.cfg.script_timeout == 100);
+    assert_int_equal(r.cfg.script_memory, 256);
+    done(&r);
+    r = parse("--script-timeout", "20", "--script-memory=16", NULL);
+    assert_int_equal(r.action, CONFIG_RUN);
+    assert_true(r.cfg.script_timeout == 20);
+    assert_int_equal(r.cfg.script_memory, 16);
+    done(&r);
+    r = parse("--script-memory", "0", NULL);
+    assert_int_equal(r.action, CONFIG_RUN);
+    assert_int_equal(r.cfg.script_memory, 0);
+    done(&r);
 }
 
 static void test_unknown_flag_missing_value_and_positional(void **state) {
@@ -132,6 +153,7 @@ static void test_help_lists_every_flag_and_default(void **state) {
         "(default: lua)",  "examples/chat", "(default: 25)", "(default: 60)",
         "65536",           "1048576",      "(default: info)", "/healthz",
         "--unsafe-lua",    "--check",      "--watch",      "--script-timeout",
+        "--script-memory", "(default: 256)",
     };
     run_t r = parse("--help", NULL);
     assert_int_equal(r.action, CONFIG_HELP);
@@ -178,6 +200,7 @@ int main(void) {
         cmocka_unit_test(test_unknown_flag_missing_value_and_positional),
         cmocka_unit_test(test_help_lists_every_flag_and_default),
         cmocka_unit_test(test_version),
+        cmocka_unit_test(test_script_limits),
         cmocka_unit_test(test_check_and_unsafe_lua),
         cmocka_unit_test(test_level_names_round_trip),
     };

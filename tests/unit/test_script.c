@@ -142,9 +142,10 @@ static void write_script(fixture_t *fx, const char *name, const char *src) {
 }
 
 static int unsafe_lua;
+static size_t memory_mb;
 
 static script_t *load(fixture_t *fx, char *err, size_t errlen) {
-    script_options opt = {"lua", fx->dir, unsafe_lua, NULL, 0};
+    script_options opt = {"lua", fx->dir, unsafe_lua, NULL, 0, memory_mb};
     return script_create(&opt, &fx->host, err, errlen);
 }
 
@@ -456,6 +457,59 @@ static void test_every_load_error_is_reported(void **state) {
     assert_non_null(strstr(err, "b.lua:1: assignment to undeclared global 'x'"));
 }
 
+static void test_memory_cap_stops_a_call_and_the_state_goes_on(
+    void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "hog.lua",
+                 "return function()\n"
+                 "  local t = {}\n"
+                 "  while true do t[#t + 1] = string.rep('x', 512) .. #t end\n"
+                 "end\n");
+    write_script(fx, "ok.lua", "return function() return { fine = 1 } end\n");
+    memory_mb = 8;
+    load_ok(fx);
+    memory_mb = 0;
+    dispatch(fx, "hog", "{\"type\":\"hog\",\"id\":1}");
+    assert_non_null(strstr(last(fx), "\"code\":\"handler_error\""));
+    assert_non_null(strstr(last(fx), "\"message\":\"out of memory\""));
+    /* The garbage was collected: the state is healthy and answers. */
+    assert_null(script_unhealthy(fx->s));
+    assert_true(script_memory(fx->s) < 2 * 1024 * 1024);
+    dispatch(fx, "ok", "{\"type\":\"ok\",\"id\":2}");
+    assert_non_null(strstr(last(fx), "\"fine\":1"));
+}
+
+static void test_memory_a_script_keeps_makes_the_state_unhealthy(
+    void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "leak.lua",
+                 "local keep = {}\n"
+                 "return function()\n"
+                 "  while true do keep[#keep + 1] = string.rep('y', 512) .. #keep end\n"
+                 "end\n");
+    memory_mb = 8;
+    load_ok(fx);
+    memory_mb = 0;
+    dispatch(fx, "leak", "{\"type\":\"leak\",\"id\":1}");
+    assert_non_null(strstr(last(fx), "\"message\":\"out of memory\""));
+    assert_non_null(script_unhealthy(fx->s));
+    assert_true(script_memory(fx->s) > 6 * 1024 * 1024);
+}
+
+static void test_a_load_that_needs_more_than_the_cap_fails(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "big.lua",
+                 "local t = {}\n"
+                 "for i = 1, 1e6 do t[i] = tostring(i) end\n"
+                 "return function() return {} end\n");
+    memory_mb = 4;
+    char err[512] = "";
+    fx->s = load(fx, err, sizeof err);
+    memory_mb = 0;
+    assert_null(fx->s);
+    assert_non_null(strstr(err, "memory"));
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -482,6 +536,9 @@ int main(void) {
         T(test_require_finds_scripts_lib_and_cjson_safe),
         T(test_unsafe_lua_lifts_the_sandbox),
         T(test_every_load_error_is_reported),
+        T(test_memory_cap_stops_a_call_and_the_state_goes_on),
+        T(test_memory_a_script_keeps_makes_the_state_unhealthy),
+        T(test_a_load_that_needs_more_than_the_cap_fails),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
