@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "dict.h"
 #include "envelope.h"
 #include "fanout.h"
 #include "json.h"
@@ -27,7 +28,12 @@ struct hub {
     script_t *script;
     int64_t replace_tried; /* when an unhealthy state last failed to go */
     store_t *store;
+    dict_t *natives; /* type -> hub_native_fn (boxed); NULL: none */
 };
+
+typedef struct native {
+    hub_native_fn fn;
+} native_t;
 
 int64_t hub_now_ms(void) {
     struct timespec ts;
@@ -356,6 +362,7 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
 
 void hub_destroy(hub_t *h) {
     if (!h) return;
+    if (h->natives) dict_destroy(h->natives, free);
     script_destroy(h->script);
     store_destroy(h->store);
     presence_destroy(h->presence);
@@ -463,6 +470,16 @@ void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {
         envelope_clear(&env);
         return;
     }
+    if (h->natives) {
+        native_t *n = dict_get(h->natives, env.type);
+        if (n) {
+            hub_call call = {c, conn_id(c), user_id(conn_user(c)),
+                             env.id_json, data, len};
+            n->fn(h, &call);
+            envelope_clear(&env);
+            return;
+        }
+    }
     size_t metalen;
     const char *meta = conn_meta(c, &metalen);
     int rc = script_dispatch(live_script(h), conn_id(c),
@@ -476,6 +493,17 @@ void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {
     live_script(h);
     envelope_clear(&env);
 }
+
+void hub_set_native(hub_t *h, const char *type, hub_native_fn fn) {
+    if (!h->natives) h->natives = dict_create();
+    free(dict_remove(h->natives, type));
+    if (!fn) return;
+    native_t *n = xmalloc(sizeof *n);
+    n->fn = fn;
+    dict_set(h->natives, type, n);
+}
+
+const script_host *hub_host(hub_t *h) { return &h->host; }
 
 void hub_conn_binary(hub_t *h, conn_t *c) {
     conn_stats(c)->messages_in++;

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "conn.h"
 #include "frame.h"
+#include "script.h"
 
 typedef struct hub hub_t;
 
@@ -60,6 +61,25 @@ void hub_conn_binary(hub_t *h, conn_t *c);
  * old one when anything fails. Returns 0 on success, -1 otherwise; the
  * outcome is logged either way. */
 int hub_reload(hub_t *h);
+
+/* Handlers written in C. A native handler for a type runs instead of
+ * scripts/<type>.lua: it gets the frame (already checked by
+ * envelope_parse) and answers by itself, through the same host functions
+ * the scripts call (hub_host) and hub_send_error. For embedders with a
+ * hot path, and for measuring what Lua costs (tests/bench/). */
+typedef struct hub_call {
+    conn_t *conn;
+    const char *conn_id, *user_id;
+    const char *id_json; /* the client's id as JSON, or NULL */
+    const char *json;    /* the whole frame */
+    size_t len;
+} hub_call;
+typedef void (*hub_native_fn)(hub_t *h, const hub_call *call);
+
+/* Routes type to fn (NULL: back to the scripts). */
+void hub_set_native(hub_t *h, const char *type, hub_native_fn fn);
+/* What the scripts may ask of the core, for native handlers. */
+const script_host *hub_host(hub_t *h);
 
 /* Sends an error frame to c (id_json may be NULL). */
 void hub_send_error(hub_t *h, conn_t *c, const char *id_json,

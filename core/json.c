@@ -6,6 +6,7 @@
  * sink gets NUL-terminated UTF-8. */
 #include "json.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,7 @@ static json_status parse_number(parser_t *ps) {
         ps->p = p;
         return fail(ps, JSON_ERR_SYNTAX, "bad number");
     }
+    int integer = 1;
     if (*p == '0') {
         p++;
     } else if (*p >= '1' && *p <= '9') {
@@ -236,6 +238,7 @@ static json_status parse_number(parser_t *ps) {
         return fail(ps, JSON_ERR_SYNTAX, "bad number");
     }
     if (p < ps->end && *p == '.') {
+        integer = 0;
         p++;
         if (p >= ps->end || *p < '0' || *p > '9') {
             ps->p = p;
@@ -244,6 +247,7 @@ static json_status parse_number(parser_t *ps) {
         while (p < ps->end && *p >= '0' && *p <= '9') p++;
     }
     if (p < ps->end && (*p == 'e' || *p == 'E')) {
+        integer = 0;
         p++;
         if (p < ps->end && (*p == '+' || *p == '-')) p++;
         if (p >= ps->end || *p < '0' || *p > '9') {
@@ -255,13 +259,22 @@ static json_status parse_number(parser_t *ps) {
     size_t n = (size_t)(p - s);
     ps->p = p;
     if (!ps->sink || !ps->sink->number) return JSON_OK;
-    /* strtod needs a terminated copy; the input is not terminated. */
-    char tmp[64];
-    char *copy = n < sizeof tmp ? tmp : xmalloc(n + 1);
-    memcpy(copy, s, n);
-    copy[n] = '\0';
-    double v = strtod(copy, NULL);
-    if (copy != tmp) free(copy);
+    double v;
+    size_t digits = n - (*s == '-');
+    if (integer && digits <= 15) {
+        /* Exact in a double: no need for strtod. */
+        int64_t i = 0;
+        for (const char *d = s + (*s == '-'); d < p; d++) i = i * 10 + (*d - '0');
+        v = *s == '-' ? -(double)i : (double)i;
+    } else {
+        /* strtod needs a terminated copy; the input is not terminated. */
+        char tmp[64];
+        char *copy = n < sizeof tmp ? tmp : xmalloc(n + 1);
+        memcpy(copy, s, n);
+        copy[n] = '\0';
+        v = strtod(copy, NULL);
+        if (copy != tmp) free(copy);
+    }
     if (ps->sink->number(ps->ud, v, s, n))
         return fail(ps, JSON_ERR_ABORT, "stopped by the sink");
     return JSON_OK;
@@ -466,7 +479,15 @@ int json_write_number(buf_t *b, double v) {
     int n;
     if (v > -9007199254740992.0 && v < 9007199254740992.0 &&
         v == (double)(long long)v) {
-        n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+        /* Integers are most numbers on the wire (ids, seq, timestamps). */
+        long long i = (long long)v;
+        unsigned long long u = i < 0 ? 0ULL - (unsigned long long)i
+                                     : (unsigned long long)i;
+        char *e = tmp + sizeof tmp, *d = e;
+        do *--d = (char)('0' + u % 10); while (u /= 10);
+        if (i < 0) *--d = '-';
+        buf_append(b, d, (size_t)(e - d));
+        return 0;
     } else {
         /* The shortest form that reads back as the same double. */
         n = snprintf(tmp, sizeof tmp, "%.15g", v);

@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -164,7 +165,7 @@ size_t script_memory(const script_t *s) {
  * POSIX timer aimed at this thread. Count hooks alone cannot do it: Debian's
  * LuaJIT is built without CHECKHOOK, so compiled loops never look at the
  * hook, and a C library call (a backtracking string.find) never returns to
- * the VM. So the limit works in stages, half a time limit apart:
+ * the VM. So the limit works in stages:
  *   1. at the limit, the signal handler sets a hook (lua_sethook is meant
  *      to be called from a signal handler); interpreted code stops at its
  *      next instruction with the error "timed out", and the state goes on;
@@ -175,30 +176,71 @@ size_t script_memory(const script_t *s) {
  *      hub.store and connection metadata are C's), so only timers are lost.
  *      If the call is inside one of hub.core's own C functions (which may
  *      be in malloc), the jump waits for the next stage;
- *   3. at 2 times, it jumps regardless. */
+ *   3. at 2 times, it jumps regardless.
+ *
+ * A call costs no system call: the timer ticks every eighth of the limit
+ * while calls are being made, and a call only writes down when it started
+ * (the vDSO clock). The handler compares. After eight ticks with no call
+ * the timer stops itself, and the next call starts it again. The signal
+ * does not block itself (SA_NODEFER), so jumping out of the handler needs
+ * no signal mask saved and restored either. */
 
-static script_t *running;        /* the state a guarded call runs in */
+static script_t *volatile running; /* the state a guarded call runs in */
 static sigjmp_buf escape;
 static volatile sig_atomic_t stage;
 static volatile sig_atomic_t in_host; /* inside a hub.core C function */
+static volatile int64_t call_start_ns, call_limit_ns;
+static volatile sig_atomic_t calls; /* calls started (wraps) */
+static volatile sig_atomic_t armed, idle_ticks;
+static sig_atomic_t calls_seen;
 static timer_t watchdog;
 static int watchdog_ready;
+
+#define WATCHDOG_IDLE_TICKS 8
+
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static void timeout_hook(lua_State *L, lua_Debug *ar) {
     lua_sethook(L, NULL, 0, 0);
     luaL_error(L, "timed out");
 }
 
+static void watchdog_set(int64_t period_ns) {
+    struct itimerspec it = {
+        .it_value = {period_ns / 1000000000, period_ns % 1000000000},
+        .it_interval = {period_ns / 1000000000, period_ns % 1000000000},
+    };
+    timer_settime(watchdog, 0, &it, NULL);
+}
+
 static void on_watchdog(int sig, siginfo_t *si, void *uc) {
     script_t *s = running;
-    if (!s) return;
-    stage++;
-    if (stage == 1) {
+    if (!s) {
+        if (calls != calls_seen) {
+            calls_seen = calls;
+            idle_ticks = 0;
+        } else if (++idle_ticks >= WATCHDOG_IDLE_TICKS) {
+            armed = 0;
+            watchdog_set(0);
+        }
+        return;
+    }
+    idle_ticks = 0;
+    int64_t ran = mono_ns() - call_start_ns, limit = call_limit_ns;
+    if (ran < limit) return;
+    if (!stage) {
+        stage = 1;
         lua_sethook(s->L, timeout_hook,
                     LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
         return;
     }
-    if (stage == 2 && in_host) return;
+    if (ran < limit + limit / 2) return;
+    if (in_host && ran < 2 * limit) return;
+    stage = 2;
     siglongjmp(escape, 1);
 }
 
@@ -207,7 +249,7 @@ static int watchdog_init(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_watchdog;
-    sa.sa_flags = SA_SIGINFO;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART;
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGRTMIN + 1, &sa, NULL) < 0) return -1;
     struct sigevent sev;
@@ -220,19 +262,14 @@ static int watchdog_init(void) {
     return 0;
 }
 
-static void watchdog_arm(double ms) {
-    double half = ms / 2;
-    struct itimerspec it = {
-        .it_value = {(time_t)(ms / 1000), (long)(fmod(ms, 1000) * 1e6)},
-        .it_interval = {(time_t)(half / 1000), (long)(fmod(half, 1000) * 1e6)},
-    };
-    timer_settime(watchdog, 0, &it, NULL);
-}
-
-static void watchdog_disarm(void) {
-    struct itimerspec off;
-    memset(&off, 0, sizeof off);
-    timer_settime(watchdog, 0, &off, NULL);
+/* Ticks every eighth of the limit, between 1 and 50 ms. */
+static void watchdog_start(int64_t limit_ns) {
+    int64_t tick = limit_ns / 8;
+    if (tick < 1000000) tick = 1000000;
+    if (tick > 50000000) tick = 50000000;
+    idle_ticks = 0;
+    armed = 1;
+    watchdog_set(tick);
 }
 
 #define GUARD_ESCAPED (-100)
@@ -246,11 +283,7 @@ static int guarded_pcall(script_t *s, int nargs, int nresults, int msgh) {
         after_call(s);
         return rc;
     }
-    running = s;
-    stage = 0;
-    in_host = 0;
-    if (sigsetjmp(escape, 1)) {
-        watchdog_disarm();
+    if (sigsetjmp(escape, 0)) {
         running = NULL;
         s->poisoned = 1;
         log_error("script",
@@ -260,10 +293,20 @@ static int guarded_pcall(script_t *s, int nargs, int nresults, int msgh) {
         after_call(s);
         return GUARD_ESCAPED;
     }
-    watchdog_arm(s->timeout_ms);
+    stage = 0;
+    in_host = 0;
+    call_limit_ns = (int64_t)(s->timeout_ms * 1e6);
+    call_start_ns = mono_ns();
+    calls++;
+    /* The order matters: with running set, the handler cannot stop the
+     * timer, so reading armed after it is safe. */
+    atomic_signal_fence(memory_order_seq_cst);
+    running = s;
+    atomic_signal_fence(memory_order_seq_cst);
+    if (!armed) watchdog_start(call_limit_ns);
     int rc = lua_pcall(s->L, nargs, nresults, msgh);
-    watchdog_disarm();
     running = NULL;
+    atomic_signal_fence(memory_order_seq_cst);
     if (stage >= 1) lua_sethook(s->L, NULL, 0, 0);
     after_call(s);
     return rc;

@@ -646,3 +646,5 @@ void server_destroy(server_t *s) {
         log_debug("server", "loop closed with handles still open");
     free(s);
 }
+
+hub_t *server_hub(server_t *s) { return s->hub; }

@@ -10,6 +10,7 @@
 #define LUAHUB_SERVER_H
 
 #include "config.h"
+#include "hub.h"
 
 typedef struct server server_t;
 
@@ -20,5 +21,7 @@ server_t *server_create(const config_t *cfg);
 /* Runs until SIGINT or SIGTERM has closed every connection. Returns 0. */
 int server_run(server_t *s);
 void server_destroy(server_t *s);
+/* The server's hub, e.g. to add native handlers before server_run. */
+hub_t *server_hub(server_t *s);
 
 #endif

@@ -215,6 +215,32 @@ static void test_write_number_integers_without_fraction(void **state) {
     number(42, "42");
     number(-7, "-7");
     number(1795406914323.0, "1795406914323");
+    number(9007199254740991.0, "9007199254740991");
+    number(-9007199254740991.0, "-9007199254740991");
+    number(-0.0, "0");
+}
+
+/* Integers of up to 15 digits skip strtod; longer ones and fractions do
+ * not. Both must give the same doubles. */
+static int n_capture(void *ud, double v, const char *raw, size_t rawlen) {
+    *(double *)ud = v;
+    return 0;
+}
+
+static void test_parse_numbers_exactly(void **state) {
+    static const json_sink sink = {.number = n_capture};
+    const char *texts[] = {"0", "-0", "7", "-42", "123456789012345",
+                           "-999999999999999", "1234567890123456",
+                           "12345678901234567890", "1.5", "-2e3", "1E-2"};
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        double v = -1;
+        assert_int_equal(json_parse(texts[i], strlen(texts[i]), 32, &sink, &v,
+                                    NULL),
+                         JSON_OK);
+        double want = strtod(texts[i], NULL);
+        if (memcmp(&v, &want, sizeof v) != 0)
+            fail_msg("%s parsed as %.17g, want %.17g", texts[i], v, want);
+    }
 }
 
 static void test_write_number_round_trips(void **state) {
@@ -256,6 +282,7 @@ int main(void) {
         cmocka_unit_test(test_write_string_passes_valid_utf8),
         cmocka_unit_test(test_write_string_replaces_invalid_utf8),
         cmocka_unit_test(test_write_number_integers_without_fraction),
+        cmocka_unit_test(test_parse_numbers_exactly),
         cmocka_unit_test(test_write_number_round_trips),
         cmocka_unit_test(test_write_number_refuses_nan_and_infinity),
     };

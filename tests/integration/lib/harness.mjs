@@ -30,8 +30,9 @@ export function tempScripts() {
 }
 
 export class Server {
-  constructor(args = [], { scripts = path.join(ROOT, 'scripts') } = {}) {
+  constructor(args = [], { scripts = path.join(ROOT, 'scripts'), bin = BIN } = {}) {
     this.args = args;
+    this.bin = bin;
     this.scripts = scripts;
     this.log = '';
   }
@@ -40,7 +41,7 @@ export class Server {
     const args = ['--host', '127.0.0.1', '--port', '0', '--lua', path.join(ROOT, 'lua'),
       '--scripts', this.scripts, '--log-level', 'debug', ...this.args];
     if (!this.args.includes('--static')) args.push('--static', path.join(ROOT, 'examples/chat'));
-    this.proc = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.proc = spawn(this.bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
     this.proc.stderr.setEncoding('utf8');
     this.proc.stderr.on('data', (d) => { this.log += d; });

@@ -1,0 +1,216 @@
+/* natives.c -- see natives.h. */
+#include "natives.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "buf.h"
+#include "json.h"
+
+/* {"type":"pong","id":…,"timestamp":…}, as scripts/ping.lua answers. */
+void native_ping(hub_t *h, const hub_call *call) {
+    buf_t b;
+    buf_init(&b, FRAME_HEADROOM);
+    buf_puts(&b, "{\"type\":\"pong\"");
+    if (call->id_json) {
+        buf_puts(&b, ",\"id\":");
+        buf_puts(&b, call->id_json);
+    }
+    buf_printf(&b, ",\"timestamp\":%lld}", (long long)hub_now_ms());
+    frame_t *f = frame_from_buf(&b);
+    const script_host *host = hub_host(h);
+    const char *cid = call->conn_id;
+    script_target t = {SCRIPT_TO_CONN, &cid, 1, NULL, NULL};
+    host->send(host->ud, &t, f);
+    frame_unref(f);
+}
+
+/* ---- chat ---------------------------------------------------------------
+ *
+ * What scripts/chat.lua does for a message to a room, the C way: one pass
+ * over the frame picks up room_id and re-emits payload as JSON (the Lua
+ * path decodes the whole frame into tables and encodes the payload back
+ * out), then the same checks, seq, frame and ack. */
+
+typedef struct chat_scan {
+    int depth;        /* object/array nesting, 1 = the frame */
+    int in_payload;   /* depth at which payload began, 0: outside */
+    int need_comma[JSON_MAX_DEPTH + 2];
+    int after_key;    /* the next value follows a key */
+    int want;         /* 1: next value is room_id, 2: payload */
+    int payload_kind; /* 0 absent, 1 object, 2 something else */
+    char room[129];
+    size_t room_len;
+    int room_bad;
+    buf_t *out;       /* the payload, re-emitted */
+} chat_scan;
+
+static void emit_sep(chat_scan *sc) {
+    if (sc->after_key) {
+        sc->after_key = 0;
+        return;
+    }
+    if (sc->need_comma[sc->depth]) buf_putc(sc->out, ',');
+    sc->need_comma[sc->depth] = 1;
+}
+
+static int top_value(chat_scan *sc, int kind) {
+    if (sc->depth == 1 && sc->want == 2) sc->payload_kind = kind;
+    if (sc->depth == 1) sc->want = 0;
+    return 0;
+}
+
+static int s_open(void *ud, char c) {
+    chat_scan *sc = ud;
+    if (sc->in_payload) {
+        emit_sep(sc);
+        buf_putc(sc->out, c);
+    } else if (sc->depth == 1 && sc->want == 2) {
+        if (c == '{') {
+            sc->in_payload = sc->depth + 1;
+            buf_putc(sc->out, '{');
+        }
+        top_value(sc, c == '{' ? 1 : 2);
+    } else if (sc->depth == 1) {
+        top_value(sc, 0);
+    }
+    sc->depth++;
+    sc->need_comma[sc->depth] = 0;
+    return 0;
+}
+
+static int s_close(void *ud, char c) {
+    chat_scan *sc = ud;
+    if (sc->in_payload) {
+        buf_putc(sc->out, c);
+        if (sc->depth == sc->in_payload) sc->in_payload = 0;
+    }
+    sc->depth--;
+    return 0;
+}
+
+static int s_bo(void *ud) { return s_open(ud, '{'); }
+static int s_ba(void *ud) { return s_open(ud, '['); }
+static int s_eo(void *ud) { return s_close(ud, '}'); }
+static int s_ea(void *ud) { return s_close(ud, ']'); }
+
+static int s_key(void *ud, const char *s, size_t n) {
+    chat_scan *sc = ud;
+    if (sc->in_payload) {
+        emit_sep(sc);
+        json_write_string(sc->out, s, n);
+        buf_putc(sc->out, ':');
+        sc->after_key = 1;
+    } else if (sc->depth == 1) {
+        sc->want = n == 7 && !memcmp(s, "room_id", 7)   ? 1
+                   : n == 7 && !memcmp(s, "payload", 7) ? 2
+                                                        : 0;
+    }
+    return 0;
+}
+
+static int s_string(void *ud, const char *s, size_t n) {
+    chat_scan *sc = ud;
+    if (sc->in_payload) {
+        emit_sep(sc);
+        json_write_string(sc->out, s, n);
+    } else if (sc->depth == 1 && sc->want == 1) {
+        sc->room_bad = n == 0 || n >= sizeof sc->room || memchr(s, 0, n);
+        if (!sc->room_bad) memcpy(sc->room, s, n + 1);
+        sc->room_len = n;
+        sc->want = 0;
+    } else {
+        top_value(sc, 2);
+    }
+    return 0;
+}
+
+static int s_number(void *ud, double v, const char *raw, size_t rawlen) {
+    chat_scan *sc = ud;
+    if (sc->in_payload) {
+        emit_sep(sc);
+        json_write_number(sc->out, v);
+    } else {
+        top_value(sc, 2);
+    }
+    return 0;
+}
+
+static int s_literal(chat_scan *sc, const char *lit) {
+    if (sc->in_payload) {
+        emit_sep(sc);
+        buf_puts(sc->out, lit);
+    } else {
+        top_value(sc, 2);
+    }
+    return 0;
+}
+
+static int s_bool(void *ud, int v) { return s_literal(ud, v ? "true" : "false"); }
+static int s_null(void *ud) { return s_literal(ud, "null"); }
+
+static const json_sink chat_sink = {s_bo, s_eo, s_ba, s_ea, s_key,
+                                    s_string, s_number, s_bool, s_null};
+
+void native_chat(hub_t *h, const hub_call *call) {
+    const script_host *host = hub_host(h);
+    buf_t payload;
+    buf_init(&payload, 0);
+    chat_scan sc;
+    memset(&sc, 0, sizeof sc);
+    sc.out = &payload;
+    json_parse(call->json, call->len, JSON_MAX_DEPTH, &chat_sink, &sc, NULL);
+    const char *err = NULL, *code = "bad_message";
+    char msg[192];
+    uint64_t seq = 0;
+    if (sc.payload_kind != 1) {
+        err = "payload must be an object";
+    } else if (!sc.room_len || sc.room_bad) {
+        err = sc.room_len > 128 ? "room_id must be at most 128 bytes"
+                                : "room_id is required";
+    } else if (!host->is_member(host->ud, sc.room, call->user_id)) {
+        code = "not_in_room";
+        snprintf(msg, sizeof msg, "you are not in room '%s'", sc.room);
+        err = msg;
+    } else if (host->next_seq(host->ud, sc.room, &seq) < 0) {
+        code = "not_found";
+        err = "no such room";
+    }
+    if (err) {
+        hub_send_error(h, call->conn, call->id_json, code, err);
+        buf_close(&payload);
+        return;
+    }
+    /* {"type":"chat","from":…,"payload":…,"timestamp":…,"seq":…,
+     *  "room_id":…} to every member. */
+    buf_t b;
+    buf_init(&b, FRAME_HEADROOM);
+    buf_puts(&b, "{\"type\":\"chat\",\"from\":");
+    json_write_string(&b, call->user_id, strlen(call->user_id));
+    buf_puts(&b, ",\"payload\":");
+    buf_append(&b, buf_content(&payload), payload.len);
+    buf_printf(&b, ",\"timestamp\":%lld,\"seq\":%llu,\"room_id\":",
+               (long long)hub_now_ms(), (unsigned long long)seq);
+    json_write_string(&b, sc.room, sc.room_len);
+    buf_putc(&b, '}');
+    buf_close(&payload);
+    frame_t *f = frame_from_buf(&b);
+    const char *room = sc.room;
+    script_target t = {SCRIPT_TO_ROOM, &room, 1, NULL, NULL};
+    host->send(host->ud, &t, f);
+    frame_unref(f);
+    if (!call->id_json) return;
+    buf_init(&b, FRAME_HEADROOM);
+    buf_printf(&b, "{\"type\":\"ack\",\"id\":%s,\"seq\":%llu}", call->id_json,
+               (unsigned long long)seq);
+    f = frame_from_buf(&b);
+    const char *cid = call->conn_id;
+    t = (script_target){SCRIPT_TO_CONN, &cid, 1, NULL, NULL};
+    host->send(host->ud, &t, f);
+    frame_unref(f);
+}
+
+void natives_install(hub_t *h) {
+    hub_set_native(h, "ping", native_ping);
+    hub_set_native(h, "chat", native_chat);
+}
