@@ -59,16 +59,22 @@ int envelope_valid_type(const char *s, size_t n) {
     return 1;
 }
 
-static void set_id(envelope_t *env, const char *json, size_t n) {
-    free(env->id_json);
-    env->id_json = xstrndup(json, n);
-    env->id_json_len = n;
-}
-
 static void clear_id(envelope_t *env) {
-    free(env->id_json);
+    if (env->id_json != env->id_buf) free(env->id_json);
     env->id_json = NULL;
     env->id_json_len = 0;
+}
+
+static void set_id(envelope_t *env, const char *json, size_t n) {
+    clear_id(env);
+    if (n < sizeof env->id_buf) {
+        memcpy(env->id_buf, json, n);
+        env->id_buf[n] = '\0';
+        env->id_json = env->id_buf;
+    } else {
+        env->id_json = xstrndup(json, n);
+    }
+    env->id_json_len = n;
 }
 
 /* A scalar or the start of a container at depth 1 (a top-level value) or
@@ -160,22 +166,96 @@ static const json_sink scan_sink = {
     s_string,       s_number, s_boolean,     s_null,
 };
 
+/* The scan and another sink, fed by one parse. */
+typedef struct tee {
+    scan_t sc;
+    const json_sink *sink;
+    void *ud;
+} tee_t;
+
+static int t_begin_object(void *ud) {
+    tee_t *t = ud;
+    s_begin_object(&t->sc);
+    return t->sink->begin_object(t->ud);
+}
+static int t_end_object(void *ud) {
+    tee_t *t = ud;
+    s_end(&t->sc);
+    return t->sink->end_object(t->ud);
+}
+static int t_begin_array(void *ud) {
+    tee_t *t = ud;
+    s_begin_array(&t->sc);
+    return t->sink->begin_array(t->ud);
+}
+static int t_end_array(void *ud) {
+    tee_t *t = ud;
+    s_end(&t->sc);
+    return t->sink->end_array(t->ud);
+}
+static int t_key(void *ud, const char *s, size_t n) {
+    tee_t *t = ud;
+    s_key(&t->sc, s, n);
+    return t->sink->key(t->ud, s, n);
+}
+static int t_string(void *ud, const char *s, size_t n) {
+    tee_t *t = ud;
+    s_string(&t->sc, s, n);
+    return t->sink->string(t->ud, s, n);
+}
+static int t_number(void *ud, double v, const char *raw, size_t rawlen) {
+    tee_t *t = ud;
+    s_number(&t->sc, v, raw, rawlen);
+    return t->sink->number(t->ud, v, raw, rawlen);
+}
+static int t_boolean(void *ud, int v) {
+    tee_t *t = ud;
+    s_boolean(&t->sc, v);
+    return t->sink->boolean(t->ud, v);
+}
+static int t_null(void *ud) {
+    tee_t *t = ud;
+    s_null(&t->sc);
+    return t->sink->null(t->ud);
+}
+
+static const json_sink tee_sink = {
+    t_begin_object, t_end_object, t_begin_array, t_end_array, t_key,
+    t_string,       t_number,     t_boolean,     t_null,
+};
+
 static envelope_status failed(envelope_t *env, envelope_status st,
                               const char *msg) {
     env->message = msg;
-    return st;
+    return env->status = st;
 }
 
+/* The checks on what the scan saw. */
+static envelope_status verdict(envelope_t *env, scan_t *scp);
+
 envelope_status envelope_parse(const char *s, size_t n, envelope_t *env) {
+    return envelope_parse_tee(s, n, env, NULL, NULL);
+}
+
+envelope_status envelope_parse_tee(const char *s, size_t n, envelope_t *env,
+                                   const json_sink *sink, void *ud) {
     memset(env, 0, sizeof *env);
-    scan_t sc = {.env = env, .current = F_NONE};
+    tee_t t = {{.env = env, .current = F_NONE}, sink, ud};
     json_error err;
-    if (json_parse(s, n, JSON_MAX_DEPTH, &scan_sink, &sc, &err) != JSON_OK) {
+    json_status js =
+        sink ? json_parse(s, n, JSON_MAX_DEPTH, &tee_sink, &t, &err)
+             : json_parse(s, n, JSON_MAX_DEPTH, &scan_sink, &t.sc, &err);
+    if (js != JSON_OK) {
         clear_id(env);
         snprintf(env->message_buf, sizeof env->message_buf, "not JSON: %s",
                  err.message);
         return failed(env, ENVELOPE_BAD_JSON, env->message_buf);
     }
+    return verdict(env, &t.sc);
+}
+
+static envelope_status verdict(envelope_t *env, scan_t *scp) {
+    scan_t sc = *scp;
     if (!sc.top_is_object)
         return failed(env, ENVELOPE_BAD_MESSAGE,
                       "a frame must be a JSON object");
@@ -212,8 +292,4 @@ const char *envelope_code(envelope_status st) {
     }
 }
 
-void envelope_clear(envelope_t *env) {
-    free(env->id_json);
-    env->id_json = NULL;
-    env->id_json_len = 0;
-}
+void envelope_clear(envelope_t *env) { clear_id(env); }

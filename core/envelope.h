@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "json.h"
+
 /* A handler name: 1 to 64 of [A-Za-z0-9_]. Anything else cannot name a
  * file under scripts/ and is answered unknown_type. */
 #define ENVELOPE_TYPE_MAX 64
@@ -21,6 +23,7 @@ typedef enum envelope_status {
 } envelope_status;
 
 typedef struct envelope {
+    envelope_status status; /* what envelope_parse returned */
     char type[ENVELOPE_TYPE_MAX + 1]; /* set when the type is a valid name */
     /* The client's `id`, re-encoded as JSON (a number as written, a string
      * quoted and escaped), ready to be echoed; NULL when the frame has no
@@ -29,6 +32,7 @@ typedef struct envelope {
      * error can echo it. */
     char *id_json;
     size_t id_json_len;
+    char id_buf[48]; /* id_json points here when it fits */
     /* For people, when status != ENVELOPE_OK, e.g. "room_id must be a
      * string". Static or inside the envelope; valid until envelope_clear. */
     const char *message;
@@ -48,6 +52,14 @@ typedef struct envelope {
  * A key that appears twice: the last one counts, as in most parsers.
  * Always fills env (call envelope_clear after); returns the status. */
 envelope_status envelope_parse(const char *s, size_t n, envelope_t *env);
+
+/* The same check, in the same single pass reporting every event to sink
+ * as well (with ud): for a caller that needs the values too (the script
+ * bridge builds the Lua table from it), one parse instead of two. When
+ * the check fails, sink has seen some or all of the frame. A sink that
+ * stops the parse makes it ENVELOPE_BAD_JSON. */
+envelope_status envelope_parse_tee(const char *s, size_t n, envelope_t *env,
+                                   const json_sink *sink, void *ud);
 
 /* The protocol's error code for a status: "bad_json", "bad_message",
  * "unknown_type"; NULL for ENVELOPE_OK. */

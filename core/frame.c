@@ -8,13 +8,17 @@
 
 #include "alloc.h"
 
+/* A frame is one block: this struct, then LWS_PRE and header room, then
+ * the payload. */
 struct frame {
     int refs;
     size_t hdr;      /* header bytes */
     size_t len;      /* payload bytes */
-    char *storage;   /* owned: headroom, header, payload */
-    char *payload;   /* inside storage */
+    char *payload;   /* inside the same block */
 };
+
+_Static_assert(sizeof(struct frame) + FRAME_LWS_PRE_MAX + 10 <= FRAME_HEADROOM,
+               "FRAME_HEADROOM too small for the frame and its header");
 
 /* Writes the RFC 6455 header of an unmasked, final text frame just in
  * front of payload; returns its length. */
@@ -42,23 +46,26 @@ static size_t write_header(char *payload, size_t len) {
     return 10;
 }
 
-frame_t *frame_from_buf(buf_t *b) {
-    assert(b->head >= FRAME_HEADROOM);
-    frame_t *f = xmalloc(sizeof *f);
-    if (!b->data) buf_reserve(b, 1);
+static frame_t *frame_in(char *block, size_t head, size_t len) {
+    frame_t *f = (frame_t *)(void *)block;
     f->refs = 1;
-    f->len = b->len;
-    f->payload = b->data + b->head;
-    f->storage = buf_steal(b);
-    f->hdr = write_header(f->payload, f->len);
+    f->len = len;
+    f->payload = block + head;
+    f->hdr = write_header(f->payload, len);
     return f;
 }
 
+frame_t *frame_from_buf(buf_t *b) {
+    assert(b->head >= FRAME_HEADROOM);
+    if (!b->data) buf_reserve(b, 1);
+    size_t head = b->head, len = b->len;
+    return frame_in(buf_steal(b), head, len);
+}
+
 frame_t *frame_create_text(const char *payload, size_t len) {
-    buf_t b;
-    buf_init(&b, FRAME_HEADROOM);
-    buf_append(&b, payload, len);
-    return frame_from_buf(&b);
+    char *block = xmalloc(FRAME_HEADROOM + len + 1);
+    memcpy(block + FRAME_HEADROOM, payload, len);
+    return frame_in(block, FRAME_HEADROOM, len);
 }
 
 frame_t *frame_ref(frame_t *f) {
@@ -70,7 +77,6 @@ void frame_unref(frame_t *f) {
     if (!f) return;
     assert(f->refs > 0);
     if (--f->refs) return;
-    free(f->storage);
     free(f);
 }
 

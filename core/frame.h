@@ -14,9 +14,10 @@
 #include "buf.h"
 
 /* Bytes a buf must keep free in front of the payload for frame_from_buf:
- * libwebsockets' LWS_PRE (16 on x86-64) plus the longest frame header
- * (10). server.c checks LWS_PRE against it at compile time. */
-#define FRAME_HEADROOM 32
+ * the frame's own bookkeeping (which lives there, so that a frame is one
+ * allocation), libwebsockets' LWS_PRE (16 on x86-64) and the longest frame
+ * header (10). server.c checks LWS_PRE against it at compile time. */
+#define FRAME_HEADROOM 96
 #define FRAME_LWS_PRE_MAX 16
 
 typedef struct frame frame_t;

@@ -457,35 +457,46 @@ void hub_conn_closed(hub_t *h, conn_t *c) {
     h->t->wake(h->t->ud);
 }
 
+static void reject(hub_t *h, conn_t *c, envelope_t *env) {
+    log_debug("conn", "rejected conn=%s code=%s: %s", conn_id(c),
+              envelope_code(env->status), env->message);
+    hub_send_error(h, c, env->id_json, envelope_code(env->status),
+                   env->message);
+}
+
+/* With native handlers: checks the frame and runs the native handler for
+ * its type. Returns 1 when the frame was dealt with (native, or rejected),
+ * 0 when it is for the scripts (which check it again as they decode). */
+static int dispatch_native(hub_t *h, conn_t *c, const char *data,
+                           size_t len) {
+    envelope_t env;
+    native_t *n = NULL;
+    if (envelope_parse(data, len, &env) != ENVELOPE_OK)
+        reject(h, c, &env);
+    else if ((n = dict_get(h->natives, env.type))) {
+        hub_call call = {c, conn_id(c), user_id(conn_user(c)), env.id_json,
+                         data, len};
+        n->fn(h, &call);
+    }
+    int done = env.status != ENVELOPE_OK || n;
+    envelope_clear(&env);
+    return done;
+}
+
 void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {
     conn_stats_t *st = conn_stats(c);
     st->messages_in++;
     st->bytes_in += len;
-    envelope_t env;
-    envelope_status es = envelope_parse(data, len, &env);
-    if (es != ENVELOPE_OK) {
-        log_debug("conn", "rejected conn=%s code=%s: %s", conn_id(c),
-                  envelope_code(es), env.message);
-        hub_send_error(h, c, env.id_json, envelope_code(es), env.message);
-        envelope_clear(&env);
-        return;
-    }
-    if (h->natives) {
-        native_t *n = dict_get(h->natives, env.type);
-        if (n) {
-            hub_call call = {c, conn_id(c), user_id(conn_user(c)),
-                             env.id_json, data, len};
-            n->fn(h, &call);
-            envelope_clear(&env);
-            return;
-        }
-    }
+    if (h->natives && dispatch_native(h, c, data, len)) return;
     size_t metalen;
     const char *meta = conn_meta(c, &metalen);
+    envelope_t env;
     int rc = script_dispatch(live_script(h), conn_id(c),
-                             user_id(conn_user(c)), env.type, data, len,
-                             meta, metalen);
-    if (rc < 0)
+                             user_id(conn_user(c)), data, len, meta, metalen,
+                             &env);
+    if (rc == 1)
+        reject(h, c, &env);
+    else if (rc < 0)
         hub_send_error(h, c, env.id_json, "handler_error",
                        rc == -1 ? "timed out"
                                 : "scripts unavailable until they load again");

@@ -475,24 +475,26 @@ static int encode_table(lua_State *L, int idx, buf_t *b, int depth,
                             lua_typename(L, kt));
             return -1;
         }
-        /* Convert a copy: lua_next needs the key itself untouched. */
-        lua_pushvalue(L, -2);
+        /* A number key is converted on a copy: lua_next needs the key
+         * itself untouched. A string key is read in place. */
+        int copied = kt == LUA_TNUMBER;
+        if (copied) lua_pushvalue(L, -2);
         size_t klen;
-        const char *k = lua_tolstring(L, -1, &klen);
+        const char *k = lua_tolstring(L, copied ? -1 : -2, &klen);
         if (!first) buf_putc(b, ',');
         first = 0;
         json_write_string(b, k, klen);
         buf_putc(b, ':');
-        /* stack: key, value, key copy */
-        int rc = encode_value(L, lua_gettop(L) - 1, b, depth + 1,
+        /* stack: key, value[, key copy] */
+        int rc = encode_value(L, lua_gettop(L) - copied, b, depth + 1,
                               array_mt_ref);
         if (rc) {
-            /* stack: key, value, key copy, message */
-            lua_insert(L, -4);
-            lua_pop(L, 3);
+            /* stack: key, value[, key copy], message */
+            lua_insert(L, -3 - copied);
+            lua_pop(L, 2 + copied);
             return rc;
         }
-        lua_pop(L, 2);
+        lua_pop(L, 1 + copied);
     }
     buf_putc(b, '}');
     return 0;
@@ -1384,22 +1386,22 @@ static void push_meta(script_t *s, const char *meta, size_t metalen) {
 }
 
 int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
-                    const char *type, const char *json, size_t len,
-                    const char *meta, size_t metalen) {
-    if (s->poisoned) return -2;
+                    const char *json, size_t len, const char *meta,
+                    size_t metalen, envelope_t *env) {
+    if (s->poisoned) return envelope_parse(json, len, env) ? 1 : -2;
     lua_State *L = s->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->dispatch_ref);
     lua_pushstring(L, conn_id);
     lua_pushstring(L, user_id);
-    lua_pushstring(L, type);
-    json_error jerr;
-    if (decode_json(s, json, len, &jerr) < 0) {
-        /* envelope_parse accepted it, so this is a bug or out of stack. */
-        log_error("script", "cannot decode an accepted frame: %s",
-                  jerr.message);
+    lua_pushnil(L); /* the type, once the check has found it */
+    /* One pass: the envelope check, and the Lua table for the handler. */
+    decoder_t d = {.L = L, .s = s, .depth = 0};
+    if (envelope_parse_tee(json, len, env, &decoder_sink, &d) != ENVELOPE_OK) {
         lua_settop(L, 0);
-        return 0;
+        return 1;
     }
+    lua_pushstring(L, env->type);
+    lua_replace(L, -3);
     push_meta(s, meta, metalen);
     /* stack: dispatch, conn_id, user_id, type, msg, meta */
     int rc = guarded_pcall(s, 5, 0, 0);
@@ -1408,7 +1410,7 @@ int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
         /* The runtime contains handler errors itself; reaching here means
          * the runtime failed (or memory ran out). */
         log_error("script", "dispatch failed conn=%s type=%s: %s%s", conn_id,
-                  type, rc == LUA_ERRMEM ? "out of memory: " : "",
+                  env->type, rc == LUA_ERRMEM ? "out of memory: " : "",
                   lua_isstring(L, -1) ? lua_tostring(L, -1) : "(no message)");
         lua_settop(L, 0);
     }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "envelope.h"
 #include "frame.h"
 
 typedef struct script script_t;
@@ -136,15 +137,22 @@ size_t script_memory(const script_t *s);
 const char *script_types(const script_t *s);
 size_t script_count(const script_t *s);
 
-/* Runs the handler for type with the frame json[0..len) (an envelope
- * already checked by envelope_parse) on behalf of conn_id/user_id. The
- * reply (ack or error) is sent through the host. */
-/* Returns 0; -1 when the call had to be abandoned (timed out in compiled
- * code or a C function: the state is now poisoned); -2 when the state was
- * already poisoned. On -1 and -2 no reply was sent: the caller answers. */
+/* Checks the client frame json[0..len) against the protocol's envelope
+ * (envelope_parse's rules, into *env) and, in the same pass over it,
+ * decodes it into the table the handler gets; then runs the handler for
+ * its type on behalf of conn_id/user_id, and the reply (ack or error) is
+ * sent through the host. meta is the connection's metadata (JSON) or NULL.
+ * Returns:
+ *    0  the handler ran (or failed and was answered);
+ *    1  the envelope check failed: nothing ran, env says why, the caller
+ *       answers with envelope_code;
+ *   -1  the call had to be abandoned (timed out in compiled code or a C
+ *       function: the state is now poisoned); no reply was sent;
+ *   -2  the state was already poisoned; no reply was sent.
+ * The caller clears env (envelope_clear) in every case. */
 int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
-                    const char *type, const char *json, size_t len,
-                    const char *meta, size_t metalen);
+                    const char *json, size_t len, const char *meta,
+                    size_t metalen, envelope_t *env);
 
 /* Runs the on_connect hook, if any. Returns 1 to accept (with the hook's
  * metadata, if it returned a table, appended to meta as JSON) or 0 to

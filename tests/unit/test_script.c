@@ -156,7 +156,12 @@ static void load_ok(fixture_t *fx) {
 }
 
 static void dispatch(fixture_t *fx, const char *type, const char *json) {
-    script_dispatch(fx->s, "7", "alice", type, json, strlen(json), NULL, 0);
+    envelope_t env;
+    int rc = script_dispatch(fx->s, "7", "alice", json, strlen(json), NULL, 0,
+                             &env);
+    assert_int_equal(rc, 0);
+    assert_string_equal(env.type, type);
+    envelope_clear(&env);
 }
 
 /* The last frame sent, as JSON text. */
