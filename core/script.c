@@ -337,7 +337,9 @@ static int dec_store(decoder_t *d) {
 
 static int dec_open(decoder_t *d, int array) {
     if (!lua_checkstack(d->L, 4)) return -1;
-    lua_newtable(d->L);
+    /* Room for a few entries up front: most frames' tables are small, and
+     * growing a table one rehash at a time costs an allocation each. */
+    lua_createtable(d->L, array ? 4 : 0, array ? 0 : 4);
     if (array) {
         lua_rawgeti(d->L, LUA_REGISTRYINDEX, d->s->array_mt_ref);
         lua_setmetatable(d->L, -2);
@@ -436,6 +438,59 @@ static int is_array_table(lua_State *L, int idx, int array_mt_ref,
     return count == *len;
 }
 
+/* 1 when the string key at idx is one of skip (NULL-terminated). */
+static int skipped(lua_State *L, int idx, const char *const *skip) {
+    if (!skip || lua_type(L, idx) != LUA_TSTRING) return 0;
+    const char *k = lua_tostring(L, idx);
+    for (; *skip; skip++)
+        if (!strcmp(k, *skip)) return 1;
+    return 0;
+}
+
+/* Writes the table's fields as "key":value pairs (no braces), each after a
+ * comma unless *first; keys listed in skip (NULL-terminated, or NULL) are
+ * left out. */
+static int encode_members(lua_State *L, int idx, buf_t *b, int depth,
+                          int array_mt_ref, int *first,
+                          const char *const *skip) {
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        /* stack: key, value */
+        int kt = lua_type(L, -2);
+        if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
+            lua_pop(L, 2);
+            lua_pushfstring(L, "cannot encode a table key of type %s",
+                            lua_typename(L, kt));
+            return -1;
+        }
+        if (skipped(L, -2, skip)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        /* A number key is converted on a copy: lua_next needs the key
+         * itself untouched. A string key is read in place. */
+        int copied = kt == LUA_TNUMBER;
+        if (copied) lua_pushvalue(L, -2);
+        size_t klen;
+        const char *k = lua_tolstring(L, copied ? -1 : -2, &klen);
+        if (!*first) buf_putc(b, ',');
+        *first = 0;
+        json_write_string(b, k, klen);
+        buf_putc(b, ':');
+        /* stack: key, value[, key copy] */
+        int rc = encode_value(L, lua_gettop(L) - copied, b, depth + 1,
+                              array_mt_ref);
+        if (rc) {
+            /* stack: key, value[, key copy], message */
+            lua_insert(L, -3 - copied);
+            lua_pop(L, 2 + copied);
+            return rc;
+        }
+        lua_pop(L, 1 + copied);
+    }
+    return 0;
+}
+
 static int encode_table(lua_State *L, int idx, buf_t *b, int depth,
                         int array_mt_ref) {
     if (depth > JSON_MAX_DEPTH) {
@@ -465,37 +520,8 @@ static int encode_table(lua_State *L, int idx, buf_t *b, int depth,
     }
     buf_putc(b, '{');
     int first = 1;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        /* stack: key, value */
-        int kt = lua_type(L, -2);
-        if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
-            lua_pop(L, 2);
-            lua_pushfstring(L, "cannot encode a table key of type %s",
-                            lua_typename(L, kt));
-            return -1;
-        }
-        /* A number key is converted on a copy: lua_next needs the key
-         * itself untouched. A string key is read in place. */
-        int copied = kt == LUA_TNUMBER;
-        if (copied) lua_pushvalue(L, -2);
-        size_t klen;
-        const char *k = lua_tolstring(L, copied ? -1 : -2, &klen);
-        if (!first) buf_putc(b, ',');
-        first = 0;
-        json_write_string(b, k, klen);
-        buf_putc(b, ':');
-        /* stack: key, value[, key copy] */
-        int rc = encode_value(L, lua_gettop(L) - copied, b, depth + 1,
-                              array_mt_ref);
-        if (rc) {
-            /* stack: key, value[, key copy], message */
-            lua_insert(L, -3 - copied);
-            lua_pop(L, 2 + copied);
-            return rc;
-        }
-        lua_pop(L, 1 + copied);
-    }
+    int rc = encode_members(L, idx, b, depth, array_mt_ref, &first, NULL);
+    if (rc) return rc;
     buf_putc(b, '}');
     return 0;
 }
@@ -651,24 +677,60 @@ static int l_broadcast(lua_State *L) {
     return send_to(L, &t, 1);
 }
 
-/* publish(room_id, msg): stamps msg.seq and msg.room_id, sends to every
- * member connection, returns the seq. */
+/* publish(room_id, msg): sends msg with the room's next seq and the room
+ * id added (msg itself is left as it was) to every member connection;
+ * returns the seq. */
 static int l_publish(lua_State *L) {
+    static const char *const stamped[] = {"seq", "room_id", NULL};
     script_t *s = self(L);
     const char *room = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     uint64_t seq;
     if (s->host->next_seq(s->host->ud, room, &seq) < 0)
         return fail(L, "not_found", "no room '%s'", room);
-    lua_pushnumber(L, (lua_Number)seq);
-    lua_setfield(L, 2, "seq");
-    lua_pushvalue(L, 1);
-    lua_setfield(L, 2, "room_id");
+    buf_t b;
+    buf_init(&b, FRAME_HEADROOM);
+    buf_putc(&b, '{');
+    int first = 1;
+    if (encode_members(L, 2, &b, 1, s->array_mt_ref, &first, stamped)) {
+        buf_close(&b);
+        return lua_error(L);
+    }
+    buf_puts(&b, first ? "\"seq\":" : ",\"seq\":");
+    json_write_number(&b, (double)seq);
+    buf_puts(&b, ",\"room_id\":");
+    json_write_string(&b, room, strlen(room));
+    buf_putc(&b, '}');
+    frame_t *f = frame_from_buf(&b);
     script_target t = {SCRIPT_TO_ROOM, &room, 1, NULL, NULL};
-    frame_t *f = arg_frame(L, 2);
     s->host->send(s->host->ud, &t, f);
     frame_unref(f);
     lua_pushnumber(L, (lua_Number)seq);
+    return 1;
+}
+
+/* ack(conn_id, id, result): {"type":"ack","id":id} with result's fields
+ * (a table, or nil) merged in, sent to the connection. */
+static int l_ack(lua_State *L) {
+    static const char *const own[] = {"type", "id", NULL};
+    script_t *s = self(L);
+    const char *cid = luaL_checkstring(L, 1);
+    buf_t b;
+    buf_init(&b, FRAME_HEADROOM);
+    buf_puts(&b, "{\"type\":\"ack\",\"id\":");
+    int first = 0;
+    if (encode_value(L, 2, &b, 1, s->array_mt_ref) ||
+        (lua_istable(L, 3) &&
+         encode_members(L, 3, &b, 1, s->array_mt_ref, &first, own))) {
+        buf_close(&b);
+        return lua_error(L);
+    }
+    buf_putc(&b, '}');
+    frame_t *f = frame_from_buf(&b);
+    script_target t = {SCRIPT_TO_CONN, &cid, 1, NULL, NULL};
+    size_t n = s->host->send(s->host->ud, &t, f);
+    frame_unref(f);
+    lua_pushinteger(L, (lua_Integer)n);
     return 1;
 }
 
@@ -1098,6 +1160,7 @@ static const luaL_Reg core_funcs[] = {
     {"store_set", l_store_set},
     {"store_delete", l_store_delete},
     {"send", l_send},
+    {"ack", l_ack},
     {"send_user", l_send_user},
     {"send_users", l_send_users},
     {"send_room", l_send_room},

@@ -202,9 +202,13 @@ function M.new(opts)
     if not r then protocol.fail("not_found", "no room '" .. room_id .. "'") end
     r.seq = r.seq + 1
     r.message_count = r.message_count + 1
-    msg.seq = r.seq
-    msg.room_id = room_id
-    hub.send_room(room_id, msg)
+    -- As the server does: the frame carries seq and room_id; msg itself
+    -- is left alone.
+    local out = {}
+    for k, v in pairs(msg) do out[k] = v end
+    out.seq = r.seq
+    out.room_id = room_id
+    hub.send_room(room_id, out)
     return r.seq
   end
 

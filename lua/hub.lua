@@ -16,7 +16,8 @@ core.set_fail(protocol.fail)
 local hub = {}
 
 for name, fn in pairs(core) do
-  if type(fn) == "function" and not name:match("^set_") and not name:match("^store_") then
+  if type(fn) == "function" and not name:match("^set_") and not name:match("^store_")
+      and name ~= "ack" then
     hub[name] = fn
   end
 end

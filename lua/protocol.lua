@@ -42,46 +42,66 @@ local function error_reply(id, code, message)
   return { type = "error", id = id, code = code, message = message }
 end
 
--- Runs handler(conn, msg) and returns the reply table (or nil when there
--- is none to send) and, when the handler failed, a log line with
--- file:line for the server log.
---
+-- Runs handler(conn, msg) and says how it ended:
+--   "ack", result      the client gets an ack: {type="ack", id=msg.id}
+--                      with result's fields (a table, or nil) merged in;
+--   "reply", frame, logline
+--                      the client gets frame (an error); logline, when the
+--                      handler failed, is for the server log (file:line);
+--   nil                nothing is sent (NO_ACK, or no id to answer).
 -- The traceback argument, when given, is used as the xpcall message
 -- handler (the server passes one that adds file:line of the failing frame).
-function M.run(handler, conn, msg, traceback)
+function M.call(handler, conn, msg, traceback)
   local id = msg.id
   local ok, res = xpcall(handler, traceback or function(e) return e end, conn, msg)
   if not ok then
     if M.is_fail(res) then
-      return error_reply(id, res.code, res.message)
+      return "reply", error_reply(id, res.code, res.message)
     end
     local text = type(res) == "string" and res or tostring(res)
     if text == "not enough memory" then
       -- LuaJIT's out-of-memory error: the state hit --script-memory.
-      return error_reply(id, "handler_error", "out of memory"),
+      return "reply", error_reply(id, "handler_error", "out of memory"),
         "out of memory (the --script-memory cap)"
     end
-    return error_reply(id, "handler_error", strip_position(text:match("^[^\n]*"))), text
+    return "reply", error_reply(id, "handler_error", strip_position(text:match("^[^\n]*"))), text
   end
   if res == M.NO_ACK then
     return nil
   end
   if res ~= nil and type(res) ~= "table" then
-    return error_reply(id, "handler_error", "handler returned a " .. type(res)),
+    return "reply", error_reply(id, "handler_error", "handler returned a " .. type(res)),
       "handler returned a " .. type(res) .. " (expected a table or nil)"
   end
   if id == nil then
     return nil
   end
+  return "ack", res
+end
+
+-- The ack for id with result's fields merged in (type and id are the
+-- ack's own).
+function M.ack(id, result)
   local ack = { type = "ack", id = id }
-  if res then
-    for k, v in pairs(res) do
+  if result then
+    for k, v in pairs(result) do
       if k ~= "type" and k ~= "id" then
         ack[k] = v
       end
     end
   end
   return ack
+end
+
+-- M.call, with the ack built as a table: returns the reply table (or nil
+-- when there is none to send) and the log line when the handler failed.
+function M.run(handler, conn, msg, traceback)
+  local id = msg.id
+  local kind, v, logline = M.call(handler, conn, msg, traceback)
+  if kind == "ack" then
+    return M.ack(id, v)
+  end
+  return v, logline
 end
 
 return M

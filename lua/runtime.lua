@@ -132,20 +132,33 @@ local function dispatch(conn_id, user_id, type_name, msg, meta)
     end
   end
   local handler = handlers[type_name]
-  local reply, logline
-  if handler then
-    reply, logline = protocol.run(handler, conn, msg, traceback)
-  else
-    reply = {
+  if not handler then
+    send_reply(conn_id, {
       type = "error", id = msg.id, code = "unknown_type",
       message = "no handler for type '" .. tostring(type_name) .. "'",
-    }
+    }, "dispatch")
+    return
   end
+  local id = msg.id
+  local kind, v, logline = protocol.call(handler, conn, msg, traceback)
   if logline then
     core.log("error", string.format("handler %s failed conn=%s user=%s: %s",
       type_name, conn_id, user_id, logline), 0)
   end
-  if reply then send_reply(conn_id, reply, "handler " .. type_name) end
+  if kind == "ack" then
+    -- Encoded straight from the handler's table, in C.
+    local ok, err = pcall(core.ack, conn_id, id, v)
+    if not ok then
+      core.log("error", string.format("handler %s reply cannot be sent conn=%s: %s",
+        type_name, conn_id, tostring(err)), 0)
+      core.send(conn_id, {
+        type = "error", id = id, code = "handler_error",
+        message = "the handler's reply cannot be encoded as JSON",
+      })
+    end
+  elseif kind == "reply" then
+    send_reply(conn_id, v, "handler " .. type_name)
+  end
 end
 
 -- on_connect(conn): return false, reason to refuse (closed 4003 with the

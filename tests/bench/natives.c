@@ -16,7 +16,9 @@ void native_ping(hub_t *h, const hub_call *call) {
         buf_puts(&b, ",\"id\":");
         buf_puts(&b, call->id_json);
     }
-    buf_printf(&b, ",\"timestamp\":%lld}", (long long)hub_now_ms());
+    buf_puts(&b, ",\"timestamp\":");
+    json_write_number(&b, (double)hub_now_ms());
+    buf_putc(&b, '}');
     frame_t *f = frame_from_buf(&b);
     const script_host *host = hub_host(h);
     const char *cid = call->conn_id;
@@ -189,8 +191,11 @@ void native_chat(hub_t *h, const hub_call *call) {
     json_write_string(&b, call->user_id, strlen(call->user_id));
     buf_puts(&b, ",\"payload\":");
     buf_append(&b, buf_content(&payload), payload.len);
-    buf_printf(&b, ",\"timestamp\":%lld,\"seq\":%llu,\"room_id\":",
-               (long long)hub_now_ms(), (unsigned long long)seq);
+    buf_puts(&b, ",\"timestamp\":");
+    json_write_number(&b, (double)hub_now_ms());
+    buf_puts(&b, ",\"seq\":");
+    json_write_number(&b, (double)seq);
+    buf_puts(&b, ",\"room_id\":");
     json_write_string(&b, sc.room, sc.room_len);
     buf_putc(&b, '}');
     buf_close(&payload);
@@ -201,8 +206,11 @@ void native_chat(hub_t *h, const hub_call *call) {
     frame_unref(f);
     if (!call->id_json) return;
     buf_init(&b, FRAME_HEADROOM);
-    buf_printf(&b, "{\"type\":\"ack\",\"id\":%s,\"seq\":%llu}", call->id_json,
-               (unsigned long long)seq);
+    buf_puts(&b, "{\"type\":\"ack\",\"id\":");
+    buf_puts(&b, call->id_json);
+    buf_puts(&b, ",\"seq\":");
+    json_write_number(&b, (double)seq);
+    buf_putc(&b, '}');
     f = frame_from_buf(&b);
     const char *cid = call->conn_id;
     t = (script_target){SCRIPT_TO_CONN, &cid, 1, NULL, NULL};

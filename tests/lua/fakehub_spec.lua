@@ -19,17 +19,19 @@ describe("fakehub", function()
     assert.equal(hub.array_mt, getmetatable(hub.decode("[1]")))
   end)
 
-  it("publish stamps seq and room_id and counts the message", function()
+  it("publish sends seq and room_id, leaves msg alone, counts the message", function()
     local kit = fakehub.new()
     local hub = kit.hub
     local a = kit:connect("a")
     hub.join("r", "a")
-    local msg = { type = "x" }
+    local msg = { type = "x", seq = 99 }
     assert.equal(1, hub.publish("r", msg))
-    assert.equal(1, msg.seq)
-    assert.equal("r", msg.room_id)
+    assert.same({ type = "x", seq = 99 }, msg)
     assert.equal(1, hub.room_info("r").message_count)
-    assert.equal(1, #kit:sent(a, "x"))
+    local sent = kit:sent(a, "x")
+    assert.equal(1, #sent)
+    assert.equal(1, sent[1].seq)
+    assert.equal("r", sent[1].room_id)
     assert.has_error(function() hub.publish("nope", {}) end)
   end)
 

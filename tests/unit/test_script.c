@@ -275,6 +275,32 @@ static void test_publish_stamps_seq_and_room(void **state) {
     assert_non_null(strstr(fx->st.sent[3].json, "\"seq\":2"));
 }
 
+static void test_publish_leaves_msg_alone_and_stamps_once(void **state) {
+    fixture_t *fx = *state;
+    fx->st.room_exists = 1;
+    write_script(fx, "say.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn, msg)\n"
+                 "  local m = { seq = 'mine', room_id = 'elsewhere', x = 1 }\n"
+                 "  hub.publish('r', m)\n"
+                 "  hub.publish('r', {})\n"
+                 "  return { kept = m.seq .. m.room_id, type = 'no', id = 'no' }\n"
+                 "end\n");
+    load_ok(fx);
+    dispatch(fx, "say", "{\"type\":\"say\",\"id\":7}");
+    assert_int_equal(fx->st.nsent, 3);
+    const char *one = fx->st.sent[0].json, *two = fx->st.sent[1].json;
+    assert_non_null(strstr(one, "\"x\":1"));
+    assert_non_null(strstr(one, "\"seq\":1,\"room_id\":\"r\"}"));
+    assert_null(strstr(one, "mine"));
+    assert_null(strstr(one, "elsewhere"));
+    assert_string_equal(two, "{\"seq\":2,\"room_id\":\"r\"}");
+    /* The ack: its own type and id, the handler's other fields. */
+    assert_non_null(strstr(last(fx), "{\"type\":\"ack\",\"id\":7,"));
+    assert_non_null(strstr(last(fx), "\"kept\":\"mineelsewhere\""));
+    assert_null(strstr(last(fx), "\"no\""));
+}
+
 static void test_publish_to_missing_room_is_not_found(void **state) {
     fixture_t *fx = *state;
     write_script(fx, "say.lua",
@@ -527,6 +553,7 @@ int main(void) {
         T(test_empty_array_encodes_as_array),
         T(test_publish_stamps_seq_and_room),
         T(test_publish_to_missing_room_is_not_found),
+        T(test_publish_leaves_msg_alone_and_stamps_once),
         T(test_send_room_passes_except_user),
         T(test_sending_a_string_that_is_not_json_fails),
         T(test_members_come_back_sorted),
