@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 PORT ?= 8080
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps test-deps build run test test-asan check bench clean
+.PHONY: all deps test-deps build run test test-asan check bench bench-lua clean
 
 all: build
 
@@ -39,9 +39,15 @@ test-asan: test-deps
 check: test test-asan
 
 # The standard benchmark set: luahub against the limit server, pinned
-# (server on CPU 0, load on CPU 1). Prints a table; about 3 minutes.
+# (server on CPU 0, load on CPU 1), then the Lua handlers against the same
+# handlers in C. Prints two tables; about 4 minutes.
 bench: build
 	tests/bench/run.sh $(BUILD)
+	tests/bench/lua_vs_c.sh $(BUILD)
+
+# Only the Lua-against-C comparison (about 1 minute).
+bench-lua: build
+	tests/bench/lua_vs_c.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
