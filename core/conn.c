@@ -9,29 +9,31 @@
 #include "dict.h"
 
 struct user {
-    char *id;
     conn_t *conns; /* list through conn->user_next */
     size_t nconns;
+    char id[]; /* the users table's key */
 };
 
+/* Laid out small: one of these per connection (192 bytes with malloc's
+ * header). */
 struct conn {
-    char id[24];
+    char id[16]; /* decimal, from a counter: 15 digits are plenty */
     user_t *user;
     void *transport;
     conns_t *owner;
     int64_t connected_at, last_activity, ping_sent_at;
     conn_stats_t stats;
-    int close_code; /* non-zero: closing */
-    char *meta;     /* JSON from the on_connect hook, or NULL */
-    size_t metalen;
-    /* Ring of queued frames. */
+    char *meta; /* JSON from the on_connect hook, or NULL */
+    /* Ring of queued frames; its capacity is a power of two. */
     frame_t **q;
-    size_t qhead, qlen, qcap;
+    uint32_t qhead, qlen, qcap;
+    uint32_t metalen;
     size_t qbytes;
     /* Lists. */
-    conn_t *prev, *next;          /* all connections */
+    conn_t *prev, *next;           /* all connections */
     conn_t *user_prev, *user_next; /* the user's connections */
     conn_t *dirty_next;
+    int close_code; /* non-zero: closing */
     int dirty;
 };
 
@@ -47,8 +49,9 @@ struct conns {
 
 conns_t *conns_create(size_t send_queue_limit) {
     conns_t *cs = xcalloc(1, sizeof *cs);
-    cs->by_id = dict_create();
-    cs->users = dict_create();
+    /* Keyed by the id stored in the connection or user itself. */
+    cs->by_id = dict_create_borrowed();
+    cs->users = dict_create_borrowed();
     cs->limit = send_queue_limit;
     cs->next_id = 1;
     return cs;
@@ -61,11 +64,7 @@ static void conn_free(conn_t *c) {
     free(c);
 }
 
-static void user_free(void *p) {
-    user_t *u = p;
-    free(u->id);
-    free(u);
-}
+static void user_free(void *p) { free(p); }
 
 void conns_destroy(conns_t *cs) {
     if (!cs) return;
@@ -103,9 +102,10 @@ conn_t *conns_add(conns_t *cs, const char *uid, void *transport,
     user_t *u = dict_get(cs->users, uid);
     *first_of_user = (u == NULL);
     if (!u) {
-        u = xcalloc(1, sizeof *u);
-        u->id = xstrdup(uid);
-        dict_set(cs->users, uid, u);
+        size_t n = strlen(uid);
+        u = xcalloc(1, sizeof *u + n + 1);
+        memcpy(u->id, uid, n + 1);
+        dict_set(cs->users, u->id, u);
     }
     c->user = u;
     c->user_next = u->conns;
@@ -189,7 +189,7 @@ void conn_set_ping_sent_at(conn_t *c, int64_t ms) { c->ping_sent_at = ms; }
 void conn_set_meta(conn_t *c, char *json, size_t len) {
     free(c->meta);
     c->meta = json;
-    c->metalen = json ? len : 0;
+    c->metalen = json ? (uint32_t)len : 0;
 }
 
 const char *conn_meta(const conn_t *c, size_t *len) {
@@ -230,16 +230,16 @@ int conn_enqueue(conn_t *c, frame_t *f) {
     if (c->qbytes + n > c->owner->limit) return -1;
     if (c->qlen == c->qcap) {
         /* Grow the ring, unrolling it so that the head is at 0. */
-        size_t ncap = c->qcap ? c->qcap * 2 : 8;
+        uint32_t ncap = c->qcap ? c->qcap * 2 : 4;
         frame_t **nq = xmalloc(ncap * sizeof *nq);
-        for (size_t i = 0; i < c->qlen; i++)
-            nq[i] = c->q[(c->qhead + i) % c->qcap];
+        for (uint32_t i = 0; i < c->qlen; i++)
+            nq[i] = c->q[(c->qhead + i) & (c->qcap - 1)];
         free(c->q);
         c->q = nq;
         c->qcap = ncap;
         c->qhead = 0;
     }
-    c->q[(c->qhead + c->qlen) % c->qcap] = frame_ref(f);
+    c->q[(c->qhead + c->qlen) & (c->qcap - 1)] = frame_ref(f);
     c->qlen++;
     c->qbytes += n;
     conns_mark_dirty(c->owner, c);
@@ -251,7 +251,7 @@ size_t conn_queue_len(const conn_t *c) { return c->qlen; }
 
 frame_t *conn_queue_peek(const conn_t *c, size_t i) {
     if (i >= c->qlen) return NULL;
-    return c->q[(c->qhead + i) % c->qcap];
+    return c->q[(c->qhead + i) & (c->qcap - 1)];
 }
 
 static void drop_head(conn_t *c, size_t n, int sent) {
@@ -264,7 +264,7 @@ static void drop_head(conn_t *c, size_t n, int sent) {
             c->stats.bytes_out += len;
         }
         frame_unref(f);
-        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qhead = (c->qhead + 1) & (c->qcap - 1);
         c->qlen--;
     }
     if (!c->qlen) c->qhead = 0;

@@ -6,16 +6,23 @@
 
 #include "alloc.h"
 
+/* Two pointers: the tables are sized by the connection count, so a slot's
+ * size is per-connection memory. The hash is not kept; it is computed
+ * again when a key moves (growth, deletion), which is rare. */
 typedef struct slot {
     char *key; /* NULL: empty */
-    uint64_t hash;
     void *value;
 } slot_t;
+
+static size_t home_of(const char *key, size_t mask) {
+    return dict_hash(key, strlen(key)) & mask;
+}
 
 struct dict {
     slot_t *slots;
     size_t mask; /* capacity - 1; capacity is a power of two */
     size_t size;
+    int borrowed; /* keys are the caller's, not copies */
 };
 
 /* FNV-1a with a final mix: short keys (user and room ids) dominate. */
@@ -35,7 +42,14 @@ dict_t *dict_create(void) {
     dict_t *d = xmalloc(sizeof *d);
     d->mask = 7;
     d->size = 0;
+    d->borrowed = 0;
     d->slots = xcalloc(d->mask + 1, sizeof(slot_t));
+    return d;
+}
+
+dict_t *dict_create_borrowed(void) {
+    dict_t *d = dict_create();
+    d->borrowed = 1;
     return d;
 }
 
@@ -43,7 +57,7 @@ void dict_destroy(dict_t *d, void (*free_value)(void *)) {
     if (!d) return;
     for (size_t i = 0; i <= d->mask; i++) {
         if (!d->slots[i].key) continue;
-        free(d->slots[i].key);
+        if (!d->borrowed) free(d->slots[i].key);
         if (free_value) free_value(d->slots[i].value);
     }
     free(d->slots);
@@ -54,7 +68,7 @@ static slot_t *find(const dict_t *d, const char *key, uint64_t h) {
     for (size_t i = h & d->mask;; i = (i + 1) & d->mask) {
         slot_t *s = &d->slots[i];
         if (!s->key) return NULL;
-        if (s->hash == h && strcmp(s->key, key) == 0) return s;
+        if (s->key[0] == key[0] && strcmp(s->key, key) == 0) return s;
     }
 }
 
@@ -68,8 +82,8 @@ const char *dict_key(const dict_t *d, const char *key) {
     return s ? s->key : NULL;
 }
 
-static void place(slot_t *slots, size_t mask, slot_t e) {
-    size_t i = e.hash & mask;
+static void place(slot_t *slots, size_t mask, slot_t e, size_t home) {
+    size_t i = home & mask;
     while (slots[i].key) i = (i + 1) & mask;
     slots[i] = e;
 }
@@ -78,7 +92,8 @@ static void grow(dict_t *d) {
     size_t nmask = d->mask * 2 + 1;
     slot_t *ns = xcalloc(nmask + 1, sizeof(slot_t));
     for (size_t i = 0; i <= d->mask; i++)
-        if (d->slots[i].key) place(ns, nmask, d->slots[i]);
+        if (d->slots[i].key)
+            place(ns, nmask, d->slots[i], home_of(d->slots[i].key, nmask));
     free(d->slots);
     d->slots = ns;
     d->mask = nmask;
@@ -93,8 +108,8 @@ int dict_set(dict_t *d, const char *key, void *value) {
     }
     /* Keep the load factor under 3/4 so probe runs stay short. */
     if ((d->size + 1) * 4 > (d->mask + 1) * 3) grow(d);
-    slot_t e = {xstrdup(key), h, value};
-    place(d->slots, d->mask, e);
+    slot_t e = {d->borrowed ? (char *)key : xstrdup(key), value};
+    place(d->slots, d->mask, e, (size_t)h);
     d->size++;
     return 1;
 }
@@ -104,14 +119,14 @@ void *dict_remove(dict_t *d, const char *key) {
     slot_t *s = find(d, key, h);
     if (!s) return NULL;
     void *value = s->value;
-    free(s->key);
+    if (!d->borrowed) free(s->key);
     d->size--;
     /* Backward-shift: pull later members of the probe run into the hole so
      * that lookups never need tombstones. */
     size_t hole = (size_t)(s - d->slots);
     for (size_t i = (hole + 1) & d->mask; d->slots[i].key;
          i = (i + 1) & d->mask) {
-        size_t home = d->slots[i].hash & d->mask;
+        size_t home = home_of(d->slots[i].key, d->mask);
         /* Move entry i into the hole unless its home lies cyclically in
          * (hole, i]. */
         int stays = (hole <= i) ? (home > hole && home <= i)

@@ -4,7 +4,11 @@
  * are no tombstones and a lookup touches a short run of adjacent slots. The
  * table copies its keys; values are borrowed unless dict_destroy is given a
  * free method. Iteration visits every entry once in slot order; changing
- * the table while iterating is not allowed. */
+ * the table while iterating is not allowed.
+ *
+ * A table made by dict_create_borrowed does not copy its keys: each key
+ * must stay valid and unchanged while its entry is in the table (say, a
+ * name stored in the value itself). That saves an allocation per entry. */
 #ifndef LUAHUB_DICT_H
 #define LUAHUB_DICT_H
 
@@ -14,6 +18,7 @@
 typedef struct dict dict_t;
 
 dict_t *dict_create(void);
+dict_t *dict_create_borrowed(void);
 /* Frees the table and its keys; calls free_value (if not NULL) on every
  * value. */
 void dict_destroy(dict_t *d, void (*free_value)(void *));

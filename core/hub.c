@@ -246,7 +246,10 @@ static int host_presence_get(void *ud, const char *uid) {
 
 static int host_presence_set(void *ud, const char *uid, int st) {
     hub_t *h = ud;
-    if (!conns_user(h->conns, uid)) return -1;
+    user_t *u = conns_user(h->conns, uid);
+    if (!u) return -1;
+    /* The user's own id: the presence table keeps the pointer. */
+    uid = user_id(u);
     if (!presence_set(h->presence, uid, (presence_status)st)) return 0;
     notify_presence(h, uid, (presence_status)st);
     return 1;
@@ -407,7 +410,8 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
 
     log_info("conn", "open conn=%s user=%s conns=%zu", conn_id(c), uid,
              conns_count(h->conns));
-    if (first && presence_set(h->presence, uid, PRESENCE_ONLINE))
+    if (first && presence_set(h->presence, user_id(conn_user(c)),
+                              PRESENCE_ONLINE))
         notify_presence(h, uid, PRESENCE_ONLINE);
     h->t->wake(h->t->ud);
     return c;
@@ -444,10 +448,12 @@ void hub_conn_closed(hub_t *h, conn_t *c) {
             free(ids[i]);
         }
         free(ids);
+        /* Offline before the user is freed: the presence table holds the
+         * user's own id. */
+        int offline = presence_set(h->presence, uid, PRESENCE_OFFLINE);
         int last;
         conns_remove(h->conns, c, &last);
-        if (presence_set(h->presence, uid, PRESENCE_OFFLINE))
-            notify_presence(h, uid, PRESENCE_OFFLINE);
+        if (offline) notify_presence(h, uid, PRESENCE_OFFLINE);
         store_drop(h->store, STORE_USER, uid);
         free(uid);
     } else {

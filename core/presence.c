@@ -45,7 +45,7 @@ struct presence {
 
 presence_t *presence_create(void) {
     presence_t *p = xmalloc(sizeof *p);
-    p->status = dict_create();
+    p->status = dict_create_borrowed(); /* see presence_set */
     p->watchers = dict_create();
     p->watching = dict_create();
     return p;

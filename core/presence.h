@@ -28,7 +28,11 @@ presence_t *presence_create(void);
 void presence_destroy(presence_t *p);
 
 presence_status presence_get(const presence_t *p, const char *user_id);
-/* Returns 1 when the status changed. PRESENCE_OFFLINE forgets the user. */
+/* Returns 1 when the status changed. PRESENCE_OFFLINE forgets the user.
+ * The table keeps user_id itself, not a copy (a user is in it as long as
+ * they are online, and there may be 15,000 of them): pass a string that
+ * lives until the user is set offline, such as the user's own id
+ * (user_id()). */
 int presence_set(presence_t *p, const char *user_id, presence_status st);
 
 /* Subscribes c to user_id's changes. Returns 0, or -1 when c is at
