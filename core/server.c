@@ -18,6 +18,7 @@
 #include <libwebsockets.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -35,6 +36,15 @@ _Static_assert(LWS_PRE <= FRAME_LWS_PRE_MAX, "frame headroom below LWS_PRE");
 /* Bytes sent per write: also lws's tx_packet_size, so that a write of this
  * size is one send(). */
 #define SCRATCH_SIZE 65536
+/* lws mallocs this per connection, and reads at most this much from a
+ * socket per loop pass (see FLUSH_DEFER_PASSES). */
+#define RX_BUFFER_SIZE 256
+/* A client sending faster than one read a pass (a publisher with many
+ * messages in flight) would otherwise get its messages fanned out one or
+ * two per pass, each pass costing a send() per recipient. While a
+ * connection's reads keep filling the read size, the flush waits up to
+ * this many passes, so that one send() carries several frames. */
+#define FLUSH_DEFER_PASSES 16
 /* Writes per connection per flush, so one fast reader cannot starve the
  * others in a loop pass. */
 #define FLUSH_WRITES 4
@@ -53,6 +63,9 @@ struct server {
     uv_check_t flush_check;
     uv_idle_t flush_idle; /* keeps poll from blocking while frames wait */
     int idle_active;
+    uint16_t pass;      /* loop passes that flushed or deferred */
+    int more_pending;   /* a read this pass filled the read size */
+    int deferred;       /* passes the flush has waited */
     uv_timer_t heartbeat;
     uv_timer_t shutdown_timer;
     uv_signal_t sig_int, sig_term, sig_hup;
@@ -78,6 +91,8 @@ typedef struct pss {
     char *close_reason; /* set when closing (rare): not kept per connection */
     unsigned char rx_binary;
     unsigned char ping_due;
+    uint16_t rx_pass;       /* the loop pass rx_pass_bytes counts */
+    uint16_t rx_pass_bytes; /* payload bytes received in that pass */
 } pss_t;
 
 static server_t *server_of(struct lws *wsi) {
@@ -139,14 +154,30 @@ static void flush_dirty(server_t *s) {
     }
 }
 
-static void on_flush_check(uv_check_t *h) {
-    flush_dirty(h->data);
-}
-
 static void on_flush_idle(uv_idle_t *h) {
     /* Nothing to do: being active makes the loop poll without blocking, so
      * the check handle runs at once. */
 }
+
+static void on_flush_check(uv_check_t *h) {
+    server_t *s = h->data;
+    s->pass++;
+    if (s->more_pending && s->deferred < FLUSH_DEFER_PASSES) {
+        s->more_pending = 0;
+        s->deferred++;
+        /* Never block with frames unsent: if nothing more was waiting
+         * after all, the next pass comes at once and flushes. */
+        if (!s->idle_active) {
+            uv_idle_start(&s->flush_idle, on_flush_idle);
+            s->idle_active = 1;
+        }
+        return;
+    }
+    s->more_pending = 0;
+    s->deferred = 0;
+    flush_dirty(s);
+}
+
 
 static void transport_wake(void *ud) {
     server_t *s = ud;
@@ -228,6 +259,14 @@ static int on_receive(server_t *s, struct lws *wsi, pss_t *pss,
     conn_t *c = pss->conn;
     if (!c || conn_closing(c)) return 0;
     conn_touch(c, hub_now_ms());
+    /* Did this pass's reads from c fill the read size? Then more is
+     * probably waiting in the socket (frame headers counted as 2). */
+    if (pss->rx_pass != s->pass) {
+        pss->rx_pass = s->pass;
+        pss->rx_pass_bytes = 0;
+    }
+    pss->rx_pass_bytes = (uint16_t)(pss->rx_pass_bytes + len + 2);
+    if (pss->rx_pass_bytes >= RX_BUFFER_SIZE - 16) s->more_pending = 1;
     if (lws_is_first_fragment(wsi)) {
         rx_drop(pss);
         pss->rx_binary = (unsigned char)lws_frame_is_binary(wsi);
@@ -563,7 +602,7 @@ server_t *server_create(const config_t *cfg) {
         /* lws mallocs this per connection; larger messages arrive in
          * several RECEIVE callbacks and are assembled in pss->rx. 256
          * holds most chat frames whole. */
-        .rx_buffer_size = 256,
+        .rx_buffer_size = RX_BUFFER_SIZE,
         .tx_packet_size = SCRATCH_SIZE,
     };
 

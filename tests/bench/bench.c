@@ -794,6 +794,12 @@ int main(int argc, char **argv) {
     double msg_rate = measured_s > 0 ? (double)st.published_measured / measured_s : 0;
     double rtt_rate = measured_s > 0 ? (double)st.lat.n / measured_s : 0;
     const char *mode_name[] = {"fanout", "rooms", "ping", "idle", "connect"};
+    /* Handshakes per second mean something only in connect mode; the
+     * other modes connect before measuring. */
+    double hs_window = (double)(t_end - start) / 1e9;
+    double hs_rate = opt.mode == M_CONNECT && hs_window > 0
+                         ? (double)st.handshakes / hs_window
+                         : 0;
     double rss_per_conn_kb =
         opt.pid && nclients
             ? (double)(p1.rss_kb - before.rss_kb) / nclients
@@ -820,7 +826,7 @@ int main(int argc, char **argv) {
                (unsigned long long)st.deliveries_measured, deliv_rate,
                (unsigned long long)expected, (unsigned long long)got,
                rtt_rate, (unsigned long long)st.handshakes,
-               (double)st.handshakes / ((double)(t_end - start) / 1e9),
+               hs_rate,
                hist_q_ms(&st.lat, 0.5), hist_q_ms(&st.lat, 0.9),
                hist_q_ms(&st.lat, 0.99), hist_q_ms(&st.lat, 0.999),
                (double)st.lat.max_ns / 1e6, (unsigned long long)gaps,
@@ -843,7 +849,7 @@ int main(int argc, char **argv) {
             printf("  round trips   %.0f/s\n", rtt_rate);
         if (opt.mode == M_CONNECT)
             printf("  handshakes    %.0f/s\n",
-                   (double)st.handshakes / ((double)(t_end - start) / 1e9));
+                   hs_rate);
         if (st.lat.n)
             printf("  latency ms    p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  "
                    "max %.3f\n",

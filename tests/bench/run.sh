@@ -48,6 +48,7 @@ field() { # field JSON KEY
 declare -a NAMES ARGS KEYS UNITS
 add() { NAMES+=("$1"); ARGS+=("$2"); KEYS+=("$3"); UNITS+=("$4"); }
 add "fanout 1->1000, 64 in flight"  "--mode fanout --conns 1000 --window 64 --duration $DUR" deliveries_per_s "deliveries/s"
+add "fanout 1->1000 (CPU/M deliv.)"  "--mode fanout --conns 1000 --window 64 --duration $DUR" server_cpu_per_m_deliveries_s "server CPU s per M deliveries"
 add "fanout 100 msg/s -> 1000 (CPU)" "--mode fanout --conns 1000 --rate 100 --window 1000 --duration $DUR" server_cpu_s "server CPU s"
 add "fanout 100 msg/s -> 1000 (p99)" "--mode fanout --conns 1000 --rate 100 --window 1000 --duration $DUR" latency_ms.p99 "ms"
 add "rooms 500 x 4, closed loop"     "--mode rooms --rooms 500 --members 4 --duration $DUR" messages_per_s "messages/s"
