@@ -424,9 +424,22 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
         return 0;
     }
 
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* The client closes: remember its code (1005 when it sent none)
+         * for the on_disconnect hook and the log. lws answers the close. */
+        if (pss->conn && !conn_closing(pss->conn)) {
+            const unsigned char *p = in;
+            conn_set_closing(pss->conn,
+                             len >= 2 ? (p[0] << 8) | p[1] : 1005);
+        }
+        return 0;
+
     case LWS_CALLBACK_CLOSED:
         if (pss->conn) {
             s = server_of(wsi);
+            /* Gone without a close frame either way: 1006, as RFC 6455
+             * names an abnormal closure. */
+            if (!conn_closing(pss->conn)) conn_set_closing(pss->conn, 1006);
             hub_conn_closed(s->hub, pss->conn);
             pss->conn = NULL;
         }

@@ -257,8 +257,13 @@ end
       assert.equal((await boss.request({ type: 'whoami' })).role, 'admin');
 
       await boss.close();
-      await server.waitLog(/bye boss code=0 role=admin/);
-      await pleb.close();
+      await server.waitLog(/bye boss code=1005 role=admin/);
+      pleb.ws.close(4321, 'gone fishing');
+      await pleb.closed();
+      await server.waitLog(/bye pleb code=4321 role=-/);
+      const ghost = await Client.connect(server, 'ghost');
+      ghost.ws.terminate(); // no close frame: the TCP connection just ends
+      await server.waitLog(/bye ghost code=1006 role=-/);
     } finally {
       await server.stop();
     }
