@@ -5,7 +5,7 @@
  * value followed only by whitespace) and reports what it reads to a sink of
  * callbacks, so the same parser serves the envelope check in C and the
  * building of Lua tables in the script bridge. Strings reach the sink
- * unescaped (\uXXXX and surrogate pairs turned into UTF-8); a lone or
+ * unescaped (\u escapes and surrogate pairs turned into UTF-8); a lone or
  * mismatched surrogate is a syntax error. Invalid UTF-8 inside strings is
  * a syntax error too. */
 #ifndef LUAHUB_JSON_H

@@ -1,7 +1,5 @@
 /* main.c -- luahub: a Lua-scriptable realtime WebSocket server. */
-#include <signal.h>
 #include <stdio.h>
-#include <sys/resource.h>
 
 #include "config.h"
 #include "log.h"
@@ -43,14 +41,7 @@ int main(int argc, char **argv) {
         break;
     }
     log_set_level(cfg.level);
-    /* A peer that vanishes mid-write must not kill the process. */
-    signal(SIGPIPE, SIG_IGN);
-    /* One descriptor per connection: use all the system allows. */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    server_process_setup();
 
     server_t *s = server_create(&cfg);
     if (!s) return 1;

@@ -312,8 +312,6 @@ static int guarded_pcall(script_t *s, int nargs, int nresults, int msgh) {
     return rc;
 }
 
-int script_poisoned(const script_t *s) { return s->poisoned; }
-
 /* ---- JSON -> Lua ------------------------------------------------------- */
 
 typedef struct decoder {

@@ -117,14 +117,10 @@ void script_destroy(script_t *s);
  * (luahub --check). */
 const script_host *script_null_host(void);
 
-/* 1 when a call ran past twice its time limit and had to be abandoned
- * mid-way (in compiled code or a C library call): the state may be
- * inconsistent and must not run again. The hub replaces it with a fresh
- * state; script_destroy frees what it safely can. */
-int script_poisoned(const script_t *s);
-
 /* Why the state should be replaced by a fresh one before its next call,
- * or NULL when it is fine: it was abandoned mid-call (poisoned), or a call
+ * or NULL when it is fine: a call ran past its time limit in compiled
+ * code or a C function and was abandoned mid-way (the state may be
+ * inconsistent; script_destroy frees what it safely can), or a call
  * ran into the memory cap and a full collection left it nearly full (the
  * scripts hold on to what they allocated, so every call would fail). */
 const char *script_unhealthy(const script_t *s);

@@ -17,6 +17,7 @@
 
 #include <libwebsockets.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -734,3 +735,12 @@ void server_destroy(server_t *s) {
 }
 
 hub_t *server_hub(server_t *s) { return s->hub; }
+
+void server_process_setup(void) {
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}

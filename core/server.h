@@ -14,6 +14,12 @@
 
 typedef struct server server_t;
 
+/* Process-wide settings a server needs, for its main() to call first:
+ * SIGPIPE ignored (a peer that vanishes mid-write must not kill the
+ * process) and the descriptor limit raised to the hard limit (one per
+ * connection). */
+void server_process_setup(void);
+
 /* Creates the loop, the hub (scripts loaded) and the listening socket.
  * Returns NULL, having logged why, when any of them fails. cfg is borrowed
  * for the server's life. */

@@ -1,9 +1,7 @@
 /* native_server.c -- luahub with the ping and chat handlers in C
  * (natives.c) instead of Lua: the baseline luahub's Lua path is measured
  * against, end to end. Same options as luahub. */
-#include <signal.h>
 #include <stdio.h>
-#include <sys/resource.h>
 
 #include "config.h"
 #include "log.h"
@@ -22,12 +20,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     log_set_level(cfg.level);
-    signal(SIGPIPE, SIG_IGN);
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    server_process_setup();
     server_t *s = server_create(&cfg);
     if (!s) return 1;
     natives_install(server_hub(s));
