@@ -8,6 +8,7 @@
 #   tests/bench/lua_vs_c.sh [BUILD_DIR]     (REPS=3, BENCH_DURATION=4)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
 BUILD=${1:-build}
 REPS=${REPS:-3}
 DUR=${BENCH_DURATION:-4}
@@ -25,14 +26,6 @@ field() {
   node -e 'const o=JSON.parse(process.argv[1]);
     const v = o[process.argv[2]] ?? 0, cpu = o.server_cpu_s, s = o.seconds;
     console.log(cpu ? Math.round(v * s / cpu) : 0)' "$1" "$2"
-}
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "lua_vs_c: nothing listening on $1" >&2
-  return 1
 }
 # one BIN KEY ARGS... -> the figure
 one() {

@@ -5,6 +5,7 @@
 #   tests/bench/run.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
 BUILD=${1:-build}
 BENCH=$BUILD/luahub-bench
 DUR=${BENCH_DURATION:-5}
@@ -26,14 +27,6 @@ start_luahub() {
 start_limit() {
   taskset -c 0 "$BUILD/limit-server" "$PORT_X" >/dev/null 2>&1 &
   echo $!
-}
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "bench: nothing listening on $1" >&2
-  return 1
 }
 # run PORT PID ARGS... -> JSON line
 run() {

@@ -1,0 +1,12 @@
+# lib.sh -- shell helpers shared by the benchmark scripts (sourced).
+
+# wait_port PORT [TRIES]: until something accepts on 127.0.0.1:PORT
+# (TRIES x 50 ms, default 100), or fail.
+wait_port() {
+  for _ in $(seq "${2:-100}"); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "bench: nothing listening on $1" >&2
+  return 1
+}
