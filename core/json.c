@@ -57,6 +57,44 @@ static inline void skip_ws(parser_t *ps) {
         ps->p++;
 }
 
+/* The length of the run at p (at most n bytes) of bytes that stand for
+ * themselves inside a JSON string: printable ASCII but '"' and '\\'. Most
+ * strings on the wire are one such run, so this looks at eight bytes at a
+ * time: a word has a byte worth a closer look if one is below 0x20, equal
+ * to '"' or '\\', or has its top bit set. Each test is exact for "some
+ * byte", which is all the loop needs. */
+#define PLAIN16(b) \
+    (b) != '"' && (b) != '\\', (b) + 1 != '"' && (b) + 1 != '\\', \
+    (b) + 2 != '"' && (b) + 2 != '\\', (b) + 3 != '"' && (b) + 3 != '\\', \
+    (b) + 4 != '"' && (b) + 4 != '\\', (b) + 5 != '"' && (b) + 5 != '\\', \
+    (b) + 6 != '"' && (b) + 6 != '\\', (b) + 7 != '"' && (b) + 7 != '\\', \
+    (b) + 8 != '"' && (b) + 8 != '\\', (b) + 9 != '"' && (b) + 9 != '\\', \
+    (b) + 10 != '"' && (b) + 10 != '\\', (b) + 11 != '"' && (b) + 11 != '\\', \
+    (b) + 12 != '"' && (b) + 12 != '\\', (b) + 13 != '"' && (b) + 13 != '\\', \
+    (b) + 14 != '"' && (b) + 14 != '\\', (b) + 15 != '"' && (b) + 15 != '\\'
+/* 1 for the bytes plain_run passes: 0x20-0x7f but '"' and '\\'. */
+static const unsigned char plain_byte[256] = {
+    [0x20] = PLAIN16(0x20), PLAIN16(0x30), PLAIN16(0x40), PLAIN16(0x50),
+    PLAIN16(0x60), PLAIN16(0x70)};
+#undef PLAIN16
+
+static size_t plain_run(const char *p, size_t n) {
+    const uint64_t ones = 0x0101010101010101ull;
+    const uint64_t high = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, q, bs;
+        memcpy(&w, p + i, 8);
+        q = w ^ (ones * '"');
+        bs = w ^ (ones * '\\');
+        if (((w - ones * 0x20) & ~w & high) | ((q - ones) & ~q & high) |
+            ((bs - ones) & ~bs & high) | (w & high))
+            break;
+    }
+    while (i < n && plain_byte[(unsigned char)p[i]]) i++;
+    return i;
+}
+
 /* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
 static size_t utf8_len(const unsigned char *s, size_t n) {
     unsigned char c = s[0];
@@ -126,8 +164,28 @@ static size_t put_utf8(char *d, unsigned cp) {
 static json_status parse_string(parser_t *ps, const char **out,
                                 size_t *outlen) {
     const char *s = ps->p + 1;
+    /* The common string is plain bytes up to its closing quote: found in
+     * one scan and copied in one go. */
+    size_t plain = plain_run(s, (size_t)(ps->end - s));
+    const char *q = s + plain;
+    if (q < ps->end && *q == '"') {
+        char *d = ps->small;
+        if (plain >= sizeof ps->small) {
+            if (ps->heap_cap < plain + 1) {
+                free(ps->heap);
+                ps->heap_cap = plain + 1;
+                ps->heap = xmalloc(ps->heap_cap);
+            }
+            d = ps->heap;
+        }
+        memcpy(d, s, plain);
+        d[plain] = '\0';
+        *out = d;
+        *outlen = plain;
+        ps->p = q + 1;
+        return JSON_OK;
+    }
     /* The unescaped form is never longer than the escaped one. */
-    const char *q = s;
     while (q < ps->end && *q != '"') q += (*q == '\\' && q + 1 < ps->end) ? 2 : 1;
     size_t span = (size_t)(q - s);
     char *d;
@@ -141,8 +199,10 @@ static json_status parse_string(parser_t *ps, const char **out,
         }
         d = ps->heap;
     }
-    char *w = d;
-    const char *p = s;
+    /* The plain prefix is known good. */
+    memcpy(d, s, plain);
+    char *w = d + plain;
+    const char *p = s + plain;
     for (;;) {
         if (p >= ps->end) {
             ps->p = p;
@@ -431,12 +491,12 @@ void json_write_string(buf_t *b, const char *s, size_t n) {
     *w++ = '"';
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     while (p < end) {
+        size_t run = plain_run((const char *)p, (size_t)(end - p));
+        memcpy(w, p, run);
+        w += run;
+        p += run;
+        if (p == end) break;
         unsigned char c = *p;
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            *w++ = (char)c;
-            p++;
-            continue;
-        }
         if (c >= 0x80) {
             size_t k = utf8_len(p, (size_t)(end - p));
             if (k) {

@@ -437,9 +437,7 @@ static int is_array_table(lua_State *L, int idx, int array_mt_ref,
 }
 
 /* 1 when the string key at idx is one of skip (NULL-terminated). */
-static int skipped(lua_State *L, int idx, const char *const *skip) {
-    if (!skip || lua_type(L, idx) != LUA_TSTRING) return 0;
-    const char *k = lua_tostring(L, idx);
+static int skipped(const char *k, const char *const *skip) {
     for (; *skip; skip++)
         if (!strcmp(k, *skip)) return 1;
     return 0;
@@ -461,16 +459,16 @@ static int encode_members(lua_State *L, int idx, buf_t *b, int depth,
                             lua_typename(L, kt));
             return -1;
         }
-        if (skipped(L, -2, skip)) {
-            lua_pop(L, 1);
-            continue;
-        }
         /* A number key is converted on a copy: lua_next needs the key
          * itself untouched. A string key is read in place. */
         int copied = kt == LUA_TNUMBER;
         if (copied) lua_pushvalue(L, -2);
         size_t klen;
         const char *k = lua_tolstring(L, copied ? -1 : -2, &klen);
+        if (!copied && skip && skipped(k, skip)) {
+            lua_pop(L, 1);
+            continue;
+        }
         if (!*first) buf_putc(b, ',');
         *first = 0;
         json_write_string(b, k, klen);

@@ -159,6 +159,47 @@ static void test_long_strings_use_the_heap_path(void **state) {
     free(s);
 }
 
+/* Plain runs are scanned eight bytes at a time: put each kind of byte that
+ * ends a run (quote, backslash, control, UTF-8, 0x7f which does not) at
+ * every offset of strings of every length up to 40, both ways. */
+static void test_every_offset_of_a_plain_run(void **state) {
+    static const struct {
+        const char *raw, *json; /* the bytes, and how they are written */
+    } kinds[] = {{"\"", "\\\""},         {"\\", "\\\\"},
+                 {"\n", "\\n"},           {"\x1f", "\\u001f"},
+                 {"\xc3\xa9", "\xc3\xa9"}, {"\x7f", "\x7f"}};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        size_t rl = strlen(kinds[k].raw);
+        for (size_t len = 0; len <= 40; len++) {
+            for (size_t at = 0; at <= len; at++) {
+                char raw[64], json[80], want[80];
+                memset(raw, 'a' + (char)(at % 26), len);
+                memmove(raw + at + rl, raw + at, len - at);
+                memcpy(raw + at, kinds[k].raw, rl);
+                size_t n = len + rl;
+                /* written: the bytes between quotes, the one escaped */
+                int wl = snprintf(want, sizeof want, "\"%.*s%s%.*s\"",
+                                  (int)at, raw, kinds[k].json,
+                                  (int)(len - at), raw + at + rl);
+                buf_t b;
+                buf_init(&b, 0);
+                json_write_string(&b, raw, n);
+                assert_int_equal(b.len, (size_t)wl);
+                assert_memory_equal(buf_content(&b), want, b.len);
+                /* read back: the bytes themselves */
+                memcpy(json, buf_content(&b), b.len);
+                rec_t r = {0};
+                assert_int_equal(
+                    json_parse(json, b.len, 32, &recorder, &r, NULL),
+                    JSON_OK);
+                assert_int_equal(r.n, n + 2);
+                assert_memory_equal(r.out + 2, raw, n);
+                buf_close(&b);
+            }
+        }
+    }
+}
+
 static void test_sink_can_abort(void **state) {
     rec_t r = {.abort_at = 2};
     const char *s = "[1,2,3]";
@@ -277,6 +318,7 @@ int main(void) {
         cmocka_unit_test(test_strings_are_unescaped_to_utf8),
         cmocka_unit_test(test_nul_escape_keeps_length),
         cmocka_unit_test(test_long_strings_use_the_heap_path),
+        cmocka_unit_test(test_every_offset_of_a_plain_run),
         cmocka_unit_test(test_sink_can_abort),
         cmocka_unit_test(test_write_string_escapes_quotes_and_controls),
         cmocka_unit_test(test_write_string_passes_valid_utf8),
