@@ -38,9 +38,11 @@ test-asan: test-deps
 
 check: test test-asan
 
-# The standard benchmark set: luahub against the limit server, pinned
-# (server on CPU 0, load on CPU 1), then the Lua handlers against the same
-# handlers in C. Prints two tables; about 4 minutes.
+# The standard benchmark set: luahub against the limit server and the
+# uWebSockets yardstick (Bun, fetched from npm into build/bun on first use;
+# BENCH_UWS=0 leaves it out), pinned (server on CPU 0, load on CPU 1), then
+# the Lua handlers against the same handlers in C. Two tables; about 4
+# minutes.
 bench: build
 	tests/bench/run.sh $(BUILD)
 	tests/bench/lua_vs_c.sh $(BUILD)

@@ -10,3 +10,14 @@ wait_port() {
   echo "bench: nothing listening on $1" >&2
   return 1
 }
+
+# stop_pid PID: SIGTERM, then wait up to 10 s for it to be gone (it need not
+# be a child of this shell), then SIGKILL.
+stop_pid() {
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 200); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.05
+  done
+  kill -9 "$1" 2>/dev/null || true
+}

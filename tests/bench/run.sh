@@ -1,75 +1,107 @@
 #!/usr/bin/env bash
-# The standard benchmark set: each workload against luahub and against the
-# limit server, the server pinned to CPU 0 and the load tool to CPU 1.
-# Prints a table (and, with --json FILE, the raw figures). About 3 minutes.
-#   tests/bench/run.sh [BUILD_DIR]
+# The standard benchmark set: each workload against luahub, the limit
+# server and, where Bun can be had from npm, the uWebSockets yardstick
+# (tests/bench/uws_server.js), the server pinned to CPU 0 and the load tool
+# to CPU 1. Prints a table; the raw JSON of every run is appended to
+# /tmp/luahub-bench-results.jsonl. About 3.5 minutes.
+#   tests/bench/run.sh [BUILD_DIR]       BENCH_DURATION=5  BENCH_UWS=0 skips uWS
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/bench/lib.sh
 BUILD=${1:-build}
 BENCH=$BUILD/luahub-bench
 DUR=${BENCH_DURATION:-5}
-PORT_L=${BENCH_PORT:-9601}
-PORT_X=$((PORT_L + 1))
+BASE=${BENCH_PORT:-9601}
 ulimit -n "$(ulimit -Hn)"
 
-cpus=$(nproc)
-if [ "$cpus" -lt 2 ]; then
+if [ "$(nproc)" -lt 2 ]; then
   echo "bench: needs 2 CPUs (server on one, load on the other)" >&2
   exit 1
 fi
 
-start_luahub() {
-  taskset -c 0 "$BUILD/luahub" --port "$PORT_L" --log-level error \
-    --send-queue 16m >/tmp/luahub-bench-server.log 2>&1 &
+SERVERS=(luahub limit)
+BUN=
+if [ "${BENCH_UWS:-1}" != 0 ] && BUN=$(tests/bench/uws.sh "$BUILD"); then
+  SERVERS+=(uws)
+else
+  echo "bench: no uWebSockets column (Bun could not be had; BENCH_UWS=0 skips it)" >&2
+fi
+
+# Each server has its own port: a port just closed may linger in TIME_WAIT.
+port_of() { case $1 in luahub) echo "$BASE" ;; limit) echo $((BASE + 1)) ;;
+  uws) echo $((BASE + 2)) ;; esac; }
+start() { # start SERVER -> pid
+  local port
+  port=$(port_of "$1")
+  case $1 in
+  luahub) taskset -c 0 "$BUILD/luahub" --port "$port" --log-level error \
+    --send-queue 16m >/tmp/luahub-bench-server.log 2>&1 & ;;
+  limit) taskset -c 0 "$BUILD/limit-server" "$port" >/dev/null 2>&1 & ;;
+  uws) taskset -c 0 "$BUN" tests/bench/uws_server.js "$port" >/dev/null 2>&1 & ;;
+  esac
   echo $!
 }
-start_limit() {
-  taskset -c 0 "$BUILD/limit-server" "$PORT_X" >/dev/null 2>&1 &
-  echo $!
-}
-# run PORT PID ARGS... -> JSON line
-run() {
-  local port=$1 pid=$2
-  shift 2
-  taskset -c 1 "$BENCH" --port "$port" --pid "$pid" --json "$@"
-}
-field() { # field JSON KEY
-  node -e 'const o=JSON.parse(process.argv[1]); const k=process.argv[2].split("."); let v=o; for (const p of k) v=v[p]; console.log(v)' "$1" "$2"
-}
 
-declare -a NAMES ARGS KEYS UNITS
-add() { NAMES+=("$1"); ARGS+=("$2"); KEYS+=("$3"); UNITS+=("$4"); }
-add "fanout 1->1000, 64 in flight"  "--mode fanout --conns 1000 --window 64 --duration $DUR" deliveries_per_s "deliveries/s"
-add "fanout 1->1000 (CPU/M deliv.)"  "--mode fanout --conns 1000 --window 64 --duration $DUR" server_cpu_per_m_deliveries_s "server CPU s per M deliveries"
-add "fanout 100 msg/s -> 1000 (CPU)" "--mode fanout --conns 1000 --rate 100 --window 1000 --duration $DUR" server_cpu_s "server CPU s"
-add "fanout 100 msg/s -> 1000 (p99)" "--mode fanout --conns 1000 --rate 100 --window 1000 --duration $DUR" latency_ms.p99 "ms"
-add "rooms 500 x 4, closed loop"     "--mode rooms --rooms 500 --members 4 --duration $DUR" messages_per_s "messages/s"
-add "ping, 100 connections"          "--mode ping --conns 100 --duration $DUR" round_trips_per_s "round trips/s"
-add "connect (50 at a time)"         "--mode connect --conns 50 --duration $DUR" handshakes_per_s "handshakes/s"
-add "idle 15000 connections"         "--mode idle --conns 15000 --warmup 0 --duration 0" rss_per_conn_kb "KiB RSS/conn"
+# Each run is one luahub-bench invocation per server; rows read figures
+# out of a run's JSON.
+RUNS=(
+  "--mode fanout --conns 1000 --window 64 --duration $DUR"
+  "--mode fanout --conns 1000 --rate 100 --window 1000 --duration $DUR"
+  "--mode rooms --rooms 500 --members 4 --duration $DUR"
+  "--mode ping --conns 100 --duration $DUR"
+  "--mode connect --conns 50 --duration $DUR"
+  "--mode idle --conns 15000 --warmup 0 --duration 0"
+)
+# name | run | JavaScript expression over the run's JSON object o | unit
+ROWS=(
+  "fanout 1->1000, 64 in flight|0|o.deliveries_per_s|deliveries/s"
+  "  server CPU per M deliveries|0|o.server_cpu_per_m_deliveries_s|s"
+  "fanout 100 msg/s -> 1000, CPU|1|100*o.server_cpu_s/o.seconds|% of a core"
+  "  p99 latency|1|o.latency_ms.p99|ms"
+  "rooms 500 x 4, closed loop|2|o.messages_per_s|messages/s"
+  "  server CPU per message|2|1e6*o.server_cpu_s/(o.messages_per_s*o.seconds)|us"
+  "ping, 100 connections|3|o.round_trips_per_s|round trips/s"
+  "connect, 50 at a time|4|o.handshakes_per_s|handshakes/s"
+  "idle, 15000 connections|5|o.rss_per_conn_kb|KiB RSS/conn"
+)
 
-results=()
-for i in "${!NAMES[@]}"; do
-  L=$(start_luahub); wait_port "$PORT_L"
-  # shellcheck disable=SC2086
-  jl=$(run "$PORT_L" "$L" ${ARGS[$i]}) || jl='{}'
-  kill "$L"; wait "$L" 2>/dev/null || true
-  X=$(start_limit); wait_port "$PORT_X"
-  # shellcheck disable=SC2086
-  jx=$(run "$PORT_X" "$X" ${ARGS[$i]}) || jx='{}'
-  kill "$X"; wait "$X" 2>/dev/null || true
-  vl=$(field "$jl" "${KEYS[$i]}" 2>/dev/null || echo "?")
-  vx=$(field "$jx" "${KEYS[$i]}" 2>/dev/null || echo "?")
-  results+=("$i|$vl|$vx")
-  echo "$jl" >> /tmp/luahub-bench-results.jsonl
+declare -A OUT # OUT[server,run] = JSON
+for r in "${!RUNS[@]}"; do
+  for s in "${SERVERS[@]}"; do
+    pid=$(start "$s")
+    port=$(port_of "$s")
+    if wait_port "$port"; then
+      # shellcheck disable=SC2086
+      OUT[$s,$r]=$(taskset -c 1 "$BENCH" --port "$port" --pid "$pid" --json \
+        ${RUNS[$r]}) || OUT[$s,$r]='{}'
+    else
+      OUT[$s,$r]='{}'
+    fi
+    stop_pid "$pid"
+    echo "{\"server\":\"$s\",\"run\":${OUT[$s,$r]}}" >>/tmp/luahub-bench-results.jsonl
+  done
 done
 
-printf '\n%-34s %14s %14s %7s  %s\n' "workload" "luahub" "limit" "ratio" "unit"
-for r in "${results[@]}"; do
-  IFS='|' read -r i vl vx <<<"$r"
-  ratio=$(node -e 'const a=+process.argv[1], b=+process.argv[2]; console.log(b ? (a/b).toFixed(2) : "-")' "$vl" "$vx")
-  printf '%-34s %14s %14s %7s  %s\n' "${NAMES[$i]}" "$vl" "$vx" "$ratio" "${UNITS[$i]}"
+figure() { # figure JSON EXPR -> number or ?
+  node -e 'try { const o = JSON.parse(process.argv[1]); const v = eval(process.argv[2]);
+    console.log(Number.isFinite(v) ? +v.toPrecision(4) : "?") } catch { console.log("?") }' \
+    "$1" "$2"
+}
+ratio() { node -e 'const a = +process.argv[1], b = +process.argv[2];
+  console.log(a && b ? (a / b).toFixed(2) : "-")' "$1" "$2"; }
+
+printf '\n%-32s %11s %11s %11s %7s %7s  %s\n' "workload" "luahub" "limit" "uWS" \
+  "/limit" "/uWS" "unit"
+for row in "${ROWS[@]}"; do
+  IFS='|' read -r name r expr unit <<<"$row"
+  vl=$(figure "${OUT[luahub,$r]}" "$expr")
+  vx=$(figure "${OUT[limit,$r]}" "$expr")
+  vu=-
+  [ -n "$BUN" ] && vu=$(figure "${OUT[uws,$r]}" "$expr")
+  printf '%-32s %11s %11s %11s %7s %7s  %s\n' "$name" "$vl" "$vx" "$vu" \
+    "$(ratio "$vl" "$vx")" "$(ratio "$vl" "$vu")" "$unit"
 done
 echo
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+[ -n "$BUN" ] && echo "uWS: Bun $("$BUN" --version) (uWebSockets' pub/sub) running tests/bench/uws_server.js"
+echo "Lower is better for CPU, latency and RSS rows; higher for the rest."
