@@ -484,10 +484,12 @@ out:
 
 void json_write_string(buf_t *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    /* Worst case: every byte becomes \u00XX (6) or U+FFFD (3). */
-    buf_reserve(b, n * 6 + 2);
-    char *w = b->data + b->head + b->len;
-    char *w0 = w;
+    /* Room for the common string, plain bytes between quotes; the first
+     * byte that needs more reserves the worst case for the rest: each byte
+     * becomes \u00XX (6) or U+FFFD (3). */
+    buf_reserve(b, n + 2);
+    char *base = b->data + b->head, *w = base + b->len;
+    int roomy = 0;
     *w++ = '"';
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     while (p < end) {
@@ -496,6 +498,13 @@ void json_write_string(buf_t *b, const char *s, size_t n) {
         w += run;
         p += run;
         if (p == end) break;
+        if (!roomy) {
+            b->len = (size_t)(w - base);
+            buf_reserve(b, (size_t)(end - p) * 6 + 1);
+            base = b->data + b->head;
+            w = base + b->len;
+            roomy = 1;
+        }
         unsigned char c = *p;
         if (c >= 0x80) {
             size_t k = utf8_len(p, (size_t)(end - p));
@@ -529,7 +538,7 @@ void json_write_string(buf_t *b, const char *s, size_t n) {
         p++;
     }
     *w++ = '"';
-    b->len += (size_t)(w - w0);
+    b->len = (size_t)(w - base);
 }
 
 int json_write_number(buf_t *b, double v) {

@@ -686,6 +686,8 @@ static int l_publish(lua_State *L) {
         return fail(L, "not_found", "no room '%s'", room);
     buf_t b;
     buf_init(&b, FRAME_HEADROOM);
+    /* One allocation for most chat messages, not one and a regrowth. */
+    buf_reserve(&b, 512 - FRAME_HEADROOM);
     buf_putc(&b, '{');
     int first = 1;
     if (encode_members(L, 2, &b, 1, s->array_mt_ref, &first, stamped)) {
