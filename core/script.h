@@ -30,7 +30,7 @@ typedef enum script_target_kind {
 
 typedef struct script_target {
     script_target_kind kind;
-    const char **ids;
+    const char *const *ids;
     size_t nids;
     const char *except_conn; /* may be NULL */
     const char *except_user; /* may be NULL */

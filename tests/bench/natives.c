@@ -21,8 +21,7 @@ void native_ping(hub_t *h, const hub_call *call) {
     buf_putc(&b, '}');
     frame_t *f = frame_from_buf(&b);
     const script_host *host = hub_host(h);
-    const char *cid = call->conn_id;
-    script_target t = {SCRIPT_TO_CONN, &cid, 1, NULL, NULL};
+    script_target t = {SCRIPT_TO_CONN, &call->conn_id, 1, NULL, NULL};
     host->send(host->ud, &t, f);
     frame_unref(f);
 }
@@ -212,8 +211,7 @@ void native_chat(hub_t *h, const hub_call *call) {
     json_write_number(&b, (double)seq);
     buf_putc(&b, '}');
     f = frame_from_buf(&b);
-    const char *cid = call->conn_id;
-    t = (script_target){SCRIPT_TO_CONN, &cid, 1, NULL, NULL};
+    t = (script_target){SCRIPT_TO_CONN, &call->conn_id, 1, NULL, NULL};
     host->send(host->ud, &t, f);
     frame_unref(f);
 }

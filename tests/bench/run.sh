@@ -4,13 +4,18 @@
 # (tests/bench/uws_server.js), the server pinned to CPU 0 and the load tool
 # to CPU 1. Prints a table; the raw JSON of every run is appended to
 # /tmp/luahub-bench-results.jsonl. About 3.5 minutes.
-#   tests/bench/run.sh [BUILD_DIR]       BENCH_DURATION=5  BENCH_UWS=0 skips uWS
+#   tests/bench/run.sh [BUILD_DIR]
+# BENCH_DURATION=5 (seconds measured); BENCH_UWS=0 leaves uWS out;
+# BENCH_REPS=N runs each workload N times, the servers alternated, and
+# prints medians (this VM drifts: use 3 or more to compare servers);
+# BENCH_RUNS="2 1" runs only those workloads (numbered from 0 as in RUNS).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/bench/lib.sh
 BUILD=${1:-build}
 BENCH=$BUILD/luahub-bench
 DUR=${BENCH_DURATION:-5}
+REPS=${BENCH_REPS:-1}
 BASE=${BENCH_PORT:-9601}
 ulimit -n "$(ulimit -Hn)"
 
@@ -65,27 +70,30 @@ ROWS=(
   "idle, 15000 connections|5|o.rss_per_conn_kb|KiB RSS/conn"
 )
 
-declare -A OUT # OUT[server,run] = JSON
-for r in "${!RUNS[@]}"; do
-  for s in "${SERVERS[@]}"; do
-    pid=$(start "$s")
-    port=$(port_of "$s")
-    if wait_port "$port"; then
-      # shellcheck disable=SC2086
-      OUT[$s,$r]=$(taskset -c 1 "$BENCH" --port "$port" --pid "$pid" --json \
-        ${RUNS[$r]}) || OUT[$s,$r]='{}'
-    else
-      OUT[$s,$r]='{}'
-    fi
-    stop_pid "$pid"
-    echo "{\"server\":\"$s\",\"run\":${OUT[$s,$r]}}" >>/tmp/luahub-bench-results.jsonl
+declare -A OUT # OUT[server,run] = one JSON object per line, one per rep
+for r in ${BENCH_RUNS:-"${!RUNS[@]}"}; do
+  for _ in $(seq "$REPS"); do
+    for s in "${SERVERS[@]}"; do
+      pid=$(start "$s")
+      port=$(port_of "$s")
+      json='{}'
+      if wait_port "$port"; then
+        # shellcheck disable=SC2086
+        json=$(taskset -c 1 "$BENCH" --port "$port" --pid "$pid" --json \
+          ${RUNS[$r]}) || json='{}'
+      fi
+      stop_pid "$pid"
+      OUT[$s,$r]+="$json"$'\n'
+      echo "{\"server\":\"$s\",\"run\":$json}" >>/tmp/luahub-bench-results.jsonl
+    done
   done
 done
 
-figure() { # figure JSON EXPR -> number or ?
-  node -e 'try { const o = JSON.parse(process.argv[1]); const v = eval(process.argv[2]);
-    console.log(Number.isFinite(v) ? +v.toPrecision(4) : "?") } catch { console.log("?") }' \
-    "$1" "$2"
+figure() { # figure JSON-LINES EXPR -> the median over the lines, or ?
+  node -e 'const vs = process.argv[1].split("\n").filter(Boolean).map(l => {
+      try { const o = JSON.parse(l); return eval(process.argv[2]) } catch { return NaN } })
+      .filter(Number.isFinite).sort((a, b) => a - b);
+    console.log(vs.length ? +vs[(vs.length - 1) >> 1].toPrecision(4) : "?")' "$1" "$2"
 }
 ratio() { node -e 'const a = +process.argv[1], b = +process.argv[2];
   console.log(a && b ? (a / b).toFixed(2) : "-")' "$1" "$2"; }
@@ -94,6 +102,7 @@ printf '\n%-32s %11s %11s %11s %7s %7s  %s\n' "workload" "luahub" "limit" "uWS" 
   "/limit" "/uWS" "unit"
 for row in "${ROWS[@]}"; do
   IFS='|' read -r name r expr unit <<<"$row"
+  [ -n "${OUT[luahub,$r]+set}" ] || continue
   vl=$(figure "${OUT[luahub,$r]}" "$expr")
   vx=$(figure "${OUT[limit,$r]}" "$expr")
   vu=-
@@ -104,4 +113,5 @@ done
 echo
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 [ -n "$BUN" ] && echo "uWS: Bun $("$BUN" --version) (uWebSockets' pub/sub) running tests/bench/uws_server.js"
+[ "$REPS" -gt 1 ] && echo "Each figure is the median of $REPS alternated runs."
 echo "Lower is better for CPU, latency and RSS rows; higher for the rest."
