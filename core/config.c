@@ -46,7 +46,8 @@ static void usage(FILE *out) {
             "usage: luahub [options]\n"
             "\n"
             "A Lua-scriptable realtime WebSocket server. Clients connect to\n"
-            "ws://HOST:PORT/ws?user=ID; a frame {\"type\":\"T\",...} runs\n"
+            "ws://HOST:PORT/ws?user=ID (or ?token=JWT); a frame "
+            "{\"type\":\"T\",...} runs\n"
             "the handler SCRIPTS/T.lua. GET /healthz answers 200; other\n"
             "paths are files from the static directory. SIGHUP reloads the\n"
             "scripts; SIGINT and SIGTERM close every connection (1001) and\n"
@@ -86,6 +87,13 @@ static void usage(FILE *out) {
             "scripts directory\n"
             "                           changes, as SIGHUP does (default: "
             "off)\n"
+            "  --auth-secret-file FILE  require token=<JWT> (HS256, sub = "
+            "user id) signed\n"
+            "                           with the secret in FILE; "
+            "LUAHUB_AUTH_SECRET in the\n"
+            "                           environment does the same "
+            "(default: none, any\n"
+            "                           client may claim any user= id)\n"
             "  --check DIR              load the scripts in DIR as the "
             "server would, report\n"
             "                           every error with file:line, exit "
@@ -192,7 +200,7 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             "--lua",           "--static",       "--ping-interval",
             "--idle-timeout",  "--max-message",  "--send-queue",
             "--log-level",     "--check",        "--script-timeout",
-            "--script-memory", NULL};
+            "--script-memory", "--auth-secret-file", NULL};
         int k = 0;
         while (known[k] && strcmp(known[k], flag) != 0) k++;
         if (!known[k]) {
@@ -247,7 +255,10 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                 rc = bad(err, flag, val, "a number of megabytes, 0-2048");
             else
                 cfg->script_memory = (size_t)v;
-        } else if (!strcmp(flag, "--check"))
+        } else if (!strcmp(flag, "--auth-secret-file"))
+            rc = parse_string(err, flag, val, cfg->auth_secret_file,
+                              sizeof cfg->auth_secret_file);
+        else if (!strcmp(flag, "--check"))
             rc = parse_string(err, flag, val, cfg->check_dir,
                               sizeof cfg->check_dir);
         else if (!strcmp(flag, "--log-level")) {

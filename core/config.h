@@ -34,6 +34,7 @@ typedef struct config {
     double script_timeout;   /* --script-timeout MS, default 100; 0: none */
     size_t script_memory;    /* --script-memory MB, default 256; 0: none */
     char check_dir[1024];    /* --check DIR: load the scripts, report, exit */
+    char auth_secret_file[1024]; /* --auth-secret-file FILE: tokens required */
 } config_t;
 
 typedef enum config_action {

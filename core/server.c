@@ -23,9 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <uv.h>
 
 #include "alloc.h"
+#include "auth.h"
 #include "buf.h"
 #include "conn.h"
 #include "frame.h"
@@ -89,6 +91,9 @@ struct server {
     int ctx_destroying;
     int64_t stop_started;
     uint64_t guests;
+    /* The auth secret; NULL in development mode (user= trusted). */
+    char *secret;
+    size_t secret_len;
     struct lws_protocols protocols[2];
     struct lws_http_mount mount_static, mount_healthz;
     unsigned char scratch[LWS_PRE + SCRATCH_SIZE];
@@ -237,26 +242,41 @@ static int query_arg(const char *q, const char *name, const char **val) {
     return -1;
 }
 
-/* Identity from the upgrade request: user=<id>, or a guest id. Returns 0,
- * or -1 when the request names a bad identity. */
-static int identify(server_t *s, struct lws *wsi, char *uid, size_t uidlen) {
+/* Identity from the upgrade request. With an auth secret: token=<JWT>,
+ * whose sub is the user id (user= refused). Without: user=<id>, or a
+ * guest id. Returns NULL, or why the request is refused. */
+static const char *identify(server_t *s, struct lws *wsi, char *uid,
+                            size_t uidlen) {
     char q[MAX_QUERY];
     q[0] = '\0';
     int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
-    if (total >= (int)sizeof q) return -1;
+    if (total >= (int)sizeof q) return "query string too long";
     if (total > 0 && lws_hdr_copy(wsi, q, sizeof q,
                                   WSI_TOKEN_HTTP_URI_ARGS) < 0)
-        return -1;
+        return "query string too long";
     const char *v;
-    int n = query_arg(q, "user", &v);
+    int n;
+    if (s->secret) {
+        if (query_arg(q, "user", &v) >= 0)
+            return "user= is not accepted: this server requires a token";
+        if ((n = query_arg(q, "token", &v)) < 0) return "token required";
+        auth_status st = auth_verify(v, (size_t)n, s->secret, s->secret_len,
+                                     (int64_t)time(NULL), uid, uidlen);
+        if (st != AUTH_OK) return auth_reason(st);
+        if (!conns_valid_user_id(uid, strlen(uid)))
+            return "bad user id in token";
+        return NULL;
+    }
+    n = query_arg(q, "user", &v);
     if (n < 0) {
         snprintf(uid, uidlen, "guest-%llu", (unsigned long long)++s->guests);
-        return 0;
+        return NULL;
     }
-    if (!conns_valid_user_id(v, (size_t)n) || (size_t)n >= uidlen) return -1;
+    if (!conns_valid_user_id(v, (size_t)n) || (size_t)n >= uidlen)
+        return "bad user id";
     memcpy(uid, v, (size_t)n);
     uid[n] = '\0';
-    return 0;
+    return NULL;
 }
 
 static void rx_drop(pss_t *pss) {
@@ -395,11 +415,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
             return -1;
         }
         char uid[72];
-        if (identify(s, wsi, uid, sizeof uid) < 0) {
-            log_info("conn", "refused: bad user id in the upgrade request");
-            static const char why[] = "bad user id";
+        const char *why = identify(s, wsi, uid, sizeof uid);
+        if (why) {
+            log_info("conn", "refused (4001): %s", why);
             lws_close_reason(wsi, (enum lws_close_status)4001,
-                             (unsigned char *)why, sizeof why - 1);
+                             (unsigned char *)why, strlen(why));
             return -1;
         }
         pss->conn = hub_conn_open(s->hub, uid, wsi);
@@ -601,10 +621,56 @@ static void lws_log(int level, const char *line) {
 
 /* ---- lifecycle --------------------------------------------------------- */
 
+/* The auth secret from --auth-secret-file (a trailing newline is not part
+ * of it) or LUAHUB_AUTH_SECRET. Returns 0 (s->secret NULL when there is
+ * none), or -1 after logging why the file cannot serve. */
+static int load_secret(server_t *s, const config_t *cfg) {
+    const char *path = cfg->auth_secret_file;
+    if (!path[0]) {
+        const char *env = getenv("LUAHUB_AUTH_SECRET");
+        if (env && *env) {
+            s->secret_len = strlen(env);
+            s->secret = xmalloc(s->secret_len + 1);
+            memcpy(s->secret, env, s->secret_len + 1);
+        }
+        return 0;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        log_error("server", "--auth-secret-file %s: cannot open", path);
+        return -1;
+    }
+    char buf[4097];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
+    if (n == 0 || n >= sizeof buf) {
+        log_error("server", "--auth-secret-file %s: %s", path,
+                  n ? "longer than 4096 bytes" : "empty");
+        return -1;
+    }
+    s->secret = xmalloc(n + 1);
+    memcpy(s->secret, buf, n);
+    s->secret[n] = '\0';
+    s->secret_len = n;
+    return 0;
+}
+
+static void free_secret(server_t *s) {
+    if (!s->secret) return;
+    explicit_bzero(s->secret, s->secret_len);
+    free(s->secret);
+    s->secret = NULL;
+}
+
 server_t *server_create(const config_t *cfg) {
     server_t *s = xcalloc(1, sizeof *s);
     s->cfg = cfg;
     char err[1024];
+    if (load_secret(s, cfg) < 0) {
+        free(s);
+        return NULL;
+    }
 
     lws_set_log_level(LLL_ERR | LLL_WARN |
                           (log_enabled(LOG_DEBUG) ? LLL_NOTICE : 0),
@@ -616,6 +682,7 @@ server_t *server_create(const config_t *cfg) {
     if (!s->hub) {
         log_error("script", "cannot load the scripts: %s", err);
         uv_loop_close(&s->loop);
+        free_secret(s);
         free(s);
         return NULL;
     }
@@ -676,6 +743,7 @@ server_t *server_create(const config_t *cfg) {
         hub_destroy(s->hub);
         uv_run(&s->loop, UV_RUN_NOWAIT);
         uv_loop_close(&s->loop);
+        free_secret(s);
         free(s);
         return NULL;
     }
@@ -710,8 +778,12 @@ server_t *server_create(const config_t *cfg) {
     int port = s->vhost ? lws_get_vhost_listen_port(s->vhost) : cfg->port;
     log_info("server", "listening host=%s port=%d ws=ws://%s:%d/ws static=%s",
              cfg->host, port, cfg->host, port, cfg->static_dir);
-    log_warn("server", "no auth secret: development mode, any client may "
-             "claim any user id (insecure)");
+    if (s->secret)
+        log_info("server", "auth: clients must present token=<JWT> "
+                 "(HS256, sub = user id)");
+    else
+        log_warn("server", "no auth secret: development mode, any client "
+                 "may claim any user id (insecure)");
     return s;
 }
 
@@ -731,6 +803,7 @@ void server_destroy(server_t *s) {
     hub_destroy(s->hub);
     if (uv_loop_close(&s->loop) != 0)
         log_debug("server", "loop closed with handles still open");
+    free_secret(s);
     free(s);
 }
 

@@ -30,9 +30,10 @@ export function tempScripts() {
 }
 
 export class Server {
-  constructor(args = [], { scripts = path.join(ROOT, 'scripts'), bin = BIN } = {}) {
+  constructor(args = [], { scripts = path.join(ROOT, 'scripts'), bin = BIN, env = {} } = {}) {
     this.args = args;
     this.bin = bin;
+    this.env = env;
     this.scripts = scripts;
     this.log = '';
   }
@@ -41,7 +42,10 @@ export class Server {
     const args = ['--host', '127.0.0.1', '--port', '0', '--lua', path.join(ROOT, 'lua'),
       '--scripts', this.scripts, '--log-level', 'debug', ...this.args];
     if (!this.args.includes('--static')) args.push('--static', path.join(ROOT, 'examples/chat'));
-    this.proc = spawn(this.bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.proc = spawn(this.bin, args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, LUAHUB_AUTH_SECRET: '', ...this.env },
+    });
     this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
     this.proc.stderr.setEncoding('utf8');
     this.proc.stderr.on('data', (d) => { this.log += d; });
@@ -91,9 +95,11 @@ export class Server {
 
 // A WebSocket client that records every frame it gets.
 export class Client {
-  static async connect(server, user, { expectWelcome = true } = {}) {
+  // query, when given, is the whole query string ("?token=…") instead of
+  // ?user=USER.
+  static async connect(server, user, { expectWelcome = true, query } = {}) {
     const c = new Client();
-    const query = user === undefined ? '' : `?user=${encodeURIComponent(user)}`;
+    if (query === undefined) query = user === undefined ? '' : `?user=${encodeURIComponent(user)}`;
     c.ws = new WebSocket(server.url(query));
     c.frames = [];
     c.waiters = [];
