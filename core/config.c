@@ -87,6 +87,17 @@ static void usage(FILE *out) {
             "scripts directory\n"
             "                           changes, as SIGHUP does (default: "
             "off)\n"
+            "  --rate-limit N           messages per second a connection "
+            "may send; over it\n"
+            "                           a frame is answered rate_limited, "
+            "and a client that\n"
+            "                           sends a burst's worth more is "
+            "closed (4029); 0: no\n"
+            "                           limit (default: %g)\n"
+            "  --rate-burst N           messages a connection may send at "
+            "once before the\n"
+            "                           rate applies (default: the rate, "
+            "at least 1)\n"
             "  --auth-secret-file FILE  require token=<JWT> (HS256, sub = "
             "user id) signed\n"
             "                           with the secret in FILE; "
@@ -105,7 +116,8 @@ static void usage(FILE *out) {
             "(1024-based).\n",
             d.host, d.port, d.scripts_dir, d.lua_dir, d.static_dir,
             d.ping_interval, d.idle_timeout, d.max_message, d.send_queue,
-            config_level_name(d.level), d.script_timeout, d.script_memory);
+            config_level_name(d.level), d.script_timeout, d.script_memory,
+            d.rate_limit);
 }
 
 static int bad(FILE *err, const char *flag, const char *val,
@@ -200,7 +212,8 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             "--lua",           "--static",       "--ping-interval",
             "--idle-timeout",  "--max-message",  "--send-queue",
             "--log-level",     "--check",        "--script-timeout",
-            "--script-memory", "--auth-secret-file", NULL};
+            "--script-memory", "--auth-secret-file", "--rate-limit",
+            "--rate-burst",    NULL};
         int k = 0;
         while (known[k] && strcmp(known[k], flag) != 0) k++;
         if (!known[k]) {
@@ -255,6 +268,22 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                 rc = bad(err, flag, val, "a number of megabytes, 0-2048");
             else
                 cfg->script_memory = (size_t)v;
+        } else if (!strcmp(flag, "--rate-limit")) {
+            char *end;
+            double v = strtod(val, &end);
+            if (!*val || *end || !(v >= 0 && v <= 1000000))
+                rc = bad(err, flag, val,
+                         "messages per second, 0-1000000 (0: no limit)");
+            else
+                cfg->rate_limit = v;
+        } else if (!strcmp(flag, "--rate-burst")) {
+            char *end;
+            errno = 0;
+            long v = strtol(val, &end, 10);
+            if (!*val || *end || errno || v < 1 || v > RATE_BURST_MAX)
+                rc = bad(err, flag, val, "a number of messages, 1-4000");
+            else
+                cfg->rate_burst = (int)v;
         } else if (!strcmp(flag, "--auth-secret-file"))
             rc = parse_string(err, flag, val, cfg->auth_secret_file,
                               sizeof cfg->auth_secret_file);

@@ -11,6 +11,10 @@
 
 #define LUAHUB_VERSION "0.1.0"
 
+/* The largest --rate-burst (the bucket is counted in 1/16 messages in 16
+ * bits per connection). */
+#define RATE_BURST_MAX 4000
+
 typedef enum log_level {
     LOG_ERROR = 0,
     LOG_WARN = 1,
@@ -35,6 +39,8 @@ typedef struct config {
     size_t script_memory;    /* --script-memory MB, default 256; 0: none */
     char check_dir[1024];    /* --check DIR: load the scripts, report, exit */
     char auth_secret_file[1024]; /* --auth-secret-file FILE: tokens required */
+    double rate_limit;       /* --rate-limit N messages/s per connection; 0: none */
+    int rate_burst;          /* --rate-burst N, default: rate_limit rounded up */
 } config_t;
 
 typedef enum config_action {

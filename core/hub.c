@@ -522,6 +522,21 @@ void hub_set_native(hub_t *h, const char *type, hub_native_fn fn) {
 
 const script_host *hub_host(hub_t *h) { return &h->host; }
 
+void hub_conn_limited(hub_t *h, conn_t *c, const char *data, size_t len,
+                      const char *message) {
+    conn_stats_t *st = conn_stats(c);
+    st->messages_in++;
+    st->bytes_in += len;
+    envelope_t env;
+    const char *id = NULL;
+    if (data) {
+        envelope_parse(data, len, &env);
+        id = env.id_json;
+    }
+    hub_send_error(h, c, id, "rate_limited", message);
+    if (data) envelope_clear(&env);
+}
+
 void hub_conn_binary(hub_t *h, conn_t *c) {
     conn_stats(c)->messages_in++;
     hub_send_error(h, c, NULL, "bad_message",

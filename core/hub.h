@@ -56,6 +56,11 @@ void hub_conn_closed(hub_t *h, conn_t *c);
 void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len);
 /* A complete binary message from c: answered bad_message. */
 void hub_conn_binary(hub_t *h, conn_t *c);
+/* A complete message from c over the transport's rate limit (data NULL
+ * for a binary one): not run; answered rate_limited with message, and with
+ * the frame's id when it has one. */
+void hub_conn_limited(hub_t *h, conn_t *c, const char *data, size_t len,
+                      const char *message);
 
 /* Reloads lua/ and scripts/ into a new state and swaps it in; keeps the
  * old one when anything fails. Returns 0 on success, -1 otherwise; the

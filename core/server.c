@@ -91,6 +91,8 @@ struct server {
     int ctx_destroying;
     int64_t stop_started;
     uint64_t guests;
+    int burst;           /* --rate-burst, or its default */
+    char rate_msg[64];   /* the rate_limited error's message */
     /* The auth secret; NULL in development mode (user= trusted). */
     char *secret;
     size_t secret_len;
@@ -106,8 +108,15 @@ typedef struct pss {
     char *close_reason; /* set when closing (rare): not kept per connection */
     unsigned char rx_binary;
     unsigned char ping_due;
+    unsigned char close_sent; /* our close frame is out: waiting for the
+                                 client's, reading and dropping meanwhile */
     uint16_t rx_pass;       /* the loop pass rx_pass_bytes counts */
     uint16_t rx_pass_bytes; /* payload bytes received in that pass */
+    /* --rate-limit: a token bucket in 1/16 messages, refilled from
+     * rl_stamp (the loop's clock, ms); rl_over counts the messages
+     * refused since the last one let through. */
+    uint16_t rl_tokens, rl_over;
+    uint32_t rl_stamp;
 } pss_t;
 
 static server_t *server_of(struct lws *wsi) {
@@ -279,6 +288,32 @@ static const char *identify(server_t *s, struct lws *wsi, char *uid,
     return NULL;
 }
 
+/* --rate-limit: takes one message from c's bucket. Returns 1 when the
+ * message may pass, 0 when it is over the rate. */
+static int rate_take(server_t *s, pss_t *pss) {
+    double rate = s->cfg->rate_limit;
+    uint32_t now = (uint32_t)uv_now(&s->loop);
+    uint32_t cap = (uint32_t)s->burst * 16, t = pss->rl_tokens;
+    uint32_t add = (uint32_t)((double)(uint32_t)(now - pss->rl_stamp) *
+                              rate * 16 / 1000);
+    if (t + (uint64_t)add >= cap) {
+        t = cap;
+        pss->rl_stamp = now;
+    } else if (add) {
+        /* Keep the part of a token not earned yet. */
+        t += add;
+        pss->rl_stamp += (uint32_t)(add * 1000.0 / (rate * 16));
+    }
+    if (t >= 16) {
+        pss->rl_tokens = (uint16_t)(t - 16);
+        pss->rl_over = 0;
+        return 1;
+    }
+    pss->rl_tokens = (uint16_t)t;
+    if (pss->rl_over < UINT16_MAX) pss->rl_over++;
+    return 0;
+}
+
 static void rx_drop(pss_t *pss) {
     if (!pss->rx) return;
     buf_close(pss->rx);
@@ -315,6 +350,29 @@ static int on_receive(server_t *s, struct lws *wsi, pss_t *pss,
         return -1;
     }
     int final = lws_is_final_fragment(wsi);
+    if (final && s->cfg->rate_limit > 0 && !rate_take(s, pss)) {
+        if (pss->rl_over > s->burst) {
+            /* A burst's worth refused and still sending: not a client
+             * that reads its errors. */
+            log_info("conn", "rate limited conn=%s: closed (4029)",
+                     conn_id(c));
+            rx_drop(pss);
+            /* After the answers already queued; what it sends meanwhile
+             * is read and dropped. */
+            transport_close(s, c, 4029, "rate limited");
+            return 0;
+        }
+        if (pss->rx_binary || !pss->rx)
+            hub_conn_limited(s->hub, c, pss->rx_binary ? NULL : in,
+                             pss->rx_binary ? 0 : len, s->rate_msg);
+        else {
+            buf_append(pss->rx, in, len);
+            hub_conn_limited(s->hub, c, buf_content(pss->rx), pss->rx->len,
+                             s->rate_msg);
+        }
+        rx_drop(pss);
+        return 0;
+    }
     if (pss->rx_binary) {
         /* Binary frames are refused whole, once, when they end. */
         if (final) hub_conn_binary(s->hub, c);
@@ -423,6 +481,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
             return -1;
         }
         pss->conn = hub_conn_open(s->hub, uid, wsi);
+        pss->rl_tokens = (uint16_t)(s->burst * 16);
+        pss->rl_stamp = (uint32_t)uv_now(&s->loop);
         return 0;
     }
 
@@ -435,14 +495,20 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 
     case LWS_CALLBACK_SERVER_WRITEABLE: {
         conn_t *c = pss->conn;
-        if (!c) return 0;
+        if (!c || pss->close_sent) return 0;
         s = server_of(wsi);
         if (flush_conn(s, c) < 0) return -1;
         if (lws_partial_buffered(wsi)) return 0;
         if (conn_closing(c) && !conn_queue_len(c)) {
+            /* Closing at once would reset a client that is still sending
+             * (unread data makes close() send RST, and the client loses
+             * the close frame): wait for its close frame instead, reading
+             * and dropping what comes before it, for CLOSE_GRACE_SECS. */
             send_close(wsi, conn_close_code(c),
                        pss->close_reason ? pss->close_reason : "");
-            return -1;
+            pss->close_sent = 1;
+            lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, CLOSE_GRACE_SECS);
+            return 0;
         }
         if (pss->ping_due && !conn_queue_len(c)) {
             /* With a payload: lws 4.1 delivers no RECEIVE_PONG for an
@@ -457,6 +523,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
     }
 
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* The answer to our close: done, nothing left unread. */
+        if (pss->close_sent) return -1;
         /* The client closes: remember its code (1005 when it sent none)
          * for the on_disconnect hook and the log. lws answers the close. */
         if (pss->conn && !conn_closing(pss->conn)) {
@@ -671,6 +739,13 @@ server_t *server_create(const config_t *cfg) {
         free(s);
         return NULL;
     }
+    s->burst = cfg->rate_burst;
+    if (!s->burst) {
+        double b = cfg->rate_limit < 1 ? 1 : cfg->rate_limit;
+        s->burst = b > RATE_BURST_MAX ? RATE_BURST_MAX : (int)(b + 0.999);
+    }
+    snprintf(s->rate_msg, sizeof s->rate_msg,
+             "over the limit of %g messages per second", cfg->rate_limit);
 
     lws_set_log_level(LLL_ERR | LLL_WARN |
                           (log_enabled(LOG_DEBUG) ? LLL_NOTICE : 0),

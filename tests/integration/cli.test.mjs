@@ -12,7 +12,8 @@ test('--help lists every flag with its default and exits 0', () => {
   const r = run('--help');
   assert.equal(r.status, 0);
   for (const flag of ['--host', '--port', '--scripts', '--lua', '--static', '--ping-interval',
-    '--idle-timeout', '--max-message', '--send-queue', '--log-level', '--version']) {
+    '--idle-timeout', '--max-message', '--send-queue', '--log-level', '--version',
+    '--rate-limit', '--rate-burst', '--auth-secret-file']) {
     assert.match(r.stdout, new RegExp(flag));
   }
   assert.match(r.stdout, /default: 8080/);
@@ -24,7 +25,8 @@ test('--version prints the version and exits 0', () => {
   assert.match(r.stdout, /^luahub \d+\.\d+\.\d+\n$/);
 });
 
-for (const args of [['--port', 'eighty'], ['--bogus'], ['--idle-timeout', '0'], ['--max-message'], ['stray'], ['--check']]) {
+for (const args of [['--port', 'eighty'], ['--bogus'], ['--idle-timeout', '0'], ['--max-message'], ['stray'], ['--check'],
+  ['--rate-limit', '-1'], ['--rate-limit', 'fast'], ['--rate-burst', '0'], ['--rate-burst', '5000']]) {
   test(`${args.join(' ')} exits 2 with a clear message`, () => {
     const r = run(...args);
     assert.equal(r.status, 2);

@@ -117,6 +117,27 @@ static void test_bad_values_are_errors_naming_the_flag(void **state) {
     bad("--script-memory", "4096");
     bad("--script-memory", "64m");
     bad("--script-memory", "");
+    bad("--rate-limit", "-1");
+    bad("--rate-limit", "2000000");
+    bad("--rate-limit", "10/s");
+    bad("--rate-burst", "0");
+    bad("--rate-burst", "4001");
+    bad("--auth-secret-file", "");
+}
+
+static void test_rate_limit_and_auth_secret(void **state) {
+    run_t r = parse(NULL);
+    assert_true(r.cfg.rate_limit == 0);
+    assert_int_equal(r.cfg.rate_burst, 0);
+    assert_string_equal(r.cfg.auth_secret_file, "");
+    done(&r);
+    r = parse("--rate-limit", "12.5", "--rate-burst=40", "--auth-secret-file",
+              "/etc/luahub/secret", NULL);
+    assert_int_equal(r.action, CONFIG_RUN);
+    assert_true(r.cfg.rate_limit == 12.5);
+    assert_int_equal(r.cfg.rate_burst, 40);
+    assert_string_equal(r.cfg.auth_secret_file, "/etc/luahub/secret");
+    done(&r);
 }
 
 static void test_script_limits(void **state) {
@@ -153,7 +174,8 @@ static void test_help_lists_every_flag_and_default(void **state) {
         "(default: lua)",  "examples/chat", "(default: 25)", "(default: 60)",
         "65536",           "1048576",      "(default: info)", "/healthz",
         "--unsafe-lua",    "--check",      "--watch",      "--script-timeout",
-        "--script-memory", "(default: 256)",
+        "--script-memory", "(default: 256)", "--rate-limit", "--rate-burst",
+        "--auth-secret-file", "LUAHUB_AUTH_SECRET",
     };
     run_t r = parse("--help", NULL);
     assert_int_equal(r.action, CONFIG_HELP);
@@ -201,6 +223,7 @@ int main(void) {
         cmocka_unit_test(test_help_lists_every_flag_and_default),
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_script_limits),
+        cmocka_unit_test(test_rate_limit_and_auth_secret),
         cmocka_unit_test(test_check_and_unsafe_lua),
         cmocka_unit_test(test_level_names_round_trip),
     };
