@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 PORT ?= 8080
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps test-deps build run test test-asan check bench bench-lua clean
+.PHONY: all deps test-deps build run test test-asan check bench bench-lua fuzz clean
 
 all: build
 
@@ -50,6 +50,11 @@ bench: build
 # Only the Lua-against-C comparison (about 1 minute).
 bench-lua: build
 	tests/bench/lua_vs_c.sh $(BUILD)
+
+# libFuzzer (clang) on what clients send: frames through the envelope
+# check and JSON parser, tokens through auth; FUZZ_SECONDS each (60).
+fuzz:
+	tests/fuzz/run.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
