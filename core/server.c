@@ -400,7 +400,8 @@ static int on_receive(server_t *s, struct lws *wsi, pss_t *pss,
 /* Writes a close frame with code and reason. lws_close_reason() followed
  * by returning -1 from the WRITEABLE callback drops the connection on the
  * libuv event lib without sending the frame (measured), so the frame is
- * written here and the connection then closed. */
+ * written here; the connection is closed when the client answers it (or
+ * after CLOSE_GRACE_SECS). */
 static void send_close(struct lws *wsi, int code, const char *reason) {
     unsigned char buf[LWS_PRE + 2 + 125];
     unsigned char *p = buf + LWS_PRE;
