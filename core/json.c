@@ -6,6 +6,7 @@
  * sink gets NUL-terminated UTF-8. */
 #include "json.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,7 +543,7 @@ void json_write_string(buf_t *b, const char *s, size_t n) {
 }
 
 int json_write_number(buf_t *b, double v) {
-    if (v != v || v > 1.7976931348623157e308 || v < -1.7976931348623157e308)
+    if (!isfinite(v))
         return -1;
     char tmp[32];
     int n;
