@@ -16,6 +16,7 @@
 #include "server.h"
 
 #include <libwebsockets.h>
+#include <math.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -350,49 +351,40 @@ static int on_receive(server_t *s, struct lws *wsi, pss_t *pss,
         return -1;
     }
     int final = lws_is_final_fragment(wsi);
-    if (final && s->cfg->rate_limit > 0 && !rate_take(s, pss)) {
+    if (!pss->rx_binary && (!final || have)) {
+        /* A text message in pieces (longer than rx_buffer_size, or
+         * fragmented by the client): assembled in a buffer that exists
+         * only meanwhile, so that an idle connection holds none. Binary
+         * messages are refused whole, when they end, unread. */
+        if (!pss->rx) {
+            pss->rx = xmalloc(sizeof *pss->rx);
+            buf_init(pss->rx, 0);
+        }
+        buf_append(pss->rx, in, len);
+        if (final) {
+            in = buf_content(pss->rx);
+            len = pss->rx->len;
+        }
+    }
+    if (!final) return 0;
+    /* One whole message: in[0..len), without a copy in the common case. */
+    if (s->cfg->rate_limit > 0 && !rate_take(s, pss)) {
         if (pss->rl_over > s->burst) {
             /* A burst's worth refused and still sending: not a client
-             * that reads its errors. */
+             * that reads its errors. Closed after the answers already
+             * queued; what it sends meanwhile is read and dropped. */
             log_info("conn", "rate limited conn=%s: closed (4029)",
                      conn_id(c));
-            rx_drop(pss);
-            /* After the answers already queued; what it sends meanwhile
-             * is read and dropped. */
             transport_close(s, c, 4029, "rate limited");
-            return 0;
-        }
-        if (pss->rx_binary || !pss->rx)
-            hub_conn_limited(s->hub, c, pss->rx_binary ? NULL : in,
-                             pss->rx_binary ? 0 : len, s->rate_msg);
-        else {
-            buf_append(pss->rx, in, len);
-            hub_conn_limited(s->hub, c, buf_content(pss->rx), pss->rx->len,
+        } else {
+            hub_conn_limited(s->hub, c, pss->rx_binary ? NULL : in, len,
                              s->rate_msg);
         }
-        rx_drop(pss);
-        return 0;
-    }
-    if (pss->rx_binary) {
-        /* Binary frames are refused whole, once, when they end. */
-        if (final) hub_conn_binary(s->hub, c);
-        return 0;
-    }
-    if (final && have == 0) {
-        /* The common case: the whole message in one piece, no copy. */
+    } else if (pss->rx_binary) {
+        hub_conn_binary(s->hub, c);
+    } else {
         hub_conn_message(s->hub, c, in, len);
-        return 0;
     }
-    /* In pieces (longer than rx_buffer_size, or fragmented by the
-     * client): assembled in a buffer that exists only meanwhile, so that
-     * an idle connection holds none. */
-    if (!pss->rx) {
-        pss->rx = xmalloc(sizeof *pss->rx);
-        buf_init(pss->rx, 0);
-    }
-    buf_append(pss->rx, in, len);
-    if (!final) return 0;
-    hub_conn_message(s->hub, c, buf_content(pss->rx), pss->rx->len);
     rx_drop(pss);
     return 0;
 }
@@ -740,11 +732,10 @@ server_t *server_create(const config_t *cfg) {
         free(s);
         return NULL;
     }
-    s->burst = cfg->rate_burst;
-    if (!s->burst) {
-        double b = cfg->rate_limit < 1 ? 1 : cfg->rate_limit;
-        s->burst = b > RATE_BURST_MAX ? RATE_BURST_MAX : (int)(b + 0.999);
-    }
+    /* The burst defaults to one second's worth of the rate. */
+    s->burst = cfg->rate_burst ? cfg->rate_burst
+                               : (int)fmin(fmax(ceil(cfg->rate_limit), 1),
+                                           RATE_BURST_MAX);
     snprintf(s->rate_msg, sizeof s->rate_msg,
              "over the limit of %g messages per second", cfg->rate_limit);
 

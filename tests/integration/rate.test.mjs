@@ -49,6 +49,17 @@ describe('rate limit (--rate-limit 20 --rate-burst 5)', () => {
     await c.close();
   });
 
+  test('a long message over the rate (read in pieces) is refused with its id', async () => {
+    const c = await Client.connect(server, 'erin');
+    const pad = 'x'.repeat(2000);
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => c.request({ type: 'ping', id: `long-${i}`, pad })));
+    assert.deepEqual(answers.map((m) => m.type), [...Array(5).fill('pong'), 'error']);
+    assert.equal(answers[5].id, 'long-5');
+    assert.equal(answers[5].code, 'rate_limited');
+    await c.close();
+  });
+
   test('a flood is closed with 4029; the others keep being answered', async () => {
     const bystander = await Client.connect(server, 'dave');
     const c = await Client.connect(server, 'mallory');
