@@ -159,6 +159,18 @@ static size_t put_utf8(char *d, unsigned cp) {
     return 4;
 }
 
+/* Room for an unescaped string of n bytes and its NUL: the parser's own
+ * small buffer, or its heap buffer grown to fit. */
+static char *scratch(parser_t *ps, size_t n) {
+    if (n < sizeof ps->small) return ps->small;
+    if (ps->heap_cap < n + 1) {
+        free(ps->heap);
+        ps->heap_cap = n + 1;
+        ps->heap = xmalloc(ps->heap_cap);
+    }
+    return ps->heap;
+}
+
 /* Parses the string whose opening quote is at ps->p. On success *out and
  * *outlen hold the unescaped, NUL-terminated bytes, valid until the next
  * string. */
@@ -170,15 +182,7 @@ static json_status parse_string(parser_t *ps, const char **out,
     size_t plain = plain_run(s, (size_t)(ps->end - s));
     const char *q = s + plain;
     if (q < ps->end && *q == '"') {
-        char *d = ps->small;
-        if (plain >= sizeof ps->small) {
-            if (ps->heap_cap < plain + 1) {
-                free(ps->heap);
-                ps->heap_cap = plain + 1;
-                ps->heap = xmalloc(ps->heap_cap);
-            }
-            d = ps->heap;
-        }
+        char *d = scratch(ps, plain);
         memcpy(d, s, plain);
         d[plain] = '\0';
         *out = d;
@@ -188,18 +192,7 @@ static json_status parse_string(parser_t *ps, const char **out,
     }
     /* The unescaped form is never longer than the escaped one. */
     while (q < ps->end && *q != '"') q += (*q == '\\' && q + 1 < ps->end) ? 2 : 1;
-    size_t span = (size_t)(q - s);
-    char *d;
-    if (span < sizeof ps->small) {
-        d = ps->small;
-    } else {
-        if (ps->heap_cap < span + 1) {
-            free(ps->heap);
-            ps->heap_cap = span + 1;
-            ps->heap = xmalloc(ps->heap_cap);
-        }
-        d = ps->heap;
-    }
+    char *d = scratch(ps, (size_t)(q - s));
     /* The plain prefix is known good. */
     memcpy(d, s, plain);
     char *w = d + plain;
