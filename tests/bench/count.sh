@@ -11,6 +11,16 @@
 #                                        server (default build/luahub) under
 #                                        a fixed-rate fan-out: 200
 #                                        subscribers, 50 messages/s
+#   tests/bench/count.sh rooms [BIN]     instructions per message of the
+#                                        server under the closed-loop rooms
+#                                        load (100 rooms of 4); the longer
+#                                        run's profile is left in
+#                                        /tmp/luahub-rooms.callgrind for
+#                                        callgrind_annotate
+#   tests/bench/count.sh sends SERVER    send() calls per message (rooms
+#                                        500 x 4) and per delivery (100
+#                                        msg/s to 1,000) for luahub, limit
+#                                        or uws; needs perf
 # BUILD_DIR picks the build (default build). Needs valgrind.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,32 +43,78 @@ handler() {
   echo "$run: $(((b - a) / 22000)) instructions per message"
 }
 
-# server_run BIN SECONDS -> "instructions deliveries"
+# server_run BIN SECONDS KEY OUT LOAD... -> "instructions N": the server
+# under callgrind (profile in OUT) while luahub-bench runs LOAD for
+# SECONDS; N is the field KEY of the load's JSON.
 server_run() {
-  local bin=$1 dur=$2 pid
-  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" \
+  local bin=$1 dur=$2 key=$3 cg=$4 pid
+  shift 4
+  valgrind --tool=callgrind --callgrind-out-file="$cg" "$bin" \
     --port "$PORT" --log-level error --send-queue 16m 2>/tmp/count.$$.log &
   pid=$!
   wait_port "$PORT" 600
   local out
-  out=$("$BUILD/luahub-bench" --port "$PORT" --json --mode fanout --conns 200 \
-    --rate 50 --window 100 --warmup 0.5 --duration "$dur" 2>/dev/null)
+  out=$("$BUILD/luahub-bench" --port "$PORT" --json "$@" --warmup 0.5 \
+    --duration "$dur" 2>/dev/null)
   kill -INT "$pid"
   wait "$pid" || true
   echo "$(collected /tmp/count.$$.log) $(node -e \
-    'console.log(JSON.parse(process.argv[1]).delivered_total)' "$out")"
+    'console.log(JSON.parse(process.argv[1])[process.argv[2]])' "$out" "$key")"
   rm -f /tmp/count.$$.log
 }
 
+# per_unit NAME UNIT KEY OUT LOAD...: the difference of a 2 s and a 5 s run.
+per_unit() {
+  local bin=$1 unit=$2 key=$3 cg=$4 ia da ib db
+  shift 4
+  read -r ia da <<<"$(server_run "$bin" 2 "$key" /dev/null "$@")"
+  read -r ib db <<<"$(server_run "$bin" 5 "$key" "$cg" "$@")"
+  echo "$bin: $(((ib - ia) / (db - da))) instructions per $unit ($((db - da)) apart)"
+}
+
 fanout() {
-  local bin=${1:-$BUILD/luahub} ia da ib db
-  read -r ia da <<<"$(server_run "$bin" 2)"
-  read -r ib db <<<"$(server_run "$bin" 5)"
-  echo "$bin: $(((ib - ia) / (db - da))) instructions per delivery ($((db - da)) deliveries apart)"
+  per_unit "${1:-$BUILD/luahub}" delivery delivered_total /dev/null \
+    --mode fanout --conns 200 --rate 50 --window 100
+}
+
+rooms() {
+  per_unit "${1:-$BUILD/luahub}" message published /tmp/luahub-rooms.callgrind \
+    --mode rooms --rooms 100 --members 4
+}
+
+# sends SERVER: perf counts the server's write calls for 3 s inside the
+# measured part of each load (after the connections and joins), against
+# the load's own rate over that part.
+sends() {
+  local name=$1 port=$((PORT + 1)) pid out
+  if [ "$name" = uws ]; then BUN=$(tests/bench/uws.sh "$BUILD"); fi
+  for load in "rooms 500 x 4|messages_per_s|message|--mode rooms --rooms 500 --members 4" \
+    "fanout 100 msg/s to 1000|deliveries_per_s|delivery|--mode fanout --conns 1000 --rate 100 --window 1000"; do
+    IFS='|' read -r what key unit args <<<"$load"
+    pid=$(start_server "$name" "$port")
+    wait_port "$port"
+    (sleep 2.5 && perf stat -x, -o /tmp/count.$$.perf -p "$pid" -e \
+      syscalls:sys_enter_sendto,syscalls:sys_enter_sendmsg,syscalls:sys_enter_writev,syscalls:sys_enter_write \
+      -- sleep 3) &
+    # shellcheck disable=SC2086
+    out=$(taskset -c 1 "$BUILD/luahub-bench" --port "$port" --json $args \
+      --warmup 2 --duration 4 2>/dev/null)
+    wait $!
+    stop_pid "$pid"
+    node -e 'const fs = require("fs"), [out, key, what, unit, name, file] = process.argv.slice(1);
+      const calls = fs.readFileSync(file, "utf8").split("\n").filter((l) => /^\d/.test(l))
+        .reduce((s, l) => s + Number(l.split(",")[0]), 0);
+      const n = JSON.parse(out)[key] * 3;
+      console.log(`${name}, ${what}: ${calls} write calls in 3 s, ${(calls / n).toFixed(2)} per ${unit}`)' \
+      "$out" "$key" "$what" "$unit" "$name" /tmp/count.$$.perf
+    rm -f /tmp/count.$$.perf
+  done
 }
 
 case "${1:-}" in
   handler) handler "${2:?which run: ping-lua, ping-c, chat-lua, chat-c}" ;;
   fanout) fanout "${2:-}" ;;
-  *) sed -n '2,15p' "$0" >&2; exit 2 ;;
+  rooms) rooms "${2:-}" ;;
+  sends) sends "${2:?which server: luahub, limit, uws}" ;;
+  *) sed -n '2,25p' "$0" >&2; exit 2 ;;
 esac

@@ -21,3 +21,16 @@ stop_pid() {
   done
   kill -9 "$1" 2>/dev/null || true
 }
+
+# start_server NAME PORT -> pid: luahub, limit or uws (needs $BUN, from
+# tests/bench/uws.sh), pinned to CPU 0, from $BUILD.
+start_server() {
+  case $1 in
+  luahub) taskset -c 0 "$BUILD/luahub" --port "$2" --log-level error \
+    --send-queue 16m >/tmp/luahub-bench-server.log 2>&1 & ;;
+  limit) taskset -c 0 "$BUILD/limit-server" "$2" >/dev/null 2>&1 & ;;
+  uws) taskset -c 0 "$BUN" tests/bench/uws_server.js "$2" >/dev/null 2>&1 & ;;
+  *) echo "bench: no server named $1" >&2; return 1 ;;
+  esac
+  echo $!
+}

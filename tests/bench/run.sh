@@ -35,18 +35,6 @@ fi
 # Each server has its own port: a port just closed may linger in TIME_WAIT.
 port_of() { case $1 in luahub) echo "$BASE" ;; limit) echo $((BASE + 1)) ;;
   uws) echo $((BASE + 2)) ;; esac; }
-start() { # start SERVER -> pid
-  local port
-  port=$(port_of "$1")
-  case $1 in
-  luahub) taskset -c 0 "$BUILD/luahub" --port "$port" --log-level error \
-    --send-queue 16m >/tmp/luahub-bench-server.log 2>&1 & ;;
-  limit) taskset -c 0 "$BUILD/limit-server" "$port" >/dev/null 2>&1 & ;;
-  uws) taskset -c 0 "$BUN" tests/bench/uws_server.js "$port" >/dev/null 2>&1 & ;;
-  esac
-  echo $!
-}
-
 # Each run is one luahub-bench invocation per server; rows read figures
 # out of a run's JSON.
 RUNS=(
@@ -74,8 +62,8 @@ declare -A OUT # OUT[server,run] = one JSON object per line, one per rep
 for r in ${BENCH_RUNS:-"${!RUNS[@]}"}; do
   for _ in $(seq "$REPS"); do
     for s in "${SERVERS[@]}"; do
-      pid=$(start "$s")
       port=$(port_of "$s")
+      pid=$(start_server "$s" "$port")
       json='{}'
       if wait_port "$port"; then
         # shellcheck disable=SC2086
