@@ -309,6 +309,10 @@ static script_t *load_scripts(hub_t *h, char *err, size_t errlen) {
     return script_create(&opt, &h->host, err, errlen);
 }
 
+static const char *hook_list(const script_t *s) {
+    return *script_hooks(s) ? script_hooks(s) : "none";
+}
+
 /* The state to call into. One that a call left unusable (abandoned past
  * its time limit, or out of memory for good) is replaced by a fresh load
  * first; if the scripts on disk no longer load, the old state stays and
@@ -358,8 +362,11 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
         hub_destroy(h);
         return NULL;
     }
-    log_info("script", "loaded %zu handlers: %s", script_count(h->script),
-             script_types(h->script));
+    log_info("script", "loaded %zu handlers: %s; hooks: %s",
+             script_count(h->script), script_types(h->script),
+             hook_list(h->script));
+    if (script_stray_hooks(h->script))
+        log_warn("script", "%s", script_stray_hooks(h->script));
     return h;
 }
 
@@ -607,7 +614,8 @@ int hub_reload(hub_t *h) {
                      sizeof changes);
     script_destroy(h->script);
     h->script = s;
-    log_info("script", "reloaded %zu handlers in %.1f ms (%s): %s",
-             script_count(s), ms, changes, script_types(s));
+    log_info("script", "reloaded %zu handlers in %.1f ms (%s): %s; hooks: %s",
+             script_count(s), ms, changes, script_types(s), hook_list(s));
+    if (script_stray_hooks(s)) log_warn("script", "%s", script_stray_hooks(s));
     return 0;
 }

@@ -7,8 +7,9 @@
 #include "server.h"
 
 /* luahub --check DIR: load the scripts exactly as the server would (same
- * runtime, same sandbox) and report. Exit 0 when they all load, 1 with
- * every error (file:line) otherwise. */
+ * runtime, same sandbox) and report the handlers and hooks. Exit 0 when
+ * they all load, 1 with every error (file:line) otherwise, or when a file
+ * in hooks/ is no hook. */
 static int check_scripts(const config_t *cfg) {
     char err[8192];
     script_options opt = {cfg->lua_dir, cfg->check_dir, cfg->unsafe_lua, NULL,
@@ -19,9 +20,20 @@ static int check_scripts(const config_t *cfg) {
         fprintf(stderr, "luahub: %s: the scripts do not load\n", cfg->check_dir);
         return 1;
     }
+    /* A file in hooks/ that is no hook is a mistake (a misspelled name)
+     * the server would only warn about: here it fails the check. */
+    const char *stray = script_stray_hooks(s);
+    if (stray) fprintf(stderr, "%s\n", stray);
     printf("luahub: %s: %zu handlers load: %s\n", cfg->check_dir,
            script_count(s), script_types(s));
+    printf("luahub: %s: hooks: %s\n", cfg->check_dir,
+           *script_hooks(s) ? script_hooks(s) : "none");
     script_destroy(s);
+    if (stray) {
+        fprintf(stderr, "luahub: %s: the scripts do not load cleanly\n",
+                cfg->check_dir);
+        return 1;
+    }
     return 0;
 }
 

@@ -63,6 +63,8 @@ struct script {
     int fail_ref;
     size_t count;
     char *types;
+    char *hooks;       /* the hooks loaded, ", "-separated */
+    char *stray_hooks; /* what is wrong with files in hooks/, or NULL */
     /* The memory cap (see capped_alloc); mem_limit 0: none. */
     lua_Alloc base_alloc;
     void *base_ud;
@@ -1250,22 +1252,35 @@ const script_host *script_null_host(void) { return &null_host; }
 
 /* ---- loading ------------------------------------------------------------ */
 
-/* Pushes a sorted array of the handler types found in dir (files named
- * <type>.lua). Returns -1 with err filled when dir can't be read. */
-static int push_handler_types(lua_State *L, const char *dir, char *err,
-                              size_t errlen) {
+/* 1 when name (n bytes) ends in _spec.lua: a busted spec kept beside the
+ * scripts (examples/handlers keeps them so), not a script. */
+static int is_spec(const char *name, size_t n) {
+    static const char suffix[] = "_spec.lua";
+    return n >= sizeof suffix - 1 &&
+           !strcmp(name + n - (sizeof suffix - 1), suffix);
+}
+
+/* Pushes a sorted array of the names (without .lua) of the Lua files in
+ * dir, specs left out. With handlers set, a name must be a valid message
+ * type (others are skipped with a warning) and a missing dir is an error
+ * (-1, err filled); otherwise a missing dir is an empty list. Directories
+ * (lib/, hooks/, spec/) are never listed: they do not end in .lua or are
+ * not read as scripts. */
+static int push_lua_files(lua_State *L, const char *dir, int handlers,
+                          char *err, size_t errlen) {
+    idlist_t names = {0};
     DIR *d = opendir(dir);
-    if (!d) {
+    if (!d && handlers) {
         snprintf(err, errlen, "cannot read scripts directory %s: %s", dir,
                  strerror(errno));
         return -1;
     }
-    idlist_t names = {0};
     struct dirent *e;
-    while ((e = readdir(d))) {
+    while (d && (e = readdir(d))) {
         size_t n = strlen(e->d_name);
         if (n < 5 || strcmp(e->d_name + n - 4, ".lua") != 0) continue;
-        if (!envelope_valid_type(e->d_name, n - 4)) {
+        if (is_spec(e->d_name, n)) continue;
+        if (handlers && !envelope_valid_type(e->d_name, n - 4)) {
             log_warn("script", "skipping %s/%s: a handler's file name must "
                      "be <type>.lua with type 1-64 of [A-Za-z0-9_]",
                      dir, e->d_name);
@@ -1273,7 +1288,7 @@ static int push_handler_types(lua_State *L, const char *dir, char *err,
         }
         idlist_add(&names, xstrndup(e->d_name, n - 4));
     }
-    closedir(d);
+    if (d) closedir(d);
     if (names.len > 1)
         qsort(names.ids, names.len, sizeof *names.ids, cmp_str);
     lua_createtable(L, (int)names.len, 0);
@@ -1327,6 +1342,26 @@ static void register_core(lua_State *L, script_t *s) {
     lua_pop(L, 2);
 }
 
+/* The array in field k of the table on top of the stack, its strings
+ * joined with sep (a new string); *n, if given, gets its length. */
+static char *join_field(lua_State *L, const char *k, const char *sep,
+                        size_t *n) {
+    buf_t b;
+    buf_init(&b, 0);
+    lua_getfield(L, -1, k);
+    size_t len = lua_istable(L, -1) ? lua_objlen(L, -1) : 0;
+    for (size_t i = 1; i <= len; i++) {
+        lua_rawgeti(L, -1, (int)i);
+        if (i > 1) buf_puts(&b, sep);
+        buf_puts(&b, lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    buf_putc(&b, '\0');
+    if (n) *n = len;
+    return buf_steal(&b);
+}
+
 script_t *script_create(const script_options *opt, const script_host *host,
                         char *err, size_t errlen) {
     script_t *s = xcalloc(1, sizeof *s);
@@ -1361,14 +1396,17 @@ script_t *script_create(const script_options *opt, const script_host *host,
         goto fail;
     }
     lua_pushstring(L, opt->scripts_dir);
-    if (push_handler_types(L, opt->scripts_dir, err, errlen) < 0) goto fail;
+    if (push_lua_files(L, opt->scripts_dir, 1, err, errlen) < 0) goto fail;
     lua_pushstring(L, opt->lua_dir);
     lua_pushboolean(L, opt->unsafe);
-    /* stack: runtime chunk, scripts_dir, types, lua_dir, unsafe */
+    char hooks_dir[2048];
+    snprintf(hooks_dir, sizeof hooks_dir, "%s/hooks", opt->scripts_dir);
+    push_lua_files(L, hooks_dir, 0, NULL, 0);
+    /* stack: runtime chunk, scripts_dir, types, lua_dir, unsafe, hooks */
     /* Loading runs every script's top level: give it ten calls' time. */
     double call_limit = s->timeout_ms;
     s->timeout_ms = call_limit > 0 ? call_limit * 10 : 0;
-    int load_rc = guarded_pcall(s, 4, 1, 0);
+    int load_rc = guarded_pcall(s, 5, 1, 0);
     s->timeout_ms = call_limit;
     if (load_rc == GUARD_ESCAPED) {
         snprintf(err, errlen, "loading the scripts ran past %.0f ms",
@@ -1401,18 +1439,11 @@ script_t *script_create(const script_options *opt, const script_host *host,
     s->has_disconnect_hook = lua_toboolean(L, -1);
     lua_pop(L, 2);
 
-    buf_t types;
-    buf_init(&types, 0);
-    lua_getfield(L, -1, "types");
-    s->count = lua_istable(L, -1) ? lua_objlen(L, -1) : 0;
-    for (size_t i = 1; i <= s->count; i++) {
-        lua_rawgeti(L, -1, (int)i);
-        if (i > 1) buf_puts(&types, ",");
-        buf_puts(&types, lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
-        lua_pop(L, 1);
-    }
-    buf_putc(&types, '\0');
-    s->types = buf_steal(&types);
+    s->types = join_field(L, "types", ",", &s->count);
+    s->hooks = join_field(L, "hooks", ", ", NULL);
+    lua_getfield(L, -1, "stray_hooks");
+    if (lua_isstring(L, -1)) s->stray_hooks = xstrdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
     lua_settop(L, 0);
     return s;
 
@@ -1433,10 +1464,14 @@ void script_destroy(script_t *s) {
     }
     free(s->ids.ids);
     free(s->types);
+    free(s->hooks);
+    free(s->stray_hooks);
     free(s);
 }
 
 const char *script_types(const script_t *s) { return s->types ? s->types : ""; }
+const char *script_hooks(const script_t *s) { return s->hooks ? s->hooks : ""; }
+const char *script_stray_hooks(const script_t *s) { return s->stray_hooks; }
 size_t script_count(const script_t *s) { return s->count; }
 
 /* Pushes the connection's metadata (decoded) or nil. */

@@ -133,6 +133,16 @@ size_t script_memory(const script_t *s);
 const char *script_types(const script_t *s);
 size_t script_count(const script_t *s);
 
+/* The lifecycle hooks loaded, in the order on_connect, on_message,
+ * on_disconnect, ", "-separated ("" when none). */
+const char *script_hooks(const script_t *s);
+
+/* NULL, or a sentence naming the Lua files in the scripts' hooks/
+ * directory that are not a hook (a misspelled hooks/on_connct.lua) and the
+ * hooks there are. Such files are not loaded: the server warns, luahub
+ * --check fails. */
+const char *script_stray_hooks(const script_t *s);
+
 /* Checks the client frame json[0..len) against the protocol's envelope
  * (envelope_parse's rules, into *env) and, in the same pass over it,
  * decodes it into the table the handler gets; then runs the handler for

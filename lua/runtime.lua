@@ -2,12 +2,13 @@
 --
 -- The core (core/script.c) runs this file once per Lua state, with the
 -- scripts directory, the sorted list of handler types found in it (files
--- <type>.lua), the runtime directory, and whether the sandbox is lifted.
--- Loading is all or nothing: if any handler fails to load, this raises
--- with every failure (file:line each) and the core keeps the previous state
--- in service. On success it returns { dispatch = fn, types = {...} }.
+-- <type>.lua), the runtime directory, whether the sandbox is lifted,
+-- and the names of the Lua files in scripts/hooks/. Loading is all or
+-- nothing: if any handler fails to load, this raises with every failure
+-- (file:line each) and the core keeps the previous state in service. On
+-- success it returns { dispatch = fn, types = {...}, hooks = {...}, ... }.
 
-local scripts_dir, types, lua_dir, unsafe = ...
+local scripts_dir, types, lua_dir, unsafe, hook_files = ...
 
 local core = require "hub.core"
 local hub = require "hub"
@@ -58,20 +59,31 @@ for _, t in ipairs(types) do
 end
 -- Optional lifecycle hooks: scripts/hooks/on_connect.lua, on_message.lua,
 -- on_disconnect.lua, loaded like handlers (same sandbox, same all or
--- nothing).
-local hooks = {}
-for _, name in ipairs({ "on_connect", "on_message", "on_disconnect" }) do
-  local path = scripts_dir .. "/hooks/" .. name .. ".lua"
-  local f = io.open(path, "r")
-  if f then
-    f:close()
+-- nothing). hook_files lists the Lua files the core found in hooks/ (specs
+-- left out); one that is no hook is reported, not loaded.
+local HOOKS = { "on_connect", "on_message", "on_disconnect" }
+local hooks, hooks_loaded, stray = {}, {}, {}
+local present = {}
+for _, f in ipairs(hook_files) do present[f] = true end
+for _, name in ipairs(HOOKS) do
+  if present[name] then
+    present[name] = nil
     local fn, err = load_handler("hooks/" .. name)
     if fn then
       hooks[name] = fn
+      hooks_loaded[#hooks_loaded + 1] = name
     else
       failures[#failures + 1] = err
     end
   end
+end
+for _, f in ipairs(hook_files) do
+  if present[f] then stray[#stray + 1] = scripts_dir .. "/hooks/" .. f .. ".lua" end
+end
+local stray_hooks
+if #stray > 0 then
+  stray_hooks = table.concat(stray, ", ") .. (#stray > 1 and " are" or " is")
+    .. " not a hook and not loaded (the hooks are " .. table.concat(HOOKS, ", ") .. ")"
 end
 
 if #failures > 0 then
@@ -188,7 +200,7 @@ end
 
 return {
   dispatch = dispatch, connect = connect, disconnect = disconnect,
-  types = loaded, hub = hub,
+  types = loaded, hub = hub, hooks = hooks_loaded, stray_hooks = stray_hooks,
   has_connect_hook = hooks.on_connect ~= nil,
   has_disconnect_hook = hooks.on_disconnect ~= nil,
 }

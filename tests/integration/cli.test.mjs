@@ -53,3 +53,33 @@ test('--check DIR: 0 for good scripts, 1 with every error and its file:line', ()
   assert.match(bad.stderr, /broken\.lua:2:/);
   assert.match(bad.stderr, /leaky\.lua:1: assignment to undeclared global 'total'/);
 });
+
+test('--check skips specs (*_spec.lua, spec/) beside the handlers and lists the hooks', () => {
+  // examples/handlers keeps each handler's spec beside it, hooks/ included.
+  const r = run('--check', path.join(ROOT, 'examples/handlers'), '--lua', path.join(ROOT, 'lua'));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /4 handlers load: react,roll,shout,slow_mode\n/);
+  assert.match(r.stdout, /hooks: on_message\n/);
+  const dir = tempScripts();
+  fs.mkdirSync(path.join(dir, 'spec'));
+  fs.writeFileSync(path.join(dir, 'spec/chat_spec.lua'), 'describe("x", function() end)\n');
+  fs.writeFileSync(path.join(dir, 'ping_spec.lua'), 'describe("ping", function() end)\n');
+  const ok = run('--check', dir, '--lua', path.join(ROOT, 'lua'));
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /9 handlers load: chat,/);
+  assert.match(ok.stdout, /hooks: none\n/);
+});
+
+test('--check fails on a file in hooks/ that is no hook, naming it and the hooks', () => {
+  const dir = tempScripts();
+  fs.mkdirSync(path.join(dir, 'hooks'));
+  fs.writeFileSync(path.join(dir, 'hooks/on_connect.lua'), 'return function() end\n');
+  fs.writeFileSync(path.join(dir, 'hooks/on_disconnect.lua'), 'return function() end\n');
+  fs.writeFileSync(path.join(dir, 'hooks/on_mesage.lua'), 'return function() end\n');
+  const r = run('--check', dir, '--lua', path.join(ROOT, 'lua'));
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /hooks\/on_mesage\.lua is not a hook and not loaded \(the hooks are on_connect, on_message, on_disconnect\)/);
+  assert.match(r.stdout, /hooks: on_connect, on_disconnect\n/);
+  fs.unlinkSync(path.join(dir, 'hooks/on_mesage.lua'));
+  assert.equal(run('--check', dir, '--lua', path.join(ROOT, 'lua')).status, 0);
+});

@@ -251,10 +251,18 @@ end
       const limited = await pleb.request({ type: 'chat', room_id: 'hk', payload: { text: 'two' } });
       assert.equal(limited.code, 'rate_limited');
 
+      // The log lists the hooks; a misspelled hook file is named, not loaded.
+      assert.match(server.log, /loaded \d+ handlers: .*; hooks: on_connect, on_message, on_disconnect\n/);
+      fs.writeFileSync(path.join(dir, 'hooks/on_conect.lua'), 'return function() return false end\n');
+      fs.writeFileSync(path.join(dir, 'hooks/on_message_spec.lua'), 'describe("x", function() end)\n');
+
       // The metadata survives a reload (it is kept in C).
       server.signal('SIGHUP');
       await server.waitLog(/reloaded/);
       assert.equal((await boss.request({ type: 'whoami' })).role, 'admin');
+      assert.match(server.log, /reloaded .*; hooks: on_connect, on_message, on_disconnect\n/);
+      assert.match(server.log, /WARN.*hooks\/on_conect\.lua is not a hook and not loaded \(the hooks are on_connect, on_message, on_disconnect\)/i);
+      assert.doesNotMatch(server.log, /on_message_spec/);
 
       await boss.close();
       await server.waitLog(/bye boss code=1005 role=admin/);
