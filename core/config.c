@@ -2,10 +2,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void config_defaults(config_t *cfg) {
     memset(cfg, 0, sizeof *cfg);
@@ -61,6 +63,12 @@ static void usage(FILE *out) {
             "(default: %s)\n"
             "  --lua DIR                the Lua runtime (default: %s)\n"
             "  --static DIR             files served at / (default: %s)\n"
+            "                           (unless given, these three are "
+            "looked for in the\n"
+            "                           working directory, then beside "
+            "the binary,\n"
+            "                           BIN/../DIR, then installed, "
+            "BIN/../share/luahub/DIR)\n"
             "  --ping-interval SECONDS  how often each connection is "
             "pinged (default: %g)\n"
             "  --idle-timeout SECONDS   close a connection silent this "
@@ -235,15 +243,19 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             rc = parse_string(err, flag, val, cfg->host, sizeof cfg->host);
         else if (!strcmp(flag, "--port"))
             rc = parse_port(err, flag, val, &cfg->port);
-        else if (!strcmp(flag, "--scripts"))
+        else if (!strcmp(flag, "--scripts")) {
             rc = parse_string(err, flag, val, cfg->scripts_dir,
                               sizeof cfg->scripts_dir);
-        else if (!strcmp(flag, "--lua"))
+            cfg->scripts_given = 1;
+        } else if (!strcmp(flag, "--lua")) {
             rc = parse_string(err, flag, val, cfg->lua_dir,
                               sizeof cfg->lua_dir);
-        else if (!strcmp(flag, "--static"))
+            cfg->lua_given = 1;
+        } else if (!strcmp(flag, "--static")) {
             rc = parse_string(err, flag, val, cfg->static_dir,
                               sizeof cfg->static_dir);
+            cfg->static_given = 1;
+        }
         else if (!strcmp(flag, "--ping-interval"))
             rc = parse_seconds(err, flag, val, &cfg->ping_interval);
         else if (!strcmp(flag, "--idle-timeout"))
@@ -297,4 +309,78 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
         if (rc) return CONFIG_ERROR;
     }
     return cfg->check_dir[0] ? CONFIG_CHECK : CONFIG_RUN;
+}
+
+/* 1 when dir is a directory and, if marker is given, holds that file. */
+static int has(const char *dir, const char *marker) {
+    char path[2100];
+    struct stat st;
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) return 0;
+    if (!marker) return 1;
+    snprintf(path, sizeof path, "%s/%s", dir, marker);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Looks for the default dir (cap bytes, holding the relative default) in
+ * the working directory, then beside and above the binary. Returns 1 and
+ * rewrites dir when found; 0 with the paths tried in tried otherwise. */
+static int locate(char *dir, size_t cap, const char *marker, const char *exe,
+                  char *tried, size_t triedlen) {
+    char bindir[1024] = "";
+    if (exe && strlen(exe) < sizeof bindir) {
+        strcpy(bindir, exe);
+        char *slash = strrchr(bindir, '/');
+        if (slash) *slash = '\0';
+        else bindir[0] = '\0';
+    }
+    char cand[3][2100];
+    int n = 0;
+    snprintf(cand[n++], sizeof cand[0], "%s", dir);
+    if (bindir[0]) {
+        snprintf(cand[n++], sizeof cand[0], "%s/../%s", bindir, dir);
+        snprintf(cand[n++], sizeof cand[0], "%s/../share/luahub/%s", bindir,
+                 dir);
+    }
+    size_t used = 0;
+    tried[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        char real[PATH_MAX];
+        if (has(cand[i], marker) && realpath(cand[i], real) &&
+            strlen(real) < cap) {
+            strcpy(dir, real);
+            return 1;
+        }
+        int w = snprintf(tried + used, triedlen - used, "%s%s",
+                         i ? ", " : "", cand[i]);
+        if (w > 0 && (size_t)w < triedlen - used) used += (size_t)w;
+    }
+    return 0;
+}
+
+int config_locate(config_t *cfg, const char *exe, FILE *err) {
+    char tried[8192];
+    if (cfg->lua_given) {
+        if (!has(cfg->lua_dir, "runtime.lua")) {
+            fprintf(err, "luahub: --lua %s: no runtime.lua there (give the "
+                         "directory that holds runtime.lua)\n", cfg->lua_dir);
+            return -1;
+        }
+    } else if (!locate(cfg->lua_dir, sizeof cfg->lua_dir, "runtime.lua", exe,
+                       tried, sizeof tried)) {
+        fprintf(err, "luahub: cannot find the Lua runtime (runtime.lua) in "
+                     "%s; give its directory with --lua DIR\n", tried);
+        return -1;
+    }
+    if (cfg->check_dir[0]) return 0;
+    if (!cfg->scripts_given &&
+        !locate(cfg->scripts_dir, sizeof cfg->scripts_dir, NULL, exe, tried,
+                sizeof tried)) {
+        fprintf(err, "luahub: cannot find a scripts directory in %s; give "
+                     "one with --scripts DIR\n", tried);
+        return -1;
+    }
+    if (!cfg->static_given)
+        locate(cfg->static_dir, sizeof cfg->static_dir, "index.html", exe,
+               tried, sizeof tried);
+    return 0;
 }

@@ -41,6 +41,9 @@ typedef struct config {
     char auth_secret_file[1024]; /* --auth-secret-file FILE: tokens required */
     double rate_limit;       /* --rate-limit N messages/s per connection; 0: none */
     int rate_burst;          /* --rate-burst N, default: rate_limit rounded up */
+    /* Which of --lua, --scripts, --static were given (config_locate looks
+     * for the others). */
+    int lua_given, scripts_given, static_given;
 } config_t;
 
 typedef enum config_action {
@@ -62,6 +65,19 @@ void config_defaults(config_t *cfg);
  * interval <= idle timeout is not required. Returns what to do. */
 config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                            FILE *err);
+
+/* Finds the directories whose flag was not given: the default relative
+ * path in the working directory, else beside the binary exe (the build
+ * tree's <bindir>/../lua), else where an install puts it
+ * (<bindir>/../share/luahub/lua). The first candidate that has the
+ * runtime (runtime.lua), is a directory (scripts), or has index.html
+ * (static) wins and is stored as an absolute path; with none, the default
+ * is kept. exe may be NULL (only the working directory is tried). Returns
+ * 0, or -1 with a message on err naming the paths tried and the flag to
+ * use, when the runtime is found nowhere (or not in a given --lua DIR),
+ * or no scripts directory is found (not when checking: --check names its
+ * own). A missing static directory is left to the server's warning. */
+int config_locate(config_t *cfg, const char *exe, FILE *err);
 
 /* Parses a level name; returns 0 and sets *lv, or -1. */
 int config_parse_level(const char *s, log_level *lv);

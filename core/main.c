@@ -1,5 +1,6 @@
 /* main.c -- luahub: a Lua-scriptable realtime WebSocket server. */
 #include <stdio.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -47,12 +48,17 @@ int main(int argc, char **argv) {
     case CONFIG_ERROR:
         return 2;
     case CONFIG_CHECK:
-        log_set_level(cfg.level);
-        return check_scripts(&cfg);
     case CONFIG_RUN:
         break;
     }
+    /* The default directories may be beside the binary rather than in the
+     * working directory (build/luahub run from elsewhere, an install). */
+    char exe[1024];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) exe[n] = '\0';
+    if (config_locate(&cfg, n > 0 ? exe : NULL, stderr) < 0) return 1;
     log_set_level(cfg.level);
+    if (cfg.check_dir[0]) return check_scripts(&cfg);
     server_process_setup();
 
     server_t *s = server_create(&cfg);

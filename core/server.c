@@ -781,7 +781,8 @@ server_t *server_create(const config_t *cfg) {
     };
     struct stat st;
     if (stat(cfg->static_dir, &st) < 0 || !S_ISDIR(st.st_mode))
-        log_warn("server", "static directory %s not found: / will answer 404",
+        log_warn("server", "static directory %s not found: / will answer 404 "
+                 "(give one with --static DIR)",
                  cfg->static_dir);
 
     void *loops[1] = {&s->loop};

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { BIN, ROOT, tempScripts } from './lib/harness.mjs';
 
@@ -82,4 +83,21 @@ test('--check fails on a file in hooks/ that is no hook, naming it and the hooks
   assert.match(r.stdout, /hooks: on_connect, on_disconnect\n/);
   fs.unlinkSync(path.join(dir, 'hooks/on_mesage.lua'));
   assert.equal(run('--check', dir, '--lua', path.join(ROOT, 'lua')).status, 0);
+});
+
+test('from another working directory the runtime is found beside the binary, or the error names --lua', () => {
+  const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'luahub-cwd-'));
+  const r = spawnSync(BIN, ['--check', path.join(ROOT, 'scripts')], { cwd: elsewhere, encoding: 'utf8', timeout: 5000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /9 handlers load: chat,/);
+  // A copy of the binary with no runtime near it: say where we looked and which flag to use.
+  const lonely = path.join(elsewhere, 'bin');
+  fs.mkdirSync(lonely);
+  fs.copyFileSync(BIN, path.join(lonely, 'luahub'));
+  fs.chmodSync(path.join(lonely, 'luahub'), 0o755);
+  const bad = spawnSync(path.join(lonely, 'luahub'), ['--check', path.join(ROOT, 'scripts')],
+    { cwd: elsewhere, encoding: 'utf8', timeout: 5000 });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /cannot find the Lua runtime \(runtime\.lua\) in lua, .*bin\/\.\.\/lua, .*bin\/\.\.\/share\/luahub\/lua; give its directory with --lua DIR/);
+  fs.rmSync(elsewhere, { recursive: true });
 });

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -213,6 +214,124 @@ static void test_level_names_round_trip(void **state) {
     }
 }
 
+/* ---- config_locate: the default directories from another directory ---- */
+
+static char root[256];
+
+static void make(const char *rel, int file) {
+    char path[512], cmd[600];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    snprintf(cmd, sizeof cmd, file ? "mkdir -p \"$(dirname '%s')\" && touch '%s'"
+                                   : "mkdir -p '%s'%s", path, file ? path : "");
+    assert_int_equal(system(cmd), 0);
+}
+
+static char *at(const char *rel) {
+    static char buf[4][512];
+    static int i;
+    char *b = buf[i++ % 4];
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s/%s", root, rel);
+    assert_non_null(realpath(tmp, b));
+    return b;
+}
+
+/* A fresh tree under /tmp, with the working directory at root/elsewhere. */
+static int tree_setup(void **state) {
+    strcpy(root, "/tmp/luahub-locate-XXXXXX");
+    if (!mkdtemp(root)) return -1;
+    make("elsewhere", 0);
+    return chdir(at("elsewhere"));
+}
+
+static int tree_teardown(void **state) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    if (chdir("/") < 0) return -1;
+    return system(cmd);
+}
+
+static int locate_with(config_t *cfg, const char *exe_rel, char **err) {
+    char exe[512];
+    size_t n;
+    snprintf(exe, sizeof exe, "%s/%s", root, exe_rel);
+    make(exe_rel, 1); /* the binary's directory exists, as it would */
+    FILE *f = open_memstream(err, &n);
+    int rc = config_locate(cfg, exe, f);
+    fclose(f);
+    return rc;
+}
+
+static void test_locate_finds_the_build_tree_beside_the_binary(void **state) {
+    make("tree/lua/runtime.lua", 1);
+    make("tree/scripts", 0);
+    make("tree/examples/chat/index.html", 1);
+    run_t r = parse(NULL);
+    char *err;
+    assert_int_equal(locate_with(&r.cfg, "tree/build/luahub", &err), 0);
+    assert_string_equal(r.cfg.lua_dir, at("tree/lua"));
+    assert_string_equal(r.cfg.scripts_dir, at("tree/scripts"));
+    assert_string_equal(r.cfg.static_dir, at("tree/examples/chat"));
+    free(err);
+    done(&r);
+}
+
+static void test_locate_finds_an_install_and_prefers_the_working_dir(
+    void **state) {
+    make("usr/share/luahub/lua/runtime.lua", 1);
+    make("usr/share/luahub/scripts", 0);
+    run_t r = parse(NULL);
+    char *err;
+    assert_int_equal(locate_with(&r.cfg, "usr/bin/luahub", &err), 0);
+    assert_string_equal(r.cfg.lua_dir, at("usr/share/luahub/lua"));
+    assert_string_equal(r.cfg.scripts_dir, at("usr/share/luahub/scripts"));
+    /* No static files anywhere: the default stays, the server warns. */
+    assert_string_equal(r.cfg.static_dir, "examples/chat");
+    free(err);
+    done(&r);
+    /* ./lua and ./scripts in the working directory come first; a given
+     * flag is never second-guessed. */
+    make("elsewhere/lua/runtime.lua", 1);
+    make("elsewhere/scripts", 0);
+    r = parse("--scripts", "mine", NULL);
+    assert_int_equal(locate_with(&r.cfg, "usr/bin/luahub", &err), 0);
+    assert_string_equal(r.cfg.lua_dir, at("elsewhere/lua"));
+    assert_string_equal(r.cfg.scripts_dir, "mine");
+    free(err);
+    done(&r);
+}
+
+static void test_locate_failure_names_the_paths_tried_and_the_flag(
+    void **state) {
+    run_t r = parse(NULL);
+    char *err;
+    assert_int_equal(locate_with(&r.cfg, "nowhere/bin/luahub", &err), -1);
+    assert_non_null(strstr(err, "runtime.lua"));
+    assert_non_null(strstr(err, "nowhere/bin/../lua"));
+    assert_non_null(strstr(err, "nowhere/bin/../share/luahub/lua"));
+    assert_non_null(strstr(err, "--lua DIR"));
+    free(err);
+    done(&r);
+    /* The runtime found, but no scripts directory: name --scripts. */
+    make("rt/lua/runtime.lua", 1);
+    r = parse(NULL);
+    assert_int_equal(locate_with(&r.cfg, "rt/bin/luahub", &err), -1);
+    assert_non_null(strstr(err, "--scripts DIR"));
+    free(err);
+    done(&r);
+    /* --check needs no scripts directory of the default. */
+    r = parse("--check", "x", NULL);
+    assert_int_equal(locate_with(&r.cfg, "rt/bin/luahub", &err), 0);
+    free(err);
+    done(&r);
+    /* A given --lua without a runtime is named. */
+    r = parse("--lua", "/nonexistent", NULL);
+    assert_int_equal(locate_with(&r.cfg, "rt/bin/luahub", &err), -1);
+    assert_non_null(strstr(err, "--lua /nonexistent: no runtime.lua"));
+    free(err);
+    done(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_run_a_dev_server_on_8080),
@@ -226,6 +345,15 @@ int main(void) {
         cmocka_unit_test(test_rate_limit_and_auth_secret),
         cmocka_unit_test(test_check_and_unsafe_lua),
         cmocka_unit_test(test_level_names_round_trip),
+        cmocka_unit_test_setup_teardown(
+            test_locate_finds_the_build_tree_beside_the_binary, tree_setup,
+            tree_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_locate_finds_an_install_and_prefers_the_working_dir,
+            tree_setup, tree_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_locate_failure_names_the_paths_tried_and_the_flag,
+            tree_setup, tree_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
