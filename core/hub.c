@@ -612,8 +612,20 @@ int hub_reload(hub_t *h) {
     char changes[1024];
     describe_changes(script_types(h->script), script_types(s), changes,
                      sizeof changes);
+    size_t kept, cancelled;
+    script_adopt_timers(s, h->script, &kept, &cancelled);
     script_destroy(h->script);
     h->script = s;
+    if (kept)
+        log_info("script", "%zu named timers carried over to the new state",
+                 kept);
+    if (cancelled)
+        log_warn("script",
+                 "the reload cancelled %zu timer(s) that call a function (a "
+                 "closure cannot move to the new state); to keep a timer "
+                 "across reloads, name its function: "
+                 "hub.after(ms, \"module.function\", arg)",
+                 cancelled);
     log_info("script", "reloaded %zu handlers in %.1f ms (%s): %s; hooks: %s",
              script_count(s), ms, changes, script_types(s), hook_list(s));
     if (script_stray_hooks(s)) log_warn("script", "%s", script_stray_hooks(s));

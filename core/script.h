@@ -117,6 +117,13 @@ void script_destroy(script_t *s);
  * (luahub --check). */
 const script_host *script_null_host(void);
 
+/* At a reload, before `from` is destroyed: moves from's named timers
+ * (hub.after(ms, "module.function", arg)) to `to`, keeping their ids and
+ * schedules, and cancels its timers that call a function (a closure of
+ * from's state cannot move). Says how many of each. */
+void script_adopt_timers(script_t *to, script_t *from, size_t *kept,
+                         size_t *cancelled);
+
 /* Why the state should be replaced by a fresh one before its next call,
  * or NULL when it is fine: a call ran past its time limit in compiled
  * code or a C function and was abandoned mid-way (the state may be

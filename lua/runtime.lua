@@ -23,6 +23,31 @@ if not unsafe then
   end)
 end
 
+-- Named timers, hub.after(ms, "module.function", arg): the core keeps the
+-- name and the argument (as JSON), not a function, so that the timer
+-- outlives a reload; when it fires, the state then in service calls
+-- require("module").function(arg). run_timer(name, arg, check) returns
+-- false and why when the name does not resolve; with check it only
+-- resolves. Set before the handlers load: their top level may set timers.
+local require_module = new_env and new_env("timer").require or require
+local function run_timer(name, arg, check)
+  local module, fname = name:match("^([%w_%.]+)%.([%w_]+)$")
+  if not module then
+    return false, "a timer's name is 'module.function' (a function of a module in scripts/lib), not '" .. name .. "'"
+  end
+  local ok, mod = pcall(require_module, module)
+  if not ok then
+    return false, "timer '" .. name .. "': " .. tostring(mod)
+  end
+  local fn = type(mod) == "table" and mod[fname]
+  if type(fn) ~= "function" then
+    return false, "timer '" .. name .. "': module '" .. module .. "' has no function '" .. fname .. "'"
+  end
+  if not check then fn(arg) end
+  return true
+end
+core.set_timer_runner(run_timer)
+
 local handlers = {}
 local failures = {}
 

@@ -59,7 +59,7 @@ test('--check skips specs (*_spec.lua, spec/) beside the handlers and lists the 
   // examples/handlers keeps each handler's spec beside it, hooks/ included.
   const r = run('--check', path.join(ROOT, 'examples/handlers'), '--lua', path.join(ROOT, 'lua'));
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /4 handlers load: react,roll,shout,slow_mode\n/);
+  assert.match(r.stdout, /5 handlers load: poll,react,roll,shout,slow_mode\n/);
   assert.match(r.stdout, /hooks: on_message\n/);
   const dir = tempScripts();
   fs.mkdirSync(path.join(dir, 'spec'));

@@ -146,7 +146,7 @@ describe('hub.store', () => {
 });
 
 describe('timers', () => {
-  test('hub.after fires once, hub.every repeats, cancel stops, a reload cancels them all', async () => {
+  test('hub.after fires once, hub.every repeats, cancel stops, a reload cancels closures and says so', async () => {
     const dir = tempScripts();
     fs.writeFileSync(path.join(dir, 'timers.lua'), `
 local hub = require "hub"
@@ -195,7 +195,8 @@ end
       await sleep(100);
       c.frames = c.frames.filter((m) => m.type !== 'tick');
       await sleep(200);
-      assert.equal(c.seen('tick').length, 0, 'the reload cancelled the old state\'s timers');
+      assert.equal(c.seen('tick').length, 0, 'the reload cancelled the old state\'s closures');
+      assert.match(server.log, /WARN.*the reload cancelled 1 timer\(s\) that call a function .*hub\.after\(ms, "module\.function", arg\)/i);
       await c.close();
     } finally {
       await server.stop();
@@ -292,6 +293,98 @@ describe('--watch', () => {
       await server.waitLog(/reload failed.*validate\.lua/, 3000);
       assert.equal((await c.request({ type: 'hello' })).hi, true, 'the old set still serves');
       await c.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('named timers', () => {
+  // Waits for the next reload's outcome after an action.
+  async function reloaded(server, action) {
+    const before = (server.log.match(/reload(ed| failed)/g) || []).length;
+    await action();
+    for (let t = 0; t < 300; t++) {
+      if ((server.log.match(/reload(ed| failed)/g) || []).length > before) return;
+      await sleep(10);
+    }
+    throw new Error(`no reload outcome in the log:\n${server.log}`);
+  }
+
+  test('a poll\'s auto-close set with hub.after survives a --watch reload', async () => {
+    const dir = tempScripts();
+    fs.copyFileSync(path.join(ROOT, 'examples/handlers/poll.lua'), path.join(dir, 'poll.lua'));
+    const polls = fs.readFileSync(path.join(ROOT, 'examples/handlers/lib/polls.lua'), 'utf8');
+    fs.writeFileSync(path.join(dir, 'lib/polls.lua'), polls);
+    const server = await new Server(['--watch'], { scripts: dir }).start();
+    try {
+      const a = await Client.connect(server, 'poll-a');
+      await a.request({ type: 'join_room', room_id: 'pl' });
+      const open = await a.request({ type: 'poll', room_id: 'pl', payload: { question: 'Lunch?', options: ['pizza', 'sushi'], seconds: 1 } });
+      assert.equal(open.poll, 1);
+      assert.deepEqual((await a.request({ type: 'poll', room_id: 'pl', payload: { poll: 1, vote: 2 } })).votes, [0, 1]);
+      // Edit the module the timer names: the new code is what closes the poll.
+      await reloaded(server, () => fs.writeFileSync(path.join(dir, 'lib/polls.lua'),
+        polls.replace('type = "poll_closed",', 'type = "poll_closed", edited = true,')));
+      assert.match(server.log, /1 named timers carried over to the new state/);
+      const closed = await a.next((m) => m.type === 'poll_closed', 3000);
+      assert.equal(closed.edited, true, 'the new state ran the timer');
+      assert.deepEqual(closed.payload.votes, [0, 1]);
+      assert.deepEqual(closed.payload.options, ['pizza', 'sushi']);
+      await a.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('hub.every by name keeps its id across SIGHUP; a name that stops resolving is cancelled with a warning', async () => {
+    const dir = tempScripts();
+    const lib = `
+local hub = require "hub"
+local M = {}
+function M.tick(arg) hub.send(arg.conn, { type = "tick", v = VERSION, n = arg.n }) end
+return M
+`;
+    fs.writeFileSync(path.join(dir, 'lib/ticker.lua'), lib.replace('VERSION', '1'));
+    fs.writeFileSync(path.join(dir, 'ticks.lua'), `
+local hub = require "hub"
+return function(conn, msg)
+  local p = msg.payload
+  if p.cancel then return { cancelled = hub.cancel(p.cancel) } end
+  return { timer = hub.every(40, p.name or "ticker.tick", { conn = conn.id, n = 7 }) }
+end
+`);
+    const server = await new Server([], { scripts: dir }).start();
+    try {
+      const c = await Client.connect(server, 'ticker');
+      // A misspelled name fails where it is set.
+      const bad = await c.request({ type: 'ticks', payload: { name: 'ticker.tock' } });
+      assert.equal(bad.code, 'handler_error');
+      assert.match(bad.message, /module 'ticker' has no function 'tock'/);
+      const { timer } = await c.request({ type: 'ticks', payload: {} });
+      assert.equal((await c.next((m) => m.type === 'tick', 2000)).v, 1);
+      fs.writeFileSync(path.join(dir, 'lib/ticker.lua'), lib.replace('VERSION', '2'));
+      await reloaded(server, () => server.signal('SIGHUP'));
+      const t = await c.next((m) => m.type === 'tick' && m.v === 2, 2000);
+      assert.equal(t.n, 7, 'the argument came along');
+      // The same id cancels it in the new state.
+      assert.equal((await c.request({ type: 'ticks', payload: { cancel: timer } })).cancelled, true);
+      await sleep(100);
+      c.frames = c.frames.filter((m) => m.type !== 'tick');
+      await sleep(150);
+      assert.equal(c.seen('tick').length, 0);
+
+      // A timer whose function is gone after a reload is cancelled, named in the log.
+      await c.request({ type: 'ticks', payload: {} });
+      await c.next((m) => m.type === 'tick', 2000);
+      fs.writeFileSync(path.join(dir, 'lib/ticker.lua'), 'return {}\n');
+      await reloaded(server, () => server.signal('SIGHUP'));
+      await server.waitLog(/WARN.*timer \d+ cancelled: timer 'ticker\.tick': module 'ticker' has no function 'tick'/i);
+      await sleep(100);
+      c.frames = c.frames.filter((m) => m.type !== 'tick');
+      await sleep(150);
+      assert.equal(c.seen('tick').length, 0);
+      await c.alive();
     } finally {
       await server.stop();
     }
