@@ -107,6 +107,9 @@ function M.new(opts)
     scripts_dir = opts.scripts_dir or "scripts",
     logs = {},
     store = { global = { [""] = {} }, room = {}, user = {} },
+    timers = {},    -- id -> { id, at, every, fn or name, arg (JSON), order }
+    next_timer = 0,
+    modules = {},   -- modules loaded under this kit (see M:with_hub)
   }
   local hub = {}
   kit.hub = hub
@@ -344,6 +347,45 @@ function M.new(opts)
     return statuses
   end
 
+  -- Timers, on the kit's virtual clock: kit:advance(ms) fires them. As in
+  -- the core, the callback is a function (a closure, cancelled by
+  -- kit:reload()) or a name "module.function" with a JSON-able argument,
+  -- resolved when set and again each time it fires.
+  local function start_timer(ms, cb, arg, every)
+    if type(ms) ~= "number" then error("bad argument #1 (number expected)", 3) end
+    if type(cb) ~= "function" and type(cb) ~= "string" then
+      error("a timer calls a function or a name 'module.function' (got " .. type(cb) .. ")", 3)
+    end
+    if not (ms >= 1 and ms <= 86400000 * 365) then error("a timer's delay is 1 ms to a year", 3) end
+    local n = 0
+    for _ in pairs(kit.timers) do n = n + 1 end
+    if n >= 10000 then error("at most 10000 timers", 3) end
+    local t = { at = kit.clock + ms, every = every and ms or nil }
+    if type(cb) == "string" then
+      if #cb > 128 then error("a timer's name is at most 128 bytes", 3) end
+      local ok, why = kit:resolve_timer(cb)
+      if not ok then error(why, 3) end
+      t.name = cb
+      if arg ~= nil then
+        t.arg = encode(arg)
+        if #t.arg > 65536 then error("a timer's argument is at most 65536 bytes of JSON", 3) end
+      end
+    else
+      t.fn = cb
+    end
+    kit.next_timer = kit.next_timer + 1
+    t.id, t.order = kit.next_timer, kit.next_timer
+    kit.timers[t.id] = t
+    return t.id
+  end
+  function hub.after(ms, cb, arg) return start_timer(ms, cb, arg, false) end
+  function hub.every(ms, cb, arg) return start_timer(ms, cb, arg, true) end
+  function hub.cancel(id)
+    local had = kit.timers[id] ~= nil
+    kit.timers[id] = nil
+    return had
+  end
+
   function hub.conn_info(conn_id)
     local c = kit.conns[conn_id]
     if not c then return nil end
@@ -395,21 +437,52 @@ function M:disconnect(conn)
   self.conns[conn.id] = nil
 end
 
+-- Runs fn(...) with this kit's hub as `require "hub"` and this kit's own
+-- modules in package.loaded: a module a script requires under one kit
+-- (bound to that kit's hub) is not the one another kit gets, so specs that
+-- make a fresh kit each time do not share scripts/lib modules either.
+function M:with_hub(fn, ...)
+  local loaded = package.loaded
+  local before = {}
+  for k, v in pairs(loaded) do before[k] = v end
+  for k, v in pairs(self.modules) do loaded[k] = v end
+  loaded.hub = self.hub
+  local results = { pcall(fn, ...) }
+  for k, v in pairs(loaded) do
+    -- Lua modules only: a C module (cjson) is the same for every kit.
+    if before[k] ~= v and k ~= "hub" and (self.modules[k] ~= nil or package.searchpath(k, package.path)) then
+      self.modules[k] = v
+    end
+  end
+  for k in pairs(self.modules) do loaded[k] = before[k] end
+  loaded.hub = before.hub
+  if not results[1] then error(results[2], 0) end
+  return unpack(results, 2, table.maxn(results))
+end
+
 -- Loads a handler file with this fake as `require "hub"`. Each call loads
 -- the file afresh.
 function M:load(path)
-  local saved = package.loaded.hub
-  package.loaded.hub = self.hub
   local chunk, err = loadfile(path, "t")
-  if not chunk then
-    package.loaded.hub = saved
-    error(err, 2)
-  end
-  local ok, fn = pcall(chunk)
-  package.loaded.hub = saved
+  if not chunk then error(err, 2) end
+  local ok, fn = pcall(self.with_hub, self, chunk)
   if not ok then error(fn, 2) end
   assert(type(fn) == "function", path .. ": a handler must return a function")
   return fn
+end
+
+-- The reply as the client decodes it, added to the connection's inbox.
+local function answer(self, conn, msg, reply)
+  local ok, encoded = pcall(encode, reply)
+  if not ok then
+    reply = { type = "error", id = msg.id, code = "handler_error",
+              message = "the handler's reply cannot be encoded as JSON" }
+    encoded = encode(reply)
+  end
+  reply = decode(encoded)
+  local c = self.conns[conn.id]
+  if c then c.inbox[#c.inbox + 1] = reply end
+  return reply
 end
 
 -- Runs handler for conn with msg and returns the reply the client would get
@@ -417,37 +490,128 @@ end
 -- in the connection's inbox, as on the wire. The message goes through a
 -- JSON round trip first, as a client frame does.
 function M:run(handler, conn, msg)
-  local saved = package.loaded.hub
-  package.loaded.hub = self.hub
-  local reply = protocol.run(handler, { id = conn.id, user = conn.user }, as_received(msg))
-  package.loaded.hub = saved
-  if reply then
-    local ok, encoded = pcall(encode, reply)
-    if not ok then
-      reply = { type = "error", id = msg.id, code = "handler_error",
-                message = "the handler's reply cannot be encoded as JSON" }
-      encoded = encode(reply)
-    end
-    reply = decode(encoded)
-    local c = self.conns[conn.id]
-    if c then c.inbox[#c.inbox + 1] = reply end
-  end
-  return reply
+  local reply = self:with_hub(protocol.run, handler, { id = conn.id, user = conn.user, meta = conn.meta },
+    as_received(msg))
+  if reply then return answer(self, conn, msg, reply) end
+  return nil
 end
 
--- Dispatches by msg.type to <scripts_dir>/<type>.lua, unknown_type if none.
-function M:dispatch(conn, msg)
-  local path = self.scripts_dir .. "/" .. tostring(msg.type) .. ".lua"
+local function exists(path)
   local f = io.open(path, "r")
-  if not f then
-    local reply = { type = "error", id = msg.id, code = "unknown_type",
-                    message = "no handler for type '" .. tostring(msg.type) .. "'" }
-    local c = self.conns[conn.id]
-    if c then c.inbox[#c.inbox + 1] = reply end
-    return reply
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- Dispatches as the core does: <scripts_dir>/hooks/on_message.lua first,
+-- if there is one (nil or true goes on, false drops the message, a table
+-- replaces it, hub.fail answers with that error), then the handler
+-- <scripts_dir>/<type>.lua, or unknown_type if there is none. Returns the
+-- reply, or nil when there is none.
+function M:dispatch(conn, msg)
+  msg = as_received(msg)
+  local hook_path = self.scripts_dir .. "/hooks/on_message.lua"
+  if exists(hook_path) then
+    local hook = self:load(hook_path)
+    local c = { id = conn.id, user = conn.user, meta = conn.meta }
+    local ok, res = pcall(self.with_hub, self, hook, c, msg)
+    if not ok then
+      local e = protocol.is_fail(res) and res or { code = "handler_error", message = "message hook failed" }
+      if not protocol.is_fail(res) then
+        self.hub.log("error", "hook on_message failed conn=%s user=%s: %s", conn.id, conn.user, tostring(res))
+      end
+      return answer(self, conn, msg, { type = "error", id = msg.id, code = e.code, message = e.message })
+    end
+    if res == false then return nil end
+    if type(res) == "table" then
+      msg = res
+      if type(msg.type) ~= "string" then
+        return answer(self, conn, msg, { type = "error", id = msg.id, code = "handler_error",
+          message = "the message hook returned a message without a type" })
+      end
+    end
   end
-  f:close()
+  local path = self.scripts_dir .. "/" .. tostring(msg.type) .. ".lua"
+  if not exists(path) then
+    return answer(self, conn, msg, { type = "error", id = msg.id, code = "unknown_type",
+      message = "no handler for type '" .. tostring(msg.type) .. "'" })
+  end
   return self:run(self:load(path), conn, msg)
+end
+
+-- Resolves a timer's name "module.function" as the core does: true, or
+-- false and why.
+function M:resolve_timer(name)
+  local module, fname = name:match("^([%w_%.]+)%.([%w_]+)$")
+  if not module then
+    return false, "a timer's name is 'module.function' (a function of a module in scripts/lib), not '" .. name .. "'"
+  end
+  local ok, mod = pcall(self.with_hub, self, require, module)
+  if not ok then return false, "timer '" .. name .. "': " .. tostring(mod) end
+  local fn = type(mod) == "table" and mod[fname]
+  if type(fn) ~= "function" then
+    return false, "timer '" .. name .. "': module '" .. module .. "' has no function '" .. fname .. "'"
+  end
+  return fn
+end
+
+-- Fires one timer as the core does: a one-shot is gone before it runs; an
+-- error is logged (kit.logs) and stops nothing else; a named timer whose
+-- function is gone is cancelled with a warning.
+local function fire(self, t)
+  if not t.every then self.timers[t.id] = nil end
+  local fn, arg = t.fn, nil
+  if t.name then
+    local why
+    fn, why = self:resolve_timer(t.name)
+    if not fn then
+      self.timers[t.id] = nil
+      self.hub.log("warn", "timer %d cancelled: %s", t.id, why)
+      return
+    end
+    if t.arg then arg = decode(t.arg) end
+  end
+  local ok, err = pcall(self.with_hub, self, fn, arg)
+  if not ok then
+    self.hub.log("error", "timer %d%s failed: %s", t.id, t.name and " (" .. t.name .. ")" or "", tostring(err))
+  end
+end
+
+-- Moves the fake clock (hub.now()) forward by ms, firing every timer that
+-- comes due on the way, in order of due time (then of setting), each with
+-- hub.now() at its due time; timers set by timers fire too if they come
+-- due within ms.
+function M:advance(ms)
+  local target = self.clock + ms
+  while true do
+    local due
+    for _, t in pairs(self.timers) do
+      if t.at <= target and (not due or t.at < due.at or (t.at == due.at and t.order < due.order)) then
+        due = t
+      end
+    end
+    if not due then break end
+    self.clock = math.max(self.clock, due.at)
+    if due.every then
+      due.at = due.at + due.every
+      self.next_timer = self.next_timer + 1
+      due.order = self.next_timer
+    end
+    fire(self, due)
+  end
+  self.clock = target
+end
+
+-- What a reload does to timers: closures are cancelled (their state is
+-- gone), named timers carry on. Returns how many were cancelled.
+function M:reload()
+  local n = 0
+  for id, t in pairs(self.timers) do
+    if t.fn then
+      self.timers[id] = nil
+      n = n + 1
+    end
+  end
+  return n
 end
 
 -- Everything conn received so far (server frames and replies), in order.
@@ -464,11 +628,6 @@ end
 -- Forgets what every connection received.
 function M:clear()
   for _, c in pairs(self.conns) do c.inbox = {} end
-end
-
--- Moves the fake clock (hub.now()) forward.
-function M:advance(ms)
-  self.clock = self.clock + ms
 end
 
 M.encode = encode

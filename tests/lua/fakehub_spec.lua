@@ -41,3 +41,168 @@ describe("fakehub", function()
     assert.has_error(function() hub.presence_set("ghost", "away") end)
   end)
 end)
+
+-- A scripts directory of our own (removed when the specs end).
+local scratch_dirs = {}
+teardown(function()
+  for _, dir in ipairs(scratch_dirs) do os.execute("rm -rf '" .. dir .. "'") end
+end)
+local function scratch(files)
+  local dir = os.tmpname()
+  scratch_dirs[#scratch_dirs + 1] = dir
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir .. "/hooks " .. dir .. "/lib"))
+  for name, text in pairs(files) do
+    local f = assert(io.open(dir .. "/" .. name, "w"))
+    f:write(text)
+    f:close()
+  end
+  return dir
+end
+
+describe("fakehub timers", function()
+  local saved_path
+  before_each(function() saved_path = package.path end)
+  after_each(function() package.path = saved_path end)
+
+  it("hub.after fires once when the virtual clock reaches it, with hub.now() at its due time", function()
+    local kit = fakehub.new({ now = 1000 })
+    local hub = kit.hub
+    local fired = {}
+    local id = hub.after(50, function() fired[#fired + 1] = hub.now() end)
+    assert.is_number(id)
+    kit:advance(49)
+    assert.same({}, fired)
+    kit:advance(1)
+    assert.same({ 1050 }, fired)
+    kit:advance(1000)
+    assert.same({ 1050 }, fired)
+    assert.is_false(hub.cancel(id))
+  end)
+
+  it("hub.every repeats until cancelled; timers fire in due order, including ones set by timers", function()
+    local kit = fakehub.new({ now = 0 })
+    local hub = kit.hub
+    local log = {}
+    local tick = hub.every(30, function() log[#log + 1] = "tick@" .. hub.now() end)
+    hub.after(45, function()
+      log[#log + 1] = "after@" .. hub.now()
+      hub.after(10, function() log[#log + 1] = "nested@" .. hub.now() end)
+    end)
+    kit:advance(100)
+    assert.same({ "tick@30", "after@45", "nested@55", "tick@60", "tick@90" }, log)
+    assert.equal(100, hub.now())
+    assert.is_true(hub.cancel(tick))
+    kit:advance(100)
+    assert.equal(5, #log)
+  end)
+
+  it("an error in a timer is logged and stops nothing else", function()
+    local kit = fakehub.new()
+    local ran = false
+    kit.hub.after(10, function() error("timer boom") end)
+    kit.hub.after(20, function() ran = true end)
+    kit:advance(20)
+    assert.is_true(ran)
+    assert.equal("error", kit.logs[1].level)
+    assert.matches("timer 1 failed: .*timer boom", kit.logs[1].message)
+  end)
+
+  it("refuses what the core refuses", function()
+    local hub = fakehub.new().hub
+    assert.has_error(function() hub.after(0, function() end) end, "a timer's delay is 1 ms to a year")
+    assert.has_error(function() hub.after(10, 42) end)
+    assert.has_error(function() hub.after(10, "nodots") end)
+  end)
+
+  it("a named timer calls module.function with a copy of its argument, and survives a reload; closures do not", function()
+    local dir = scratch({ ["lib/ticker.lua"] = [[
+local hub = require "hub"
+local M = {}
+function M.tick(arg)
+  arg.n = arg.n + 1 -- a copy: the next call gets the original again
+  hub.send(arg.conn, { type = "tick", n = arg.n })
+end
+return M
+]] })
+    package.path = dir .. "/lib/?.lua;" .. package.path
+    local kit = fakehub.new()
+    local a = kit:connect("a")
+    local hub = kit.hub
+    hub.every(100, "ticker.tick", { conn = a.id, n = 1 })
+    local closure_ran = false
+    hub.after(150, function() closure_ran = true end)
+    assert.equal(1, kit:reload())
+    kit:advance(250)
+    assert.is_false(closure_ran)
+    local ticks = kit:sent(a, "tick")
+    assert.equal(2, #ticks)
+    assert.equal(2, ticks[2].n)
+    assert.has_error(function() hub.after(10, "ticker.tock") end,
+      "timer 'ticker.tock': module 'ticker' has no function 'tock'")
+  end)
+
+  it("each kit has its own modules: a named timer reaches the kit that set it", function()
+    local dir = scratch({ ["lib/pinger.lua"] = [[
+local hub = require "hub"
+return { ping = function(conn) hub.send(conn, { type = "ping" }) end }
+]] })
+    package.path = dir .. "/lib/?.lua;" .. package.path
+    for _ = 1, 2 do
+      local kit = fakehub.new()
+      local a = kit:connect("a")
+      kit.hub.after(5, "pinger.ping", a.id)
+      kit:advance(5)
+      assert.equal(1, #kit:sent(a, "ping"))
+    end
+  end)
+
+  it("a named timer whose function is gone when it fires is cancelled with a warning", function()
+    local dir = scratch({ ["lib/fleeting.lua"] = "return { go = function() end }\n" })
+    package.path = dir .. "/lib/?.lua;" .. package.path
+    local kit = fakehub.new()
+    local id = kit.hub.every(10, "fleeting.go")
+    kit.modules.fleeting.go = nil -- as if a reload removed it
+    kit:advance(10)
+    assert.is_false(kit.hub.cancel(id))
+    assert.equal("warn", kit.logs[1].level)
+    assert.matches("timer %d+ cancelled: timer 'fleeting.go': module 'fleeting' has no function 'go'", kit.logs[1].message)
+  end)
+end)
+
+describe("fakehub dispatch", function()
+  local dir = scratch({
+    ["echo.lua"] = "return function(conn, msg) return { text = msg.payload.text } end\n",
+    ["hooks/on_message.lua"] = [[
+local hub = require "hub"
+return function(conn, msg)
+  local text = msg.payload and msg.payload.text
+  if text == "drop" then return false end
+  if text == "deny" then hub.fail("forbidden", "not that") end
+  if text == "boom" then error("hook boom") end
+  if text == "typeless" then return { payload = {} } end
+  if msg.type == "shout" then
+    return { type = "echo", id = msg.id, payload = { text = text:upper() } }
+  end
+end
+]],
+  })
+
+  it("runs the on_message hook before the handler, as the core does", function()
+    local kit = fakehub.new({ scripts_dir = dir })
+    local a = kit:connect("a")
+    assert.same({ type = "ack", id = 1, text = "hi" }, kit:dispatch(a, { type = "echo", id = 1, payload = { text = "hi" } }))
+    assert.same({ type = "ack", id = 2, text = "HI" }, kit:dispatch(a, { type = "shout", id = 2, payload = { text = "hi" } }))
+    assert.is_nil(kit:dispatch(a, { type = "echo", id = 3, payload = { text = "drop" } }))
+    assert.same({ type = "error", id = 4, code = "forbidden", message = "not that" },
+      kit:dispatch(a, { type = "echo", id = 4, payload = { text = "deny" } }))
+    local failed = kit:dispatch(a, { type = "echo", id = 5, payload = { text = "boom" } })
+    assert.equal("handler_error", failed.code)
+    assert.matches("hook on_message failed.*hook boom", kit.logs[1].message)
+    assert.equal("handler_error", kit:dispatch(a, { type = "echo", id = 6, payload = { text = "typeless" } }).code)
+    -- Everything the client got, in order; the dropped message got nothing.
+    local sent = kit:sent(a)
+    assert.equal(5, #sent)
+    assert.same({ 1, 2, 4, 5 }, { sent[1].id, sent[2].id, sent[3].id, sent[4].id })
+  end)
+end)
