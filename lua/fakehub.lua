@@ -538,20 +538,12 @@ function M:dispatch(conn, msg)
   return self:run(self:load(path), conn, msg)
 end
 
--- Resolves a timer's name "module.function" as the core does: true, or
--- false and why.
+-- Resolves a timer's name "module.function" as the core does: the
+-- function, or nil and why.
 function M:resolve_timer(name)
-  local module, fname = name:match("^([%w_%.]+)%.([%w_]+)$")
-  if not module then
-    return false, "a timer's name is 'module.function' (a function of a module in scripts/lib), not '" .. name .. "'"
-  end
-  local ok, mod = pcall(self.with_hub, self, require, module)
-  if not ok then return false, "timer '" .. name .. "': " .. tostring(mod) end
-  local fn = type(mod) == "table" and mod[fname]
-  if type(fn) ~= "function" then
-    return false, "timer '" .. name .. "': module '" .. module .. "' has no function '" .. fname .. "'"
-  end
-  return fn
+  return protocol.timer_function(name, function(module)
+    return self:with_hub(require, module)
+  end)
 end
 
 -- Fires one timer as the core does: a one-shot is gone before it runs; an

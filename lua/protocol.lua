@@ -104,4 +104,23 @@ function M.run(handler, conn, msg, traceback)
   return v, logline
 end
 
+-- The function a named timer calls: name is "module.function", a function
+-- of the module require_module(module) returns (a module of scripts/lib).
+-- Returns it, or nil and why. Used by the runtime and by the test kit.
+function M.timer_function(name, require_module)
+  local module, fname = name:match("^([%w_%.]+)%.([%w_]+)$")
+  if not module then
+    return nil, "a timer's name is 'module.function' (a function of a module in scripts/lib), not '" .. name .. "'"
+  end
+  local ok, mod = pcall(require_module, module)
+  if not ok then
+    return nil, "timer '" .. name .. "': " .. tostring(mod)
+  end
+  local fn = type(mod) == "table" and mod[fname]
+  if type(fn) ~= "function" then
+    return nil, "timer '" .. name .. "': module '" .. module .. "' has no function '" .. fname .. "'"
+  end
+  return fn
+end
+
 return M

@@ -31,18 +31,8 @@ end
 -- resolves. Set before the handlers load: their top level may set timers.
 local require_module = new_env and new_env("timer").require or require
 local function run_timer(name, arg, check)
-  local module, fname = name:match("^([%w_%.]+)%.([%w_]+)$")
-  if not module then
-    return false, "a timer's name is 'module.function' (a function of a module in scripts/lib), not '" .. name .. "'"
-  end
-  local ok, mod = pcall(require_module, module)
-  if not ok then
-    return false, "timer '" .. name .. "': " .. tostring(mod)
-  end
-  local fn = type(mod) == "table" and mod[fname]
-  if type(fn) ~= "function" then
-    return false, "timer '" .. name .. "': module '" .. module .. "' has no function '" .. fname .. "'"
-  end
+  local fn, why = protocol.timer_function(name, require_module)
+  if not fn then return false, why end
   if not check then fn(arg) end
   return true
 end
