@@ -5,7 +5,13 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "alloc.h"
+#include "conn.h"
+#include "http.h"
 
 #include "json.h"
 
@@ -201,4 +207,84 @@ const char *auth_reason(auth_status st) {
     case AUTH_NO_SUBJECT: return "token has no sub";
     }
     return "bad token";
+}
+
+/* ---- the identity policy ----------------------------------------------- */
+
+struct auth {
+    char *secret; /* NULL in development mode */
+    size_t secret_len;
+    uint64_t guests;
+};
+
+auth_t *auth_create(const char *secret_file, char *err, size_t errlen) {
+    auth_t *a = xcalloc(1, sizeof *a);
+    if (!secret_file[0]) {
+        const char *env = getenv("LUAHUB_AUTH_SECRET");
+        if (env && *env) {
+            a->secret_len = strlen(env);
+            a->secret = xstrndup(env, a->secret_len);
+        }
+        return a;
+    }
+    FILE *f = fopen(secret_file, "rb");
+    if (!f) {
+        snprintf(err, errlen, "--auth-secret-file %s: cannot open", secret_file);
+        free(a);
+        return NULL;
+    }
+    char buf[4097];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
+    if (n == 0 || n >= sizeof buf) {
+        snprintf(err, errlen, "--auth-secret-file %s: %s", secret_file,
+                 n ? "longer than 4096 bytes" : "empty");
+        OPENSSL_cleanse(buf, sizeof buf);
+        free(a);
+        return NULL;
+    }
+    a->secret = xstrndup(buf, n);
+    a->secret_len = n;
+    OPENSSL_cleanse(buf, sizeof buf);
+    return a;
+}
+
+void auth_destroy(auth_t *a) {
+    if (!a) return;
+    if (a->secret) {
+        OPENSSL_cleanse(a->secret, a->secret_len);
+        free(a->secret);
+    }
+    free(a);
+}
+
+int auth_has_secret(const auth_t *a) { return a->secret != NULL; }
+
+const char *auth_identify(auth_t *a, const http_req *r, int64_t now,
+                          char *uid, size_t uidlen) {
+    char v[AUTH_MAX_TOKEN + 1];
+    int n;
+    if (a->secret) {
+        if (http_query_arg(r, "user", v, sizeof v) != -1)
+            return "user= is not accepted: this server requires a token";
+        n = http_query_arg(r, "token", v, sizeof v);
+        if (n == -1) return "token required";
+        if (n < 0) return auth_reason(AUTH_MALFORMED);
+        auth_status st = auth_verify(v, (size_t)n, a->secret, a->secret_len,
+                                     now, uid, uidlen);
+        if (st != AUTH_OK) return auth_reason(st);
+        if (!conns_valid_user_id(uid, strlen(uid)))
+            return "bad user id in token";
+        return NULL;
+    }
+    n = http_query_arg(r, "user", v, sizeof v);
+    if (n == -1) {
+        snprintf(uid, uidlen, "guest-%llu", (unsigned long long)++a->guests);
+        return NULL;
+    }
+    if (n < 0 || (size_t)n >= uidlen || !conns_valid_user_id(v, (size_t)n))
+        return "bad user id";
+    memcpy(uid, v, (size_t)n + 1);
+    return NULL;
 }

@@ -36,4 +36,22 @@ auth_status auth_verify(const char *token, size_t len, const void *key,
 /* A short phrase for a status, for close reasons and logs. */
 const char *auth_reason(auth_status st);
 
+/* The server's identity policy. With a secret, a client must present
+ * token=<JWT>; without one (development mode) it may claim any user=<id>,
+ * or gets a guest id. */
+typedef struct auth auth_t;
+struct http_req;
+
+/* The secret comes from secret_file (a trailing newline is not part of
+ * it) or, when secret_file is empty, from LUAHUB_AUTH_SECRET; neither
+ * means development mode. Returns NULL with a one-line reason in err when
+ * the file cannot serve (missing, empty, longer than 4096 bytes). */
+auth_t *auth_create(const char *secret_file, char *err, size_t errlen);
+void auth_destroy(auth_t *a);
+int auth_has_secret(const auth_t *a);
+/* The user id an upgrade request proves, into uid (NUL-terminated).
+ * Returns NULL, or why the request is refused (for a 4001 close). */
+const char *auth_identify(auth_t *a, const struct http_req *r, int64_t now,
+                          char *uid, size_t uidlen);
+
 #endif

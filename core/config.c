@@ -18,6 +18,7 @@ void config_defaults(config_t *cfg) {
     strcpy(cfg->static_dir, "examples/chat");
     cfg->ping_interval = 25;
     cfg->idle_timeout = 60;
+    cfg->handshake_timeout = 5;
     cfg->max_message = 65536;
     cfg->send_queue = 1048576;
     cfg->level = LOG_INFO;
@@ -56,7 +57,10 @@ static void usage(FILE *out) {
             "exit.\n"
             "\n"
             "options:\n"
-            "  --host H                 address to listen on (default: %s)\n"
+            "  --host H                 address to listen on, exactly: "
+            "0.0.0.0 or :: for\n"
+            "                           every interface (default: %s, "
+            "loopback only)\n"
             "  --port N                 port, 0 for any free one "
             "(default: %d)\n"
             "  --scripts DIR            handlers, DIR/<type>.lua "
@@ -73,6 +77,10 @@ static void usage(FILE *out) {
             "pinged (default: %g)\n"
             "  --idle-timeout SECONDS   close a connection silent this "
             "long (default: %g)\n"
+            "  --handshake-timeout SECONDS  answer 408 and close a "
+            "connection whose\n"
+            "                           request head has not arrived by "
+            "then (default: %g)\n"
             "  --max-message BYTES      close (1009) on a larger client "
             "message (default: %zu)\n"
             "  --send-queue BYTES       close (4008) a client this far "
@@ -123,7 +131,8 @@ static void usage(FILE *out) {
             "SECONDS may have a fraction (0.5); BYTES may end in k or m "
             "(1024-based).\n",
             d.host, d.port, d.scripts_dir, d.lua_dir, d.static_dir,
-            d.ping_interval, d.idle_timeout, d.max_message, d.send_queue,
+            d.ping_interval, d.idle_timeout, d.handshake_timeout,
+            d.max_message, d.send_queue,
             config_level_name(d.level), d.script_timeout, d.script_memory,
             d.rate_limit);
 }
@@ -221,7 +230,7 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             "--idle-timeout",  "--max-message",  "--send-queue",
             "--log-level",     "--check",        "--script-timeout",
             "--script-memory", "--auth-secret-file", "--rate-limit",
-            "--rate-burst",    NULL};
+            "--rate-burst",    "--handshake-timeout", NULL};
         int k = 0;
         while (known[k] && strcmp(known[k], flag) != 0) k++;
         if (!known[k]) {
@@ -260,6 +269,8 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             rc = parse_seconds(err, flag, val, &cfg->ping_interval);
         else if (!strcmp(flag, "--idle-timeout"))
             rc = parse_seconds(err, flag, val, &cfg->idle_timeout);
+        else if (!strcmp(flag, "--handshake-timeout"))
+            rc = parse_seconds(err, flag, val, &cfg->handshake_timeout);
         else if (!strcmp(flag, "--max-message"))
             rc = parse_bytes(err, flag, val, &cfg->max_message);
         else if (!strcmp(flag, "--send-queue"))

@@ -30,6 +30,7 @@ typedef struct config {
     char static_dir[1024];   /* --static DIR, default "examples/chat" */
     double ping_interval;    /* --ping-interval SECONDS, default 25 */
     double idle_timeout;     /* --idle-timeout SECONDS, default 60 */
+    double handshake_timeout; /* --handshake-timeout SECONDS, default 5 */
     size_t max_message;      /* --max-message BYTES, default 65536 */
     size_t send_queue;       /* --send-queue BYTES, default 1048576 */
     log_level level;         /* --log-level error|warn|info|debug, default info */

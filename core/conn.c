@@ -272,3 +272,13 @@ static void drop_head(conn_t *c, size_t n, int sent) {
 
 void conn_queue_consume(conn_t *c, size_t n) { drop_head(c, n, 1); }
 void conn_queue_clear(conn_t *c) { drop_head(c, c->qlen, 0); }
+
+void conn_queue_truncate(conn_t *c, size_t keep) {
+    while (c->qlen > keep) {
+        uint32_t i = (c->qhead + c->qlen - 1) & (c->qcap - 1);
+        c->qbytes -= frame_wire_len(c->q[i]);
+        frame_unref(c->q[i]);
+        c->qlen--;
+    }
+    if (!c->qlen) c->qhead = 0;
+}

@@ -93,6 +93,9 @@ frame_t *conn_queue_peek(const conn_t *c, size_t i);
 void conn_queue_consume(conn_t *c, size_t n);
 /* Drops every queued frame (they do not count as sent). */
 void conn_queue_clear(conn_t *c);
+/* Drops every queued frame but the first keep (not counted as sent): a
+ * frame partly written must still be finished. */
+void conn_queue_truncate(conn_t *c, size_t keep);
 
 /* Dirty list: connections with frames queued since the last flush. Each
  * connection is on it at most once. Returns the first and takes it off

@@ -1,0 +1,71 @@
+/* transport.h -- client connections on raw sockets, from accept to close.
+ *
+ * The transport owns every socket a client opens. It accepts on the
+ * listening sockets, reads each request head into memory of its own,
+ * bounded in size (http.h) and in time (--handshake-timeout), and answers
+ * every refusal with an HTTP status. A WebSocket upgrade at /ws it answers
+ * itself (101) and keeps: it reads frames (wsproto.h), hands whole
+ * messages to the hub, and writes the hub's queued frames, several per
+ * writev(). Any other request goes to the HTTP side (libwebsockets, in
+ * server.c) with a head rebuilt to fit it. Nothing a stranger sends holds
+ * a fixed, shared resource: a connection that has not finished its
+ * handshake costs only its own memory, and only for the timeout.
+ *
+ * Writing. A fan-out only queues frame references on the recipients and
+ * marks them dirty (conn.c); a uv_check handle, run once per loop pass
+ * after the I/O callbacks, flushes every dirty connection. A connection
+ * whose socket is full is polled for writing and flushed when it drains.
+ * Control frames (pings, pongs, the close frame) go out between whole
+ * frames, never inside one.
+ *
+ * Closing. A close the hub asks for (transport_close through the hub's
+ * table) lets queued frames go first (except for a slow consumer, 4008),
+ * then writes the close frame, shuts the socket's sending side and reads
+ * and drops what the client still sends until it closes (at most
+ * CLOSE_GRACE): closing at once would reset a client that is still
+ * sending, and the client would lose the close code. The hub hears of the
+ * end (hub_conn_closed) from a libuv close callback, never under the feet
+ * of the code that decided it. */
+#ifndef LUAHUB_TRANSPORT_H
+#define LUAHUB_TRANSPORT_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "auth.h"
+#include "config.h"
+#include "hub.h"
+
+typedef struct transport transport_t;
+
+/* Serves one plain HTTP request: takes ownership of fd, and of the request
+ * in head[0..len) (borrowed for the call: copy it). Returns 0, or -1 when
+ * it could not (fd closed either way). */
+typedef int (*transport_http_fn)(void *ud, int fd, const char *head,
+                                 size_t len);
+
+/* cfg and auth are borrowed for the transport's life. */
+transport_t *transport_create(uv_loop_t *loop, const config_t *cfg,
+                              auth_t *auth, transport_http_fn http, void *ud);
+/* What the hub calls (wake, drain, close), to pass to hub_create. */
+hub_transport transport_hub_ops(transport_t *t);
+/* The hub whose connections these are (borrowed). */
+void transport_set_hub(transport_t *t, hub_t *h);
+
+/* Binds cfg->host:cfg->port (listen.h) and starts accepting. Returns 0, or
+ * -1 with a one-line reason in err. */
+int transport_listen(transport_t *t, char *err, size_t errlen);
+int transport_port(const transport_t *t);
+/* The bound addresses, "127.0.0.1:8080" (several comma-separated). */
+const char *transport_addresses(const transport_t *t);
+
+/* Stops accepting, refuses handshakes in progress (503) and closes every
+ * connection with code and reason (the frames already queued go first). */
+void transport_shutdown(transport_t *t, int code, const char *reason);
+/* Drops every connection at once and closes the transport's handles; the
+ * loop must run afterwards for the close callbacks (hub_conn_closed), and
+ * only then transport_destroy. */
+void transport_close_all(transport_t *t);
+void transport_destroy(transport_t *t);
+
+#endif
