@@ -161,6 +161,7 @@ int http_query_arg(const http_req *r, const char *name, char *out, size_t cap) {
                 if (n + 1 >= cap) return -2;
                 out[n++] = (char)c;
             }
+            if (n >= cap) return -2; /* not even the NUL fits */
             out[n] = '\0';
             return (int)n;
         }

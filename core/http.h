@@ -44,7 +44,8 @@ typedef struct http_req {
 int http_head_complete(const char *buf, size_t len, size_t *scanned);
 
 /* Parses a whole head of len bytes. Returns 0, or a negative status: -400
- * (malformed), -431 (too many headers), -505 (not HTTP/1.x). */
+ * (malformed), -414 (a target over HTTP_MAX_TARGET), -431 (too many
+ * headers), -505 (not HTTP/1.x). */
 int http_parse(http_req *r, const char *buf, size_t len);
 
 /* A header's value (the first with that name, case-insensitive), or NULL. */

@@ -12,29 +12,23 @@ rate_limit rate_limit_make(double rate, int burst) {
 }
 
 void rate_bucket_init(rate_bucket *b, const rate_limit *l, uint32_t now_ms) {
-    b->tokens = (uint16_t)(l->burst * 16);
+    b->tokens = (float)l->burst;
     b->over = 0;
     b->stamp = now_ms;
 }
 
 int rate_take(rate_bucket *b, const rate_limit *l, uint32_t now_ms) {
-    uint32_t cap = (uint32_t)l->burst * 16, t = b->tokens;
-    uint32_t add = (uint32_t)((double)(uint32_t)(now_ms - b->stamp) *
-                              l->rate * 16 / 1000);
-    if (t + (uint64_t)add >= cap) {
-        t = cap;
-        b->stamp = now_ms;
-    } else if (add) {
-        /* Keep the part of a token not earned yet. */
-        t += add;
-        b->stamp += (uint32_t)(add * 1000.0 / (l->rate * 16));
-    }
-    if (t >= 16) {
-        b->tokens = (uint16_t)(t - 16);
+    /* In double until clamped: a long silence at a high rate earns more
+     * than any integer of the bucket could hold. */
+    double t = b->tokens + (double)(uint32_t)(now_ms - b->stamp) * l->rate / 1000;
+    if (t > l->burst) t = l->burst;
+    b->stamp = now_ms;
+    if (t >= 1) {
+        b->tokens = (float)(t - 1);
         b->over = 0;
         return 1;
     }
-    b->tokens = (uint16_t)t;
+    b->tokens = (float)t;
     if (b->over < UINT16_MAX) b->over++;
     return 0;
 }

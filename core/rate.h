@@ -1,8 +1,10 @@
 /* rate.h -- a token bucket per connection, for --rate-limit.
  *
  * Pure: the caller passes the clock (milliseconds, any origin, allowed to
- * wrap). A bucket is 8 bytes, so that it lives in every connection's
- * state at no cost; tokens are counted in sixteenths of a message. */
+ * wrap). A bucket is 12 bytes, so that it lives in every connection's
+ * state at no cost. Tokens are a float (a fraction of a message earned is
+ * kept however often the clock is read, and a burst of at most 4000 keeps
+ * a precision far below one message); the stamp moves to each reading. */
 #ifndef LUAHUB_RATE_H
 #define LUAHUB_RATE_H
 
@@ -14,9 +16,9 @@ typedef struct rate_limit {
 } rate_limit;
 
 typedef struct rate_bucket {
-    uint16_t tokens; /* sixteenths of a message */
-    uint16_t over;   /* messages refused since the last one let through */
-    uint32_t stamp;  /* when tokens were last counted */
+    float tokens;   /* messages that may pass now, fractions included */
+    uint32_t stamp; /* when tokens were last counted */
+    uint16_t over;  /* messages refused since the last one let through */
 } rate_bucket;
 
 /* The limit for rate and burst (burst 0: the rate rounded up, clamped to
