@@ -92,7 +92,8 @@ static void other_value(claims_t *c) {
     if (!strcmp(c->key, "exp") || !strcmp(c->key, "nbf")) c->bad_time = 1;
     if (!strcmp(c->key, "alg")) c->alg[0] = '\0';
 }
-static int c_string(void *ud, const char *s, size_t n) {
+static int c_string(void *ud, const char *s, size_t n, const char *raw,
+                    size_t rawlen) {
     claims_t *c = ud;
     if (c->depth == 0) return 1;
     if (c->depth != 1) return 0;

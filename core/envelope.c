@@ -1,12 +1,12 @@
 /* envelope.c -- see envelope.h. */
 #include "envelope.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
-#include "buf.h"
 #include "json.h"
 
 /* The kinds a top-level field can have, as the sink saw them. */
@@ -125,7 +125,11 @@ static void scalar(scan_t *sc, kind_t k) {
     }
 }
 
-static int s_string(void *ud, const char *s, size_t n) {
+/* An id is echoed as the client wrote it: its raw text, escapes and all
+ * for a string, digits and exponent as written for a number (-0, 1.50,
+ * 1e2 and 12345678901234567890 stay what they were). */
+static int s_string(void *ud, const char *s, size_t n, const char *raw,
+                    size_t rawlen) {
     scan_t *sc = ud;
     if (sc->depth == 1 && sc->current == F_TYPE) {
         sc->type_valid = envelope_valid_type(s, n);
@@ -134,11 +138,7 @@ static int s_string(void *ud, const char *s, size_t n) {
             sc->env->type[n] = '\0';
         }
     } else if (sc->depth == 1 && sc->current == F_ID) {
-        buf_t b;
-        buf_init(&b, 0);
-        json_write_string(&b, s, n);
-        set_id(sc->env, buf_content(&b), b.len);
-        buf_close(&b);
+        set_id(sc->env, raw, rawlen);
     }
     scalar(sc, K_STRING);
     return 0;
@@ -146,7 +146,12 @@ static int s_string(void *ud, const char *s, size_t n) {
 
 static int s_number(void *ud, double v, const char *raw, size_t rawlen) {
     scan_t *sc = ud;
-    if (sc->depth == 1 && sc->current == F_ID) set_id(sc->env, raw, rawlen);
+    if (sc->depth == 1 && sc->current == F_ID) {
+        /* 1e999 cannot be echoed: the frame is refused (JSON_ERR_RANGE)
+         * and the error goes out without an id. */
+        if (isfinite(v)) set_id(sc->env, raw, rawlen);
+        else clear_id(sc->env);
+    }
     scalar(sc, K_NUMBER);
     return 0;
 }
@@ -198,10 +203,11 @@ static int t_key(void *ud, const char *s, size_t n) {
     s_key(&t->sc, s, n);
     return t->sink->key(t->ud, s, n);
 }
-static int t_string(void *ud, const char *s, size_t n) {
+static int t_string(void *ud, const char *s, size_t n, const char *raw,
+                    size_t rawlen) {
     tee_t *t = ud;
-    s_string(&t->sc, s, n);
-    return t->sink->string(t->ud, s, n);
+    s_string(&t->sc, s, n, raw, rawlen);
+    return t->sink->string(t->ud, s, n, raw, rawlen);
 }
 static int t_number(void *ud, double v, const char *raw, size_t rawlen) {
     tee_t *t = ud;
@@ -245,6 +251,13 @@ envelope_status envelope_parse_tee(const char *s, size_t n, envelope_t *env,
     json_status js =
         sink ? json_parse(s, n, JSON_MAX_DEPTH, &tee_sink, &t, &err)
              : json_parse(s, n, JSON_MAX_DEPTH, &scan_sink, &t.sc, &err);
+    if (js == JSON_ERR_RANGE) {
+        /* JSON all through, so the id (if usable) was seen wherever it
+         * stood, and the answer can carry it. */
+        snprintf(env->message_buf, sizeof env->message_buf, "%s",
+                 err.message);
+        return failed(env, ENVELOPE_BAD_JSON, env->message_buf);
+    }
     if (js != JSON_OK) {
         clear_id(env);
         snprintf(env->message_buf, sizeof env->message_buf, "not JSON: %s",

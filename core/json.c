@@ -19,6 +19,7 @@ typedef struct parser {
     const json_sink *sink;
     void *ud;
     json_error *err;
+    const char *range; /* the first number too large for a double */
     /* Scratch for unescaped strings: small ones on the stack. */
     char small[256];
     char *heap;
@@ -312,22 +313,26 @@ static json_status parse_number(parser_t *ps) {
     }
     size_t n = (size_t)(p - s);
     ps->p = p;
-    if (!ps->sink || !ps->sink->number) return JSON_OK;
+    int wanted = ps->sink && ps->sink->number;
     double v;
     size_t digits = n - (*s == '-');
     if (integer && digits <= 15) {
-        /* Exact in a double: no need for strtod. */
+        /* Exact in a double: no need for strtod, and never out of range. */
+        if (!wanted) return JSON_OK;
         int64_t i = 0;
         for (const char *d = s + (*s == '-'); d < p; d++) i = i * 10 + (*d - '0');
         v = *s == '-' ? -(double)i : (double)i;
     } else {
-        /* strtod needs a terminated copy; the input is not terminated. */
+        /* strtod needs a terminated copy; the input is not terminated.
+         * Read even without a sink: the range check is the parser's. */
         char tmp[64];
         char *copy = n < sizeof tmp ? tmp : xmalloc(n + 1);
         memcpy(copy, s, n);
         copy[n] = '\0';
         v = strtod(copy, NULL);
         if (copy != tmp) free(copy);
+        if (isinf(v) && !ps->range) ps->range = s;
+        if (!wanted) return JSON_OK;
     }
     if (ps->sink->number(ps->ud, v, s, n))
         return fail(ps, JSON_ERR_ABORT, "stopped by the sink");
@@ -399,10 +404,12 @@ value:
         if (open == '{') goto key;
         goto value;
     }
-    case '"':
+    case '"': {
+        const char *raw = ps.p;
         if ((st = parse_string(&ps, &str, &slen)) != JSON_OK) goto out;
-        EMIT(string, ud, str, slen);
+        EMIT(string, ud, str, slen, raw, (size_t)(ps.p - raw));
         goto after_value;
+    }
     case 't':
         if (literal(&ps, "true", 4)) break;
         EMIT(boolean, ud, 1);
@@ -444,8 +451,16 @@ key:
 after_value:
     skip_ws(&ps);
     if (depth == 0) {
-        if (ps.p != ps.end)
+        if (ps.p != ps.end) {
             st = fail(&ps, JSON_ERR_SYNTAX, "trailing data");
+        } else if (ps.range) {
+            char msg[80];
+            ps.p = ps.range;
+            snprintf(msg, sizeof msg,
+                     "number out of range (too large for a double) at byte %zu",
+                     (size_t)(ps.range - s));
+            st = fail(&ps, JSON_ERR_RANGE, msg);
+        }
         goto out;
     }
     if (ps.p >= ps.end) {

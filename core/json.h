@@ -23,19 +23,22 @@ typedef enum json_status {
     JSON_ERR_SYNTAX = -1, /* not JSON */
     JSON_ERR_DEPTH = -2,  /* nested deeper than max_depth */
     JSON_ERR_ABORT = -3,  /* a sink callback returned non-zero */
+    JSON_ERR_RANGE = -4,  /* a number too large for a double (1e999) */
 } json_status;
 
 /* Every callback returns 0 to go on or non-zero to stop the parse with
  * JSON_ERR_ABORT. String and key bytes are borrowed for the call only and
  * are NUL-terminated at s[n] (they may contain NUL bytes from \u0000).
- * A NULL callback is skipped. `raw` of a number is its text in the input. */
+ * A NULL callback is skipped. `raw` of a number or a string is its text in
+ * the input (a string's with its quotes and escapes as written). */
 typedef struct json_sink {
     int (*begin_object)(void *ud);
     int (*end_object)(void *ud);
     int (*begin_array)(void *ud);
     int (*end_array)(void *ud);
     int (*key)(void *ud, const char *s, size_t n);
-    int (*string)(void *ud, const char *s, size_t n);
+    int (*string)(void *ud, const char *s, size_t n, const char *raw,
+                  size_t rawlen);
     int (*number)(void *ud, double v, const char *raw, size_t rawlen);
     int (*boolean)(void *ud, int v);
     int (*null)(void *ud);
@@ -49,7 +52,13 @@ typedef struct json_error {
 
 /* Parses s[0..n) (need not be NUL-terminated) and reports it to sink.
  * Returns JSON_OK or a negative json_status; err, when not NULL, says why.
- * Does not allocate for inputs whose strings are shorter than 256 bytes. */
+ * Does not allocate for inputs whose strings are shorter than 256 bytes.
+ * A number too large for a double (1e999, -1e999) is reported to the sink
+ * as an infinity and the parse goes on to the end (so that a sink sees
+ * every field, a frame's id included); then, unless something else failed
+ * first, the result is JSON_ERR_RANGE, err pointing at the first such
+ * number. So JSON this parser accepts can always be written back out:
+ * json_write_number refuses infinities. */
 json_status json_parse(const char *s, size_t n, int max_depth,
                        const json_sink *sink, void *ud, json_error *err);
 

@@ -378,7 +378,8 @@ static int dec_key(void *ud, const char *s, size_t n) {
     return 0;
 }
 
-static int dec_string(void *ud, const char *s, size_t n) {
+static int dec_string(void *ud, const char *s, size_t n, const char *raw,
+                      size_t rawlen) {
     decoder_t *d = ud;
     lua_pushlstring(d->L, s, n);
     return dec_store(d);

@@ -110,7 +110,8 @@ static int s_key(void *ud, const char *s, size_t n) {
     return 0;
 }
 
-static int s_string(void *ud, const char *s, size_t n) {
+static int s_string(void *ud, const char *s, size_t n, const char *raw,
+                    size_t rawlen) {
     chat_scan *sc = ud;
     if (sc->in_payload) {
         emit_sep(sc);

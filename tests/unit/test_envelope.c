@@ -158,11 +158,47 @@ static void test_number_id_echoed_as_written(void **state) {
     envelope_clear(&env);
 }
 
-static void test_string_id_reencoded_with_escapes(void **state) {
+static void test_string_id_echoed_as_written(void **state) {
     envelope_t env;
-    const char *f = "{\"type\":\"chat\",\"id\":\"a\\\"b\\u00e9\"}";
+    const char *f = "{\"type\":\"chat\",\"id\":\"a\\\"b\\u00e9\\/\"}";
     assert_int_equal(envelope_parse(f, strlen(f), &env), ENVELOPE_OK);
-    assert_string_equal(env.id_json, "\"a\\\"b\xc3\xa9\"");
+    assert_string_equal(env.id_json, "\"a\\\"b\\u00e9\\/\"");
+    envelope_clear(&env);
+}
+
+static void test_number_ids_keep_their_text(void **state) {
+    const char *ids[] = {"-0", "1e2", "1.50", "12345678901234567890", "-1E-2"};
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+        char f[96];
+        snprintf(f, sizeof f, "{\"type\":\"chat\",\"id\":%s}", ids[i]);
+        envelope_t env;
+        assert_int_equal(envelope_parse(f, strlen(f), &env), ENVELOPE_OK);
+        assert_string_equal(env.id_json, ids[i]);
+        envelope_clear(&env);
+    }
+}
+
+/* A number a double cannot hold could not be written back out: the frame
+ * is bad_json. The id is echoed unless it is itself that number, wherever
+ * it stands in the frame. */
+static void test_number_out_of_range_is_bad_json_with_the_id(void **state) {
+    envelope_t env;
+    const char *f = "{\"type\":\"ping\",\"id\":1e999}";
+    assert_int_equal(envelope_parse(f, strlen(f), &env), ENVELOPE_BAD_JSON);
+    assert_null(env.id_json);
+    assert_non_null(strstr(env.message, "out of range"));
+    envelope_clear(&env);
+    f = "{\"type\":\"ping\",\"id\":-1e999}";
+    assert_int_equal(envelope_parse(f, strlen(f), &env), ENVELOPE_BAD_JSON);
+    assert_null(env.id_json);
+    envelope_clear(&env);
+    f = "{\"type\":\"chat\",\"payload\":{\"n\":1e999},\"id\":5}";
+    assert_int_equal(envelope_parse(f, strlen(f), &env), ENVELOPE_BAD_JSON);
+    assert_string_equal(env.id_json, "5");
+    envelope_clear(&env);
+    f = "{\"id\":\"x\",\"type\":\"chat\",\"payload\":{\"n\":[-1e400]}}";
+    assert_int_equal(envelope_parse(f, strlen(f), &env), ENVELOPE_BAD_JSON);
+    assert_string_equal(env.id_json, "\"x\"");
     envelope_clear(&env);
 }
 
@@ -211,7 +247,9 @@ int main(void) {
         cmocka_unit_test(test_type_is_copied_out),
         cmocka_unit_test(test_last_duplicate_key_counts),
         cmocka_unit_test(test_number_id_echoed_as_written),
-        cmocka_unit_test(test_string_id_reencoded_with_escapes),
+        cmocka_unit_test(test_string_id_echoed_as_written),
+        cmocka_unit_test(test_number_ids_keep_their_text),
+        cmocka_unit_test(test_number_out_of_range_is_bad_json_with_the_id),
         cmocka_unit_test(test_id_kept_when_later_check_fails),
         cmocka_unit_test(test_no_id_when_id_is_bad_or_json_is_bad),
         cmocka_unit_test(test_codes_are_protocol_strings),

@@ -105,10 +105,16 @@ static int r_key(void *ud, const char *s, size_t n) {
     put(ud, "k:", 2);
     return put(ud, s, n);
 }
-static int r_str(void *ud, const char *s, size_t n) {
+static int r_str(void *ud, const char *s, size_t n, const char *raw,
+                 size_t rawlen) {
     assert_int_equal(s[n], '\0');
     put(ud, "s:", 2);
     return put(ud, s, n);
+}
+static int r_raw(void *ud, const char *s, size_t n, const char *raw,
+                 size_t rawlen) {
+    put(ud, raw, rawlen);
+    return put(ud, "|", 1);
 }
 static int r_num(void *ud, double v, const char *raw, size_t rawlen) {
     char tmp[64];
@@ -198,6 +204,54 @@ static void test_every_offset_of_a_plain_run(void **state) {
             }
         }
     }
+}
+
+static void test_string_raw_is_the_text_as_written(void **state) {
+    rec_t r = {0};
+    const char *s = "[\"a\\u0041\\/\",\"plain\"]";
+    static const json_sink raw_sink = {.string = r_raw};
+    assert_int_equal(json_parse(s, strlen(s), 32, &raw_sink, &r, NULL),
+                     JSON_OK);
+    assert_string_equal(r.out, "\"a\\u0041\\/\"|\"plain\"|");
+}
+
+/* A number a double cannot hold cannot be written back out (json_write_
+ * number refuses infinities), so the text is refused; the sink still sees
+ * the whole text first, and err points at the first such number. */
+static void test_number_out_of_range_is_refused(void **state) {
+    const char *bad[] = {"1e999", "-1e999", "[0,1e400,-1e400]",
+                         "{\"a\":1E+999}",
+                         "1000000000000000000000000000000000000000000000000000"
+                         "0000000000000000000000000000000000000000000000000000"
+                         "0000000000000000000000000000000000000000000000000000"
+                         "0000000000000000000000000000000000000000000000000000"
+                         "0000000000000000000000000000000000000000000000000000"
+                         "0000000000000000000000000000000000000000000000000000"
+                         "0000000000000000000000000000000000000000000000000"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_error err;
+        if (json_parse(bad[i], strlen(bad[i]), 32, NULL, NULL, &err) !=
+            JSON_ERR_RANGE)
+            fail_msg("%.20s accepted", bad[i]);
+        assert_non_null(strstr(err.message, "out of range"));
+    }
+    json_error err;
+    rec_t r = {0};
+    const char *s = "[1e999,\"after\"]";
+    assert_int_equal(json_parse(s, strlen(s), 32, &recorder, &r, &err),
+                     JSON_ERR_RANGE);
+    assert_int_equal(err.offset, 1);
+    assert_non_null(strstr(r.out, "s:after"));
+    /* A syntax error still wins, and small or tiny numbers are fine. */
+    s = "[1e999,";
+    assert_int_equal(json_parse(s, strlen(s), 32, NULL, NULL, NULL),
+                     JSON_ERR_SYNTAX);
+    const char *ok[] = {"1e308", "-1.7976931348623157e308", "1e-999",
+                        "12345678901234567890"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        assert_int_equal(json_parse(ok[i], strlen(ok[i]), 32, NULL, NULL,
+                                    NULL),
+                         JSON_OK);
 }
 
 static void test_sink_can_abort(void **state) {
@@ -319,6 +373,8 @@ int main(void) {
         cmocka_unit_test(test_nul_escape_keeps_length),
         cmocka_unit_test(test_long_strings_use_the_heap_path),
         cmocka_unit_test(test_every_offset_of_a_plain_run),
+        cmocka_unit_test(test_string_raw_is_the_text_as_written),
+        cmocka_unit_test(test_number_out_of_range_is_refused),
         cmocka_unit_test(test_sink_can_abort),
         cmocka_unit_test(test_write_string_escapes_quotes_and_controls),
         cmocka_unit_test(test_write_string_passes_valid_utf8),
