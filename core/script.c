@@ -697,9 +697,6 @@ static int l_publish(lua_State *L) {
     script_t *s = self(L);
     const char *room = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
-    uint64_t seq;
-    if (s->host->next_seq(s->host->ud, room, &seq) < 0)
-        return fail(L, "not_found", "no room '%s'", room);
     buf_t b;
     buf_init(&b, FRAME_HEADROOM);
     /* One allocation for most chat messages, not one and a regrowth. */
@@ -709,6 +706,14 @@ static int l_publish(lua_State *L) {
     if (encode_members(L, 2, &b, 1, s->array_mt_ref, &first, stamped)) {
         buf_close(&b);
         return lua_error(L);
+    }
+    /* The seq is taken only once the frame is sure to go out: a message
+     * that cannot be encoded (NaN, a function, a cycle) must not leave a
+     * gap in the room's sequence. */
+    uint64_t seq;
+    if (s->host->next_seq(s->host->ud, room, &seq) < 0) {
+        buf_close(&b);
+        return fail(L, "not_found", "no room '%s'", room);
     }
     buf_puts(&b, first ? "\"seq\":" : ",\"seq\":");
     json_write_number(&b, (double)seq);

@@ -301,6 +301,42 @@ static void test_publish_leaves_msg_alone_and_stamps_once(void **state) {
     assert_null(strstr(last(fx), "\"no\""));
 }
 
+/* A message that cannot be encoded never takes a seq: the room's next
+ * message gets the next number, with no gap. */
+static void test_publish_that_cannot_be_encoded_takes_no_seq(void **state) {
+    fixture_t *fx = *state;
+    fx->st.room_exists = 1;
+    write_script(fx, "say.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn, msg)\n"
+                 "  local body = { n = 1 }\n"
+                 "  local what = msg.payload.what\n"
+                 "  if what == 'nan' then body = { n = 0 / 0 } end\n"
+                 "  if what == 'inf' then body = { n = math.huge } end\n"
+                 "  if what == 'fn' then body = { f = print } end\n"
+                 "  if what == 'cycle' then body = {}; body.me = body end\n"
+                 "  return { seq = hub.publish('r', { type = 'chat', payload = body }) }\n"
+                 "end\n");
+    load_ok(fx);
+    const char *bad[] = {"nan", "inf", "fn", "cycle"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char f[96];
+        snprintf(f, sizeof f,
+                 "{\"type\":\"say\",\"id\":1,\"payload\":{\"what\":\"%s\"}}",
+                 bad[i]);
+        fx->st.nsent = 0;
+        dispatch(fx, "say", f);
+        assert_int_equal(fx->st.nsent, 1);
+        assert_int_equal(fx->st.sent[0].kind, SCRIPT_TO_CONN);
+        assert_non_null(strstr(last(fx), "\"code\":\"handler_error\""));
+    }
+    fx->st.nsent = 0;
+    dispatch(fx, "say", "{\"type\":\"say\",\"id\":2,\"payload\":{}}");
+    assert_int_equal(fx->st.nsent, 2);
+    assert_non_null(strstr(fx->st.sent[0].json, "\"seq\":1,"));
+    assert_string_equal(last(fx), "{\"type\":\"ack\",\"id\":2,\"seq\":1}");
+}
+
 static void test_publish_to_missing_room_is_not_found(void **state) {
     fixture_t *fx = *state;
     write_script(fx, "say.lua",
@@ -553,6 +589,7 @@ int main(void) {
         T(test_empty_array_encodes_as_array),
         T(test_publish_stamps_seq_and_room),
         T(test_publish_to_missing_room_is_not_found),
+        T(test_publish_that_cannot_be_encoded_takes_no_seq),
         T(test_publish_leaves_msg_alone_and_stamps_once),
         T(test_send_room_passes_except_user),
         T(test_sending_a_string_that_is_not_json_fails),
