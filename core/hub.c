@@ -511,8 +511,9 @@ void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {
         reject(h, c, &env);
     else if (rc < 0)
         hub_send_error(h, c, env.id_json, "handler_error",
-                       rc == -1 ? "timed out"
-                                : "scripts unavailable until they load again");
+                       rc == -1   ? "timed out"
+                       : rc == -2 ? "scripts unavailable until they load again"
+                                  : "the handler failed");
     /* Replace a state this call broke now, not on the next message. */
     live_script(h);
     envelope_clear(&env);

@@ -73,6 +73,12 @@ struct script {
     int has_connect_hook, has_disconnect_hook;
     int array_mt_ref;
     int fail_ref;
+    /* The frame being dispatched, for the length of script_dispatch only
+     * (borrowed from the caller): the connection it came on and its id as
+     * the client wrote it (NULL: none). hub.core.answer reads them. */
+    const char *call_conn, *call_id;
+    size_t call_id_len;
+    int answered; /* the frame has had its answer */
     size_t count;
     char *types;
     char *hooks;       /* the hooks loaded, ", "-separated */
@@ -728,29 +734,39 @@ static int l_publish(lua_State *L) {
     return 1;
 }
 
-/* ack(conn_id, id, result): {"type":"ack","id":id} with result's fields
- * (a table, or nil) merged in, sent to the connection. */
-static int l_ack(lua_State *L) {
+/* answer(type, fields): the answer to the frame being dispatched,
+ * {"type":type,"id":<id>} with fields' members (a table, or nil) but type
+ * and id merged in, sent to the frame's connection; without "id" when the
+ * frame had none. The id is the envelope's text of it, never a Lua value:
+ * a double would turn -0 into 0 and 12345678901234567890 into
+ * 1.2345678901234567e+19, and the client could not match its answer. */
+static int l_answer(lua_State *L) {
     static const char *const own[] = {"type", "id", NULL};
     script_t *s = self(L);
-    const char *cid = luaL_checkstring(L, 1);
+    size_t tlen;
+    const char *type = luaL_checklstring(L, 1, &tlen);
+    if (!s->call_conn) return luaL_error(L, "no frame to answer");
     buf_t b;
     buf_init(&b, FRAME_HEADROOM);
-    buf_puts(&b, "{\"type\":\"ack\",\"id\":");
+    buf_puts(&b, "{\"type\":");
+    json_write_string(&b, type, tlen);
+    if (s->call_id) {
+        buf_puts(&b, ",\"id\":");
+        buf_append(&b, s->call_id, s->call_id_len);
+    }
     int first = 0;
-    if (encode_value(L, 2, &b, 1, s->array_mt_ref) ||
-        (lua_istable(L, 3) &&
-         encode_members(L, 3, &b, 1, s->array_mt_ref, &first, own))) {
+    if (lua_istable(L, 2) &&
+        encode_members(L, 2, &b, 1, s->array_mt_ref, &first, own)) {
         buf_close(&b);
         return lua_error(L);
     }
     buf_putc(&b, '}');
     frame_t *f = frame_from_buf(&b);
-    script_target t = {SCRIPT_TO_CONN, &cid, 1, NULL, NULL};
-    size_t n = s->host->send(s->host->ud, &t, f);
+    script_target t = {SCRIPT_TO_CONN, &s->call_conn, 1, NULL, NULL};
+    s->host->send(s->host->ud, &t, f);
     frame_unref(f);
-    lua_pushinteger(L, (lua_Integer)n);
-    return 1;
+    s->answered = 1;
+    return 0;
 }
 
 static const char *check_room_id(lua_State *L, int idx) {
@@ -1300,7 +1316,7 @@ static const luaL_Reg core_funcs[] = {
     {"store_set", l_store_set},
     {"store_delete", l_store_delete},
     {"send", l_send},
-    {"ack", l_ack},
+    {"answer", l_answer},
     {"send_user", l_send_user},
     {"send_users", l_send_users},
     {"send_room", l_send_room},
@@ -1642,8 +1658,13 @@ int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
     lua_replace(L, -3);
     push_meta(s, meta, metalen);
     /* stack: dispatch, conn_id, user_id, type, msg, meta */
+    s->call_conn = conn_id;
+    s->call_id = env->id_json;
+    s->call_id_len = env->id_json_len;
+    s->answered = 0;
     int rc = guarded_pcall(s, 5, 0, 0);
-    if (rc == GUARD_ESCAPED) return -1;
+    s->call_conn = s->call_id = NULL;
+    if (rc == GUARD_ESCAPED) return s->answered ? 0 : -1;
     if (rc) {
         /* The runtime contains handler errors itself; reaching here means
          * the runtime failed (or memory ran out). */
@@ -1651,6 +1672,7 @@ int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
                   env->type, rc == LUA_ERRMEM ? "out of memory: " : "",
                   lua_isstring(L, -1) ? lua_tostring(L, -1) : "(no message)");
         lua_settop(L, 0);
+        if (!s->answered) return -3;
     }
     return 0;
 }

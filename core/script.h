@@ -161,7 +161,12 @@ const char *script_stray_hooks(const script_t *s);
  *       answers with envelope_code;
  *   -1  the call had to be abandoned (timed out in compiled code or a C
  *       function: the state is now poisoned); no reply was sent;
- *   -2  the state was already poisoned; no reply was sent.
+ *   -2  the state was already poisoned; no reply was sent;
+ *   -3  the runtime itself failed (out of memory outside a handler, say)
+ *       before answering; no reply was sent.
+ * In every negative case the caller answers handler_error with env's id,
+ * so that each frame gets exactly one answer. Answers from the runtime
+ * carry env->id_json as the client wrote it (hub.core.answer).
  * The caller clears env (envelope_clear) in every case. */
 int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
                     const char *json, size_t len, const char *meta,

@@ -137,6 +137,7 @@ function M.new(opts)
   hub.array_mt = protocol.array_mt
   hub.array = protocol.array
   hub.NO_ACK = protocol.NO_ACK
+  hub.reply = protocol.reply
   hub.fail = protocol.fail
   hub.encode = function(v) return encode(v) end
   hub.decode = decode

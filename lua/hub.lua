@@ -17,7 +17,7 @@ local hub = {}
 
 for name, fn in pairs(core) do
   if type(fn) == "function" and not name:match("^set_") and not name:match("^store_")
-      and name ~= "ack" then
+      and name ~= "answer" then
     hub[name] = fn
   end
 end
@@ -26,6 +26,7 @@ hub.null = core.null
 hub.array_mt = protocol.array_mt
 hub.array = protocol.array
 hub.NO_ACK = protocol.NO_ACK
+hub.reply = protocol.reply
 hub.fail = protocol.fail
 
 -- hub.store: state that outlives reloads, kept in C. hub.store itself is

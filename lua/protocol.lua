@@ -3,8 +3,8 @@
 -- answers the same way under test as in production.
 --
 -- It turns one handler call into the frame the client gets back: an ack
--- with the handler's fields merged in, an error with a protocol code, or
--- nothing at all.
+-- with the handler's fields merged in, an error with a protocol code, the
+-- handler's own answer (hub.reply), or nothing at all.
 
 local M = {}
 
@@ -19,8 +19,24 @@ function M.array(t)
   return setmetatable(t or {}, M.array_mt)
 end
 
--- Returned by a handler that answered by itself (ping answers with pong).
+-- Returned by a handler that answered by itself (with hub.send).
 M.NO_ACK = setmetatable({}, { __tostring = function() return "hub.NO_ACK" end })
+
+local reply_mt = { __name = "hub.reply" }
+
+-- Returned by a handler whose answer is not an ack (ping answers with
+-- pong): the client gets {type = type_name, id = <the frame's id>} with
+-- fields merged in, also when the frame had no id. The runtime writes the
+-- id as the client wrote it, which a handler cannot do with hub.send.
+function M.reply(type_name, fields)
+  if type(type_name) ~= "string" then
+    error("bad argument #1 to 'reply' (string expected, got " .. type(type_name) .. ")", 2)
+  end
+  if fields ~= nil and type(fields) ~= "table" then
+    error("bad argument #2 to 'reply' (table expected, got " .. type(fields) .. ")", 2)
+  end
+  return setmetatable({ type = type_name, fields = fields }, reply_mt)
+end
 
 local fail_mt = { __tostring = function(e) return e.code .. ": " .. e.message end }
 
@@ -38,17 +54,19 @@ local function strip_position(s)
   return (s:gsub("^[^:\n]*:%d+: ", ""))
 end
 
-local function error_reply(id, code, message)
-  return { type = "error", id = id, code = code, message = message }
+local function error_fields(code, message)
+  return { code = code, message = message }
 end
 
--- Runs handler(conn, msg) and says how it ended:
---   "ack", result      the client gets an ack: {type="ack", id=msg.id}
---                      with result's fields (a table, or nil) merged in;
---   "reply", frame, logline
---                      the client gets frame (an error); logline, when the
---                      handler failed, is for the server log (file:line);
---   nil                nothing is sent (NO_ACK, or no id to answer).
+-- Runs handler(conn, msg) and says how the client is answered: the answer
+-- frame's type and the fields that go into it beside type and id.
+--   "ack", result      an ack with result's fields (a table, or nil), only
+--                      when the frame has an id;
+--   "error", {code=, message=}, logline
+--                      an error; logline, when the handler failed, is for
+--                      the server log (file:line);
+--   type, fields       the handler's own answer (M.reply), id or not;
+--   nil                nothing is sent (NO_ACK, or no id to ack).
 -- The traceback argument, when given, is used as the xpcall message
 -- handler (the server passes one that adds file:line of the failing frame).
 function M.call(handler, conn, msg, traceback)
@@ -56,21 +74,24 @@ function M.call(handler, conn, msg, traceback)
   local ok, res = xpcall(handler, traceback or function(e) return e end, conn, msg)
   if not ok then
     if M.is_fail(res) then
-      return "reply", error_reply(id, res.code, res.message)
+      return "error", error_fields(res.code, res.message)
     end
     local text = type(res) == "string" and res or tostring(res)
     if text == "not enough memory" then
       -- LuaJIT's out-of-memory error: the state hit --script-memory.
-      return "reply", error_reply(id, "handler_error", "out of memory"),
+      return "error", error_fields("handler_error", "out of memory"),
         "out of memory (the --script-memory cap)"
     end
-    return "reply", error_reply(id, "handler_error", strip_position(text:match("^[^\n]*"))), text
+    return "error", error_fields("handler_error", strip_position(text:match("^[^\n]*"))), text
   end
   if res == M.NO_ACK then
     return nil
   end
+  if getmetatable(res) == reply_mt then
+    return res.type, res.fields
+  end
   if res ~= nil and type(res) ~= "table" then
-    return "reply", error_reply(id, "handler_error", "handler returned a " .. type(res)),
+    return "error", error_fields("handler_error", "handler returned a " .. type(res)),
       "handler returned a " .. type(res) .. " (expected a table or nil)"
   end
   if id == nil then
@@ -79,29 +100,29 @@ function M.call(handler, conn, msg, traceback)
   return "ack", res
 end
 
--- The ack for id with result's fields merged in (type and id are the
--- ack's own).
-function M.ack(id, result)
-  local ack = { type = "ack", id = id }
-  if result then
-    for k, v in pairs(result) do
+-- The answer frame of type type_name for id, with fields' members merged
+-- in (type and id are the frame's own).
+function M.answer(type_name, id, fields)
+  local out = { type = type_name, id = id }
+  if fields then
+    for k, v in pairs(fields) do
       if k ~= "type" and k ~= "id" then
-        ack[k] = v
+        out[k] = v
       end
     end
   end
-  return ack
+  return out
 end
 
--- M.call, with the ack built as a table: returns the reply table (or nil
--- when there is none to send) and the log line when the handler failed.
+-- M.call, with the answer built as a table: returns the reply table (or
+-- nil when there is none to send) and the log line when the handler failed.
 function M.run(handler, conn, msg, traceback)
   local id = msg.id
   local kind, v, logline = M.call(handler, conn, msg, traceback)
-  if kind == "ack" then
-    return M.ack(id, v)
+  if kind then
+    return M.answer(kind, id, v), logline
   end
-  return v, logline
+  return nil, logline
 end
 
 -- The function a named timer calls: name is "module.function", a function

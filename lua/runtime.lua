@@ -114,14 +114,17 @@ local function traceback(e)
   return e
 end
 
-local function send_reply(conn_id, reply, what)
-  local ok, err = pcall(core.send, conn_id, reply)
+-- Answers the frame being dispatched: {type = type_name, id = <the frame's
+-- id as the client wrote it>} with fields' members, built in C (the id
+-- never passes through a Lua number). Fields that cannot be encoded turn
+-- into handler_error, so the frame still gets its one answer.
+local function answer(conn_id, type_name, fields, what)
+  local ok, err = pcall(core.answer, type_name, fields)
   if not ok then
     core.log("error", string.format("%s reply cannot be sent conn=%s: %s",
       what, conn_id, tostring(err)), 0)
-    core.send(conn_id, {
-      type = "error", id = reply.id, code = "handler_error",
-      message = "the handler's reply cannot be encoded as JSON",
+    core.answer("error", {
+      code = "handler_error", message = "the handler's reply cannot be encoded as JSON",
     })
   end
 end
@@ -138,20 +141,21 @@ end
 
 local function dispatch(conn_id, user_id, type_name, msg, meta)
   local conn = { id = conn_id, user = user_id, meta = meta }
+  local id = msg.id
   if hooks.on_message then
     -- Before every handler: nil or true goes on, false drops the message,
     -- a table replaces it, hub.fail answers with an error.
     local ok, res = run_hook("on_message", conn, msg)
     if not ok then
       local e = protocol.is_fail(res) and res or { code = "handler_error", message = "message hook failed" }
-      send_reply(conn_id, { type = "error", id = msg.id, code = e.code, message = e.message }, "on_message")
+      answer(conn_id, "error", { code = e.code, message = e.message }, "on_message")
       return
     end
     if res == false then return end
     if type(res) == "table" then
       msg = res
       if type(msg.type) ~= "string" then
-        send_reply(conn_id, { type = "error", id = msg.id, code = "handler_error",
+        answer(conn_id, "error", { code = "handler_error",
           message = "the message hook returned a message without a type" }, "on_message")
         return
       end
@@ -160,31 +164,19 @@ local function dispatch(conn_id, user_id, type_name, msg, meta)
   end
   local handler = handlers[type_name]
   if not handler then
-    send_reply(conn_id, {
-      type = "error", id = msg.id, code = "unknown_type",
-      message = "no handler for type '" .. tostring(type_name) .. "'",
+    answer(conn_id, "error", {
+      code = "unknown_type", message = "no handler for type '" .. tostring(type_name) .. "'",
     }, "dispatch")
     return
   end
-  local id = msg.id
   local kind, v, logline = protocol.call(handler, conn, msg, traceback)
   if logline then
     core.log("error", string.format("handler %s failed conn=%s user=%s: %s",
       type_name, conn_id, user_id, logline), 0)
   end
-  if kind == "ack" then
+  if kind then
     -- Encoded straight from the handler's table, in C.
-    local ok, err = pcall(core.ack, conn_id, id, v)
-    if not ok then
-      core.log("error", string.format("handler %s reply cannot be sent conn=%s: %s",
-        type_name, conn_id, tostring(err)), 0)
-      core.send(conn_id, {
-        type = "error", id = id, code = "handler_error",
-        message = "the handler's reply cannot be encoded as JSON",
-      })
-    end
-  elseif kind == "reply" then
-    send_reply(conn_id, v, "handler " .. type_name)
+    answer(conn_id, kind, v, "handler " .. type_name)
   end
 end
 

@@ -1,7 +1,6 @@
--- ping: answered with a pong instead of an ack.
+-- ping: answered with a pong instead of an ack (with or without an id).
 local hub = require "hub"
 
-return function(conn, msg)
-  hub.send(conn.id, { type = "pong", id = msg.id, timestamp = hub.now() })
-  return hub.NO_ACK
+return function()
+  return hub.reply("pong", { timestamp = hub.now() })
 end

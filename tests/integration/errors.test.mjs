@@ -187,3 +187,98 @@ describe('closes that protect the server', () => {
     assert.equal(last, N);
   });
 });
+
+describe('every frame gets one answer, its id echoed as written', () => {
+  let server;
+  let c;
+  let raw;
+  before(async () => {
+    const dir = tempScripts();
+    // A handler that builds a message JSON cannot carry: NaN, a function,
+    // a cycle; each must fail before the room's seq is taken.
+    fs.writeFileSync(path.join(dir, 'bad_publish.lua'), `
+local hub = require "hub"
+return function(conn, msg)
+  local what = msg.payload.what
+  local body = { n = 0 / 0 }
+  if what == "function" then body = { f = print } end
+  if what == "cycle" then body = {}; body.self = body end
+  hub.publish(msg.room_id, { type = "chat", from = conn.user, payload = body })
+end
+`);
+    server = await new Server([], { scripts: dir }).start();
+    c = await Client.connect(server, 'ids');
+    raw = [];
+    c.ws.on('message', (d) => raw.push(d.toString()));
+  });
+  after(() => server.stop());
+
+  // Sends text and resolves with the raw text of the next answer of a type.
+  async function rawAnswer(text, type) {
+    const n = raw.length;
+    c.send(text);
+    const m = await c.next((f) => f.type === type);
+    const i = raw.findIndex((r, k) => k >= n && JSON.parse(r).type === type);
+    assert.ok(i >= 0);
+    assert.deepEqual(JSON.parse(raw[i]), m);
+    return raw[i];
+  }
+
+  test('ack, error and pong echo the id\'s own text: -0, 1.50, 1e2, big integers, escapes', async () => {
+    for (const id of ['-0', '1.50', '1e2', '12345678901234567890', '"a\\u0041\\/b"']) {
+      const ack = await rawAnswer(`{"type":"online_users","id":${id}}`, 'ack');
+      assert.ok(ack.startsWith(`{"type":"ack","id":${id},`), ack);
+      const err = await rawAnswer(`{"type":"nope","id":${id}}`, 'error');
+      assert.ok(err.startsWith(`{"type":"error","id":${id},`), err);
+      const pong = await rawAnswer(`{"type":"ping","id":${id}}`, 'pong');
+      assert.ok(pong.startsWith(`{"type":"pong","id":${id},`), pong);
+      const bad = await rawAnswer(`{"type":"chat","id":${id},"room_id":7}`, 'error');
+      assert.ok(bad.startsWith(`{"type":"error","id":${id},"code":"bad_message"`), bad);
+    }
+  });
+
+  test('a number JSON cannot carry back out is bad_json; the id is echoed when it is not that number', async () => {
+    const e1 = await rawAnswer('{"type":"ping","id":1e999}', 'error');
+    assert.equal(JSON.parse(e1).code, 'bad_json');
+    assert.equal('id' in JSON.parse(e1), false);
+    const e2 = await rawAnswer('{"type":"ping","id":-1e999}', 'error');
+    assert.equal(JSON.parse(e2).code, 'bad_json');
+    const e3 = await rawAnswer('{"type":"chat","payload":{"n":1e999},"id":"late"}', 'error');
+    assert.equal(JSON.parse(e3).code, 'bad_json');
+    assert.equal(JSON.parse(e3).id, 'late');
+    assert.match(JSON.parse(e3).message, /out of range/);
+    await c.alive();
+  });
+
+  test('an id that is not a number or a string still gets one bad_message, without id', async () => {
+    for (const id of ['{"a":1}', '[1]', 'null', 'true']) {
+      const e = await rawAnswer(`{"type":"ping","id":${id}}`, 'error');
+      assert.equal(JSON.parse(e).code, 'bad_message');
+      assert.equal('id' in JSON.parse(e), false);
+    }
+    await sleep(50);
+    assert.equal(c.seen('pong').length, 0);
+    assert.equal(c.seen('error').length, 0, 'exactly one answer each');
+  });
+
+  test('a seq is taken only by a message that is delivered', async () => {
+    const other = await Client.connect(server, 'ids-other');
+    for (const x of [c, other]) await x.request({ type: 'join_room', room_id: 'gapless' });
+    const chat = (n) => ({ type: 'chat', room_id: 'gapless', payload: { n } });
+    assert.equal((await c.request(chat(1))).seq, 1);
+    // From the client: refused as it is read.
+    c.send('{"type":"chat","id":"inf","room_id":"gapless","payload":{"n":1e999}}');
+    const e = await c.next((m) => m.id === 'inf');
+    assert.equal(e.code, 'bad_json');
+    // From a handler: NaN, a function, a cycle.
+    for (const what of ['nan', 'function', 'cycle']) {
+      const err = await c.request({ type: 'bad_publish', room_id: 'gapless', payload: { what } });
+      assert.equal(err.code, 'handler_error', what);
+    }
+    assert.equal((await c.request(chat(2))).seq, 2);
+    const seqs = [];
+    for (let k = 0; k < 2; k++) seqs.push((await other.next((m) => m.type === 'chat')).seq);
+    assert.deepEqual(seqs, [1, 2]);
+    await other.close();
+  });
+});

@@ -39,6 +39,13 @@ describe("protocol.run", function()
     assert.is_nil(r.id)
   end)
 
+  it("answers hub.reply with its own type, id or not", function()
+    local pong = function() return protocol.reply("pong", { t = 1, id = 9, type = "x" }) end
+    assert.same({ type = "pong", id = 5, t = 1 }, protocol.run(pong, conn, { id = 5 }))
+    assert.same({ type = "pong", t = 1 }, protocol.run(pong, conn, {}))
+    assert.has_error(function() protocol.reply(42) end)
+  end)
+
   it("treats a junk return value as handler_error", function()
     for _, junk in ipairs({ 42, "str", true, print }) do
       local r = protocol.run(function() return junk end, conn, { id = 1 })

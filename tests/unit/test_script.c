@@ -337,6 +337,40 @@ static void test_publish_that_cannot_be_encoded_takes_no_seq(void **state) {
     assert_string_equal(last(fx), "{\"type\":\"ack\",\"id\":2,\"seq\":1}");
 }
 
+/* Every answer the runtime sends (ack, error, a handler's own reply)
+ * carries the id exactly as the client wrote it. */
+static void test_answers_echo_the_id_as_written(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "hello.lua", "return function() return { x = 1 } end\n");
+    write_script(fx, "boom.lua", "return function() error('boom') end\n");
+    write_script(fx, "pingish.lua",
+                 "local hub = require 'hub'\n"
+                 "return function() return hub.reply('pong', { t = 1 }) end\n");
+    load_ok(fx);
+    const char *ids[] = {"-0", "1.50", "1e2", "12345678901234567890",
+                         "\"a\\u0041\\/\""};
+    const char *types[] = {"hello", "boom", "pingish", "nope"};
+    const char *answers[] = {"ack", "error", "pong", "error"};
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+        for (size_t k = 0; k < 4; k++) {
+            char f[128], want[128];
+            snprintf(f, sizeof f, "{\"type\":\"%s\",\"id\":%s}", types[k],
+                     ids[i]);
+            snprintf(want, sizeof want, "{\"type\":\"%s\",\"id\":%s,",
+                     answers[k], ids[i]);
+            fx->st.nsent = 0;
+            dispatch(fx, types[k], f);
+            assert_int_equal(fx->st.nsent, 1);
+            if (strncmp(last(fx), want, strlen(want)) != 0)
+                fail_msg("%s answered %s", f, last(fx));
+        }
+    }
+    /* A reply of its own goes out without an id too. */
+    fx->st.nsent = 0;
+    dispatch(fx, "pingish", "{\"type\":\"pingish\"}");
+    assert_string_equal(last(fx), "{\"type\":\"pong\",\"t\":1}");
+}
+
 static void test_publish_to_missing_room_is_not_found(void **state) {
     fixture_t *fx = *state;
     write_script(fx, "say.lua",
@@ -590,6 +624,7 @@ int main(void) {
         T(test_publish_stamps_seq_and_room),
         T(test_publish_to_missing_room_is_not_found),
         T(test_publish_that_cannot_be_encoded_takes_no_seq),
+        T(test_answers_echo_the_id_as_written),
         T(test_publish_leaves_msg_alone_and_stamps_once),
         T(test_send_room_passes_except_user),
         T(test_sending_a_string_that_is_not_json_fails),
