@@ -151,9 +151,18 @@ local function dispatch(conn_id, user_id, type_name, msg, meta)
       answer(conn_id, "error", { code = e.code, message = e.message }, "on_message")
       return
     end
-    if res == false then return end
+    if res == false then
+      -- Dropped: no handler runs and nothing goes on. The sender is told
+      -- no more than that the frame was received: an ack without fields,
+      -- when the frame has an id to answer (docs/scripting.md says why).
+      if id ~= nil then answer(conn_id, "ack", nil, "on_message") end
+      return
+    end
     if type(res) == "table" then
       msg = res
+      -- The replacement answers the client's frame: it carries the
+      -- frame's id, whatever the hook put there.
+      msg.id = id
       if type(msg.type) ~= "string" then
         answer(conn_id, "error", { code = "handler_error",
           message = "the message hook returned a message without a type" }, "on_message")

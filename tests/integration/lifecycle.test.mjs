@@ -279,6 +279,44 @@ end
   });
 });
 
+describe('on_message hook: rewritten and dropped messages', () => {
+  test('a rewrite keeps the client\'s id (ack with seq); a drop with an id gets an empty ack', async () => {
+    const dir = tempScripts();
+    fs.mkdirSync(path.join(dir, 'hooks'));
+    fs.writeFileSync(path.join(dir, 'hooks/on_message.lua'), `
+return function(conn, msg)
+  if msg.type == "loud" then
+    -- A new table: the client's id is not in it.
+    return { type = "chat", room_id = msg.room_id, payload = { text = msg.payload.text:upper() } }
+  end
+  if msg.type == "chat" and msg.payload and msg.payload.drop then return false end
+end
+`);
+    const server = await new Server([], { scripts: dir }).start();
+    try {
+      const a = await Client.connect(server, 'rw-a');
+      const b = await Client.connect(server, 'rw-b');
+      for (const c of [a, b]) await c.request({ type: 'join_room', room_id: 'rw' });
+      const ack = await a.request({ type: 'loud', id: 'L1', room_id: 'rw', payload: { text: 'hi' } });
+      assert.deepEqual(ack, { type: 'ack', id: 'L1', seq: 1 });
+      const m = await b.next((f) => f.type === 'chat');
+      assert.equal(m.payload.text, 'HI');
+      const dropped = await a.request({ type: 'chat', id: 'D1', room_id: 'rw', payload: { drop: true } });
+      assert.deepEqual(dropped, { type: 'ack', id: 'D1' });
+      a.send({ type: 'chat', room_id: 'rw', payload: { drop: true } }); // no id: no answer
+      assert.equal((await a.request({ type: 'chat', room_id: 'rw', payload: { text: 'next' } })).seq, 2);
+      await sleep(50);
+      assert.equal(a.seen('ack').length, 0, 'one answer per frame');
+      assert.equal(a.seen('error').length, 0);
+      assert.deepEqual(b.seen('chat').map((f) => f.seq), [2], 'the dropped messages reached nobody');
+      await a.close();
+      await b.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('--watch', () => {
   test('a change under scripts/ reloads without a signal', async () => {
     const dir = tempScripts();

@@ -371,6 +371,34 @@ static void test_answers_echo_the_id_as_written(void **state) {
     assert_string_equal(last(fx), "{\"type\":\"pong\",\"t\":1}");
 }
 
+/* An on_message hook that replaces a message answers the client's frame
+ * with the client's id; one that drops a message with an id acks it. */
+static void test_hook_rewrite_keeps_id_and_drop_is_acked(void **state) {
+    fixture_t *fx = *state;
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/hooks", fx->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    write_script(fx, "hooks/on_message.lua",
+                 "return function(conn, msg)\n"
+                 "  if msg.type == 'old' then return { type = 'new', id = 'hook' } end\n"
+                 "  if msg.type == 'drop' then return false end\n"
+                 "end\n");
+    write_script(fx, "new.lua",
+                 "return function(conn, msg) return { saw = msg.id } end\n");
+    write_script(fx, "drop.lua", "return function() error('ran') end\n");
+    load_ok(fx);
+    dispatch(fx, "old", "{\"type\":\"old\",\"id\":1.50}");
+    assert_string_equal(last(fx), "{\"type\":\"ack\",\"id\":1.50,\"saw\":1.5}");
+    fx->st.nsent = 0;
+    dispatch(fx, "old", "{\"type\":\"old\"}");
+    assert_int_equal(fx->st.nsent, 0);
+    dispatch(fx, "drop", "{\"type\":\"drop\",\"id\":\"d\"}");
+    assert_int_equal(fx->st.nsent, 1);
+    assert_string_equal(last(fx), "{\"type\":\"ack\",\"id\":\"d\"}");
+    dispatch(fx, "drop", "{\"type\":\"drop\"}");
+    assert_int_equal(fx->st.nsent, 1);
+}
+
 static void test_publish_to_missing_room_is_not_found(void **state) {
     fixture_t *fx = *state;
     write_script(fx, "say.lua",
@@ -625,6 +653,7 @@ int main(void) {
         T(test_publish_to_missing_room_is_not_found),
         T(test_publish_that_cannot_be_encoded_takes_no_seq),
         T(test_answers_echo_the_id_as_written),
+        T(test_hook_rewrite_keeps_id_and_drop_is_acked),
         T(test_publish_leaves_msg_alone_and_stamps_once),
         T(test_send_room_passes_except_user),
         T(test_sending_a_string_that_is_not_json_fails),
