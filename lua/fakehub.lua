@@ -522,8 +522,15 @@ function M:dispatch(conn, msg)
       end
       return answer(self, conn, msg, { type = "error", id = msg.id, code = e.code, message = e.message })
     end
-    if res == false then return nil end
+    if res == false then
+      -- Dropped, as in the core: an ack without fields when the frame has
+      -- an id to answer.
+      if msg.id == nil then return nil end
+      return answer(self, conn, msg, { type = "ack", id = msg.id })
+    end
     if type(res) == "table" then
+      -- The replacement answers the client's frame: it carries its id.
+      res.id = msg.id
       msg = res
       if type(msg.type) ~= "string" then
         return answer(self, conn, msg, { type = "error", id = msg.id, code = "handler_error",

@@ -182,7 +182,8 @@ return function(conn, msg)
   if text == "boom" then error("hook boom") end
   if text == "typeless" then return { payload = {} } end
   if msg.type == "shout" then
-    return { type = "echo", id = msg.id, payload = { text = text:upper() } }
+    -- No id here: the core carries the client's id over.
+    return { type = "echo", payload = { text = text:upper() } }
   end
 end
 ]],
@@ -193,16 +194,20 @@ end
     local a = kit:connect("a")
     assert.same({ type = "ack", id = 1, text = "hi" }, kit:dispatch(a, { type = "echo", id = 1, payload = { text = "hi" } }))
     assert.same({ type = "ack", id = 2, text = "HI" }, kit:dispatch(a, { type = "shout", id = 2, payload = { text = "hi" } }))
-    assert.is_nil(kit:dispatch(a, { type = "echo", id = 3, payload = { text = "drop" } }))
+    -- Dropped with an id: acked without fields, as the core does; without
+    -- an id, nothing.
+    assert.same({ type = "ack", id = 3 }, kit:dispatch(a, { type = "echo", id = 3, payload = { text = "drop" } }))
+    assert.is_nil(kit:dispatch(a, { type = "echo", payload = { text = "drop" } }))
     assert.same({ type = "error", id = 4, code = "forbidden", message = "not that" },
       kit:dispatch(a, { type = "echo", id = 4, payload = { text = "deny" } }))
     local failed = kit:dispatch(a, { type = "echo", id = 5, payload = { text = "boom" } })
     assert.equal("handler_error", failed.code)
     assert.matches("hook on_message failed.*hook boom", kit.logs[1].message)
     assert.equal("handler_error", kit:dispatch(a, { type = "echo", id = 6, payload = { text = "typeless" } }).code)
-    -- Everything the client got, in order; the dropped message got nothing.
+    -- Everything the client got, in order; the dropped message without an
+    -- id got nothing.
     local sent = kit:sent(a)
-    assert.equal(5, #sent)
-    assert.same({ 1, 2, 4, 5 }, { sent[1].id, sent[2].id, sent[3].id, sent[4].id })
+    assert.equal(6, #sent)
+    assert.same({ 1, 2, 3, 4, 5, 6 }, { sent[1].id, sent[2].id, sent[3].id, sent[4].id, sent[5].id, sent[6].id })
   end)
 end)
