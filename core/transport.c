@@ -631,8 +631,7 @@ static void hand_over(tconn *c, const http_req *r) {
     int fd = c->fd;
     c->fd = -1; /* the HTTP side owns it now */
     teardown(c, 0);
-    if (t->http(t->http_ud, fd, buf_content(&b), b.len) < 0)
-        log_warn("http", "could not hand a request to the HTTP server");
+    t->http(t->http_ud, fd, buf_content(&b), b.len);
     buf_close(&b);
 }
 

@@ -38,11 +38,11 @@
 
 typedef struct transport transport_t;
 
-/* Serves one plain HTTP request: takes ownership of fd, and of the request
- * in head[0..len) (borrowed for the call: copy it). Returns 0, or -1 when
- * it could not (fd closed either way). */
-typedef int (*transport_http_fn)(void *ud, int fd, const char *head,
-                                 size_t len);
+/* Serves one plain HTTP request: takes ownership of fd (closed by the
+ * callee when it is done, or fails), with the request in head[0..len)
+ * (borrowed for the call). */
+typedef void (*transport_http_fn)(void *ud, int fd, const char *head,
+                                  size_t len);
 
 /* cfg and auth are borrowed for the transport's life. */
 transport_t *transport_create(uv_loop_t *loop, const config_t *cfg,
