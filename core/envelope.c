@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codes.h"
 #include "alloc.h"
 #include "json.h"
 
@@ -298,9 +299,9 @@ static envelope_status verdict(envelope_t *env, scan_t *scp) {
 
 const char *envelope_code(envelope_status st) {
     switch (st) {
-    case ENVELOPE_BAD_JSON: return "bad_json";
-    case ENVELOPE_BAD_MESSAGE: return "bad_message";
-    case ENVELOPE_UNKNOWN_TYPE: return "unknown_type";
+    case ENVELOPE_BAD_JSON: return ERR_BAD_JSON;
+    case ENVELOPE_BAD_MESSAGE: return ERR_BAD_MESSAGE;
+    case ENVELOPE_UNKNOWN_TYPE: return ERR_UNKNOWN_TYPE;
     default: return NULL;
     }
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "codes.h"
 #include "alloc.h"
 #include "dict.h"
 #include "envelope.h"
@@ -107,7 +108,7 @@ static void on_overflow(void *ud, conn_t *c) {
     hub_t *h = ud;
     log_warn("fanout", "slow consumer closed conn=%s user=%s queued=%zu",
              conn_id(c), user_id(conn_user(c)), conn_queue_bytes(c));
-    h->t->close(h->t->ud, c, 4008, "slow consumer");
+    h->t->close(h->t->ud, c, CLOSE_SLOW, "slow consumer");
 }
 
 /* A room left empty is deleted: its stored state goes with it. */
@@ -397,7 +398,7 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
         buf_close(&meta);
         log_info("conn", "refused by on_connect conn=%s user=%s: %s",
                  conn_id(c), uid, reason);
-        h->t->close(h->t->ud, c, 4003, reason);
+        h->t->close(h->t->ud, c, CLOSE_REFUSED, reason);
         return c;
     }
     if (meta.len) {
@@ -510,7 +511,7 @@ void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {
     if (rc == 1)
         reject(h, c, &env);
     else if (rc < 0)
-        hub_send_error(h, c, env.id_json, "handler_error",
+        hub_send_error(h, c, env.id_json, ERR_HANDLER_ERROR,
                        rc == -1   ? "timed out"
                        : rc == -2 ? "scripts unavailable until they load again"
                                   : "the handler failed");
@@ -541,13 +542,13 @@ void hub_conn_limited(hub_t *h, conn_t *c, const char *data, size_t len,
         envelope_parse(data, len, &env);
         id = env.id_json;
     }
-    hub_send_error(h, c, id, "rate_limited", message);
+    hub_send_error(h, c, id, ERR_RATE_LIMITED, message);
     if (data) envelope_clear(&env);
 }
 
 void hub_conn_binary(hub_t *h, conn_t *c) {
     conn_stats(c)->messages_in++;
-    hub_send_error(h, c, NULL, "bad_message",
+    hub_send_error(h, c, NULL, ERR_BAD_MESSAGE,
                    "binary frames are not supported; send JSON text");
 }
 

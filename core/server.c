@@ -8,6 +8,7 @@
  * without a word when a head overflows it, its handshake header buffers
  * are a fixed pool that silent sockets fill, and its frame parser reports
  * a frame's length only when payload arrives. */
+#include "codes.h"
 #include "server.h"
 
 #include <libwebsockets.h>
@@ -180,7 +181,7 @@ static void on_signal(uv_signal_t *h, int signum) {
     log_info("server", "%s: closing %zu connections",
              signum == SIGINT ? "SIGINT" : "SIGTERM",
              conns_count(hub_conns(s->hub)));
-    transport_shutdown(s->transport, 1001, "server shutting down");
+    transport_shutdown(s->transport, CLOSE_GOING_AWAY, "server shutting down");
     uv_timer_start(&s->shutdown_timer, on_shutdown_tick, 20, 20);
 }
 

@@ -16,6 +16,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "codes.h"
 #include "conn.h"
 #include "frame.h"
 #include "http.h"
@@ -232,12 +233,12 @@ static void drop_input(tconn *c, uint32_t limit) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n <= 0) {
-        teardown(c, 1006);
+        teardown(c, CLOSE_ABNORMAL);
         return;
     }
     if (limit) {
         c->head_len += (uint32_t)n;
-        if (c->head_len > limit) teardown(c, 1006);
+        if (c->head_len > limit) teardown(c, CLOSE_ABNORMAL);
     }
 }
 
@@ -366,7 +367,7 @@ static void want_flush(tconn *c) {
         conns_mark_dirty(hub_conns(c->t->hub), c->conn);
         wake(c->t);
     } else if (flush(c) < 0) {
-        teardown(c, 1006);
+        teardown(c, CLOSE_ABNORMAL);
     }
 }
 
@@ -386,14 +387,14 @@ static void t_wake(void *ud) { wake(ud); }
 
 static void t_drain(void *ud, conn_t *conn) {
     tconn *c = conn_transport(conn);
-    if (c->state == T_OPEN && flush(c) < 0) teardown(c, 1006);
+    if (c->state == T_OPEN && flush(c) < 0) teardown(c, CLOSE_ABNORMAL);
 }
 
 static void t_close(void *ud, conn_t *conn, int code, const char *why) {
     tconn *c = conn_transport(conn);
     if (conn_closing(conn)) return;
     conn_set_closing(conn, code);
-    start_close(c, code, why, code == 4008);
+    start_close(c, code, why, code == CLOSE_SLOW);
 }
 
 /* ---- reading frames ------------------------------------------------------ */
@@ -409,7 +410,7 @@ static void deliver(tconn *c, const unsigned char *data, size_t len,
              * reads its errors. Closed after the answers already queued. */
             log_info("conn", "rate limited conn=%s: closed (4029)",
                      conn_id(conn));
-            t_close(t, conn, 4029, "rate limited");
+            t_close(t, conn, CLOSE_RATE_LIMITED, "rate limited");
         } else {
             hub_conn_limited(t->hub, conn, binary ? NULL : (const char *)data,
                              len, t->rate_msg);
@@ -469,7 +470,7 @@ static void on_control(tconn *c, const ws_piece *pc) {
         if (c->close_len) return; /* ours is on its way: it answers */
         if (c->conn) conn_queue_truncate(c->conn, c->wr_off ? 1 : 0);
         c->closef = xmalloc(4 + 123);
-        if (pc->code == 1005)
+        if (pc->code == CLOSE_NO_STATUS)
             c->close_len = (uint8_t)ws_control_frame(c->closef, WS_OP_CLOSE,
                                                      NULL, 0);
         else
@@ -530,7 +531,7 @@ static void ws_read(tconn *c) {
         return;
     if (n <= 0) {
         /* Gone without a close frame (or after ours: its code stands). */
-        teardown(c, 1006);
+        teardown(c, CLOSE_ABNORMAL);
         return;
     }
     if (c->failed) return;
@@ -595,7 +596,7 @@ static void upgrade(tconn *c, const http_req *r, unsigned char *extra,
                       "Sec-WebSocket-Accept: %s\r\n%s\r\n",
                       accept, proto ? "Sec-WebSocket-Protocol: luahub\r\n" : "");
     if (send(c->fd, resp, (size_t)rl, MSG_NOSIGNAL) != rl) {
-        teardown(c, 1006);
+        teardown(c, CLOSE_ABNORMAL);
         return;
     }
     list_remove(c);
@@ -604,7 +605,7 @@ static void upgrade(tconn *c, const http_req *r, unsigned char *extra,
     if (why) {
         /* Refused after the upgrade, so that a browser sees the reason. */
         log_info("conn", "refused (4001): %s", why);
-        start_close(c, 4001, why, 1);
+        start_close(c, CLOSE_UNAUTHORIZED, why, 1);
     } else {
         c->conn = hub_conn_open(t->hub, uid, c);
         rate_bucket_init(&c->rl, &t->rl, (uint32_t)uv_now(t->loop));
@@ -697,7 +698,7 @@ static void head_read(tconn *c) {
 static void on_io(uv_poll_t *h, int status, int events) {
     tconn *c = h->data;
     if (status < 0) {
-        teardown(c, 1006);
+        teardown(c, CLOSE_ABNORMAL);
         return;
     }
     switch (c->state) {
@@ -712,7 +713,7 @@ static void on_io(uv_poll_t *h, int status, int events) {
         return;
     case T_OPEN:
         if ((events & UV_WRITABLE) && flush(c) < 0) {
-            teardown(c, 1006);
+            teardown(c, CLOSE_ABNORMAL);
             return;
         }
         if ((events & UV_READABLE) && c->state == T_OPEN) ws_read(c);
@@ -791,7 +792,7 @@ static void on_sweep(uv_timer_t *h) {
         refuse(c, 408, why, NULL);
     }
     while ((c = t->lingering.head) && c->deadline <= now) teardown(c, 0);
-    while ((c = t->closing.head) && c->deadline <= now) teardown(c, 1006);
+    while ((c = t->closing.head) && c->deadline <= now) teardown(c, CLOSE_ABNORMAL);
     if (!t->handshakes.head && !t->lingering.head && !t->closing.head) {
         uv_timer_stop(&t->sweep);
         t->sweeping = 0;
@@ -813,7 +814,7 @@ static void on_heartbeat(uv_timer_t *h) {
                      conn_id(conn), user_id(conn_user(conn)),
                      (long long)(now - conn_last_activity(conn)));
             /* A silent peer won't answer a close handshake: drop it. */
-            teardown(c, 1006);
+            teardown(c, CLOSE_ABNORMAL);
             continue;
         }
         if (now - conn_ping_sent_at(conn) >= ping_ms && !c->ctl_len &&
@@ -834,7 +835,7 @@ static void on_flush_check(uv_check_t *h) {
     conn_t *conn;
     while ((conn = conns_pop_dirty(hub_conns(t->hub)))) {
         tconn *c = conn_transport(conn);
-        if (c->state == T_OPEN && flush(c) < 0) teardown(c, 1006);
+        if (c->state == T_OPEN && flush(c) < 0) teardown(c, CLOSE_ABNORMAL);
     }
     if (t->idle_active) {
         uv_idle_stop(&t->flush_idle);
@@ -930,11 +931,11 @@ void transport_close_all(transport_t *t) {
     stop_listening(t);
     tlist *lists[] = {&t->handshakes, &t->lingering, &t->closing};
     for (size_t i = 0; i < 3; i++)
-        while (lists[i]->head) teardown(lists[i]->head, 1001);
+        while (lists[i]->head) teardown(lists[i]->head, CLOSE_GOING_AWAY);
     if (t->hub) {
         conns_t *cs = hub_conns(t->hub);
         for (conn_t *c = conns_next(cs, NULL); c; c = conns_next(cs, c))
-            teardown(conn_transport(c), 1001);
+            teardown(conn_transport(c), CLOSE_GOING_AWAY);
     }
     close_handle((uv_handle_t *)&t->sweep);
     close_handle((uv_handle_t *)&t->heartbeat);

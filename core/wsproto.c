@@ -4,6 +4,8 @@
 #include <openssl/evp.h>
 #include <string.h>
 
+#include "codes.h"
+
 void ws_parser_init(ws_parser_t *p, uint64_t max_message) {
     memset(p, 0, sizeof *p);
     p->max_message = max_message;
@@ -101,7 +103,7 @@ ws_result ws_parse(ws_parser_t *p, unsigned char *buf, size_t len, size_t *pos,
             unsigned char *d = buf + i;
             unmask(d, n, p->mask, &p->mask_pos);
             if (p->msg_op == WS_OP_TEXT && ws_utf8_check(&p->utf8, d, n) < 0)
-                return fail(out, 1007, "invalid UTF-8");
+                return fail(out, CLOSE_BAD_DATA, "invalid UTF-8");
             p->remaining -= n;
             i += n;
             *pos = i;
@@ -113,7 +115,7 @@ ws_result ws_parse(ws_parser_t *p, unsigned char *buf, size_t len, size_t *pos,
                 p->in_frame = 0;
                 if (p->frame_fin) {
                     if (p->utf8 != 0)
-                        return fail(out, 1007, "invalid UTF-8");
+                        return fail(out, CLOSE_BAD_DATA, "invalid UTF-8");
                     out->fin = 1;
                     p->msg_op = 0;
                     p->msg_len = 0;
@@ -131,27 +133,27 @@ ws_result ws_parse(ws_parser_t *p, unsigned char *buf, size_t len, size_t *pos,
         const unsigned char *h = buf + i;
         int fin = h[0] >> 7, op = h[0] & 0x0f, masked = h[1] >> 7;
         unsigned len7 = h[1] & 0x7f;
-        if (h[0] & 0x70) return fail(out, 1002, "reserved bits set");
+        if (h[0] & 0x70) return fail(out, CLOSE_PROTOCOL, "reserved bits set");
         switch (op) {
         case WS_OP_CONTINUATION:
             if (!p->msg_op)
-                return fail(out, 1002, "continuation without a message");
+                return fail(out, CLOSE_PROTOCOL, "continuation without a message");
             break;
         case WS_OP_TEXT:
         case WS_OP_BINARY:
             if (p->msg_op)
-                return fail(out, 1002, "new message inside a fragmented one");
+                return fail(out, CLOSE_PROTOCOL, "new message inside a fragmented one");
             break;
         case WS_OP_CLOSE:
         case WS_OP_PING:
         case WS_OP_PONG:
-            if (!fin) return fail(out, 1002, "fragmented control frame");
-            if (len7 > 125) return fail(out, 1002, "control frame too long");
+            if (!fin) return fail(out, CLOSE_PROTOCOL, "fragmented control frame");
+            if (len7 > 125) return fail(out, CLOSE_PROTOCOL, "control frame too long");
             break;
         default:
-            return fail(out, 1002, "reserved opcode");
+            return fail(out, CLOSE_PROTOCOL, "reserved opcode");
         }
-        if (!masked) return fail(out, 1002, "client frame not masked");
+        if (!masked) return fail(out, CLOSE_PROTOCOL, "client frame not masked");
 
         size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
         if (avail < 2 + ext) {
@@ -167,9 +169,9 @@ ws_result ws_parse(ws_parser_t *p, unsigned char *buf, size_t len, size_t *pos,
         /* Refused at the header, before a byte of the payload. */
         if (data && (flen > p->max_message ||
                      p->msg_len > p->max_message - flen))
-            return fail(out, 1009, "message too large");
+            return fail(out, CLOSE_TOO_BIG, "message too large");
         if (ext == 8 && flen >> 63)
-            return fail(out, 1002, "length with its top bit set");
+            return fail(out, CLOSE_PROTOCOL, "length with its top bit set");
 
         size_t hlen = 2 + ext + 4;
         if (avail < hlen || (!data && avail < hlen + flen)) {
@@ -193,15 +195,15 @@ ws_result ws_parse(ws_parser_t *p, unsigned char *buf, size_t len, size_t *pos,
             out->code = 0;
             if (op == WS_OP_CLOSE) {
                 if (flen == 1)
-                    return fail(out, 1002, "close frame with a 1-byte payload");
-                out->code = 1005;
+                    return fail(out, CLOSE_PROTOCOL, "close frame with a 1-byte payload");
+                out->code = CLOSE_NO_STATUS;
                 if (flen >= 2) {
                     unsigned code = (unsigned)d[0] << 8 | d[1];
                     uint32_t st = 0;
                     if (!ws_close_code_valid(code))
-                        return fail(out, 1002, "invalid close code");
+                        return fail(out, CLOSE_PROTOCOL, "invalid close code");
                     if (ws_utf8_check(&st, d + 2, (size_t)flen - 2) < 0 || st)
-                        return fail(out, 1007, "invalid UTF-8 in close reason");
+                        return fail(out, CLOSE_BAD_DATA, "invalid UTF-8 in close reason");
                     out->code = (uint16_t)code;
                 }
             }
