@@ -26,22 +26,6 @@ void config_defaults(config_t *cfg) {
     cfg->script_memory = 256;
 }
 
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
-
-int config_parse_level(const char *s, log_level *lv) {
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(s, level_names[i]) == 0) {
-            *lv = (log_level)i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-const char *config_level_name(log_level lv) {
-    return (unsigned)lv < 4 ? level_names[lv] : "info";
-}
-
 static void usage(FILE *out) {
     config_t d;
     config_defaults(&d);
@@ -133,7 +117,7 @@ static void usage(FILE *out) {
             d.host, d.port, d.scripts_dir, d.lua_dir, d.static_dir,
             d.ping_interval, d.idle_timeout, d.handshake_timeout,
             d.max_message, d.send_queue,
-            config_level_name(d.level), d.script_timeout, d.script_memory,
+            log_level_name(d.level), d.script_timeout, d.script_memory,
             d.rate_limit);
 }
 
@@ -314,7 +298,7 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             rc = parse_string(err, flag, val, cfg->check_dir,
                               sizeof cfg->check_dir);
         else if (!strcmp(flag, "--log-level")) {
-            if (config_parse_level(val, &cfg->level) < 0)
+            if (log_level_parse(val, &cfg->level) < 0)
                 rc = bad(err, flag, val, "a level (error, warn, info, debug)");
         }
         if (rc) return CONFIG_ERROR;

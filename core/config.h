@@ -9,18 +9,13 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "log.h"
+
 #define LUAHUB_VERSION "0.1.0"
 
 /* The largest --rate-burst (the bucket is counted in 1/16 messages in 16
  * bits per connection). */
 #define RATE_BURST_MAX 4000
-
-typedef enum log_level {
-    LOG_ERROR = 0,
-    LOG_WARN = 1,
-    LOG_INFO = 2,
-    LOG_DEBUG = 3,
-} log_level;
 
 typedef struct config {
     char host[256];          /* --host, default "127.0.0.1" */
@@ -80,8 +75,5 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
  * own). A missing static directory is left to the server's warning. */
 int config_locate(config_t *cfg, const char *exe, FILE *err);
 
-/* Parses a level name; returns 0 and sets *lv, or -1. */
-int config_parse_level(const char *s, log_level *lv);
-const char *config_level_name(log_level lv);
 
 #endif

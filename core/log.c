@@ -10,6 +10,22 @@
 
 static log_level current = LOG_INFO;
 
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+int log_level_parse(const char *s, log_level *lv) {
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, level_names[i]) == 0) {
+            *lv = (log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *log_level_name(log_level lv) {
+    return (unsigned)lv < 4 ? level_names[lv] : "info";
+}
+
 void log_set_level(log_level lv) { current = lv; }
 log_level log_get_level(void) { return current; }
 int log_enabled(log_level lv) { return lv <= current; }

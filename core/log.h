@@ -6,7 +6,16 @@
 #ifndef LUAHUB_LOG_H
 #define LUAHUB_LOG_H
 
-#include "config.h"
+typedef enum log_level {
+    LOG_ERROR = 0,
+    LOG_WARN = 1,
+    LOG_INFO = 2,
+    LOG_DEBUG = 3,
+} log_level;
+
+/* Parses a level name (error, warn, info, debug): 0 with *lv set, or -1. */
+int log_level_parse(const char *s, log_level *lv);
+const char *log_level_name(log_level lv);
 
 void log_set_level(log_level lv);
 log_level log_get_level(void);

@@ -3,7 +3,7 @@
 
 #include <math.h>
 
-#include "config.h"
+#include "config.h" /* RATE_BURST_MAX */
 
 rate_limit rate_limit_make(double rate, int burst) {
     rate_limit l = {rate, burst};

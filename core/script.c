@@ -981,7 +981,7 @@ static int l_log(lua_State *L) {
     const char *level = luaL_checkstring(L, 1);
     const char *msg = luaL_checkstring(L, 2);
     log_level lv;
-    if (config_parse_level(level, &lv) < 0)
+    if (log_level_parse(level, &lv) < 0)
         return luaL_error(L, "unknown log level '%s'", level);
     if (!log_enabled(lv)) return 0;
     /* Name the script and line that logged: the caller at the given stack

@@ -209,7 +209,7 @@ static void test_check_and_unsafe_lua(void **state) {
 static void test_level_names_round_trip(void **state) {
     for (int i = LOG_ERROR; i <= LOG_DEBUG; i++) {
         log_level lv;
-        assert_int_equal(config_parse_level(config_level_name(i), &lv), 0);
+        assert_int_equal(log_level_parse(log_level_name(i), &lv), 0);
         assert_int_equal(lv, i);
     }
 }
