@@ -5,6 +5,7 @@
 #include "config.h"
 #include "log.h"
 #include "script.h"
+#include "process.h"
 #include "server.h"
 
 /* luahub --check DIR: load the scripts exactly as the server would (same
@@ -59,11 +60,11 @@ int main(int argc, char **argv) {
     if (config_locate(&cfg, n > 0 ? exe : NULL, stderr) < 0) return 1;
     log_set_level(cfg.level);
     if (cfg.check_dir[0]) return check_scripts(&cfg);
-    server_process_setup();
+    process_setup();
 
     server_t *s = server_create(&cfg);
     if (!s) return 1;
-    int rc = server_run(s);
+    int rc = process_run(s, &cfg);
     server_destroy(s);
     return rc;
 }

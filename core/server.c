@@ -12,11 +12,9 @@
 #include "server.h"
 
 #include <libwebsockets.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <uv.h>
 
@@ -37,13 +35,6 @@ struct server {
     hub_t *hub;
     hub_transport ops;
     uv_timer_t shutdown_timer;
-    uv_signal_t sig_int, sig_term, sig_hup;
-    /* --watch: scripts/, scripts/lib, scripts/hooks (inotify is not
-     * recursive), and a short timer that gathers a burst of changes (an
-     * editor's save, a cp -r) into one reload. */
-    uv_fs_event_t watchers[3];
-    int nwatchers, watching;
-    uv_timer_t watch_timer;
     int stopping;
     int ctx_destroying;
     int64_t stop_started;
@@ -101,41 +92,7 @@ static void serve_http(void *ud, int fd, const char *head, size_t len) {
     (void)lws_adopt_socket_vhost_readbuf(s->vhost, fd, head, len);
 }
 
-/* ---- timers and signals ------------------------------------------------ */
-
-static void on_watch_settled(uv_timer_t *t) {
-    server_t *s = t->data;
-    log_info("server", "scripts changed: reloading");
-    hub_reload(s->hub);
-}
-
-static void on_watch_event(uv_fs_event_t *h, const char *file, int events,
-                           int status) {
-    server_t *s = h->data;
-    uv_timer_start(&s->watch_timer, on_watch_settled, 100, 0);
-}
-
-static void start_watch(server_t *s) {
-    static const char *const subdirs[] = {"", "/lib", "/hooks"};
-    uv_timer_init(&s->loop, &s->watch_timer);
-    s->watch_timer.data = s;
-    s->watching = 1;
-    for (int i = 0; i < 3; i++) {
-        char path[1100];
-        snprintf(path, sizeof path, "%s%s", s->cfg->scripts_dir, subdirs[i]);
-        struct stat st;
-        if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
-        uv_fs_event_t *w = &s->watchers[s->nwatchers];
-        uv_fs_event_init(&s->loop, w);
-        w->data = s;
-        if (uv_fs_event_start(w, on_watch_event, path, 0) == 0) {
-            s->nwatchers++;
-            log_info("server", "watching %s", path);
-        } else {
-            uv_close((uv_handle_t *)w, NULL);
-        }
-    }
-}
+/* ---- stopping ------------------------------------------------------------ */
 
 static void close_handle(uv_handle_t *h) {
     if (!uv_is_closing(h)) uv_close(h, NULL);
@@ -151,12 +108,6 @@ static void finish_stop(server_t *s) {
         lws_context_destroy(s->ctx);
     }
     close_handle((uv_handle_t *)&s->shutdown_timer);
-    close_handle((uv_handle_t *)&s->sig_int);
-    close_handle((uv_handle_t *)&s->sig_term);
-    close_handle((uv_handle_t *)&s->sig_hup);
-    for (int i = 0; i < s->nwatchers; i++)
-        close_handle((uv_handle_t *)&s->watchers[i]);
-    if (s->watching) close_handle((uv_handle_t *)&s->watch_timer);
 }
 
 static void on_shutdown_tick(uv_timer_t *t) {
@@ -168,18 +119,11 @@ static void on_shutdown_tick(uv_timer_t *t) {
     }
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-    server_t *s = h->data;
-    if (signum == SIGHUP) {
-        log_info("server", "SIGHUP: reloading scripts");
-        hub_reload(s->hub);
-        return;
-    }
+void server_stop(server_t *s, const char *why) {
     if (s->stopping) return;
     s->stopping = 1;
     s->stop_started = hub_now_ms();
-    log_info("server", "%s: closing %zu connections",
-             signum == SIGINT ? "SIGINT" : "SIGTERM",
+    log_info("server", "%s: closing %zu connections", why,
              conns_count(hub_conns(s->hub)));
     transport_shutdown(s->transport, CLOSE_GOING_AWAY, "server shutting down");
     uv_timer_start(&s->shutdown_timer, on_shutdown_tick, 20, 20);
@@ -220,10 +164,6 @@ server_t *server_create(const config_t *cfg) {
     uv_loop_init(&s->loop);
     uv_timer_init(&s->loop, &s->shutdown_timer);
     s->shutdown_timer.data = s;
-    uv_signal_init(&s->loop, &s->sig_int);
-    uv_signal_init(&s->loop, &s->sig_term);
-    uv_signal_init(&s->loop, &s->sig_hup);
-    s->sig_int.data = s->sig_term.data = s->sig_hup.data = s;
     s->transport = transport_create(&s->loop, cfg, s->auth, serve_http, s);
 
     /* Bound first: a port in use or a host that is not ours stops the
@@ -287,11 +227,6 @@ server_t *server_create(const config_t *cfg) {
         return NULL;
     }
 
-    uv_signal_start(&s->sig_int, on_signal, SIGINT);
-    uv_signal_start(&s->sig_term, on_signal, SIGTERM);
-    uv_signal_start(&s->sig_hup, on_signal, SIGHUP);
-    if (cfg->watch) start_watch(s);
-
     int port = transport_port(s->transport);
     log_info("server",
              "listening host=%s port=%d ws=ws://%s:%d/ws static=%s on=%s",
@@ -331,11 +266,4 @@ void server_destroy(server_t *s) {
 
 hub_t *server_hub(server_t *s) { return s->hub; }
 
-void server_process_setup(void) {
-    signal(SIGPIPE, SIG_IGN);
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
+uv_loop_t *server_loop(server_t *s) { return &s->loop; }

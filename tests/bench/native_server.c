@@ -6,6 +6,7 @@
 #include "config.h"
 #include "log.h"
 #include "natives.h"
+#include "process.h"
 #include "server.h"
 
 int main(int argc, char **argv) {
@@ -20,12 +21,12 @@ int main(int argc, char **argv) {
         return 0;
     }
     log_set_level(cfg.level);
-    server_process_setup();
+    process_setup();
     server_t *s = server_create(&cfg);
     if (!s) return 1;
     natives_install(server_hub(s));
     log_info("bench", "ping and chat run in C (natives.c), not Lua");
-    int rc = server_run(s);
+    int rc = process_run(s, &cfg);
     server_destroy(s);
     return rc;
 }
