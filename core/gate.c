@@ -1,0 +1,151 @@
+/* gate.c -- the front door: a request head read within its limits, then
+ * refused with an HTTP status, upgraded to a WebSocket at /ws, or handed
+ * to the HTTP side (see transport.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "codes.h"
+#include "hub.h"
+#include "log.h"
+#include "transport_int.h"
+
+static int valid_key(const char *k, size_t n) {
+    /* 16 random bytes in base64: 22 characters and "==". */
+    if (n != 24 || k[22] != '=' || k[23] != '=') return 0;
+    for (size_t i = 0; i < 22; i++) {
+        char ch = k[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+              (ch >= '0' && ch <= '9') || ch == '+' || ch == '/'))
+            return 0;
+    }
+    return 1;
+}
+
+/* The head asks for a WebSocket at /ws: answers 101 (or refuses), and the
+ * connection becomes a WebSocket one. extra: bytes after the head. */
+static void upgrade(tconn *c, const http_req *r, unsigned char *extra,
+                    size_t nextra) {
+    transport_t *t = c->t;
+    size_t n;
+    const char *v;
+    if (r->method_len != 3 || memcmp(r->method, "GET", 3) != 0)
+        return transport__refuse(c, 405, "a WebSocket upgrade is a GET", "Allow: GET\r\n");
+    if (r->minor < 1) return transport__refuse(c, 400, "WebSocket needs HTTP/1.1", NULL);
+    if (!http_header_has_token(r, "Connection", "upgrade") ||
+        !http_header_has_token(r, "Upgrade", "websocket"))
+        return transport__refuse(c, 426, "this endpoint speaks WebSocket only",
+                      "Upgrade: websocket\r\n");
+    v = http_header_get(r, "Sec-WebSocket-Version", &n);
+    if (!v || n != 2 || memcmp(v, "13", 2) != 0)
+        return transport__refuse(c, 426, "WebSocket version 13 required",
+                      "Sec-WebSocket-Version: 13\r\n");
+    v = http_header_get(r, "Sec-WebSocket-Key", &n);
+    if (!v || !valid_key(v, n))
+        return transport__refuse(c, 400, "missing or malformed Sec-WebSocket-Key", NULL);
+    char accept[29];
+    ws_accept_key(v, n, accept);
+    /* No subprotocol is needed; a client that offers some must offer
+     * ours, or it would fail the connection itself. */
+    int proto = 0;
+    if (http_header_get(r, "Sec-WebSocket-Protocol", NULL)) {
+        if (!http_header_has_token(r, "Sec-WebSocket-Protocol", "luahub"))
+            return transport__refuse(c, 400, "unsupported subprotocol (offer luahub, "
+                                  "or none)", NULL);
+        proto = 1;
+    }
+    if (t->stopping) return transport__refuse(c, 503, "server shutting down", NULL);
+
+    char uid[72];
+    const char *why = auth_identify(t->auth, r, (int64_t)time(NULL), uid,
+                                    sizeof uid);
+    char resp[256];
+    int rl = snprintf(resp, sizeof resp,
+                      "HTTP/1.1 101 Switching Protocols\r\n"
+                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Accept: %s\r\n%s\r\n",
+                      accept, proto ? "Sec-WebSocket-Protocol: luahub\r\n" : "");
+    if (send(c->fd, resp, (size_t)rl, MSG_NOSIGNAL) != rl) {
+        transport__teardown(c, CLOSE_ABNORMAL);
+        return;
+    }
+    transport__ws_open(c, why ? NULL : uid, why, extra, nextra);
+}
+
+/* A plain HTTP request: handed to the HTTP side with a head rebuilt for
+ * it. */
+static void hand_over(tconn *c, const http_req *r) {
+    transport_t *t = c->t;
+    buf_t b;
+    buf_init(&b, 0);
+    if (http_forward_head(r, &b, FORWARD_MAX) < 0) {
+        buf_close(&b);
+        return transport__refuse(c, 431, "request headers too large", NULL);
+    }
+    int fd = c->fd;
+    c->fd = -1; /* the HTTP side owns it now */
+    transport__teardown(c, 0);
+    t->http(t->http_ud, fd, buf_content(&b), b.len);
+    buf_close(&b);
+}
+
+static void route(tconn *c, const http_req *r, size_t head_len) {
+    int ws = r->path_len == 3 && memcmp(r->target, "/ws", 3) == 0;
+    if (ws) {
+        unsigned char *extra = (unsigned char *)c->head + head_len;
+        size_t nextra = c->head_len - head_len;
+        /* The head buffer is freed by upgrade's state change: keep the
+         * extra bytes in the read buffer's stead first. */
+        char *head = c->head;
+        c->head = NULL;
+        upgrade(c, r, extra, nextra);
+        free(head);
+        return;
+    }
+    if (http_header_has_token(r, "Upgrade", "websocket"))
+        return transport__refuse(c, 404, "WebSocket clients connect at /ws", NULL);
+    if (!((r->method_len == 3 && memcmp(r->method, "GET", 3) == 0) ||
+          (r->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0)))
+        return transport__refuse(c, 405, "only GET and HEAD are served here",
+                      "Allow: GET, HEAD\r\n");
+    if (c->t->stopping) return transport__refuse(c, 503, "server shutting down", NULL);
+    hand_over(c, r);
+}
+
+void transport__head_read(tconn *c) {
+    if (c->head_len == c->head_cap) {
+        uint32_t cap = c->head_cap ? c->head_cap * 2 : HEAD_START;
+        if (cap > HTTP_MAX_HEAD) cap = HTTP_MAX_HEAD;
+        c->head = xrealloc(c->head, cap);
+        c->head_cap = cap;
+    }
+    ssize_t n = recv(c->fd, c->head + c->head_len, c->head_cap - c->head_len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        transport__teardown(c, 0); /* the client left: nobody to answer */
+        return;
+    }
+    c->head_len += (uint32_t)n;
+    size_t scanned = c->head_scanned;
+    int hl = http_head_complete(c->head, c->head_len, &scanned);
+    c->head_scanned = (uint32_t)scanned;
+    if (hl == -414)
+        return transport__refuse(c, 414, "request target longer than 2048 bytes", NULL);
+    if (hl < 0)
+        return transport__refuse(c, 431, "request head larger than 8192 bytes", NULL);
+    if (hl == 0) return;
+    http_req r;
+    int rc = http_parse(&r, c->head, (size_t)hl);
+    if (rc == -431)
+        return transport__refuse(c, 431, "more than 64 header lines", NULL);
+    if (rc == -414)
+        return transport__refuse(c, 414, "request target longer than 2048 bytes", NULL);
+    if (rc == -505) return transport__refuse(c, 505, "HTTP/1.x only", NULL);
+    if (rc < 0) return transport__refuse(c, 400, "malformed request", NULL);
+    route(c, &r, (size_t)hl);
+}

@@ -1,0 +1,142 @@
+/* tconn.c -- what every client socket has: its deadline list, its polling,
+ * its teardown, and refusals (see transport_int.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "codes.h"
+#include "hub.h"
+#include "log.h"
+#include "transport_int.h"
+
+static void on_sweep(uv_timer_t *h);
+
+void transport__list_remove(tconn *c) {
+    tlist *l = c->list;
+    if (!l) return;
+    if (c->lprev) c->lprev->lnext = c->lnext;
+    else l->head = c->lnext;
+    if (c->lnext) c->lnext->lprev = c->lprev;
+    else l->tail = c->lprev;
+    c->lnext = c->lprev = NULL;
+    c->list = NULL;
+}
+
+void transport__list_push(tlist *l, tconn *c, uint64_t ms) {
+    transport__list_remove(c);
+    transport_t *t = c->t;
+    c->deadline = uv_now(t->loop) + ms;
+    c->list = l;
+    c->lprev = l->tail;
+    c->lnext = NULL;
+    if (l->tail) l->tail->lnext = c;
+    else l->head = c;
+    l->tail = c;
+    if (!t->sweeping) {
+        uv_timer_start(&t->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+        t->sweeping = 1;
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+    tconn *c = h->data;
+    if (c->conn) hub_conn_closed(c->t->hub, c->conn);
+    if (c->msg) {
+        buf_close(c->msg);
+        free(c->msg);
+    }
+    free(c->head);
+    free(c->ctl);
+    free(c->closef);
+    free(c->carry);
+    free(c);
+}
+
+void transport__teardown(tconn *c, int code) {
+    if (c->state == T_DEAD) return;
+    if (c->conn) {
+        if (!conn_closing(c->conn)) conn_set_closing(c->conn, code);
+        conn_queue_clear(c->conn);
+    }
+    transport__list_remove(c);
+    c->state = T_DEAD;
+    /* uv_close stops the poll at once (the fd leaves epoll), so the fd can
+     * be closed now. */
+    uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+}
+
+void transport__poll_set(tconn *c, int events) {
+    if (c->polling == events || c->state == T_DEAD) return;
+    c->polling = (uint8_t)events;
+    uv_poll_start(&c->poll, events, c->t->on_io);
+}
+
+void transport__log_refusal(transport_t *t, int status, const char *why) {
+    int64_t sec = hub_now_ms() / 1000;
+    if (sec != t->log_second) {
+        if (t->unlogged)
+            log_info("http", "%u more refusals not logged", t->unlogged);
+        t->log_second = sec;
+        t->logged = t->unlogged = 0;
+    }
+    if (t->logged++ < 10) log_info("http", "refused %d: %s", status, why);
+    else t->unlogged++;
+}
+
+void transport__refuse(tconn *c, int status, const char *why, const char *extra) {
+    transport_t *t = c->t;
+    buf_t b;
+    buf_init(&b, 0);
+    http_refusal(&b, status, why, extra);
+    /* A few hundred bytes into an empty socket buffer: one send. */
+    ssize_t n = send(c->fd, buf_content(&b), b.len, MSG_NOSIGNAL);
+    (void)n;
+    buf_close(&b);
+    transport__log_refusal(t, status, why);
+    shutdown(c->fd, SHUT_WR);
+    free(c->head);
+    c->head = NULL;
+    c->head_len = c->head_cap = 0;
+    c->state = T_LINGER;
+    transport__list_push(&t->lingering, c, LINGER_MS);
+    transport__poll_set(c, UV_READABLE);
+}
+
+/* Reads and drops; closes at the client's end, or past LINGER_BYTES. */
+void transport__drop_input(tconn *c, uint32_t limit) {
+    transport_t *t = c->t;
+    ssize_t n = recv(c->fd, t->rbuf, sizeof t->rbuf, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        transport__teardown(c, CLOSE_ABNORMAL);
+        return;
+    }
+    if (limit) {
+        c->head_len += (uint32_t)n;
+        if (c->head_len > limit) transport__teardown(c, CLOSE_ABNORMAL);
+    }
+}
+
+static void on_sweep(uv_timer_t *h) {
+    transport_t *t = h->data;
+    uint64_t now = uv_now(t->loop);
+    tconn *c;
+    while ((c = t->handshakes.head) && c->deadline <= now) {
+        char why[64];
+        snprintf(why, sizeof why, "request head not received within %gs",
+                 t->cfg->handshake_timeout);
+        transport__refuse(c, 408, why, NULL);
+    }
+    while ((c = t->lingering.head) && c->deadline <= now) transport__teardown(c, 0);
+    while ((c = t->closing.head) && c->deadline <= now) transport__teardown(c, CLOSE_ABNORMAL);
+    if (!t->handshakes.head && !t->lingering.head && !t->closing.head) {
+        uv_timer_stop(&t->sweep);
+        t->sweeping = 0;
+    }
+}

@@ -1,0 +1,166 @@
+/* transport_int.h -- what the transport's files share (internal).
+ *
+ * The transport is four files, each calling only down the list:
+ * transport.c (the public API, accepting, dispatching socket events),
+ * gate.c (request heads: refusals, the upgrade, HTTP handed over),
+ * wsconn.c (WebSocket connections: frames in, queues out, closing),
+ * tconn.c (what every client socket has: deadlines, polling, teardown,
+ * refusals). */
+#ifndef LUAHUB_TRANSPORT_INT_H
+#define LUAHUB_TRANSPORT_INT_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "conn.h"
+#include "http.h"
+#include "listen.h"
+#include "rate.h"
+#include "transport.h"
+#include "wsproto.h"
+
+/* Bytes read from a socket at once, into one buffer shared by every
+ * connection: a fast sender's whole window is read and handled in one
+ * pass, and an idle connection holds no read buffer. */
+#define READ_SIZE 65536
+/* A request head's buffer starts at this and doubles up to HTTP_MAX_HEAD. */
+#define HEAD_START 1024
+/* After a refusal: how long, and how much, the client's remaining bytes
+ * are read and dropped before the socket is closed (closing with unread
+ * data would reset the connection and lose the answer). */
+#define LINGER_MS 2000
+#define LINGER_BYTES 65536
+/* Milliseconds a closing connection may take to get its frames and close
+ * frame out and the client to answer. */
+#define CLOSE_GRACE_MS 3000
+/* Frames per writev(), and writev() calls per connection per flush, so one
+ * fast reader cannot starve the others in a loop pass. */
+#define IOV_BATCH 64
+#define FLUSH_ROUNDS 4
+/* How often the deadlines (handshakes, lingering, closing) are checked. */
+#define SWEEP_MS 100
+/* Connections accepted per wake-up of a listening socket. */
+#define ACCEPT_BATCH 64
+/* libwebsockets' header space (its max_http_header_data is 4096). */
+#define FORWARD_MAX 4000
+/* A control frame we write: a pong echoes up to 125 bytes. */
+#define CTL_CAP (2 + 125)
+
+typedef enum tstate {
+    T_HANDSHAKE, /* reading the request head */
+    T_LINGER,    /* refused: the answer is out, dropping what comes */
+    T_OPEN,      /* a WebSocket connection */
+    T_CLOSING,   /* our close frame is out: dropping what comes until EOF */
+    T_DEAD,      /* closed; freed by the handle's close callback */
+} tstate;
+
+typedef struct tconn tconn;
+
+/* A list of connections with deadlines; every list has one timeout, so
+ * appending keeps it in deadline order. */
+typedef struct tlist {
+    tconn *head, *tail;
+} tlist;
+
+struct tconn {
+    uv_poll_t poll;
+    transport_t *t;
+    tconn *lnext, *lprev;
+    tlist *list;       /* the deadline list it is on, or NULL */
+    uint64_t deadline; /* uv_now() milliseconds */
+    int fd;
+    uint8_t state;
+    uint8_t polling;     /* the events being polled */
+    uint8_t failed;      /* the client broke the protocol: input ignored */
+    uint8_t msg_binary;  /* the message being assembled is binary */
+    uint8_t ctl_len, ctl_off;     /* a pong or ping being written */
+    uint8_t close_len, close_off; /* our close frame, after the queue */
+    uint8_t carry_len;
+    uint32_t wr_off;   /* bytes of the first queued frame already written */
+    /* T_HANDSHAKE: the request head so far. T_LINGER: bytes dropped. */
+    char *head;
+    uint32_t head_len, head_cap, head_scanned;
+    /* T_OPEN */
+    conn_t *conn;      /* NULL for a connection refused after the upgrade */
+    ws_parser_t parser;
+    buf_t *msg;        /* a message arriving in pieces, while it does */
+    unsigned char *ctl, *closef, *carry;
+    rate_bucket rl;
+};
+
+struct transport {
+    uv_loop_t *loop;
+    uv_poll_cb on_io; /* transport.c's, for every client socket */
+    const config_t *cfg;
+    auth_t *auth;
+    hub_t *hub;
+    transport_http_fn http;
+    void *http_ud;
+    listen_set ls;
+    uv_poll_t lpoll[LISTEN_MAX_SOCKETS];
+    size_t nlpoll;
+    int reserve_fd; /* spent to answer 503 when out of descriptors */
+    tlist handshakes, lingering, closing;
+    uv_timer_t sweep;
+    uv_timer_t heartbeat;
+    uv_check_t flush_check;
+    uv_idle_t flush_idle; /* keeps poll from blocking while frames wait */
+    int idle_active, sweeping, stopping, closed_all;
+    uint64_t handshake_ms;
+    rate_limit rl;
+    char rate_msg[64];
+    /* Refusals logged in the current second, so that a flood of bad
+     * requests cannot flood the log. */
+    int64_t log_second;
+    unsigned logged, unlogged;
+    unsigned char rbuf[WS_MAX_CONTROL_FRAME + READ_SIZE];
+};
+
+/* ---- tconn.c ---- */
+
+/* Takes c off its deadline list, if any. */
+void transport__list_remove(tconn *c);
+/* Puts c at the end of l (off any other list), due in ms. */
+void transport__list_push(tlist *l, tconn *c, uint64_t ms);
+/* Polls c's socket for events (UV_READABLE, UV_WRITABLE). */
+void transport__poll_set(tconn *c, int events);
+/* Closes the socket now. The connection (and the hub's record of it) is
+ * freed from the close callback, so whoever holds c may go on reading
+ * c->state until then. code: the close code the hub reports when none was
+ * set (1006: gone without a close handshake). */
+void transport__teardown(tconn *c, int code);
+/* Logs a refusal, at most ten a second. */
+void transport__log_refusal(transport_t *t, int status, const char *why);
+/* Answers status and why, then drops what the client still sends for a
+ * while before closing (T_LINGER). */
+void transport__refuse(tconn *c, int status, const char *why,
+                       const char *extra);
+/* Reads and drops; closes at the client's end, or past limit bytes (0:
+ * no limit). */
+void transport__drop_input(tconn *c, uint32_t limit);
+
+/* ---- wsconn.c ---- */
+
+/* c's request was a valid upgrade and 101 is out: c becomes a WebSocket
+ * connection of user uid, or, when why is set, is closed at once with
+ * 4001 and why. extra: bytes that came right behind the request. */
+void transport__ws_open(tconn *c, const char *uid, const char *why,
+                        const unsigned char *extra, size_t nextra);
+/* Reads what c's socket has, and hands whole messages to the hub. */
+void transport__ws_read(tconn *c);
+/* Writes what c's socket takes now. Returns -1 when the connection
+ * broke. */
+int transport__flush(tconn *c);
+/* Closes conn with code and why, after its queued frames (the hub's
+ * close). */
+void transport__close_conn(void *ud, conn_t *conn, int code, const char *why);
+void transport__on_heartbeat(uv_timer_t *h);
+void transport__on_flush_check(uv_check_t *h);
+
+/* ---- gate.c ---- */
+
+/* Reads c's request head; answers, upgrades or hands it over once whole. */
+void transport__head_read(tconn *c);
+
+#endif

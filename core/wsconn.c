@@ -1,0 +1,372 @@
+/* wsconn.c -- WebSocket connections: frames read and handed to the hub,
+ * queued frames written, pings and idle drops, the close handshake (see
+ * transport.h for the design, transport_int.h for the pieces). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "codes.h"
+#include "hub.h"
+#include "log.h"
+#include "transport_int.h"
+#include "frame.h"
+
+static void on_flush_idle(uv_idle_t *h) {
+    /* Nothing to do: being active makes the loop poll without blocking,
+     * so the check handle runs at once. */
+}
+
+static void wake(transport_t *t) {
+    if (!t->idle_active) {
+        uv_idle_start(&t->flush_idle, on_flush_idle);
+        t->idle_active = 1;
+    }
+}
+
+static void enter_closing(tconn *c) {
+    transport_t *t = c->t;
+    free(c->closef);
+    c->closef = NULL;
+    c->close_len = c->close_off = 0;
+    free(c->ctl);
+    c->ctl = NULL;
+    c->ctl_len = c->ctl_off = 0;
+    /* Our close frame is out: send FIN too, so a client waiting for the
+     * server to end the TCP connection first is not kept waiting. */
+    shutdown(c->fd, SHUT_WR);
+    c->state = T_CLOSING;
+    if (!c->list) transport__list_push(&t->closing, c, CLOSE_GRACE_MS);
+    transport__poll_set(c, UV_READABLE);
+}
+
+/* Writes what c's socket takes now: the rest of a frame begun, a control
+ * frame, queued frames, and the close frame once the queue is empty.
+ * Returns -1 when the connection broke. */
+int transport__flush(tconn *c) {
+    conn_t *conn = c->conn;
+    for (int round = 0; round < FLUSH_ROUNDS; round++) {
+        struct iovec iov[IOV_BATCH + 2];
+        int n = 0, k_ctl = -1, k_close = -1;
+        size_t qn = conn ? conn_queue_len(conn) : 0, qi = 0;
+        if (c->wr_off) {
+            frame_t *f = conn_queue_peek(conn, 0);
+            iov[n].iov_base = frame_wire(f) + c->wr_off;
+            iov[n++].iov_len = frame_wire_len(f) - c->wr_off;
+            qi = 1;
+        }
+        if (c->ctl_len) {
+            k_ctl = n;
+            iov[n].iov_base = c->ctl + c->ctl_off;
+            iov[n++].iov_len = (size_t)(c->ctl_len - c->ctl_off);
+        }
+        for (; qi < qn && n < IOV_BATCH; qi++) {
+            frame_t *f = conn_queue_peek(conn, qi);
+            iov[n].iov_base = frame_wire(f);
+            iov[n++].iov_len = frame_wire_len(f);
+        }
+        if (c->close_len && qi == qn) {
+            k_close = n;
+            iov[n].iov_base = c->closef + c->close_off;
+            iov[n++].iov_len = (size_t)(c->close_len - c->close_off);
+        }
+        if (!n) break;
+        ssize_t w = writev(c->fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                transport__poll_set(c, UV_READABLE | UV_WRITABLE);
+                return 0;
+            }
+            return -1;
+        }
+        size_t left = (size_t)w, done = 0;
+        int partial = 0;
+        for (int i = 0; i < n && !partial; i++) {
+            size_t len = iov[i].iov_len, take = left < len ? left : len;
+            left -= take;
+            if (i == k_ctl) {
+                c->ctl_off = (uint8_t)(c->ctl_off + take);
+                if (take < len) {
+                    partial = 1;
+                } else {
+                    free(c->ctl);
+                    c->ctl = NULL;
+                    c->ctl_len = c->ctl_off = 0;
+                }
+            } else if (i == k_close) {
+                c->close_off = (uint8_t)(c->close_off + take);
+                if (take < len) partial = 1;
+            } else if (take < len) {
+                c->wr_off += (uint32_t)take;
+                partial = 1;
+            } else {
+                c->wr_off = 0;
+                done++;
+            }
+        }
+        if (done) conn_queue_consume(conn, done);
+        if (c->close_len && c->close_off == c->close_len) {
+            enter_closing(c);
+            return 0;
+        }
+        if (partial) {
+            transport__poll_set(c, UV_READABLE | UV_WRITABLE);
+            return 0;
+        }
+    }
+    int more = c->ctl_len || c->close_len || (conn && conn_queue_len(conn));
+    transport__poll_set(c, more ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+    return 0;
+}
+
+/* Flushes c soon: at this loop pass's check phase when the hub knows it,
+ * now otherwise (we are in c's own callback then). */
+static void transport__want_flush(tconn *c) {
+    if (c->conn) {
+        conns_mark_dirty(hub_conns(c->t->hub), c->conn);
+        wake(c->t);
+    } else if (transport__flush(c) < 0) {
+        transport__teardown(c, CLOSE_ABNORMAL);
+    }
+}
+
+/* Queues our close frame after what is queued (a slow consumer's queue is
+ * dropped first, but for a frame partly written). */
+static void transport__start_close(tconn *c, int code, const char *why, int drop_queue) {
+    if (c->state != T_OPEN || c->close_len) return;
+    if (c->conn && drop_queue) conn_queue_truncate(c->conn, c->wr_off ? 1 : 0);
+    c->closef = xmalloc(4 + 123);
+    c->close_len = (uint8_t)ws_close_frame(c->closef, (unsigned)code, why);
+    c->close_off = 0;
+    transport__list_push(&c->t->closing, c, CLOSE_GRACE_MS);
+    transport__want_flush(c);
+}
+
+static void t_wake(void *ud) { wake(ud); }
+
+static void t_drain(void *ud, conn_t *conn) {
+    tconn *c = conn_transport(conn);
+    if (c->state == T_OPEN && transport__flush(c) < 0) transport__teardown(c, CLOSE_ABNORMAL);
+}
+
+void transport__close_conn(void *ud, conn_t *conn, int code, const char *why) {
+    tconn *c = conn_transport(conn);
+    if (conn_closing(conn)) return;
+    conn_set_closing(conn, code);
+    transport__start_close(c, code, why, code == CLOSE_SLOW);
+}
+
+static void deliver(tconn *c, const unsigned char *data, size_t len,
+                    int binary) {
+    transport_t *t = c->t;
+    conn_t *conn = c->conn;
+    if (t->cfg->rate_limit > 0 &&
+        !rate_take(&c->rl, &t->rl, (uint32_t)uv_now(t->loop))) {
+        if (rate_flooding(&c->rl, &t->rl)) {
+            /* A burst's worth refused and still sending: not a client that
+             * reads its errors. Closed after the answers already queued. */
+            log_info("conn", "rate limited conn=%s: closed (4029)",
+                     conn_id(conn));
+            transport__close_conn(t, conn, CLOSE_RATE_LIMITED, "rate limited");
+        } else {
+            hub_conn_limited(t->hub, conn, binary ? NULL : (const char *)data,
+                             len, t->rate_msg);
+        }
+    } else if (binary) {
+        hub_conn_binary(t->hub, conn);
+    } else {
+        hub_conn_message(t->hub, conn, (const char *)data, len);
+    }
+}
+
+static void on_data(tconn *c, const ws_piece *pc) {
+    int binary = pc->opcode == WS_OP_BINARY;
+    if (pc->fin && !c->msg) {
+        /* The whole message in this read: no copy. */
+        deliver(c, pc->data, pc->len, binary);
+        return;
+    }
+    if (!c->msg) {
+        /* Assembled in a buffer that exists only meanwhile, so that an
+         * idle connection holds none. Binary messages are refused whole,
+         * unread. */
+        c->msg = xmalloc(sizeof *c->msg);
+        buf_init(c->msg, 0);
+        c->msg_binary = (uint8_t)binary;
+    }
+    if (!c->msg_binary) buf_append(c->msg, pc->data, pc->len);
+    if (!pc->fin) return;
+    buf_t *m = c->msg;
+    c->msg = NULL;
+    deliver(c, (unsigned char *)buf_content(m), m->len, c->msg_binary);
+    buf_close(m);
+    free(m);
+}
+
+static void on_control(tconn *c, const ws_piece *pc) {
+    switch (pc->opcode) {
+    case WS_OP_PING:
+        /* Answered with its payload, between frames; a pong still unsent
+         * is replaced (RFC 6455 5.5.3), one being written is not. */
+        if (c->close_len || (c->ctl_len && c->ctl_off)) return;
+        if (!c->ctl) c->ctl = xmalloc(CTL_CAP);
+        c->ctl_len = (uint8_t)ws_control_frame(c->ctl, WS_OP_PONG, pc->data,
+                                               pc->len);
+        c->ctl_off = 0;
+        transport__want_flush(c);
+        return;
+    case WS_OP_PONG:
+        return; /* any input counts as a sign of life */
+    case WS_OP_CLOSE:
+        /* The client closes: remember its code (1005 when it sent none)
+         * for the on_disconnect hook and the log, and answer with the
+         * same code. */
+        c->failed = 1; /* nothing after a close frame counts */
+        if (c->conn && !conn_closing(c->conn))
+            conn_set_closing(c->conn, pc->code);
+        if (c->close_len) return; /* ours is on its way: it answers */
+        if (c->conn) conn_queue_truncate(c->conn, c->wr_off ? 1 : 0);
+        c->closef = xmalloc(4 + 123);
+        if (pc->code == CLOSE_NO_STATUS)
+            c->close_len = (uint8_t)ws_control_frame(c->closef, WS_OP_CLOSE,
+                                                     NULL, 0);
+        else
+            c->close_len = (uint8_t)ws_close_frame(c->closef, pc->code, "");
+        c->close_off = 0;
+        transport__list_push(&c->t->closing, c, CLOSE_GRACE_MS);
+        transport__want_flush(c);
+        return;
+    }
+}
+
+/* Parses data[0..len) (with any carried bytes put in front: there is room
+ * for WS_MAX_CONTROL_FRAME before data). */
+static void transport__ws_input(tconn *c, unsigned char *data, size_t len) {
+    if (c->carry_len) {
+        data -= c->carry_len;
+        memcpy(data, c->carry, c->carry_len);
+        len += c->carry_len;
+        free(c->carry);
+        c->carry = NULL;
+        c->carry_len = 0;
+    }
+    if (c->conn) conn_touch(c->conn, hub_now_ms());
+    size_t pos = 0;
+    ws_piece pc;
+    while (c->state == T_OPEN && !c->failed) {
+        ws_result r = ws_parse(&c->parser, data, len, &pos, &pc);
+        if (r == WS_MORE) break;
+        if (r == WS_FAIL) {
+            c->failed = 1;
+            log_info("conn", "protocol error conn=%s code=%u: %s",
+                     c->conn ? conn_id(c->conn) : "-", pc.code, pc.reason);
+            if (c->conn && !conn_closing(c->conn))
+                conn_set_closing(c->conn, pc.code);
+            transport__start_close(c, pc.code, pc.reason, 1);
+            return;
+        }
+        if (r == WS_CONTROL) {
+            on_control(c, &pc);
+            continue;
+        }
+        /* Data: read and dropped once the connection is closing. */
+        if (c->conn && !conn_closing(c->conn)) on_data(c, &pc);
+    }
+    if (c->state == T_OPEN && !c->failed && pos < len) {
+        /* A frame header or a control frame not whole yet. */
+        c->carry_len = (uint8_t)(len - pos);
+        c->carry = xmalloc(c->carry_len);
+        memcpy(c->carry, data + pos, c->carry_len);
+    }
+}
+
+void transport__ws_read(tconn *c) {
+    transport_t *t = c->t;
+    unsigned char *data = t->rbuf + WS_MAX_CONTROL_FRAME;
+    ssize_t n = recv(c->fd, data, READ_SIZE, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        /* Gone without a close frame (or after ours: its code stands). */
+        transport__teardown(c, CLOSE_ABNORMAL);
+        return;
+    }
+    if (c->failed) return;
+    transport__ws_input(c, data, (size_t)n);
+}
+
+void transport__on_heartbeat(uv_timer_t *h) {
+    transport_t *t = h->data;
+    int64_t now = hub_now_ms();
+    int64_t idle_ms = (int64_t)(t->cfg->idle_timeout * 1000);
+    int64_t ping_ms = (int64_t)(t->cfg->ping_interval * 1000);
+    conns_t *cs = hub_conns(t->hub);
+    for (conn_t *conn = conns_next(cs, NULL); conn;
+         conn = conns_next(cs, conn)) {
+        tconn *c = conn_transport(conn);
+        if (c->state != T_OPEN || conn_closing(conn)) continue;
+        if (now - conn_last_activity(conn) >= idle_ms) {
+            log_info("conn", "idle timeout conn=%s user=%s silent=%lldms",
+                     conn_id(conn), user_id(conn_user(conn)),
+                     (long long)(now - conn_last_activity(conn)));
+            /* A silent peer won't answer a close handshake: drop it. */
+            transport__teardown(c, CLOSE_ABNORMAL);
+            continue;
+        }
+        if (now - conn_ping_sent_at(conn) >= ping_ms && !c->ctl_len &&
+            !c->close_len) {
+            /* With a payload, so that any pong is recognisably ours. */
+            conn_set_ping_sent_at(conn, now);
+            if (!c->ctl) c->ctl = xmalloc(CTL_CAP);
+            c->ctl_len = (uint8_t)ws_control_frame(c->ctl, WS_OP_PING,
+                                                   "lhub", 4);
+            c->ctl_off = 0;
+            transport__want_flush(c);
+        }
+    }
+}
+
+void transport__on_flush_check(uv_check_t *h) {
+    transport_t *t = h->data;
+    conn_t *conn;
+    while ((conn = conns_pop_dirty(hub_conns(t->hub)))) {
+        tconn *c = conn_transport(conn);
+        if (c->state == T_OPEN && transport__flush(c) < 0) transport__teardown(c, CLOSE_ABNORMAL);
+    }
+    if (t->idle_active) {
+        uv_idle_stop(&t->flush_idle);
+        t->idle_active = 0;
+    }
+}
+
+hub_transport transport_hub_ops(transport_t *t) {
+    return (hub_transport){t, t->loop, t_wake, t_drain, transport__close_conn};
+}
+
+void transport__ws_open(tconn *c, const char *uid, const char *why,
+                        const unsigned char *extra, size_t nextra) {
+    transport_t *t = c->t;
+    transport__list_remove(c);
+    c->state = T_OPEN;
+    ws_parser_init(&c->parser, t->cfg->max_message);
+    if (why) {
+        /* Refused after the upgrade, so that a browser sees the reason. */
+        log_info("conn", "refused (4001): %s", why);
+        transport__start_close(c, CLOSE_UNAUTHORIZED, why, 1);
+    } else {
+        c->conn = hub_conn_open(t->hub, uid, c);
+        rate_bucket_init(&c->rl, &t->rl, (uint32_t)uv_now(t->loop));
+    }
+    if (nextra && c->state == T_OPEN) {
+        /* Frames sent right behind the request. */
+        unsigned char *data = t->rbuf + WS_MAX_CONTROL_FRAME;
+        memcpy(data, extra, nextra);
+        transport__ws_input(c, data, nextra);
+    }
+    if (c->state == T_OPEN) transport__poll_set(c, c->polling | UV_READABLE);
+}
