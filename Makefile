@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 PORT ?= 8080
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps test-deps build run test test-asan check bench bench-lua fuzz clean
+.PHONY: all deps test-deps build run test test-asan check bench bench-lua fuzz format lint clean
 
 all: build
 
@@ -36,7 +36,7 @@ test-asan: test-deps
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest -V
 
-check: test test-asan
+check: lint test test-asan
 
 # The standard benchmark set: luahub against the limit server and the
 # uWebSockets yardstick (Bun, fetched from npm into build/bun on first use;
@@ -55,6 +55,24 @@ bench-lua: build
 # check and JSON parser, tokens through auth; FUZZ_SECONDS each (60).
 fuzz:
 	tests/fuzz/run.sh
+
+# The C sources clang-format keeps (the repo's .clang-format).
+C_FILES = $(wildcard core/*.c core/*.h tests/unit/*.c tests/bench/*.c \
+            tests/bench/*.h tests/fuzz/*.c tests/support/*.h)
+
+# Rewrites the C sources in the house format.
+format:
+	clang-format -i $(C_FILES)
+
+# Fails on any formatting difference, cppcheck finding or clang-tidy
+# warning (.clang-tidy says which checks and why).
+lint: test-deps
+	clang-format --dry-run --Werror $(C_FILES)
+	cppcheck --enable=warning,performance,portability --std=c11 --quiet \
+	  --error-exitcode=1 --inline-suppr -I core core
+	cmake -S . -B build-lint -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
+	  -DLUAHUB_TESTS=OFF >/dev/null
+	clang-tidy -p build-lint --quiet core/*.c
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -35,4 +35,6 @@ char *xstrndup(const char *s, size_t n) {
     return d;
 }
 
-char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
+char *xstrdup(const char *s) {
+    return xstrndup(s, strlen(s));
+}

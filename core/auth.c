@@ -28,12 +28,18 @@ static long b64url_decode(const char *s, size_t n, unsigned char *out) {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         int v;
-        if (c >= 'A' && c <= 'Z') v = c - 'A';
-        else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-        else if (c >= '0' && c <= '9') v = c - '0' + 52;
-        else if (c == '-') v = 62;
-        else if (c == '_') v = 63;
-        else return -1;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '-')
+            v = 62;
+        else if (c == '_')
+            v = 63;
+        else
+            return -1;
         acc = (acc << 6) | (uint32_t)v;
         bits += 6;
         if (bits >= 8) {
@@ -142,9 +148,9 @@ static int c_null(void *ud) {
     return 0;
 }
 
-static const json_sink claims_sink = {c_open,   c_close,  c_array,
-                                      c_close,  c_key,    c_string,
-                                      c_number, c_bool,   c_null};
+static const json_sink claims_sink = {c_open,   c_close, c_array,
+                                      c_close,  c_key,   c_string,
+                                      c_number, c_bool,  c_null};
 
 /* Decodes one base64url part and reads its JSON object into c. */
 static int read_part(const char *s, size_t n, claims_t *c) {
@@ -152,15 +158,14 @@ static int read_part(const char *s, size_t n, claims_t *c) {
     long len = b64url_decode(s, n, json);
     if (len <= 0) return -1;
     memset(c, 0, sizeof *c);
-    if (json_parse((const char *)json, (size_t)len, 8, &claims_sink, c,
-                   NULL) != JSON_OK)
+    if (json_parse((const char *)json, (size_t)len, 8, &claims_sink, c, NULL) !=
+        JSON_OK)
         return -1;
     return 0;
 }
 
 auth_status auth_verify(const char *token, size_t len, const void *key,
-                        size_t keylen, int64_t now, char *sub,
-                        size_t subcap) {
+                        size_t keylen, int64_t now, char *sub, size_t subcap) {
     if (len == 0 || len > AUTH_MAX_TOKEN) return AUTH_MALFORMED;
     const char *dot1 = memchr(token, '.', len);
     if (!dot1) return AUTH_MALFORMED;
@@ -199,13 +204,20 @@ auth_status auth_verify(const char *token, size_t len, const void *key,
 
 const char *auth_reason(auth_status st) {
     switch (st) {
-    case AUTH_OK: return "ok";
-    case AUTH_MALFORMED: return "malformed token";
-    case AUTH_BAD_ALG: return "token algorithm must be HS256";
-    case AUTH_BAD_SIGNATURE: return "bad token signature";
-    case AUTH_EXPIRED: return "token expired";
-    case AUTH_NOT_YET: return "token not yet valid";
-    case AUTH_NO_SUBJECT: return "token has no sub";
+    case AUTH_OK:
+        return "ok";
+    case AUTH_MALFORMED:
+        return "malformed token";
+    case AUTH_BAD_ALG:
+        return "token algorithm must be HS256";
+    case AUTH_BAD_SIGNATURE:
+        return "bad token signature";
+    case AUTH_EXPIRED:
+        return "token expired";
+    case AUTH_NOT_YET:
+        return "token not yet valid";
+    case AUTH_NO_SUBJECT:
+        return "token has no sub";
     }
     return "bad token";
 }
@@ -230,14 +242,16 @@ auth_t *auth_create(const char *secret_file, char *err, size_t errlen) {
     }
     FILE *f = fopen(secret_file, "rb");
     if (!f) {
-        snprintf(err, errlen, "--auth-secret-file %s: cannot open", secret_file);
+        snprintf(err, errlen, "--auth-secret-file %s: cannot open",
+                 secret_file);
         free(a);
         return NULL;
     }
     char buf[4097];
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
     if (n == 0 || n >= sizeof buf) {
         snprintf(err, errlen, "--auth-secret-file %s: %s", secret_file,
                  n ? "longer than 4096 bytes" : "empty");
@@ -260,10 +274,12 @@ void auth_destroy(auth_t *a) {
     free(a);
 }
 
-int auth_has_secret(const auth_t *a) { return a->secret != NULL; }
+int auth_has_secret(const auth_t *a) {
+    return a->secret != NULL;
+}
 
-const char *auth_identify(auth_t *a, const http_req *r, int64_t now,
-                          char *uid, size_t uidlen) {
+const char *auth_identify(auth_t *a, const http_req *r, int64_t now, char *uid,
+                          size_t uidlen) {
     char v[AUTH_MAX_TOKEN + 1];
     int n;
     if (a->secret) {

@@ -18,20 +18,19 @@
 
 typedef enum auth_status {
     AUTH_OK = 0,
-    AUTH_MALFORMED = -1,    /* not three base64url parts of JSON objects */
-    AUTH_BAD_ALG = -2,      /* "alg" is not "HS256" */
+    AUTH_MALFORMED = -1, /* not three base64url parts of JSON objects */
+    AUTH_BAD_ALG = -2,   /* "alg" is not "HS256" */
     AUTH_BAD_SIGNATURE = -3,
-    AUTH_EXPIRED = -4,      /* now >= "exp" */
-    AUTH_NOT_YET = -5,      /* now < "nbf" */
-    AUTH_NO_SUBJECT = -6,   /* "sub" missing, not a string, or too long */
+    AUTH_EXPIRED = -4,    /* now >= "exp" */
+    AUTH_NOT_YET = -5,    /* now < "nbf" */
+    AUTH_NO_SUBJECT = -6, /* "sub" missing, not a string, or too long */
 } auth_status;
 
 /* Checks token[0..len) against key[0..keylen) at now (seconds since the
  * epoch). On AUTH_OK, sub holds the "sub" claim, NUL-terminated (it is not
  * checked as a user id here). */
 auth_status auth_verify(const char *token, size_t len, const void *key,
-                        size_t keylen, int64_t now, char *sub,
-                        size_t subcap);
+                        size_t keylen, int64_t now, char *sub, size_t subcap);
 
 /* A short phrase for a status, for close reasons and logs. */
 const char *auth_reason(auth_status st);

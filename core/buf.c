@@ -21,13 +21,16 @@ void buf_close(buf_t *b) {
     b->len = b->cap = 0;
 }
 
-void buf_reset(buf_t *b) { b->len = 0; }
+void buf_reset(buf_t *b) {
+    b->len = 0;
+}
 
 void buf_reserve(buf_t *b, size_t n) {
     size_t need = b->head + b->len + n;
     if (need <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     b->data = xrealloc(b->data, cap);
     b->cap = cap;
 }
@@ -43,7 +46,9 @@ void buf_putc(buf_t *b, char c) {
     b->data[b->head + b->len++] = c;
 }
 
-void buf_puts(buf_t *b, const char *s) { buf_append(b, s, strlen(s)); }
+void buf_puts(buf_t *b, const char *s) {
+    buf_append(b, s, strlen(s));
+}
 
 void buf_printf(buf_t *b, const char *fmt, ...) {
     va_list ap;

@@ -30,7 +30,9 @@ void buf_puts(buf_t *b, const char *s);
 void buf_printf(buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The content (not NUL-terminated unless you appended a NUL). */
-static inline char *buf_content(const buf_t *b) { return b->data + b->head; }
+static inline char *buf_content(const buf_t *b) {
+    return b->data + b->head;
+}
 /* Hands the storage to the caller, who frees it with free(); the buf is
  * left empty. */
 char *buf_steal(buf_t *b);

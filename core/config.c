@@ -115,21 +115,19 @@ static void usage(FILE *out) {
             "SECONDS may have a fraction (0.5); BYTES may end in k or m "
             "(1024-based).\n",
             d.host, d.port, d.scripts_dir, d.lua_dir, d.static_dir,
-            d.ping_interval, d.idle_timeout, d.handshake_timeout,
-            d.max_message, d.send_queue,
-            log_level_name(d.level), d.script_timeout, d.script_memory,
-            d.rate_limit);
+            d.ping_interval, d.idle_timeout, d.handshake_timeout, d.max_message,
+            d.send_queue, log_level_name(d.level), d.script_timeout,
+            d.script_memory, d.rate_limit);
 }
 
-static int bad(FILE *err, const char *flag, const char *val,
-               const char *what) {
-    fprintf(err, "luahub: %s: '%s' is not %s\ntry 'luahub --help'\n", flag,
-            val, what);
+static int bad(FILE *err, const char *flag, const char *val, const char *what) {
+    fprintf(err, "luahub: %s: '%s' is not %s\ntry 'luahub --help'\n", flag, val,
+            what);
     return -1;
 }
 
-static int parse_string(FILE *err, const char *flag, const char *val,
-                        char *dst, size_t cap) {
+static int parse_string(FILE *err, const char *flag, const char *val, char *dst,
+                        size_t cap) {
     size_t n = strlen(val);
     if (n == 0) return bad(err, flag, val, "a value (it is empty)");
     if (n >= cap) return bad(err, flag, val, "short enough");
@@ -137,8 +135,7 @@ static int parse_string(FILE *err, const char *flag, const char *val,
     return 0;
 }
 
-static int parse_port(FILE *err, const char *flag, const char *val,
-                      int *dst) {
+static int parse_port(FILE *err, const char *flag, const char *val, int *dst) {
     char *end;
     errno = 0;
     long v = strtol(val, &end, 10);
@@ -167,8 +164,10 @@ static int parse_bytes(FILE *err, const char *flag, const char *val,
         return bad(err, flag, val, "a positive number of bytes");
     unsigned long long v = strtoull(val, &end, 10);
     unsigned long long mul = 1;
-    if (*end == 'k' || *end == 'K') mul = 1024, end++;
-    else if (*end == 'm' || *end == 'M') mul = 1024 * 1024, end++;
+    if (*end == 'k' || *end == 'K')
+        mul = 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        mul = 1024ULL * 1024, end++;
     if (end == val || *end || errno || v == 0 || v > SIZE_MAX / mul)
         return bad(err, flag, val, "a positive number of bytes");
     *dst = (size_t)(v * mul);
@@ -196,8 +195,10 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             continue;
         }
         if (strncmp(arg, "--", 2) != 0) {
-            fprintf(err, "luahub: unexpected argument '%s'\n"
-                         "try 'luahub --help'\n", arg);
+            fprintf(err,
+                    "luahub: unexpected argument '%s'\n"
+                    "try 'luahub --help'\n",
+                    arg);
             return CONFIG_ERROR;
         }
         /* --flag=value or --flag value */
@@ -208,15 +209,27 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
         if (fl >= sizeof flag) fl = sizeof flag - 1;
         memcpy(flag, arg, fl);
         flag[fl] = '\0';
-        static const char *const known[] = {
-            "--host",          "--port",         "--scripts",
-            "--lua",           "--static",       "--ping-interval",
-            "--idle-timeout",  "--max-message",  "--send-queue",
-            "--log-level",     "--check",        "--script-timeout",
-            "--script-memory", "--auth-secret-file", "--rate-limit",
-            "--rate-burst",    "--handshake-timeout", NULL};
+        static const char *const known[] = {"--host",
+                                            "--port",
+                                            "--scripts",
+                                            "--lua",
+                                            "--static",
+                                            "--ping-interval",
+                                            "--idle-timeout",
+                                            "--max-message",
+                                            "--send-queue",
+                                            "--log-level",
+                                            "--check",
+                                            "--script-timeout",
+                                            "--script-memory",
+                                            "--auth-secret-file",
+                                            "--rate-limit",
+                                            "--rate-burst",
+                                            "--handshake-timeout",
+                                            NULL};
         int k = 0;
-        while (known[k] && strcmp(known[k], flag) != 0) k++;
+        while (known[k] && strcmp(known[k], flag) != 0)
+            k++;
         if (!known[k]) {
             fprintf(err, "luahub: unknown option '%s'\ntry 'luahub --help'\n",
                     flag);
@@ -241,15 +254,14 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                               sizeof cfg->scripts_dir);
             cfg->scripts_given = 1;
         } else if (!strcmp(flag, "--lua")) {
-            rc = parse_string(err, flag, val, cfg->lua_dir,
-                              sizeof cfg->lua_dir);
+            rc =
+                parse_string(err, flag, val, cfg->lua_dir, sizeof cfg->lua_dir);
             cfg->lua_given = 1;
         } else if (!strcmp(flag, "--static")) {
             rc = parse_string(err, flag, val, cfg->static_dir,
                               sizeof cfg->static_dir);
             cfg->static_given = 1;
-        }
-        else if (!strcmp(flag, "--ping-interval"))
+        } else if (!strcmp(flag, "--ping-interval"))
             rc = parse_seconds(err, flag, val, &cfg->ping_interval);
         else if (!strcmp(flag, "--idle-timeout"))
             rc = parse_seconds(err, flag, val, &cfg->idle_timeout);
@@ -325,8 +337,10 @@ static int locate(char *dir, size_t cap, const char *marker, const char *exe,
     if (exe && strlen(exe) < sizeof bindir) {
         strcpy(bindir, exe);
         char *slash = strrchr(bindir, '/');
-        if (slash) *slash = '\0';
-        else bindir[0] = '\0';
+        if (slash)
+            *slash = '\0';
+        else
+            bindir[0] = '\0';
     }
     char cand[3][2100];
     int n = 0;
@@ -345,8 +359,8 @@ static int locate(char *dir, size_t cap, const char *marker, const char *exe,
             strcpy(dir, real);
             return 1;
         }
-        int w = snprintf(tried + used, triedlen - used, "%s%s",
-                         i ? ", " : "", cand[i]);
+        int w = snprintf(tried + used, triedlen - used, "%s%s", i ? ", " : "",
+                         cand[i]);
         if (w > 0 && (size_t)w < triedlen - used) used += (size_t)w;
     }
     return 0;
@@ -356,22 +370,28 @@ int config_locate(config_t *cfg, const char *exe, FILE *err) {
     char tried[8192];
     if (cfg->lua_given) {
         if (!has(cfg->lua_dir, "runtime.lua")) {
-            fprintf(err, "luahub: --lua %s: no runtime.lua there (give the "
-                         "directory that holds runtime.lua)\n", cfg->lua_dir);
+            fprintf(err,
+                    "luahub: --lua %s: no runtime.lua there (give the "
+                    "directory that holds runtime.lua)\n",
+                    cfg->lua_dir);
             return -1;
         }
     } else if (!locate(cfg->lua_dir, sizeof cfg->lua_dir, "runtime.lua", exe,
                        tried, sizeof tried)) {
-        fprintf(err, "luahub: cannot find the Lua runtime (runtime.lua) in "
-                     "%s; give its directory with --lua DIR\n", tried);
+        fprintf(err,
+                "luahub: cannot find the Lua runtime (runtime.lua) in "
+                "%s; give its directory with --lua DIR\n",
+                tried);
         return -1;
     }
     if (cfg->check_dir[0]) return 0;
     if (!cfg->scripts_given &&
         !locate(cfg->scripts_dir, sizeof cfg->scripts_dir, NULL, exe, tried,
                 sizeof tried)) {
-        fprintf(err, "luahub: cannot find a scripts directory in %s; give "
-                     "one with --scripts DIR\n", tried);
+        fprintf(err,
+                "luahub: cannot find a scripts directory in %s; give "
+                "one with --scripts DIR\n",
+                tried);
         return -1;
     }
     if (!cfg->static_given)

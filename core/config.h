@@ -18,25 +18,25 @@
 #define RATE_BURST_MAX 4000
 
 typedef struct config {
-    char host[256];          /* --host, default "127.0.0.1" */
-    int port;                /* --port, default 8080; 0 picks a free port */
-    char scripts_dir[1024];  /* --scripts DIR, default "scripts" */
-    char lua_dir[1024];      /* --lua DIR (the runtime), default "lua" */
-    char static_dir[1024];   /* --static DIR, default "examples/chat" */
-    double ping_interval;    /* --ping-interval SECONDS, default 25 */
-    double idle_timeout;     /* --idle-timeout SECONDS, default 60 */
+    char host[256];           /* --host, default "127.0.0.1" */
+    int port;                 /* --port, default 8080; 0 picks a free port */
+    char scripts_dir[1024];   /* --scripts DIR, default "scripts" */
+    char lua_dir[1024];       /* --lua DIR (the runtime), default "lua" */
+    char static_dir[1024];    /* --static DIR, default "examples/chat" */
+    double ping_interval;     /* --ping-interval SECONDS, default 25 */
+    double idle_timeout;      /* --idle-timeout SECONDS, default 60 */
     double handshake_timeout; /* --handshake-timeout SECONDS, default 5 */
-    size_t max_message;      /* --max-message BYTES, default 65536 */
-    size_t send_queue;       /* --send-queue BYTES, default 1048576 */
-    log_level level;         /* --log-level error|warn|info|debug, default info */
-    int unsafe_lua;          /* --unsafe-lua: no sandbox for scripts */
-    int watch;               /* --watch: reload when scripts/ changes */
-    double script_timeout;   /* --script-timeout MS, default 100; 0: none */
-    size_t script_memory;    /* --script-memory MB, default 256; 0: none */
-    char check_dir[1024];    /* --check DIR: load the scripts, report, exit */
+    size_t max_message;       /* --max-message BYTES, default 65536 */
+    size_t send_queue;        /* --send-queue BYTES, default 1048576 */
+    log_level level;       /* --log-level error|warn|info|debug, default info */
+    int unsafe_lua;        /* --unsafe-lua: no sandbox for scripts */
+    int watch;             /* --watch: reload when scripts/ changes */
+    double script_timeout; /* --script-timeout MS, default 100; 0: none */
+    size_t script_memory;  /* --script-memory MB, default 256; 0: none */
+    char check_dir[1024];  /* --check DIR: load the scripts, report, exit */
     char auth_secret_file[1024]; /* --auth-secret-file FILE: tokens required */
-    double rate_limit;       /* --rate-limit N messages/s per connection; 0: none */
-    int rate_burst;          /* --rate-burst N, default: rate_limit rounded up */
+    double rate_limit; /* --rate-limit N messages/s per connection; 0: none */
+    int rate_burst;    /* --rate-burst N, default: rate_limit rounded up */
     /* Which of --lua, --scripts, --static were given (config_locate looks
      * for the others). */
     int lua_given, scripts_given, static_given;
@@ -74,6 +74,5 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
  * or no scripts directory is found (not when checking: --check names its
  * own). A missing static directory is left to the server's warning. */
 int config_locate(config_t *cfg, const char *exe, FILE *err);
-
 
 #endif

@@ -38,8 +38,8 @@ struct conn {
 };
 
 struct conns {
-    dict_t *by_id;   /* conn id -> conn_t */
-    dict_t *users;   /* user id -> user_t */
+    dict_t *by_id; /* conn id -> conn_t */
+    dict_t *users; /* user id -> user_t */
     conn_t *all;
     size_t count;
     uint64_t next_id;
@@ -64,7 +64,9 @@ static void conn_free(conn_t *c) {
     free(c);
 }
 
-static void user_free(void *p) { free(p); }
+static void user_free(void *p) {
+    free(p);
+}
 
 void conns_destroy(conns_t *cs) {
     if (!cs) return;
@@ -84,15 +86,15 @@ int conns_valid_user_id(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' ||
-              ch == '@' || ch == '-'))
+              (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '@' ||
+              ch == '-'))
             return 0;
     }
     return 1;
 }
 
-conn_t *conns_add(conns_t *cs, const char *uid, void *transport,
-                  int64_t now_ms, int *first_of_user) {
+conn_t *conns_add(conns_t *cs, const char *uid, void *transport, int64_t now_ms,
+                  int *first_of_user) {
     conn_t *c = xcalloc(1, sizeof *c);
     snprintf(c->id, sizeof c->id, "%llu", (unsigned long long)cs->next_id++);
     c->transport = transport;
@@ -123,8 +125,10 @@ conn_t *conns_add(conns_t *cs, const char *uid, void *transport,
 
 void conns_remove(conns_t *cs, conn_t *c, int *last_of_user) {
     user_t *u = c->user;
-    if (c->user_prev) c->user_prev->user_next = c->user_next;
-    else u->conns = c->user_next;
+    if (c->user_prev)
+        c->user_prev->user_next = c->user_next;
+    else
+        u->conns = c->user_next;
     if (c->user_next) c->user_next->user_prev = c->user_prev;
     u->nconns--;
     *last_of_user = (u->nconns == 0);
@@ -133,8 +137,10 @@ void conns_remove(conns_t *cs, conn_t *c, int *last_of_user) {
         user_free(u);
     }
 
-    if (c->prev) c->prev->next = c->next;
-    else cs->all = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        cs->all = c->next;
     if (c->next) c->next->prev = c->prev;
     cs->count--;
     dict_remove(cs->by_id, c->id);
@@ -160,8 +166,12 @@ user_t *conns_user(const conns_t *cs, const char *uid) {
     return dict_get(cs->users, uid);
 }
 
-size_t conns_count(const conns_t *cs) { return cs->count; }
-size_t conns_user_count(const conns_t *cs) { return dict_size(cs->users); }
+size_t conns_count(const conns_t *cs) {
+    return cs->count;
+}
+size_t conns_user_count(const conns_t *cs) {
+    return dict_size(cs->users);
+}
 
 conn_t *conns_next(const conns_t *cs, conn_t *prev) {
     return prev ? prev->next : cs->all;
@@ -172,19 +182,45 @@ user_t *conns_next_user(const conns_t *cs, size_t *pos) {
     return dict_next(cs->users, pos, NULL, &v) ? v : NULL;
 }
 
-const char *conn_id(const conn_t *c) { return c->id; }
-user_t *conn_user(const conn_t *c) { return c->user; }
-void *conn_transport(const conn_t *c) { return c->transport; }
-void conn_set_transport(conn_t *c, void *t) { c->transport = t; }
-int64_t conn_connected_at(const conn_t *c) { return c->connected_at; }
-int64_t conn_last_activity(const conn_t *c) { return c->last_activity; }
-void conn_touch(conn_t *c, int64_t now_ms) { c->last_activity = now_ms; }
-conn_stats_t *conn_stats(conn_t *c) { return &c->stats; }
-int conn_closing(const conn_t *c) { return c->close_code != 0; }
-void conn_set_closing(conn_t *c, int code) { c->close_code = code; }
-int conn_close_code(const conn_t *c) { return c->close_code; }
-int64_t conn_ping_sent_at(const conn_t *c) { return c->ping_sent_at; }
-void conn_set_ping_sent_at(conn_t *c, int64_t ms) { c->ping_sent_at = ms; }
+const char *conn_id(const conn_t *c) {
+    return c->id;
+}
+user_t *conn_user(const conn_t *c) {
+    return c->user;
+}
+void *conn_transport(const conn_t *c) {
+    return c->transport;
+}
+void conn_set_transport(conn_t *c, void *t) {
+    c->transport = t;
+}
+int64_t conn_connected_at(const conn_t *c) {
+    return c->connected_at;
+}
+int64_t conn_last_activity(const conn_t *c) {
+    return c->last_activity;
+}
+void conn_touch(conn_t *c, int64_t now_ms) {
+    c->last_activity = now_ms;
+}
+conn_stats_t *conn_stats(conn_t *c) {
+    return &c->stats;
+}
+int conn_closing(const conn_t *c) {
+    return c->close_code != 0;
+}
+void conn_set_closing(conn_t *c, int code) {
+    c->close_code = code;
+}
+int conn_close_code(const conn_t *c) {
+    return c->close_code;
+}
+int64_t conn_ping_sent_at(const conn_t *c) {
+    return c->ping_sent_at;
+}
+void conn_set_ping_sent_at(conn_t *c, int64_t ms) {
+    c->ping_sent_at = ms;
+}
 
 void conn_set_meta(conn_t *c, char *json, size_t len) {
     free(c->meta);
@@ -197,8 +233,12 @@ const char *conn_meta(const conn_t *c, size_t *len) {
     return c->meta;
 }
 
-const char *user_id(const user_t *u) { return u->id; }
-size_t user_conn_count(const user_t *u) { return u->nconns; }
+const char *user_id(const user_t *u) {
+    return u->id;
+}
+size_t user_conn_count(const user_t *u) {
+    return u->nconns;
+}
 conn_t *user_next_conn(const user_t *u, conn_t *prev) {
     return prev ? prev->user_next : u->conns;
 }
@@ -207,8 +247,10 @@ void conns_mark_dirty(conns_t *cs, conn_t *c) {
     if (c->dirty) return;
     c->dirty = 1;
     c->dirty_next = NULL;
-    if (cs->dirty_tail) cs->dirty_tail->dirty_next = c;
-    else cs->dirty_head = c;
+    if (cs->dirty_tail)
+        cs->dirty_tail->dirty_next = c;
+    else
+        cs->dirty_head = c;
     cs->dirty_tail = c;
 }
 
@@ -222,7 +264,9 @@ conn_t *conns_pop_dirty(conns_t *cs) {
     return c;
 }
 
-int conns_has_dirty(const conns_t *cs) { return cs->dirty_head != NULL; }
+int conns_has_dirty(const conns_t *cs) {
+    return cs->dirty_head != NULL;
+}
 
 int conn_enqueue(conn_t *c, frame_t *f) {
     if (c->close_code) return 0;
@@ -246,8 +290,12 @@ int conn_enqueue(conn_t *c, frame_t *f) {
     return 0;
 }
 
-size_t conn_queue_bytes(const conn_t *c) { return c->qbytes; }
-size_t conn_queue_len(const conn_t *c) { return c->qlen; }
+size_t conn_queue_bytes(const conn_t *c) {
+    return c->qbytes;
+}
+size_t conn_queue_len(const conn_t *c) {
+    return c->qlen;
+}
 
 frame_t *conn_queue_peek(const conn_t *c, size_t i) {
     if (i >= c->qlen) return NULL;
@@ -270,8 +318,12 @@ static void drop_head(conn_t *c, size_t n, int sent) {
     if (!c->qlen) c->qhead = 0;
 }
 
-void conn_queue_consume(conn_t *c, size_t n) { drop_head(c, n, 1); }
-void conn_queue_clear(conn_t *c) { drop_head(c, c->qlen, 0); }
+void conn_queue_consume(conn_t *c, size_t n) {
+    drop_head(c, n, 1);
+}
+void conn_queue_clear(conn_t *c) {
+    drop_head(c, c->qlen, 0);
+}
 
 void conn_queue_truncate(conn_t *c, size_t keep) {
     while (c->qlen > keep) {

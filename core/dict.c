@@ -84,7 +84,8 @@ const char *dict_key(const dict_t *d, const char *key) {
 
 static void place(slot_t *slots, size_t mask, slot_t e, size_t home) {
     size_t i = home & mask;
-    while (slots[i].key) i = (i + 1) & mask;
+    while (slots[i].key)
+        i = (i + 1) & mask;
     slots[i] = e;
 }
 
@@ -140,7 +141,9 @@ void *dict_remove(dict_t *d, const char *key) {
     return value;
 }
 
-size_t dict_size(const dict_t *d) { return d->size; }
+size_t dict_size(const dict_t *d) {
+    return d->size;
+}
 
 int dict_next(const dict_t *d, size_t *pos, const char **key, void **value) {
     for (size_t i = *pos; i <= d->mask; i++) {

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codes.h"
 #include "alloc.h"
+#include "codes.h"
 #include "json.h"
 
 /* The kinds a top-level field can have, as the sink saw them. */
@@ -37,7 +37,7 @@ typedef struct scan {
     int top_is_object;
     field_t current; /* the top-level key whose value is being read */
     kind_t kind[F_COUNT];
-    int type_valid;  /* the last `type` string was a valid name */
+    int type_valid; /* the last `type` string was a valid name */
 } scan_t;
 
 static field_t field_of(const char *k, size_t n) {
@@ -89,15 +89,19 @@ static void top_value(scan_t *sc, kind_t k) {
 }
 
 static int s_begin(scan_t *sc, kind_t k) {
-    if (sc->depth == 0) sc->top_is_object = (k == K_OBJECT);
-    else if (sc->depth == 1) top_value(sc, k);
+    if (sc->depth == 0)
+        sc->top_is_object = (k == K_OBJECT);
+    else if (sc->depth == 1)
+        top_value(sc, k);
     else if (sc->depth == 2 && sc->current == F_TO)
         sc->kind[F_TO] = K_ARRAY_OTHER; /* a container inside `to` */
     sc->depth++;
     return 0;
 }
 
-static int s_begin_object(void *ud) { return s_begin(ud, K_OBJECT); }
+static int s_begin_object(void *ud) {
+    return s_begin(ud, K_OBJECT);
+}
 static int s_begin_array(void *ud) {
     return s_begin(ud, K_ARRAY_OF_STRINGS); /* until a non-string shows */
 }
@@ -150,8 +154,10 @@ static int s_number(void *ud, double v, const char *raw, size_t rawlen) {
     if (sc->depth == 1 && sc->current == F_ID) {
         /* 1e999 cannot be echoed: the frame is refused (JSON_ERR_RANGE)
          * and the error goes out without an id. */
-        if (isfinite(v)) set_id(sc->env, raw, rawlen);
-        else clear_id(sc->env);
+        if (isfinite(v))
+            set_id(sc->env, raw, rawlen);
+        else
+            clear_id(sc->env);
     }
     scalar(sc, K_NUMBER);
     return 0;
@@ -255,8 +261,7 @@ envelope_status envelope_parse_tee(const char *s, size_t n, envelope_t *env,
     if (js == JSON_ERR_RANGE) {
         /* JSON all through, so the id (if usable) was seen wherever it
          * stood, and the answer can carry it. */
-        snprintf(env->message_buf, sizeof env->message_buf, "%s",
-                 err.message);
+        snprintf(env->message_buf, sizeof env->message_buf, "%s", err.message);
         return failed(env, ENVELOPE_BAD_JSON, env->message_buf);
     }
     if (js != JSON_OK) {
@@ -299,11 +304,17 @@ static envelope_status verdict(envelope_t *env, scan_t *scp) {
 
 const char *envelope_code(envelope_status st) {
     switch (st) {
-    case ENVELOPE_BAD_JSON: return ERR_BAD_JSON;
-    case ENVELOPE_BAD_MESSAGE: return ERR_BAD_MESSAGE;
-    case ENVELOPE_UNKNOWN_TYPE: return ERR_UNKNOWN_TYPE;
-    default: return NULL;
+    case ENVELOPE_BAD_JSON:
+        return ERR_BAD_JSON;
+    case ENVELOPE_BAD_MESSAGE:
+        return ERR_BAD_MESSAGE;
+    case ENVELOPE_UNKNOWN_TYPE:
+        return ERR_UNKNOWN_TYPE;
+    default:
+        return NULL;
     }
 }
 
-void envelope_clear(envelope_t *env) { clear_id(env); }
+void envelope_clear(envelope_t *env) {
+    clear_id(env);
+}

@@ -23,7 +23,7 @@ typedef enum envelope_status {
 } envelope_status;
 
 typedef struct envelope {
-    envelope_status status; /* what envelope_parse returned */
+    envelope_status status;           /* what envelope_parse returned */
     char type[ENVELOPE_TYPE_MAX + 1]; /* set when the type is a valid name */
     /* The client's `id`, re-encoded as JSON (a number as written, a string
      * quoted and escaped), ready to be echoed; NULL when the frame has no

@@ -12,9 +12,9 @@
  * the payload. */
 struct frame {
     int refs;
-    size_t hdr;      /* header bytes */
-    size_t len;      /* payload bytes */
-    char *payload;   /* inside the same block */
+    size_t hdr;    /* header bytes */
+    size_t len;    /* payload bytes */
+    char *payload; /* inside the same block */
 };
 
 _Static_assert(sizeof(struct frame) + FRAME_LWS_PRE_MAX + 10 <= FRAME_HEADROOM,
@@ -84,11 +84,15 @@ unsigned char *frame_wire(const frame_t *f) {
     return (unsigned char *)f->payload - f->hdr;
 }
 
-size_t frame_wire_len(const frame_t *f) { return f->hdr + f->len; }
+size_t frame_wire_len(const frame_t *f) {
+    return f->hdr + f->len;
+}
 
 const char *frame_payload(const frame_t *f, size_t *len) {
     if (len) *len = f->len;
     return f->payload;
 }
 
-int frame_refs(const frame_t *f) { return f->refs; }
+int frame_refs(const frame_t *f) {
+    return f->refs;
+}

@@ -34,19 +34,22 @@ static void upgrade(tconn *c, const http_req *r, unsigned char *extra,
     size_t n;
     const char *v;
     if (r->method_len != 3 || memcmp(r->method, "GET", 3) != 0)
-        return transport__refuse(c, 405, "a WebSocket upgrade is a GET", "Allow: GET\r\n");
-    if (r->minor < 1) return transport__refuse(c, 400, "WebSocket needs HTTP/1.1", NULL);
+        return transport__refuse(c, 405, "a WebSocket upgrade is a GET",
+                                 "Allow: GET\r\n");
+    if (r->minor < 1)
+        return transport__refuse(c, 400, "WebSocket needs HTTP/1.1", NULL);
     if (!http_header_has_token(r, "Connection", "upgrade") ||
         !http_header_has_token(r, "Upgrade", "websocket"))
         return transport__refuse(c, 426, "this endpoint speaks WebSocket only",
-                      "Upgrade: websocket\r\n");
+                                 "Upgrade: websocket\r\n");
     v = http_header_get(r, "Sec-WebSocket-Version", &n);
     if (!v || n != 2 || memcmp(v, "13", 2) != 0)
         return transport__refuse(c, 426, "WebSocket version 13 required",
-                      "Sec-WebSocket-Version: 13\r\n");
+                                 "Sec-WebSocket-Version: 13\r\n");
     v = http_header_get(r, "Sec-WebSocket-Key", &n);
     if (!v || !valid_key(v, n))
-        return transport__refuse(c, 400, "missing or malformed Sec-WebSocket-Key", NULL);
+        return transport__refuse(
+            c, 400, "missing or malformed Sec-WebSocket-Key", NULL);
     char accept[29];
     ws_accept_key(v, n, accept);
     /* No subprotocol is needed; a client that offers some must offer
@@ -54,21 +57,25 @@ static void upgrade(tconn *c, const http_req *r, unsigned char *extra,
     int proto = 0;
     if (http_header_get(r, "Sec-WebSocket-Protocol", NULL)) {
         if (!http_header_has_token(r, "Sec-WebSocket-Protocol", "luahub"))
-            return transport__refuse(c, 400, "unsupported subprotocol (offer luahub, "
-                                  "or none)", NULL);
+            return transport__refuse(c, 400,
+                                     "unsupported subprotocol (offer luahub, "
+                                     "or none)",
+                                     NULL);
         proto = 1;
     }
-    if (t->stopping) return transport__refuse(c, 503, "server shutting down", NULL);
+    if (t->stopping)
+        return transport__refuse(c, 503, "server shutting down", NULL);
 
     char uid[72];
-    const char *why = auth_identify(t->auth, r, (int64_t)time(NULL), uid,
-                                    sizeof uid);
+    const char *why =
+        auth_identify(t->auth, r, (int64_t)time(NULL), uid, sizeof uid);
     char resp[256];
-    int rl = snprintf(resp, sizeof resp,
-                      "HTTP/1.1 101 Switching Protocols\r\n"
-                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                      "Sec-WebSocket-Accept: %s\r\n%s\r\n",
-                      accept, proto ? "Sec-WebSocket-Protocol: luahub\r\n" : "");
+    int rl =
+        snprintf(resp, sizeof resp,
+                 "HTTP/1.1 101 Switching Protocols\r\n"
+                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: %s\r\n%s\r\n",
+                 accept, proto ? "Sec-WebSocket-Protocol: luahub\r\n" : "");
     if (send(c->fd, resp, (size_t)rl, MSG_NOSIGNAL) != rl) {
         transport__teardown(c, CLOSE_ABNORMAL);
         return;
@@ -107,12 +114,14 @@ static void route(tconn *c, const http_req *r, size_t head_len) {
         return;
     }
     if (http_header_has_token(r, "Upgrade", "websocket"))
-        return transport__refuse(c, 404, "WebSocket clients connect at /ws", NULL);
+        return transport__refuse(c, 404, "WebSocket clients connect at /ws",
+                                 NULL);
     if (!((r->method_len == 3 && memcmp(r->method, "GET", 3) == 0) ||
           (r->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0)))
         return transport__refuse(c, 405, "only GET and HEAD are served here",
-                      "Allow: GET, HEAD\r\n");
-    if (c->t->stopping) return transport__refuse(c, 503, "server shutting down", NULL);
+                                 "Allow: GET, HEAD\r\n");
+    if (c->t->stopping)
+        return transport__refuse(c, 503, "server shutting down", NULL);
     hand_over(c, r);
 }
 
@@ -123,7 +132,8 @@ void transport__head_read(tconn *c) {
         c->head = xrealloc(c->head, cap);
         c->head_cap = cap;
     }
-    ssize_t n = recv(c->fd, c->head + c->head_len, c->head_cap - c->head_len, 0);
+    ssize_t n =
+        recv(c->fd, c->head + c->head_len, c->head_cap - c->head_len, 0);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n <= 0) {
@@ -135,16 +145,19 @@ void transport__head_read(tconn *c) {
     int hl = http_head_complete(c->head, c->head_len, &scanned);
     c->head_scanned = (uint32_t)scanned;
     if (hl == -414)
-        return transport__refuse(c, 414, "request target longer than 2048 bytes", NULL);
+        return transport__refuse(c, 414,
+                                 "request target longer than 2048 bytes", NULL);
     if (hl < 0)
-        return transport__refuse(c, 431, "request head larger than 8192 bytes", NULL);
+        return transport__refuse(c, 431, "request head larger than 8192 bytes",
+                                 NULL);
     if (hl == 0) return;
     http_req r;
     int rc = http_parse(&r, c->head, (size_t)hl);
     if (rc == -431)
         return transport__refuse(c, 431, "more than 64 header lines", NULL);
     if (rc == -414)
-        return transport__refuse(c, 414, "request target longer than 2048 bytes", NULL);
+        return transport__refuse(c, 414,
+                                 "request target longer than 2048 bytes", NULL);
     if (rc == -505) return transport__refuse(c, 505, "HTTP/1.x only", NULL);
     if (rc < 0) return transport__refuse(c, 400, "malformed request", NULL);
     route(c, &r, (size_t)hl);

@@ -50,7 +50,8 @@ int http_parse(http_req *r, const char *buf, size_t len) {
 
     /* Request line: METHOD SP target SP HTTP/1.x */
     const char *p = buf;
-    while (p < e && is_tchar((unsigned char)*p)) p++;
+    while (p < e && is_tchar((unsigned char)*p))
+        p++;
     if (p == buf || p >= e || *p != ' ') return -400;
     r->method = buf;
     r->method_len = (size_t)(p - buf);
@@ -73,19 +74,22 @@ int http_parse(http_req *r, const char *buf, size_t len) {
     /* Headers, up to the blank line. */
     for (p = next; p < lim; p = next) {
         next = line_end(p, lim, &e);
-        if (e == p) break; /* the blank line */
+        if (e == p) break;                        /* the blank line */
         if (*p == ' ' || *p == '\t') return -400; /* obsolete folding */
         const char *n = p;
-        while (p < e && is_tchar((unsigned char)*p)) p++;
+        while (p < e && is_tchar((unsigned char)*p))
+            p++;
         if (p == n || p >= e || *p != ':') return -400;
         if (r->nheaders == HTTP_MAX_HEADERS) return -431;
         http_header *h = &r->headers[r->nheaders++];
         h->name = n;
         h->name_len = (size_t)(p - n);
         p++;
-        while (p < e && (*p == ' ' || *p == '\t')) p++;
+        while (p < e && (*p == ' ' || *p == '\t'))
+            p++;
         const char *v = p, *ve = e;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
         for (const char *c = v; c < ve; c++)
             if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
                 return -400;
@@ -116,11 +120,14 @@ int http_header_has_token(const http_req *r, const char *name,
         if (h->name_len != nl || strncasecmp(h->name, name, nl) != 0) continue;
         const char *p = h->value, *end = h->value + h->value_len;
         while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) p++;
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
             const char *s = p;
-            while (p < end && *p != ',') p++;
+            while (p < end && *p != ',')
+                p++;
             const char *e = p;
-            while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
+            while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
             if ((size_t)(e - s) == tl && strncasecmp(s, token, tl) == 0)
                 return 1;
         }
@@ -172,21 +179,36 @@ int http_query_arg(const http_req *r, const char *name, char *out, size_t cap) {
 
 const char *http_reason(int status) {
     switch (status) {
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 414: return "URI Too Long";
-    case 426: return "Upgrade Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 414:
+        return "URI Too Long";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Error";
     }
 }
 
@@ -194,17 +216,28 @@ void http_refusal(buf_t *out, int status, const char *why, const char *extra) {
     buf_printf(out,
                "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
                "Content-Length: %zu\r\nConnection: close\r\n%s\r\n%s\n",
-               status, http_reason(status), strlen(why) + 1,
-               extra ? extra : "", why);
+               status, http_reason(status), strlen(why) + 1, extra ? extra : "",
+               why);
 }
 
 int http_forward_head(const http_req *r, buf_t *out, size_t max) {
     /* What lws reads for static files and the routes it serves. */
     static const char *const keep[] = {
-        "Host", "If-Modified-Since", "If-None-Match", "Range", "If-Range",
-        "Accept-Encoding", "Accept-Language", "Content-Length",
-        "Content-Type", "Authorization", "Origin", "Cookie", "Referer",
-        "User-Agent", "Accept",
+        "Host",
+        "If-Modified-Since",
+        "If-None-Match",
+        "Range",
+        "If-Range",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Content-Length",
+        "Content-Type",
+        "Authorization",
+        "Origin",
+        "Cookie",
+        "Referer",
+        "User-Agent",
+        "Accept",
     };
     size_t start = out->len;
     buf_printf(out, "%.*s %.*s HTTP/1.%d\r\n", (int)r->method_len, r->method,

@@ -31,7 +31,7 @@ typedef struct http_header {
 typedef struct http_req {
     const char *method, *target; /* target: path, then ?query if any */
     size_t method_len, target_len, path_len;
-    int minor;                   /* HTTP/1.<minor> */
+    int minor; /* HTTP/1.<minor> */
     size_t nheaders;
     http_header headers[HTTP_MAX_HEADERS];
 } http_req;

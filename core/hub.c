@@ -6,8 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "codes.h"
 #include "alloc.h"
+#include "codes.h"
 #include "dict.h"
 #include "envelope.h"
 #include "fanout.h"
@@ -85,8 +85,8 @@ static void notify_presence(hub_t *h, const char *uid, presence_status st) {
     h->t->wake(h->t->ud);
 }
 
-void hub_send_error(hub_t *h, conn_t *c, const char *id_json,
-                    const char *code, const char *message) {
+void hub_send_error(hub_t *h, conn_t *c, const char *id_json, const char *code,
+                    const char *message) {
     buf_t b = frame_buf();
     buf_puts(&b, "{\"type\":\"error\"");
     if (id_json) {
@@ -124,15 +124,14 @@ static void on_drain(void *ud, conn_t *c) {
 
 static size_t host_send(void *ud, const script_target *t, frame_t *f) {
     hub_t *h = ud;
-    conn_t *xc = t->except_conn ? conns_lookup(h->conns, t->except_conn)
-                                : NULL;
-    user_t *xu = t->except_user ? conns_user(h->conns, t->except_user)
-                                : NULL;
+    conn_t *xc = t->except_conn ? conns_lookup(h->conns, t->except_conn) : NULL;
+    user_t *xu = t->except_user ? conns_user(h->conns, t->except_user) : NULL;
     size_t n = 0;
     switch (t->kind) {
     case SCRIPT_TO_CONN: {
         conn_t *c = conns_lookup(h->conns, t->ids[0]);
-        if (c && c != xc && conn_user(c) != xu) n = (size_t)fanout_conn(&h->fo, c, f);
+        if (c && c != xc && conn_user(c) != xu)
+            n = (size_t)fanout_conn(&h->fo, c, f);
         break;
     }
     case SCRIPT_TO_USERS:
@@ -211,7 +210,8 @@ static int host_room_members(void *ud, const char *room, script_each_fn each,
     if (!r) return -1;
     size_t pos = 0;
     user_t *u;
-    while ((u = room_next_member(r, &pos))) each(ctx, user_id(u));
+    while ((u = room_next_member(r, &pos)))
+        each(ctx, user_id(u));
     return 0;
 }
 
@@ -220,18 +220,20 @@ static void host_user_rooms(void *ud, const char *uid, script_each_fn each,
     hub_t *h = ud;
     size_t pos = 0;
     const char *room;
-    while ((room = rooms_next_of_user(h->rooms, uid, &pos))) each(ctx, room);
+    while ((room = rooms_next_of_user(h->rooms, uid, &pos)))
+        each(ctx, room);
 }
 
 static void host_online_users(void *ud, script_each_fn each, void *ctx) {
     hub_t *h = ud;
     size_t pos = 0;
     user_t *u;
-    while ((u = conns_next_user(h->conns, &pos))) each(ctx, user_id(u));
+    while ((u = conns_next_user(h->conns, &pos)))
+        each(ctx, user_id(u));
 }
 
-static int host_user_connections(void *ud, const char *uid,
-                                 script_each_fn each, void *ctx) {
+static int host_user_connections(void *ud, const char *uid, script_each_fn each,
+                                 void *ctx) {
     hub_t *h = ud;
     user_t *u = conns_user(h->conns, uid);
     if (!u) return -1;
@@ -256,8 +258,7 @@ static int host_presence_set(void *ud, const char *uid, int st) {
     return 1;
 }
 
-static int host_presence_subscribe(void *ud, const char *cid,
-                                   const char *uid) {
+static int host_presence_subscribe(void *ud, const char *cid, const char *uid) {
     hub_t *h = ud;
     conn_t *c = conns_lookup(h->conns, cid);
     if (!c) return -1;
@@ -304,8 +305,8 @@ static int host_store_delete(void *ud, int kind, const char *scope,
 /* ---- lifecycle --------------------------------------------------------- */
 
 static script_t *load_scripts(hub_t *h, char *err, size_t errlen) {
-    script_options opt = {h->cfg->lua_dir, h->cfg->scripts_dir,
-                          h->cfg->unsafe_lua, h->t->loop,
+    script_options opt = {h->cfg->lua_dir,        h->cfg->scripts_dir,
+                          h->cfg->unsafe_lua,     h->t->loop,
                           h->cfg->script_timeout, h->cfg->script_memory};
     return script_create(&opt, &h->host, err, errlen);
 }
@@ -382,7 +383,9 @@ void hub_destroy(hub_t *h) {
     free(h);
 }
 
-conns_t *hub_conns(hub_t *h) { return h->conns; }
+conns_t *hub_conns(hub_t *h) {
+    return h->conns;
+}
 
 conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
     int first;
@@ -418,8 +421,8 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
 
     log_info("conn", "open conn=%s user=%s conns=%zu", conn_id(c), uid,
              conns_count(h->conns));
-    if (first && presence_set(h->presence, user_id(conn_user(c)),
-                              PRESENCE_ONLINE))
+    if (first &&
+        presence_set(h->presence, user_id(conn_user(c)), PRESENCE_ONLINE))
         notify_presence(h, uid, PRESENCE_ONLINE);
     h->t->wake(h->t->ud);
     return c;
@@ -481,15 +484,14 @@ static void reject(hub_t *h, conn_t *c, envelope_t *env) {
 /* With native handlers: checks the frame and runs the native handler for
  * its type. Returns 1 when the frame was dealt with (native, or rejected),
  * 0 when it is for the scripts (which check it again as they decode). */
-static int dispatch_native(hub_t *h, conn_t *c, const char *data,
-                           size_t len) {
+static int dispatch_native(hub_t *h, conn_t *c, const char *data, size_t len) {
     envelope_t env;
     native_t *n = NULL;
     if (envelope_parse(data, len, &env) != ENVELOPE_OK)
         reject(h, c, &env);
     else if ((n = dict_get(h->natives, env.type))) {
-        hub_call call = {c, conn_id(c), user_id(conn_user(c)), env.id_json,
-                         data, len};
+        hub_call call = {c,           conn_id(c), user_id(conn_user(c)),
+                         env.id_json, data,       len};
         n->fn(h, &call);
     }
     int done = env.status != ENVELOPE_OK || n;
@@ -505,9 +507,8 @@ void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {
     size_t metalen;
     const char *meta = conn_meta(c, &metalen);
     envelope_t env;
-    int rc = script_dispatch(live_script(h), conn_id(c),
-                             user_id(conn_user(c)), data, len, meta, metalen,
-                             &env);
+    int rc = script_dispatch(live_script(h), conn_id(c), user_id(conn_user(c)),
+                             data, len, meta, metalen, &env);
     if (rc == 1)
         reject(h, c, &env);
     else if (rc < 0)
@@ -529,7 +530,9 @@ void hub_set_native(hub_t *h, const char *type, hub_native_fn fn) {
     dict_set(h->natives, type, n);
 }
 
-const script_host *hub_host(hub_t *h) { return &h->host; }
+const script_host *hub_host(hub_t *h) {
+    return &h->host;
+}
 
 void hub_conn_limited(hub_t *h, conn_t *c, const char *data, size_t len,
                       const char *message) {

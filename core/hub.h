@@ -87,8 +87,8 @@ void hub_set_native(hub_t *h, const char *type, hub_native_fn fn);
 const script_host *hub_host(hub_t *h);
 
 /* Sends an error frame to c (id_json may be NULL). */
-void hub_send_error(hub_t *h, conn_t *c, const char *id_json,
-                    const char *code, const char *message);
+void hub_send_error(hub_t *h, conn_t *c, const char *id_json, const char *code,
+                    const char *message);
 
 /* Milliseconds since the Unix epoch. */
 int64_t hub_now_ms(void);

@@ -34,13 +34,11 @@ static json_status fail(parser_t *ps, json_status st, const char *what) {
         if (st == JSON_ERR_SYNTAX) {
             if (ps->p >= ps->end)
                 snprintf(ps->err->message, sizeof ps->err->message,
-                         "%s: unexpected end of input at byte %zu", what,
-                         off);
+                         "%s: unexpected end of input at byte %zu", what, off);
             else if ((unsigned char)*ps->p >= 0x20 &&
                      (unsigned char)*ps->p < 0x7f)
                 snprintf(ps->err->message, sizeof ps->err->message,
-                         "%s: unexpected '%c' at byte %zu", what, *ps->p,
-                         off);
+                         "%s: unexpected '%c' at byte %zu", what, *ps->p, off);
             else
                 snprintf(ps->err->message, sizeof ps->err->message,
                          "%s: unexpected byte 0x%02x at byte %zu", what,
@@ -53,9 +51,8 @@ static json_status fail(parser_t *ps, json_status st, const char *what) {
 }
 
 static inline void skip_ws(parser_t *ps) {
-    while (ps->p < ps->end &&
-           (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' ||
-            *ps->p == '\t'))
+    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\n' ||
+                               *ps->p == '\r' || *ps->p == '\t'))
         ps->p++;
 }
 
@@ -65,19 +62,22 @@ static inline void skip_ws(parser_t *ps) {
  * time: a word has a byte worth a closer look if one is below 0x20, equal
  * to '"' or '\\', or has its top bit set. Each test is exact for "some
  * byte", which is all the loop needs. */
-#define PLAIN16(b) \
-    (b) != '"' && (b) != '\\', (b) + 1 != '"' && (b) + 1 != '\\', \
-    (b) + 2 != '"' && (b) + 2 != '\\', (b) + 3 != '"' && (b) + 3 != '\\', \
-    (b) + 4 != '"' && (b) + 4 != '\\', (b) + 5 != '"' && (b) + 5 != '\\', \
-    (b) + 6 != '"' && (b) + 6 != '\\', (b) + 7 != '"' && (b) + 7 != '\\', \
-    (b) + 8 != '"' && (b) + 8 != '\\', (b) + 9 != '"' && (b) + 9 != '\\', \
-    (b) + 10 != '"' && (b) + 10 != '\\', (b) + 11 != '"' && (b) + 11 != '\\', \
-    (b) + 12 != '"' && (b) + 12 != '\\', (b) + 13 != '"' && (b) + 13 != '\\', \
-    (b) + 14 != '"' && (b) + 14 != '\\', (b) + 15 != '"' && (b) + 15 != '\\'
+#define PLAIN16(b)                                                             \
+    (b) != '"' && (b) != '\\', (b) + 1 != '"' && (b) + 1 != '\\',              \
+        (b) + 2 != '"' && (b) + 2 != '\\', (b) + 3 != '"' && (b) + 3 != '\\',  \
+        (b) + 4 != '"' && (b) + 4 != '\\', (b) + 5 != '"' && (b) + 5 != '\\',  \
+        (b) + 6 != '"' && (b) + 6 != '\\', (b) + 7 != '"' && (b) + 7 != '\\',  \
+        (b) + 8 != '"' && (b) + 8 != '\\', (b) + 9 != '"' && (b) + 9 != '\\',  \
+        (b) + 10 != '"' && (b) + 10 != '\\',                                   \
+        (b) + 11 != '"' && (b) + 11 != '\\',                                   \
+        (b) + 12 != '"' && (b) + 12 != '\\',                                   \
+        (b) + 13 != '"' && (b) + 13 != '\\',                                   \
+        (b) + 14 != '"' && (b) + 14 != '\\',                                   \
+        (b) + 15 != '"' && (b) + 15 != '\\'
 /* 1 for the bytes plain_run passes: 0x20-0x7f but '"' and '\\'. */
 static const unsigned char plain_byte[256] = {
-    [0x20] = PLAIN16(0x20), PLAIN16(0x30), PLAIN16(0x40), PLAIN16(0x50),
-    PLAIN16(0x60), PLAIN16(0x70)};
+    [0x20] = PLAIN16(0x20), PLAIN16(0x30), PLAIN16(0x40),
+    PLAIN16(0x50),          PLAIN16(0x60), PLAIN16(0x70)};
 #undef PLAIN16
 
 static size_t plain_run(const char *p, size_t n) {
@@ -93,7 +93,8 @@ static size_t plain_run(const char *p, size_t n) {
             ((bs - ones) & ~bs & high) | (w & high))
             break;
     }
-    while (i < n && plain_byte[(unsigned char)p[i]]) i++;
+    while (i < n && plain_byte[(unsigned char)p[i]])
+        i++;
     return i;
 }
 
@@ -106,9 +107,8 @@ static size_t utf8_len(const unsigned char *s, size_t n) {
         return 2;
     }
     if (c >= 0xe0 && c <= 0xef) {
-        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if (c == 0xe0 && s[1] < 0xa0) return 0; /* overlong */
+        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80) return 0;
+        if (c == 0xe0 && s[1] < 0xa0) return 0;  /* overlong */
         if (c == 0xed && s[1] >= 0xa0) return 0; /* surrogate */
         return 3;
     }
@@ -116,7 +116,7 @@ static size_t utf8_len(const unsigned char *s, size_t n) {
         if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 ||
             (s[3] & 0xc0) != 0x80)
             return 0;
-        if (c == 0xf0 && s[1] < 0x90) return 0; /* overlong */
+        if (c == 0xf0 && s[1] < 0x90) return 0;  /* overlong */
         if (c == 0xf4 && s[1] >= 0x90) return 0; /* > U+10FFFF */
         return 4;
     }
@@ -128,10 +128,14 @@ static int hex4(const char *s, unsigned *out) {
     for (int i = 0; i < 4; i++) {
         char c = s[i];
         v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return -1;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
     }
     *out = v;
     return 0;
@@ -192,7 +196,8 @@ static json_status parse_string(parser_t *ps, const char **out,
         return JSON_OK;
     }
     /* The unescaped form is never longer than the escaped one. */
-    while (q < ps->end && *q != '"') q += (*q == '\\' && q + 1 < ps->end) ? 2 : 1;
+    while (q < ps->end && *q != '"')
+        q += (*q == '\\' && q + 1 < ps->end) ? 2 : 1;
     char *d = scratch(ps, (size_t)(q - s));
     /* The plain prefix is known good. */
     memcpy(d, s, plain);
@@ -217,14 +222,30 @@ static json_status parse_string(parser_t *ps, const char **out,
             char e = p[1];
             p += 2;
             switch (e) {
-            case '"': *w++ = '"'; break;
-            case '\\': *w++ = '\\'; break;
-            case '/': *w++ = '/'; break;
-            case 'b': *w++ = '\b'; break;
-            case 'f': *w++ = '\f'; break;
-            case 'n': *w++ = '\n'; break;
-            case 'r': *w++ = '\r'; break;
-            case 't': *w++ = '\t'; break;
+            case '"':
+                *w++ = '"';
+                break;
+            case '\\':
+                *w++ = '\\';
+                break;
+            case '/':
+                *w++ = '/';
+                break;
+            case 'b':
+                *w++ = '\b';
+                break;
+            case 'f':
+                *w++ = '\f';
+                break;
+            case 'n':
+                *w++ = '\n';
+                break;
+            case 'r':
+                *w++ = '\r';
+                break;
+            case 't':
+                *w++ = '\t';
+                break;
             case 'u': {
                 unsigned cp, lo;
                 if (ps->end - p < 4 || hex4(p, &cp) < 0) {
@@ -287,7 +308,8 @@ static json_status parse_number(parser_t *ps) {
     if (*p == '0') {
         p++;
     } else if (*p >= '1' && *p <= '9') {
-        while (p < ps->end && *p >= '0' && *p <= '9') p++;
+        while (p < ps->end && *p >= '0' && *p <= '9')
+            p++;
     } else {
         ps->p = p;
         return fail(ps, JSON_ERR_SYNTAX, "bad number");
@@ -299,7 +321,8 @@ static json_status parse_number(parser_t *ps) {
             ps->p = p;
             return fail(ps, JSON_ERR_SYNTAX, "bad number");
         }
-        while (p < ps->end && *p >= '0' && *p <= '9') p++;
+        while (p < ps->end && *p >= '0' && *p <= '9')
+            p++;
     }
     if (p < ps->end && (*p == 'e' || *p == 'E')) {
         integer = 0;
@@ -309,7 +332,8 @@ static json_status parse_number(parser_t *ps) {
             ps->p = p;
             return fail(ps, JSON_ERR_SYNTAX, "bad number");
         }
-        while (p < ps->end && *p >= '0' && *p <= '9') p++;
+        while (p < ps->end && *p >= '0' && *p <= '9')
+            p++;
     }
     size_t n = (size_t)(p - s);
     ps->p = p;
@@ -320,7 +344,8 @@ static json_status parse_number(parser_t *ps) {
         /* Exact in a double: no need for strtod, and never out of range. */
         if (!wanted) return JSON_OK;
         int64_t i = 0;
-        for (const char *d = s + (*s == '-'); d < p; d++) i = i * 10 + (*d - '0');
+        for (const char *d = s + (*s == '-'); d < p; d++)
+            i = i * 10 + (*d - '0');
         v = *s == '-' ? -(double)i : (double)i;
     } else {
         /* strtod needs a terminated copy; the input is not terminated.
@@ -340,8 +365,7 @@ static json_status parse_number(parser_t *ps) {
 }
 
 static int literal(parser_t *ps, const char *word, size_t n) {
-    if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0)
-        return -1;
+    if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0) return -1;
     ps->p += n;
     return 0;
 }
@@ -356,8 +380,8 @@ static int literal(parser_t *ps, const char *word, size_t n) {
 
 json_status json_parse(const char *s, size_t n, int max_depth,
                        const json_sink *sink, void *ud, json_error *err) {
-    parser_t ps = {.start = s, .p = s, .end = s + n, .sink = sink, .ud = ud,
-                   .err = err};
+    parser_t ps = {
+        .start = s, .p = s, .end = s + n, .sink = sink, .ud = ud, .err = err};
     char stack[JSON_MAX_DEPTH > 0 ? 256 : 1];
     char *stk = stack;
     if (max_depth < 0) max_depth = 0;
@@ -391,14 +415,18 @@ value:
         }
         stk[depth++] = open;
         ps.p++;
-        if (open == '{') EMIT(begin_object, ud);
-        else EMIT(begin_array, ud);
+        if (open == '{')
+            EMIT(begin_object, ud);
+        else
+            EMIT(begin_array, ud);
         skip_ws(&ps);
         if (ps.p < ps.end && *ps.p == (open == '{' ? '}' : ']')) {
             ps.p++;
             depth--;
-            if (open == '{') EMIT(end_object, ud);
-            else EMIT(end_array, ud);
+            if (open == '{')
+                EMIT(end_object, ud);
+            else
+                EMIT(end_array, ud);
             goto after_value;
         }
         if (open == '{') goto key;
@@ -475,8 +503,10 @@ after_value:
     if (*ps.p == (stk[depth - 1] == '{' ? '}' : ']')) {
         ps.p++;
         depth--;
-        if (stk[depth] == '{') EMIT(end_object, ud);
-        else EMIT(end_array, ud);
+        if (stk[depth] == '{')
+            EMIT(end_object, ud);
+        else
+            EMIT(end_array, ud);
         goto after_value;
     }
     st = fail(&ps, JSON_ERR_SYNTAX,
@@ -530,13 +560,27 @@ void json_write_string(buf_t *b, const char *s, size_t n) {
         }
         *w++ = '\\';
         switch (c) {
-        case '"': *w++ = '"'; break;
-        case '\\': *w++ = '\\'; break;
-        case '\n': *w++ = 'n'; break;
-        case '\r': *w++ = 'r'; break;
-        case '\t': *w++ = 't'; break;
-        case '\b': *w++ = 'b'; break;
-        case '\f': *w++ = 'f'; break;
+        case '"':
+            *w++ = '"';
+            break;
+        case '\\':
+            *w++ = '\\';
+            break;
+        case '\n':
+            *w++ = 'n';
+            break;
+        case '\r':
+            *w++ = 'r';
+            break;
+        case '\t':
+            *w++ = 't';
+            break;
+        case '\b':
+            *w++ = 'b';
+            break;
+        case '\f':
+            *w++ = 'f';
+            break;
         default:
             *w++ = 'u';
             *w++ = '0';
@@ -551,18 +595,19 @@ void json_write_string(buf_t *b, const char *s, size_t n) {
 }
 
 int json_write_number(buf_t *b, double v) {
-    if (!isfinite(v))
-        return -1;
+    if (!isfinite(v)) return -1;
     char tmp[32];
     int n;
     if (v > -9007199254740992.0 && v < 9007199254740992.0 &&
         v == (double)(long long)v) {
         /* Integers are most numbers on the wire (ids, seq, timestamps). */
         long long i = (long long)v;
-        unsigned long long u = i < 0 ? 0ULL - (unsigned long long)i
-                                     : (unsigned long long)i;
+        unsigned long long u =
+            i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
         char *e = tmp + sizeof tmp, *d = e;
-        do *--d = (char)('0' + u % 10); while (u /= 10);
+        do
+            *--d = (char)('0' + u % 10);
+        while (u /= 10);
         if (i < 0) *--d = '-';
         buf_append(b, d, (size_t)(e - d));
         return 0;

@@ -11,8 +11,8 @@
 #ifndef LUAHUB_JSON_H
 #define LUAHUB_JSON_H
 
-#include <stddef.h>
 #include "buf.h"
+#include <stddef.h>
 
 /* The protocol's limit: JSON nested deeper than this is bad_json.
  * "{}" has depth 1; 32 nested arrays are accepted, 33 are not. */
@@ -46,8 +46,8 @@ typedef struct json_sink {
 
 typedef struct json_error {
     json_status status;
-    size_t offset;      /* byte offset of the problem in the input */
-    char message[96];   /* for people, e.g. "unexpected ',' at byte 12" */
+    size_t offset;    /* byte offset of the problem in the input */
+    char message[96]; /* for people, e.g. "unexpected ',' at byte 12" */
 } json_error;
 
 /* Parses s[0..n) (need not be NUL-terminated) and reports it to sink.

@@ -50,8 +50,8 @@ static int open_one(struct sockaddr *sa, socklen_t sl, int port,
     /* The address alone: "[::1]" from "[::1]:8080". */
     snprintf(addr, sizeof addr, "%.*s", (int)(strrchr(where, ':') - where),
              where);
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    0);
+    int fd =
+        socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", where,
                  strerror(errno));
@@ -122,8 +122,8 @@ int listen_open(listen_set *ls, const char *host, int port, char *err,
         /* Port 0: the kernel picks for the first address, and the others
          * get the same port. */
         set_port(ai->ai_addr, ls->port);
-        int fd = open_one(ai->ai_addr, ai->ai_addrlen, ls->port, host, err,
-                          errlen);
+        int fd =
+            open_one(ai->ai_addr, ai->ai_addrlen, ls->port, host, err, errlen);
         if (fd < 0) {
             freeaddrinfo(res);
             listen_close(ls);
@@ -145,6 +145,7 @@ int listen_open(listen_set *ls, const char *host, int port, char *err,
 }
 
 void listen_close(listen_set *ls) {
-    for (size_t i = 0; i < ls->count; i++) close(ls->fds[i]);
+    for (size_t i = 0; i < ls->count; i++)
+        close(ls->fds[i]);
     ls->count = 0;
 }

@@ -16,8 +16,8 @@
 typedef struct listen_set {
     int fds[LISTEN_MAX_SOCKETS];
     size_t count;
-    int port;             /* the port bound (the kernel's pick for 0) */
-    char addresses[256];  /* "127.0.0.1:8080,[::1]:8080", for the log */
+    int port;            /* the port bound (the kernel's pick for 0) */
+    char addresses[256]; /* "127.0.0.1:8080,[::1]:8080", for the log */
 } listen_set;
 
 /* Binds and listens (non-blocking, close-on-exec, SO_REUSEADDR) on every

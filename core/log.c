@@ -26,9 +26,15 @@ const char *log_level_name(log_level lv) {
     return (unsigned)lv < 4 ? level_names[lv] : "info";
 }
 
-void log_set_level(log_level lv) { current = lv; }
-log_level log_get_level(void) { return current; }
-int log_enabled(log_level lv) { return lv <= current; }
+void log_set_level(log_level lv) {
+    current = lv;
+}
+log_level log_get_level(void) {
+    return current;
+}
+int log_enabled(log_level lv) {
+    return lv <= current;
+}
 
 void log_write(log_level lv, const char *module, const char *fmt, ...) {
     if (!log_enabled(lv)) return;
@@ -38,11 +44,11 @@ void log_write(log_level lv, const char *module, const char *fmt, ...) {
     struct tm tm;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    int n = snprintf(line, sizeof line,
-                     "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
-                     names[(unsigned)lv < 4 ? lv : 3], module);
+    int n = snprintf(
+        line, sizeof line,
+        "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s %s: ", tm.tm_year + 1900,
+        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+        (int)(tv.tv_usec / 1000), names[(unsigned)lv < 4 ? lv : 3], module);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

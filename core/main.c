@@ -4,8 +4,8 @@
 
 #include "config.h"
 #include "log.h"
-#include "script.h"
 #include "process.h"
+#include "script.h"
 #include "server.h"
 
 /* luahub --check DIR: load the scripts exactly as the server would (same
@@ -14,12 +14,14 @@
  * in hooks/ is no hook. */
 static int check_scripts(const config_t *cfg) {
     char err[8192];
-    script_options opt = {cfg->lua_dir, cfg->check_dir, cfg->unsafe_lua, NULL,
+    script_options opt = {cfg->lua_dir,        cfg->check_dir,
+                          cfg->unsafe_lua,     NULL,
                           cfg->script_timeout, cfg->script_memory};
     script_t *s = script_create(&opt, script_null_host(), err, sizeof err);
     if (!s) {
         fprintf(stderr, "%s\n", err);
-        fprintf(stderr, "luahub: %s: the scripts do not load\n", cfg->check_dir);
+        fprintf(stderr, "luahub: %s: the scripts do not load\n",
+                cfg->check_dir);
         return 1;
     }
     /* A file in hooks/ that is no hook is a mistake (a misspelled name)

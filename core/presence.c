@@ -65,8 +65,10 @@ presence_status presence_get(const presence_t *p, const char *uid) {
 
 int presence_set(presence_t *p, const char *uid, presence_status st) {
     if (presence_get(p, uid) == st) return 0;
-    if (st == PRESENCE_OFFLINE) dict_remove(p->status, uid);
-    else dict_set(p->status, uid, (void *)(uintptr_t)st);
+    if (st == PRESENCE_OFFLINE)
+        dict_remove(p->status, uid);
+    else
+        dict_set(p->status, uid, (void *)(uintptr_t)st);
     return 1;
 }
 

@@ -92,7 +92,8 @@ int process_run(server_t *s, const config_t *cfg) {
     }
     if (cfg->watch) start_watch(&p, loop);
     int rc = server_run(s);
-    for (int i = 0; i < 3; i++) uv_close((uv_handle_t *)sigs[i], NULL);
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)sigs[i], NULL);
     for (int i = 0; i < p.nwatchers; i++)
         uv_close((uv_handle_t *)&p.watchers[i], NULL);
     if (p.watching) uv_close((uv_handle_t *)&p.watch_timer, NULL);

@@ -20,7 +20,8 @@ void rate_bucket_init(rate_bucket *b, const rate_limit *l, uint32_t now_ms) {
 int rate_take(rate_bucket *b, const rate_limit *l, uint32_t now_ms) {
     /* In double until clamped: a long silence at a high rate earns more
      * than any integer of the bucket could hold. */
-    double t = b->tokens + (double)(uint32_t)(now_ms - b->stamp) * l->rate / 1000;
+    double t =
+        b->tokens + (double)(uint32_t)(now_ms - b->stamp) * l->rate / 1000;
     if (t > l->burst) t = l->burst;
     b->stamp = now_ms;
     if (t >= 1) {

@@ -32,7 +32,9 @@ static void room_free(void *p) {
     free(r);
 }
 
-static void user_rooms_free(void *p) { dict_destroy(p, NULL); }
+static void user_rooms_free(void *p) {
+    dict_destroy(p, NULL);
+}
 
 void rooms_destroy(rooms_t *rs) {
     if (!rs) return;
@@ -45,7 +47,9 @@ room_t *rooms_get(const rooms_t *rs, const char *id) {
     return dict_get(rs->rooms, id);
 }
 
-size_t rooms_count(const rooms_t *rs) { return dict_size(rs->rooms); }
+size_t rooms_count(const rooms_t *rs) {
+    return dict_size(rs->rooms);
+}
 
 int rooms_join(rooms_t *rs, const char *id, user_t *u, int64_t now_ms) {
     room_t *r = dict_get(rs->rooms, id);
@@ -104,11 +108,21 @@ size_t rooms_count_of_user(const rooms_t *rs, const char *uid) {
     return mine ? dict_size(mine) : 0;
 }
 
-const char *room_id(const room_t *r) { return r->id; }
-int64_t room_created_at(const room_t *r) { return r->created_at; }
-uint64_t room_message_count(const room_t *r) { return r->message_count; }
-uint64_t room_seq(const room_t *r) { return r->seq; }
-size_t room_member_count(const room_t *r) { return dict_size(r->members); }
+const char *room_id(const room_t *r) {
+    return r->id;
+}
+int64_t room_created_at(const room_t *r) {
+    return r->created_at;
+}
+uint64_t room_message_count(const room_t *r) {
+    return r->message_count;
+}
+uint64_t room_seq(const room_t *r) {
+    return r->seq;
+}
+size_t room_member_count(const room_t *r) {
+    return dict_size(r->members);
+}
 
 uint64_t room_next_seq(room_t *r) {
     r->message_count++;

@@ -74,8 +74,8 @@ typedef struct script_host {
                        void *ctx);
     void (*online_users)(void *ud, script_each_fn each, void *ctx);
     /* -1 when the user has no connection. */
-    int (*user_connections)(void *ud, const char *user_id,
-                            script_each_fn each, void *ctx);
+    int (*user_connections)(void *ud, const char *user_id, script_each_fn each,
+                            void *ctx);
     int (*presence_get)(void *ud, const char *user_id);
     /* 1 changed (subscribers told), 0 unchanged, -1 user not connected. */
     int (*presence_set)(void *ud, const char *user_id, int status);
@@ -92,8 +92,7 @@ typedef struct script_host {
                              const char *key, size_t *len);
     int (*store_set)(void *ud, int kind, const char *scope, const char *key,
                      const char *json, size_t len);
-    int (*store_delete)(void *ud, int kind, const char *scope,
-                        const char *key);
+    int (*store_delete)(void *ud, int kind, const char *scope, const char *key);
 } script_host;
 
 typedef struct script_options {
@@ -178,9 +177,8 @@ int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
 int script_on_connect(script_t *s, const char *conn_id, const char *user_id,
                       buf_t *meta, char *reason, size_t reasonlen);
 /* Runs the on_disconnect hook, if any, with the close code. */
-void script_on_disconnect(script_t *s, const char *conn_id,
-                          const char *user_id, int code, const char *meta,
-                          size_t metalen);
+void script_on_disconnect(script_t *s, const char *conn_id, const char *user_id,
+                          int code, const char *meta, size_t metalen);
 
 /* The JSON encoding the scripts use, for C callers and tests: encodes the
  * Lua value at idx into b. Returns 0, or -1 with a message pushed on the

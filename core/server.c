@@ -8,8 +8,8 @@
  * without a word when a head overflows it, its handshake header buffers
  * are a fixed pool that silent sockets fill, and its frame parser reports
  * a frame's length only when payload arrives. */
-#include "codes.h"
 #include "server.h"
+#include "codes.h"
 
 #include <libwebsockets.h>
 #include <stdio.h>
@@ -50,9 +50,9 @@ static server_t *server_of(struct lws *wsi) {
 
 static int serve_healthz(server_t *s, struct lws *wsi) {
     char body[128];
-    int blen = snprintf(body, sizeof body,
-                        "{\"status\":\"ok\",\"connections\":%zu}\n",
-                        conns_count(hub_conns(s->hub)));
+    int blen =
+        snprintf(body, sizeof body, "{\"status\":\"ok\",\"connections\":%zu}\n",
+                 conns_count(hub_conns(s->hub)));
     unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
                                       *end = buf + sizeof buf - 1;
     if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "application/json",
@@ -76,8 +76,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
             lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0 &&
             strcmp(uri, "/healthz") == 0)
             return serve_healthz(server_of(wsi), wsi);
-        if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
-            return -1;
+        if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL)) return -1;
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -140,7 +139,8 @@ static void lws_log(int level, const char *line) {
     if (strncmp(line, "adopt_socket_readbuf", 20) == 0) lv = LOG_DEBUG;
     if (!log_enabled(lv)) return;
     size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
     log_write(lv, "lws", "%.*s", (int)n, line);
 }
 
@@ -202,7 +202,8 @@ server_t *server_create(const config_t *cfg) {
     };
     struct stat st;
     if (stat(cfg->static_dir, &st) < 0 || !S_ISDIR(st.st_mode))
-        log_warn("server", "static directory %s not found: / will answer 404 "
+        log_warn("server",
+                 "static directory %s not found: / will answer 404 "
                  "(give one with --static DIR)",
                  cfg->static_dir);
 
@@ -213,8 +214,9 @@ server_t *server_create(const config_t *cfg) {
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = s->protocols;
     info.mounts = &s->mount_static;
-    info.options = LWS_SERVER_OPTION_LIBUV |
-                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    info.options =
+        LWS_SERVER_OPTION_LIBUV |
+        LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     info.foreign_loops = loops;
     info.user = s;
     info.pcontext = &s->ctx;
@@ -234,10 +236,10 @@ server_t *server_create(const config_t *cfg) {
              transport_addresses(s->transport));
     if (auth_has_secret(s->auth))
         log_info("server", "auth: clients must present token=<JWT> "
-                 "(HS256, sub = user id)");
+                           "(HS256, sub = user id)");
     else
         log_warn("server", "no auth secret: development mode, any client "
-                 "may claim any user id (insecure)");
+                           "may claim any user id (insecure)");
     return s;
 }
 
@@ -264,6 +266,10 @@ void server_destroy(server_t *s) {
     free(s);
 }
 
-hub_t *server_hub(server_t *s) { return s->hub; }
+hub_t *server_hub(server_t *s) {
+    return s->hub;
+}
 
-uv_loop_t *server_loop(server_t *s) { return &s->loop; }
+uv_loop_t *server_loop(server_t *s) {
+    return &s->loop;
+}

@@ -20,15 +20,19 @@ struct store {
 
 store_t *store_create(void) {
     store_t *st = xmalloc(sizeof *st);
-    for (int i = 0; i < 3; i++) st->scopes[i] = dict_create();
+    for (int i = 0; i < 3; i++)
+        st->scopes[i] = dict_create();
     return st;
 }
 
-static void scope_free(void *p) { dict_destroy(p, free); }
+static void scope_free(void *p) {
+    dict_destroy(p, free);
+}
 
 void store_destroy(store_t *st) {
     if (!st) return;
-    for (int i = 0; i < 3; i++) dict_destroy(st->scopes[i], scope_free);
+    for (int i = 0; i < 3; i++)
+        dict_destroy(st->scopes[i], scope_free);
     free(st);
 }
 

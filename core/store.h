@@ -38,7 +38,6 @@ int store_delete(store_t *st, store_scope_kind kind, const char *scope,
                  const char *key);
 /* Drops a room's or a user's whole scope. */
 void store_drop(store_t *st, store_scope_kind kind, const char *scope);
-size_t store_count(const store_t *st, store_scope_kind kind,
-                   const char *scope);
+size_t store_count(const store_t *st, store_scope_kind kind, const char *scope);
 
 #endif

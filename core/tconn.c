@@ -17,10 +17,14 @@ static void on_sweep(uv_timer_t *h);
 void transport__list_remove(tconn *c) {
     tlist *l = c->list;
     if (!l) return;
-    if (c->lprev) c->lprev->lnext = c->lnext;
-    else l->head = c->lnext;
-    if (c->lnext) c->lnext->lprev = c->lprev;
-    else l->tail = c->lprev;
+    if (c->lprev)
+        c->lprev->lnext = c->lnext;
+    else
+        l->head = c->lnext;
+    if (c->lnext)
+        c->lnext->lprev = c->lprev;
+    else
+        l->tail = c->lprev;
     c->lnext = c->lprev = NULL;
     c->list = NULL;
 }
@@ -32,8 +36,10 @@ void transport__list_push(tlist *l, tconn *c, uint64_t ms) {
     c->list = l;
     c->lprev = l->tail;
     c->lnext = NULL;
-    if (l->tail) l->tail->lnext = c;
-    else l->head = c;
+    if (l->tail)
+        l->tail->lnext = c;
+    else
+        l->head = c;
     l->tail = c;
     if (!t->sweeping) {
         uv_timer_start(&t->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
@@ -84,11 +90,14 @@ void transport__log_refusal(transport_t *t, int status, const char *why) {
         t->log_second = sec;
         t->logged = t->unlogged = 0;
     }
-    if (t->logged++ < 10) log_info("http", "refused %d: %s", status, why);
-    else t->unlogged++;
+    if (t->logged++ < 10)
+        log_info("http", "refused %d: %s", status, why);
+    else
+        t->unlogged++;
 }
 
-void transport__refuse(tconn *c, int status, const char *why, const char *extra) {
+void transport__refuse(tconn *c, int status, const char *why,
+                       const char *extra) {
     transport_t *t = c->t;
     buf_t b;
     buf_init(&b, 0);
@@ -133,8 +142,10 @@ static void on_sweep(uv_timer_t *h) {
                  t->cfg->handshake_timeout);
         transport__refuse(c, 408, why, NULL);
     }
-    while ((c = t->lingering.head) && c->deadline <= now) transport__teardown(c, 0);
-    while ((c = t->closing.head) && c->deadline <= now) transport__teardown(c, CLOSE_ABNORMAL);
+    while ((c = t->lingering.head) && c->deadline <= now)
+        transport__teardown(c, 0);
+    while ((c = t->closing.head) && c->deadline <= now)
+        transport__teardown(c, CLOSE_ABNORMAL);
     if (!t->handshakes.head && !t->lingering.head && !t->closing.head) {
         uv_timer_stop(&t->sweep);
         t->sweeping = 0;

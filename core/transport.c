@@ -42,7 +42,8 @@ static void on_io(uv_poll_t *h, int status, int events) {
             transport__teardown(c, CLOSE_ABNORMAL);
             return;
         }
-        if ((events & UV_READABLE) && c->state == T_OPEN) transport__ws_read(c);
+        if ((events & UV_READABLE) && c->state == T_OPEN)
+            transport__ws_read(c);
         else if ((events & UV_READABLE) && c->state == T_CLOSING)
             transport__drop_input(c, 0);
         return;
@@ -100,7 +101,8 @@ static void on_listen(uv_poll_t *h, int status, int events) {
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED) continue;
-        if (errno == EMFILE || errno == ENFILE) refuse_no_fd(t, lfd);
+        if (errno == EMFILE || errno == ENFILE)
+            refuse_no_fd(t, lfd);
         else if (errno != EAGAIN && errno != EWOULDBLOCK)
             log_warn("server", "accept: %s", strerror(errno));
         return;
@@ -118,8 +120,8 @@ transport_t *transport_create(uv_loop_t *loop, const config_t *cfg,
     t->http_ud = ud;
     t->handshake_ms = (uint64_t)(cfg->handshake_timeout * 1000);
     t->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (cfg->rate_limit > 0) t->rl = rate_limit_make(cfg->rate_limit,
-                                                     cfg->rate_burst);
+    if (cfg->rate_limit > 0)
+        t->rl = rate_limit_make(cfg->rate_limit, cfg->rate_burst);
     snprintf(t->rate_msg, sizeof t->rate_msg,
              "over the limit of %g messages per second", cfg->rate_limit);
     uv_timer_init(loop, &t->sweep);
@@ -137,13 +139,13 @@ transport_t *transport_create(uv_loop_t *loop, const config_t *cfg,
     if (tick_ms > 1000) tick_ms = 1000;
     uv_timer_init(loop, &t->heartbeat);
     t->heartbeat.data = t;
-    uv_timer_start(&t->heartbeat, transport__on_heartbeat, tick_ms,
-                   tick_ms);
+    uv_timer_start(&t->heartbeat, transport__on_heartbeat, tick_ms, tick_ms);
     return t;
 }
 
-
-void transport_set_hub(transport_t *t, hub_t *h) { t->hub = h; }
+void transport_set_hub(transport_t *t, hub_t *h) {
+    t->hub = h;
+}
 
 int transport_listen(transport_t *t, char *err, size_t errlen) {
     if (listen_open(&t->ls, t->cfg->host, t->cfg->port, err, errlen) < 0)
@@ -158,7 +160,9 @@ int transport_listen(transport_t *t, char *err, size_t errlen) {
     return 0;
 }
 
-int transport_port(const transport_t *t) { return t->ls.port; }
+int transport_port(const transport_t *t) {
+    return t->ls.port;
+}
 
 const char *transport_addresses(const transport_t *t) {
     return t->ls.addresses;
@@ -180,7 +184,8 @@ void transport_shutdown(transport_t *t, int code, const char *reason) {
     t->stopping = 1;
     stop_listening(t);
     while (t->handshakes.head)
-        transport__refuse(t->handshakes.head, 503, "server shutting down", NULL);
+        transport__refuse(t->handshakes.head, 503, "server shutting down",
+                          NULL);
     conns_t *cs = hub_conns(t->hub);
     for (conn_t *c = conns_next(cs, NULL); c; c = conns_next(cs, c))
         transport__close_conn(t, c, code, reason);
@@ -192,7 +197,8 @@ void transport_close_all(transport_t *t) {
     stop_listening(t);
     tlist *lists[] = {&t->handshakes, &t->lingering, &t->closing};
     for (size_t i = 0; i < 3; i++)
-        while (lists[i]->head) transport__teardown(lists[i]->head, CLOSE_GOING_AWAY);
+        while (lists[i]->head)
+            transport__teardown(lists[i]->head, CLOSE_GOING_AWAY);
     if (t->hub) {
         conns_t *cs = hub_conns(t->hub);
         for (conn_t *c = conns_next(cs, NULL); c; c = conns_next(cs, c))

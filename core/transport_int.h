@@ -71,20 +71,20 @@ struct tconn {
     uint64_t deadline; /* uv_now() milliseconds */
     int fd;
     uint8_t state;
-    uint8_t polling;     /* the events being polled */
-    uint8_t failed;      /* the client broke the protocol: input ignored */
-    uint8_t msg_binary;  /* the message being assembled is binary */
-    uint8_t ctl_len, ctl_off;     /* a pong or ping being written */
+    uint8_t polling;          /* the events being polled */
+    uint8_t failed;           /* the client broke the protocol: input ignored */
+    uint8_t msg_binary;       /* the message being assembled is binary */
+    uint8_t ctl_len, ctl_off; /* a pong or ping being written */
     uint8_t close_len, close_off; /* our close frame, after the queue */
     uint8_t carry_len;
-    uint32_t wr_off;   /* bytes of the first queued frame already written */
+    uint32_t wr_off; /* bytes of the first queued frame already written */
     /* T_HANDSHAKE: the request head so far. T_LINGER: bytes dropped. */
     char *head;
     uint32_t head_len, head_cap, head_scanned;
     /* T_OPEN */
-    conn_t *conn;      /* NULL for a connection refused after the upgrade */
+    conn_t *conn; /* NULL for a connection refused after the upgrade */
     ws_parser_t parser;
-    buf_t *msg;        /* a message arriving in pieces, while it does */
+    buf_t *msg; /* a message arriving in pieces, while it does */
     unsigned char *ctl, *closef, *carry;
     rate_bucket rl;
 };

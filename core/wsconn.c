@@ -11,10 +11,10 @@
 
 #include "alloc.h"
 #include "codes.h"
+#include "frame.h"
 #include "hub.h"
 #include "log.h"
 #include "transport_int.h"
-#include "frame.h"
 
 static void on_flush_idle(uv_idle_t *h) {
     /* Nothing to do: being active makes the loop poll without blocking,
@@ -137,7 +137,8 @@ static void transport__want_flush(tconn *c) {
 
 /* Queues our close frame after what is queued (a slow consumer's queue is
  * dropped first, but for a frame partly written). */
-static void transport__start_close(tconn *c, int code, const char *why, int drop_queue) {
+static void transport__start_close(tconn *c, int code, const char *why,
+                                   int drop_queue) {
     if (c->state != T_OPEN || c->close_len) return;
     if (c->conn && drop_queue) conn_queue_truncate(c->conn, c->wr_off ? 1 : 0);
     c->closef = xmalloc(4 + 123);
@@ -147,11 +148,14 @@ static void transport__start_close(tconn *c, int code, const char *why, int drop
     transport__want_flush(c);
 }
 
-static void t_wake(void *ud) { wake(ud); }
+static void t_wake(void *ud) {
+    wake(ud);
+}
 
 static void t_drain(void *ud, conn_t *conn) {
     tconn *c = conn_transport(conn);
-    if (c->state == T_OPEN && transport__flush(c) < 0) transport__teardown(c, CLOSE_ABNORMAL);
+    if (c->state == T_OPEN && transport__flush(c) < 0)
+        transport__teardown(c, CLOSE_ABNORMAL);
 }
 
 void transport__close_conn(void *ud, conn_t *conn, int code, const char *why) {
@@ -215,8 +219,8 @@ static void on_control(tconn *c, const ws_piece *pc) {
          * is replaced (RFC 6455 5.5.3), one being written is not. */
         if (c->close_len || (c->ctl_len && c->ctl_off)) return;
         if (!c->ctl) c->ctl = xmalloc(CTL_CAP);
-        c->ctl_len = (uint8_t)ws_control_frame(c->ctl, WS_OP_PONG, pc->data,
-                                               pc->len);
+        c->ctl_len =
+            (uint8_t)ws_control_frame(c->ctl, WS_OP_PONG, pc->data, pc->len);
         c->ctl_off = 0;
         transport__want_flush(c);
         return;
@@ -233,8 +237,8 @@ static void on_control(tconn *c, const ws_piece *pc) {
         if (c->conn) conn_queue_truncate(c->conn, c->wr_off ? 1 : 0);
         c->closef = xmalloc(4 + 123);
         if (pc->code == CLOSE_NO_STATUS)
-            c->close_len = (uint8_t)ws_control_frame(c->closef, WS_OP_CLOSE,
-                                                     NULL, 0);
+            c->close_len =
+                (uint8_t)ws_control_frame(c->closef, WS_OP_CLOSE, NULL, 0);
         else
             c->close_len = (uint8_t)ws_close_frame(c->closef, pc->code, "");
         c->close_off = 0;
@@ -323,8 +327,8 @@ void transport__on_heartbeat(uv_timer_t *h) {
             /* With a payload, so that any pong is recognisably ours. */
             conn_set_ping_sent_at(conn, now);
             if (!c->ctl) c->ctl = xmalloc(CTL_CAP);
-            c->ctl_len = (uint8_t)ws_control_frame(c->ctl, WS_OP_PING,
-                                                   "lhub", 4);
+            c->ctl_len =
+                (uint8_t)ws_control_frame(c->ctl, WS_OP_PING, "lhub", 4);
             c->ctl_off = 0;
             transport__want_flush(c);
         }
@@ -336,7 +340,8 @@ void transport__on_flush_check(uv_check_t *h) {
     conn_t *conn;
     while ((conn = conns_pop_dirty(hub_conns(t->hub)))) {
         tconn *c = conn_transport(conn);
-        if (c->state == T_OPEN && transport__flush(c) < 0) transport__teardown(c, CLOSE_ABNORMAL);
+        if (c->state == T_OPEN && transport__flush(c) < 0)
+            transport__teardown(c, CLOSE_ABNORMAL);
     }
     if (t->idle_active) {
         uv_idle_stop(&t->flush_idle);

@@ -67,7 +67,8 @@ static void unmask(unsigned char *s, size_t n, const uint8_t mask[4],
     size_t i = 0;
     if (n >= 16) {
         unsigned char m8[8];
-        for (int k = 0; k < 8; k++) m8[k] = mask[(*pos + k) & 3];
+        for (int k = 0; k < 8; k++)
+            m8[k] = mask[(*pos + k) & 3];
         uint64_t m;
         memcpy(&m, m8, 8);
         for (; i + 8 <= n; i += 8) {
@@ -77,7 +78,8 @@ static void unmask(unsigned char *s, size_t n, const uint8_t mask[4],
             memcpy(s + i, &w, 8);
         }
     }
-    for (; i < n; i++) s[i] ^= mask[(*pos + i) & 3];
+    for (; i < n; i++)
+        s[i] ^= mask[(*pos + i) & 3];
     *pos = (uint8_t)((*pos + n) & 3);
 }
 
@@ -137,23 +139,28 @@ ws_result ws_parse(ws_parser_t *p, unsigned char *buf, size_t len, size_t *pos,
         switch (op) {
         case WS_OP_CONTINUATION:
             if (!p->msg_op)
-                return fail(out, CLOSE_PROTOCOL, "continuation without a message");
+                return fail(out, CLOSE_PROTOCOL,
+                            "continuation without a message");
             break;
         case WS_OP_TEXT:
         case WS_OP_BINARY:
             if (p->msg_op)
-                return fail(out, CLOSE_PROTOCOL, "new message inside a fragmented one");
+                return fail(out, CLOSE_PROTOCOL,
+                            "new message inside a fragmented one");
             break;
         case WS_OP_CLOSE:
         case WS_OP_PING:
         case WS_OP_PONG:
-            if (!fin) return fail(out, CLOSE_PROTOCOL, "fragmented control frame");
-            if (len7 > 125) return fail(out, CLOSE_PROTOCOL, "control frame too long");
+            if (!fin)
+                return fail(out, CLOSE_PROTOCOL, "fragmented control frame");
+            if (len7 > 125)
+                return fail(out, CLOSE_PROTOCOL, "control frame too long");
             break;
         default:
             return fail(out, CLOSE_PROTOCOL, "reserved opcode");
         }
-        if (!masked) return fail(out, CLOSE_PROTOCOL, "client frame not masked");
+        if (!masked)
+            return fail(out, CLOSE_PROTOCOL, "client frame not masked");
 
         size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
         if (avail < 2 + ext) {
@@ -163,12 +170,13 @@ ws_result ws_parse(ws_parser_t *p, unsigned char *buf, size_t len, size_t *pos,
         uint64_t flen = len7;
         if (ext) {
             flen = 0;
-            for (size_t k = 0; k < ext; k++) flen = (flen << 8) | h[2 + k];
+            for (size_t k = 0; k < ext; k++)
+                flen = (flen << 8) | h[2 + k];
         }
         int data = !(op & 0x8);
         /* Refused at the header, before a byte of the payload. */
-        if (data && (flen > p->max_message ||
-                     p->msg_len > p->max_message - flen))
+        if (data &&
+            (flen > p->max_message || p->msg_len > p->max_message - flen))
             return fail(out, CLOSE_TOO_BIG, "message too large");
         if (ext == 8 && flen >> 63)
             return fail(out, CLOSE_PROTOCOL, "length with its top bit set");
@@ -195,7 +203,8 @@ ws_result ws_parse(ws_parser_t *p, unsigned char *buf, size_t len, size_t *pos,
             out->code = 0;
             if (op == WS_OP_CLOSE) {
                 if (flen == 1)
-                    return fail(out, CLOSE_PROTOCOL, "close frame with a 1-byte payload");
+                    return fail(out, CLOSE_PROTOCOL,
+                                "close frame with a 1-byte payload");
                 out->code = CLOSE_NO_STATUS;
                 if (flen >= 2) {
                     unsigned code = (unsigned)d[0] << 8 | d[1];
@@ -203,7 +212,8 @@ ws_result ws_parse(ws_parser_t *p, unsigned char *buf, size_t len, size_t *pos,
                     if (!ws_close_code_valid(code))
                         return fail(out, CLOSE_PROTOCOL, "invalid close code");
                     if (ws_utf8_check(&st, d + 2, (size_t)flen - 2) < 0 || st)
-                        return fail(out, CLOSE_BAD_DATA, "invalid UTF-8 in close reason");
+                        return fail(out, CLOSE_BAD_DATA,
+                                    "invalid UTF-8 in close reason");
                     out->code = (uint16_t)code;
                 }
             }
@@ -235,7 +245,8 @@ size_t ws_close_frame(unsigned char *out, unsigned code, const char *reason) {
     if (n > 123) {
         n = 123;
         /* Never cut a character in two. */
-        while (n && ((unsigned char)reason[n] & 0xc0) == 0x80) n--;
+        while (n && ((unsigned char)reason[n] & 0xc0) == 0x80)
+            n--;
     }
     out[0] = 0x80 | WS_OP_CLOSE;
     out[1] = (unsigned char)(n + 2);

@@ -32,15 +32,15 @@ enum {
 #define WS_MAX_CONTROL_FRAME (WS_MAX_HEADER + 125)
 
 typedef struct ws_parser {
-    uint64_t remaining;  /* payload bytes of the current frame still due */
-    uint64_t msg_len;    /* payload bytes of the open message so far */
+    uint64_t remaining; /* payload bytes of the current frame still due */
+    uint64_t msg_len;   /* payload bytes of the open message so far */
     uint64_t max_message;
-    uint32_t utf8;       /* validator state across pieces (0: at a char) */
+    uint32_t utf8; /* validator state across pieces (0: at a char) */
     uint8_t mask[4];
-    uint8_t mask_pos;    /* next mask byte for the current frame */
-    uint8_t in_frame;    /* a data frame's header was read, payload due */
-    uint8_t frame_fin;   /* the current data frame ends its message */
-    uint8_t msg_op;      /* WS_OP_TEXT/BINARY while a message is open */
+    uint8_t mask_pos;  /* next mask byte for the current frame */
+    uint8_t in_frame;  /* a data frame's header was read, payload due */
+    uint8_t frame_fin; /* the current data frame ends its message */
+    uint8_t msg_op;    /* WS_OP_TEXT/BINARY while a message is open */
 } ws_parser_t;
 
 typedef enum ws_result {
@@ -53,11 +53,11 @@ typedef enum ws_result {
 typedef struct ws_piece {
     unsigned char *data; /* unmasked, inside the caller's buffer */
     size_t len;
-    uint8_t opcode;      /* message opcode (TEXT/BINARY), or the control's */
-    uint8_t fin;         /* WS_DATA: this piece ends the message */
-    uint16_t code;       /* WS_FAIL: the close code (1002, 1007, 1009);
-                            WS_CONTROL close: the peer's code, 1005 if none */
-    const char *reason;  /* WS_FAIL: why, for the close frame and the log */
+    uint8_t opcode;     /* message opcode (TEXT/BINARY), or the control's */
+    uint8_t fin;        /* WS_DATA: this piece ends the message */
+    uint16_t code;      /* WS_FAIL: the close code (1002, 1007, 1009);
+                           WS_CONTROL close: the peer's code, 1005 if none */
+    const char *reason; /* WS_FAIL: why, for the close frame and the log */
 } ws_piece;
 
 /* max_message: the largest message (all its fragments) a client may send. */

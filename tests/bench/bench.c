@@ -55,43 +55,54 @@ static struct {
     int conns;      /* subscribers (fanout), connections (ping/idle/connect) */
     int publishers; /* fanout */
     int rooms, members;
-    double rate;    /* messages/s per publisher, 0 = window-limited */
+    double rate; /* messages/s per publisher, 0 = window-limited */
     int window;
     double duration, warmup;
-    int size;       /* payload padding bytes */
+    int size; /* payload padding bytes */
     int pid;
     int json;
     int src_addrs;
     const char *room;
 } opt = {
-    .host = "127.0.0.1", .port = 8080, .mode = M_FANOUT, .conns = 100,
-    .publishers = 1, .rooms = 100, .members = 4, .rate = 0, .window = 64,
-    .duration = 5, .warmup = 1, .size = 64, .pid = 0, .json = 0,
-    .src_addrs = 0, .room = "bench",
+    .host = "127.0.0.1",
+    .port = 8080,
+    .mode = M_FANOUT,
+    .conns = 100,
+    .publishers = 1,
+    .rooms = 100,
+    .members = 4,
+    .rate = 0,
+    .window = 64,
+    .duration = 5,
+    .warmup = 1,
+    .size = 64,
+    .pid = 0,
+    .json = 0,
+    .src_addrs = 0,
+    .room = "bench",
 };
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: luahub-bench --mode MODE [options]\n"
-            "modes: fanout, rooms, ping, idle, connect\n"
-            "  --host H          server address (default 127.0.0.1)\n"
-            "  --port N          server port (default 8080)\n"
-            "  --conns N         subscribers (fanout) or connections "
-            "(ping, idle, connect) (default 100)\n"
-            "  --publishers P    fanout publishers (default 1)\n"
-            "  --rooms K         rooms (rooms mode, default 100)\n"
-            "  --members M       members per room (rooms mode, default 4)\n"
-            "  --window W        unacknowledged messages per publisher "
-            "(default 64)\n"
-            "  --rate R          messages/s per publisher; 0 = as fast as "
-            "the window allows (default 0)\n"
-            "  --duration S      measured seconds (default 5)\n"
-            "  --warmup S        seconds before measuring (default 1)\n"
-            "  --size B          payload padding bytes (default 64)\n"
-            "  --pid PID         the server's pid: CPU and memory figures\n"
-            "  --src-addrs N     spread connections over 127.0.0.2 .. "
-            "127.0.0.(N+1) (default: 1 per 20000 connections)\n"
-            "  --json            print one JSON object\n");
+    fprintf(f, "usage: luahub-bench --mode MODE [options]\n"
+               "modes: fanout, rooms, ping, idle, connect\n"
+               "  --host H          server address (default 127.0.0.1)\n"
+               "  --port N          server port (default 8080)\n"
+               "  --conns N         subscribers (fanout) or connections "
+               "(ping, idle, connect) (default 100)\n"
+               "  --publishers P    fanout publishers (default 1)\n"
+               "  --rooms K         rooms (rooms mode, default 100)\n"
+               "  --members M       members per room (rooms mode, default 4)\n"
+               "  --window W        unacknowledged messages per publisher "
+               "(default 64)\n"
+               "  --rate R          messages/s per publisher; 0 = as fast as "
+               "the window allows (default 0)\n"
+               "  --duration S      measured seconds (default 5)\n"
+               "  --warmup S        seconds before measuring (default 1)\n"
+               "  --size B          payload padding bytes (default 64)\n"
+               "  --pid PID         the server's pid: CPU and memory figures\n"
+               "  --src-addrs N     spread connections over 127.0.0.2 .. "
+               "127.0.0.(N+1) (default: 1 per 20000 connections)\n"
+               "  --json            print one JSON object\n");
 }
 
 /* ---- time, histogram ----------------------------------------------------- */
@@ -113,7 +124,8 @@ typedef struct hist {
 static void hist_add(hist_t *h, uint64_t ns) {
     uint64_t us = ns / 1000;
     int pow = 0;
-    while (pow < HIST_POW - 1 && (us >> pow) >= HIST_SUB * 2) pow++;
+    while (pow < HIST_POW - 1 && (us >> pow) >= HIST_SUB * 2)
+        pow++;
     uint64_t sub = pow ? (us >> pow) - HIST_SUB : us;
     if (sub >= HIST_SUB * 2) sub = HIST_SUB * 2 - 1;
     size_t i = pow ? (size_t)(HIST_SUB * (pow + 1) + sub) : (size_t)sub;
@@ -140,7 +152,8 @@ static double hist_q_ms(const hist_t *h, double q) {
     return (double)h->max_ns / 1e6;
 }
 
-/* ---- connections ---------------------------------------------------------- */
+/* ---- connections ----------------------------------------------------------
+ */
 
 enum { S_CONNECTING, S_HANDSHAKE, S_OPEN, S_CLOSED };
 enum { R_SUB, R_PUB, R_MEMBER, R_PINGER, R_IDLE, R_CYCLER };
@@ -202,8 +215,8 @@ static void flush_tx(client_t *c) {
     /* Until connect() completes, EPOLLOUT is how we learn that it did. */
     if (c->state == S_CONNECTING || c->fd < 0) return;
     while (c->txoff < c->txlen) {
-        ssize_t w = send(c->fd, c->tx + c->txoff, c->txlen - c->txoff,
-                         MSG_NOSIGNAL);
+        ssize_t w =
+            send(c->fd, c->tx + c->txoff, c->txlen - c->txoff, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EAGAIN) break;
             c->state = S_CLOSED;
@@ -262,8 +275,7 @@ static void send_chat(client_t *c) {
     c->inflight++;
     c->sent++;
     st.published++;
-    if (t_measure && now_ns() >= t_measure && !t_end)
-        st.published_measured++;
+    if (t_measure && now_ns() >= t_measure && !t_end) st.published_measured++;
 }
 
 static void send_join(client_t *c) {
@@ -321,7 +333,8 @@ static void close_client(client_t *c) {
     c->state = S_CLOSED;
 }
 
-/* ---- protocol ------------------------------------------------------------- */
+/* ---- protocol -------------------------------------------------------------
+ */
 
 /* The number after "key": in a JSON text, or -1. The server's field order
  * is not fixed, so this looks the key up anywhere (payload keys are chosen
@@ -427,18 +440,24 @@ static int on_bytes(client_t *c) {
         } else if (len == 127) {
             if (avail < 10) break;
             len = 0;
-            for (int i = 0; i < 8; i++) len = (len << 8) | h[2 + i];
+            for (int i = 0; i < 8; i++)
+                len = (len << 8) | h[2 + i];
             hl = 10;
         }
         if (avail < hl + len) break;
         const char *pl = c->rx + off + hl;
-        if (op == 1) on_text(c, pl, (size_t)len);
-        else if (op == 9) queue_frame(c, 10, pl, (size_t)len);
+        if (op == 1)
+            on_text(c, pl, (size_t)len);
+        else if (op == 9)
+            queue_frame(c, 10, pl, (size_t)len);
         else if (op == 8) {
             st.closed_by_server++;
             if (!stop_flag)
                 fprintf(stderr, "luahub-bench: %s closed by server: %u\n",
-                        c->user, len >= 2 ? ((unsigned)(unsigned char)pl[0] << 8) | (unsigned char)pl[1] : 0);
+                        c->user,
+                        len >= 2 ? ((unsigned)(unsigned char)pl[0] << 8) |
+                                       (unsigned char)pl[1]
+                                 : 0);
             return -1;
         }
         if (c->state == S_CLOSED) return 0; /* a cycler closed itself */
@@ -507,8 +526,7 @@ static void on_event_io(client_t *c, uint32_t ev) {
             if (r < 0 && errno == EAGAIN) break;
             if (!stop_flag) {
                 st.lost++;
-                fprintf(stderr, "luahub-bench: %s: connection lost\n",
-                        c->user);
+                fprintf(stderr, "luahub-bench: %s: connection lost\n", c->user);
             }
             close_client(c);
             return;
@@ -517,7 +535,8 @@ static void on_event_io(client_t *c, uint32_t ev) {
     flush_tx(c);
 }
 
-/* ---- the server's numbers --------------------------------------------------- */
+/* ---- the server's numbers ---------------------------------------------------
+ */
 
 typedef struct proc_sample {
     double cpu_s;
@@ -558,12 +577,14 @@ static double self_cpu(void) {
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-/* ---- running ---------------------------------------------------------------- */
+/* ---- running ----------------------------------------------------------------
+ */
 
 static void poll_once(int timeout_ms) {
     struct epoll_event evs[512];
     int n = epoll_wait(ep, evs, 512, timeout_ms);
-    for (int i = 0; i < n; i++) on_event(evs[i].data.ptr, evs[i].events);
+    for (int i = 0; i < n; i++)
+        on_event(evs[i].data.ptr, evs[i].events);
 }
 
 static int count_state(int want_joined) {
@@ -586,49 +607,95 @@ static int wait_ready(int joined, double secs) {
     return -1;
 }
 
-static void on_sigint(int sig) { stop_flag = 1; }
+static void on_sigint(int sig) {
+    stop_flag = 1;
+}
 
 int main(int argc, char **argv) {
-    static const struct option lo[] = {
-        {"host", 1, 0, 'H'},     {"port", 1, 0, 'p'},
-        {"mode", 1, 0, 'm'},     {"conns", 1, 0, 'n'},
-        {"publishers", 1, 0, 'P'}, {"rooms", 1, 0, 'K'},
-        {"members", 1, 0, 'M'},  {"rate", 1, 0, 'r'},
-        {"window", 1, 0, 'w'},   {"duration", 1, 0, 'd'},
-        {"warmup", 1, 0, 'W'},   {"size", 1, 0, 's'},
-        {"pid", 1, 0, 'i'},      {"json", 0, 0, 'j'},
-        {"src-addrs", 1, 0, 'a'}, {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option lo[] = {{"host", 1, 0, 'H'},
+                                       {"port", 1, 0, 'p'},
+                                       {"mode", 1, 0, 'm'},
+                                       {"conns", 1, 0, 'n'},
+                                       {"publishers", 1, 0, 'P'},
+                                       {"rooms", 1, 0, 'K'},
+                                       {"members", 1, 0, 'M'},
+                                       {"rate", 1, 0, 'r'},
+                                       {"window", 1, 0, 'w'},
+                                       {"duration", 1, 0, 'd'},
+                                       {"warmup", 1, 0, 'W'},
+                                       {"size", 1, 0, 's'},
+                                       {"pid", 1, 0, 'i'},
+                                       {"json", 0, 0, 'j'},
+                                       {"src-addrs", 1, 0, 'a'},
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
-        case 'H': opt.host = optarg; break;
-        case 'p': opt.port = atoi(optarg); break;
+        case 'H':
+            opt.host = optarg;
+            break;
+        case 'p':
+            opt.port = atoi(optarg);
+            break;
         case 'm':
-            if (!strcmp(optarg, "fanout")) opt.mode = M_FANOUT;
-            else if (!strcmp(optarg, "rooms")) opt.mode = M_ROOMS;
-            else if (!strcmp(optarg, "ping")) opt.mode = M_PING;
-            else if (!strcmp(optarg, "idle")) opt.mode = M_IDLE;
-            else if (!strcmp(optarg, "connect")) opt.mode = M_CONNECT;
+            if (!strcmp(optarg, "fanout"))
+                opt.mode = M_FANOUT;
+            else if (!strcmp(optarg, "rooms"))
+                opt.mode = M_ROOMS;
+            else if (!strcmp(optarg, "ping"))
+                opt.mode = M_PING;
+            else if (!strcmp(optarg, "idle"))
+                opt.mode = M_IDLE;
+            else if (!strcmp(optarg, "connect"))
+                opt.mode = M_CONNECT;
             else {
                 fprintf(stderr, "luahub-bench: unknown mode '%s'\n", optarg);
                 return 2;
             }
             break;
-        case 'n': opt.conns = atoi(optarg); break;
-        case 'P': opt.publishers = atoi(optarg); break;
-        case 'K': opt.rooms = atoi(optarg); break;
-        case 'M': opt.members = atoi(optarg); break;
-        case 'r': opt.rate = atof(optarg); break;
-        case 'w': opt.window = atoi(optarg); break;
-        case 'd': opt.duration = atof(optarg); break;
-        case 'W': opt.warmup = atof(optarg); break;
-        case 's': opt.size = atoi(optarg); break;
-        case 'i': opt.pid = atoi(optarg); break;
-        case 'j': opt.json = 1; break;
-        case 'a': opt.src_addrs = atoi(optarg); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'n':
+            opt.conns = atoi(optarg);
+            break;
+        case 'P':
+            opt.publishers = atoi(optarg);
+            break;
+        case 'K':
+            opt.rooms = atoi(optarg);
+            break;
+        case 'M':
+            opt.members = atoi(optarg);
+            break;
+        case 'r':
+            opt.rate = atof(optarg);
+            break;
+        case 'w':
+            opt.window = atoi(optarg);
+            break;
+        case 'd':
+            opt.duration = atof(optarg);
+            break;
+        case 'W':
+            opt.warmup = atof(optarg);
+            break;
+        case 's':
+            opt.size = atoi(optarg);
+            break;
+        case 'i':
+            opt.pid = atoi(optarg);
+            break;
+        case 'j':
+            opt.json = 1;
+            break;
+        case 'a':
+            opt.src_addrs = atoi(optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (opt.size < 0 || opt.size > 60000 || opt.window < 1 || opt.conns < 0) {
@@ -644,9 +711,15 @@ int main(int argc, char **argv) {
     setrlimit(RLIMIT_NOFILE, &rl);
 
     switch (opt.mode) {
-    case M_FANOUT: nclients = opt.conns + opt.publishers; break;
-    case M_ROOMS: nclients = opt.rooms * opt.members; break;
-    default: nclients = opt.conns; break;
+    case M_FANOUT:
+        nclients = opt.conns + opt.publishers;
+        break;
+    case M_ROOMS:
+        nclients = opt.rooms * opt.members;
+        break;
+    default:
+        nclients = opt.conns;
+        break;
     }
     if ((rlim_t)nclients + 16 > rl.rlim_cur) {
         fprintf(stderr,
@@ -655,7 +728,8 @@ int main(int argc, char **argv) {
                 nclients, (unsigned long)rl.rlim_cur);
         return 2;
     }
-    if (!opt.src_addrs) opt.src_addrs = nclients > 20000 ? 1 + nclients / 20000 : 0;
+    if (!opt.src_addrs)
+        opt.src_addrs = nclients > 20000 ? 1 + nclients / 20000 : 0;
 
     ep = epoll_create1(0);
     if (ep < 0) die("epoll_create1");
@@ -678,9 +752,15 @@ int main(int argc, char **argv) {
             c->role = R_MEMBER;
             c->room = i / opt.members;
             break;
-        case M_PING: c->role = R_PINGER; break;
-        case M_IDLE: c->role = R_IDLE; break;
-        case M_CONNECT: c->role = R_CYCLER; break;
+        case M_PING:
+            c->role = R_PINGER;
+            break;
+        case M_IDLE:
+            c->role = R_IDLE;
+            break;
+        case M_CONNECT:
+            c->role = R_CYCLER;
+            break;
         }
         snprintf(c->user, sizeof c->user, "b%d", i);
         open_client(c);
@@ -700,14 +780,17 @@ int main(int argc, char **argv) {
     if (opt.mode == M_IDLE) {
         /* Let the server settle, then read its memory. */
         uint64_t until = now_ns() + 2000000000ull;
-        while (now_ns() < until) poll_once(100);
+        while (now_ns() < until)
+            poll_once(100);
     }
 
     /* Closed-loop modes start their loops; fanout publishers are paced in
      * the loop below. */
     if (opt.mode == M_ROOMS)
-        for (int i = 0; i < nclients; i++) send_chat(&clients[i]);
-    for (int i = 0; i < nclients; i++) flush_tx(&clients[i]);
+        for (int i = 0; i < nclients; i++)
+            send_chat(&clients[i]);
+    for (int i = 0; i < nclients; i++)
+        flush_tx(&clients[i]);
 
     uint64_t start = now_ns();
     t_measure = start + (uint64_t)(opt.warmup * 1e9);
@@ -739,7 +822,8 @@ int main(int argc, char **argv) {
                         c->tokens -= 1;
                     }
                 } else {
-                    while (c->inflight < opt.window) send_chat(c);
+                    while (c->inflight < opt.window)
+                        send_chat(c);
                 }
                 flush_tx(c);
             }
@@ -771,8 +855,10 @@ int main(int argc, char **argv) {
                     subs++;
                 }
             }
-            if (opt.mode == M_FANOUT) expected = st.published * (uint64_t)opt.conns;
-            else expected = st.published * (uint64_t)opt.members;
+            if (opt.mode == M_FANOUT)
+                expected = st.published * (uint64_t)opt.conns;
+            else
+                expected = st.published * (uint64_t)opt.members;
             if ((got >= expected && acked >= sent) || now_ns() > drain_until)
                 break;
             poll_once(20);
@@ -790,8 +876,10 @@ int main(int argc, char **argv) {
     double self_cpu_s = cpu_m1 - cpu_m0;
     double srv_cpu_s = opt.pid ? pm1.cpu_s - srv_m0 : 0;
     double client_load = measured_s > 0 ? self_cpu_s / measured_s : 0;
-    double deliv_rate = measured_s > 0 ? (double)st.deliveries_measured / measured_s : 0;
-    double msg_rate = measured_s > 0 ? (double)st.published_measured / measured_s : 0;
+    double deliv_rate =
+        measured_s > 0 ? (double)st.deliveries_measured / measured_s : 0;
+    double msg_rate =
+        measured_s > 0 ? (double)st.published_measured / measured_s : 0;
     double rtt_rate = measured_s > 0 ? (double)st.lat.n / measured_s : 0;
     const char *mode_name[] = {"fanout", "rooms", "ping", "idle", "connect"};
     /* Handshakes per second mean something only in connect mode; the
@@ -801,9 +889,8 @@ int main(int argc, char **argv) {
                          ? (double)st.handshakes / hs_window
                          : 0;
     double rss_per_conn_kb =
-        opt.pid && nclients
-            ? (double)(p1.rss_kb - before.rss_kb) / nclients
-            : 0;
+        opt.pid && nclients ? (double)(p1.rss_kb - before.rss_kb) / nclients
+                            : 0;
     (void)ready_ns;
     (void)cpu0;
 
@@ -824,15 +911,13 @@ int main(int argc, char **argv) {
                mode_name[opt.mode], nclients, measured_s,
                (unsigned long long)st.published, msg_rate,
                (unsigned long long)st.deliveries_measured, deliv_rate,
-               (unsigned long long)expected, (unsigned long long)got,
-               rtt_rate, (unsigned long long)st.handshakes,
-               hs_rate,
+               (unsigned long long)expected, (unsigned long long)got, rtt_rate,
+               (unsigned long long)st.handshakes, hs_rate,
                hist_q_ms(&st.lat, 0.5), hist_q_ms(&st.lat, 0.9),
                hist_q_ms(&st.lat, 0.99), hist_q_ms(&st.lat, 0.999),
                (double)st.lat.max_ns / 1e6, (unsigned long long)gaps,
                (unsigned long long)reorders, (unsigned long long)st.lost,
-               (unsigned long long)st.errors, open_now, client_load,
-               srv_cpu_s,
+               (unsigned long long)st.errors, open_now, client_load, srv_cpu_s,
                st.deliveries_measured
                    ? srv_cpu_s / ((double)st.deliveries_measured / 1e6)
                    : 0,
@@ -845,11 +930,8 @@ int main(int argc, char **argv) {
                    "  deliveries    %.0f/s  (check: %llu of %llu expected)\n",
                    msg_rate, (unsigned long long)st.published, deliv_rate,
                    (unsigned long long)got, (unsigned long long)expected);
-        if (opt.mode == M_PING)
-            printf("  round trips   %.0f/s\n", rtt_rate);
-        if (opt.mode == M_CONNECT)
-            printf("  handshakes    %.0f/s\n",
-                   hs_rate);
+        if (opt.mode == M_PING) printf("  round trips   %.0f/s\n", rtt_rate);
+        if (opt.mode == M_CONNECT) printf("  handshakes    %.0f/s\n", hs_rate);
         if (st.lat.n)
             printf("  latency ms    p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  "
                    "max %.3f\n",
@@ -861,19 +943,21 @@ int main(int argc, char **argv) {
                (unsigned long long)st.lost, (unsigned long long)st.errors);
         printf("  client cpu    %.0f%% of a core\n", client_load * 100);
         if (opt.pid)
-            printf("  server cpu    %.2f s (%.3f s per million deliveries)\n"
-                   "  server rss    %ld KiB now, %ld KiB peak, %ld KiB before\n",
-                   srv_cpu_s,
-                   st.deliveries_measured
-                       ? srv_cpu_s / ((double)st.deliveries_measured / 1e6)
-                       : 0,
-                   p1.rss_kb, p1.hwm_kb, before.rss_kb);
+            printf(
+                "  server cpu    %.2f s (%.3f s per million deliveries)\n"
+                "  server rss    %ld KiB now, %ld KiB peak, %ld KiB before\n",
+                srv_cpu_s,
+                st.deliveries_measured
+                    ? srv_cpu_s / ((double)st.deliveries_measured / 1e6)
+                    : 0,
+                p1.rss_kb, p1.hwm_kb, before.rss_kb);
         if (opt.mode == M_IDLE && opt.pid)
             printf("  per connection %.2f KiB of server RSS\n",
                    rss_per_conn_kb);
     }
     if (client_load > 0.9 && measured_s > 0.5)
-        fprintf(stderr, "luahub-bench: warning: the load tool used %.0f%% of "
+        fprintf(stderr,
+                "luahub-bench: warning: the load tool used %.0f%% of "
                 "a core: it may be the bottleneck, not the server\n",
                 client_load * 100);
     return 0;

@@ -41,7 +41,9 @@ static void drain_conn(conn_t *c) {
     conn_queue_consume(c, n);
 }
 
-static void t_drain(void *ud, conn_t *c) { drain_conn(c); }
+static void t_drain(void *ud, conn_t *c) {
+    drain_conn(c);
+}
 
 static void t_close(void *ud, conn_t *c, int code, const char *reason) {
     counts.closed++;
@@ -49,7 +51,8 @@ static void t_close(void *ud, conn_t *c, int code, const char *reason) {
 
 static void flush(void) {
     conn_t *c;
-    while ((c = conns_pop_dirty(the_conns))) drain_conn(c);
+    while ((c = conns_pop_dirty(the_conns)))
+        drain_conn(c);
 }
 
 static double now_s(clockid_t clk) {
@@ -139,41 +142,54 @@ static int run(const opts_t *o, const char *type, int native, result_t *r) {
                 (unsigned long long)want, (unsigned long long)counts.closed);
         rc = -1;
     }
-    for (int i = 0; i < n; i++) hub_conn_closed(h, cs[i]);
+    for (int i = 0; i < n; i++)
+        hub_conn_closed(h, cs[i]);
     free(cs);
     hub_destroy(h);
     return rc;
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: luahub-handler-bench [options]\n"
-            "  --rooms K       rooms for chat (default 500)\n"
-            "  --members M     members per room (default 4)\n"
-            "  --messages N    messages per run (default 200000)\n"
-            "  --json          one JSON object instead of the table\n"
-            "  --only RUN      one of ping-lua, ping-c, chat-lua, chat-c "
-            "(for a profiler)\n"
-            "Run from the repository root (loads lua/ and scripts/).\n");
+    fprintf(f, "usage: luahub-handler-bench [options]\n"
+               "  --rooms K       rooms for chat (default 500)\n"
+               "  --members M     members per room (default 4)\n"
+               "  --messages N    messages per run (default 200000)\n"
+               "  --json          one JSON object instead of the table\n"
+               "  --only RUN      one of ping-lua, ping-c, chat-lua, chat-c "
+               "(for a profiler)\n"
+               "Run from the repository root (loads lua/ and scripts/).\n");
 }
 
 int main(int argc, char **argv) {
     opts_t o = {500, 4, 200000, 0, NULL};
     static const struct option longopts[] = {
-        {"rooms", 1, 0, 'r'},    {"members", 1, 0, 'm'},
-        {"messages", 1, 0, 'n'}, {"json", 0, 0, 'j'},
-        {"only", 1, 0, 'o'},     {"help", 0, 0, 'h'},
+        {"rooms", 1, 0, 'r'}, {"members", 1, 0, 'm'}, {"messages", 1, 0, 'n'},
+        {"json", 0, 0, 'j'},  {"only", 1, 0, 'o'},    {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'r': o.rooms = atoi(optarg); break;
-        case 'm': o.members = atoi(optarg); break;
-        case 'n': o.messages = atol(optarg); break;
-        case 'j': o.json = 1; break;
-        case 'o': o.only = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'r':
+            o.rooms = atoi(optarg);
+            break;
+        case 'm':
+            o.members = atoi(optarg);
+            break;
+        case 'n':
+            o.messages = atol(optarg);
+            break;
+        case 'j':
+            o.json = 1;
+            break;
+        case 'o':
+            o.only = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (o.rooms < 1 || o.members < 1 || o.messages < 10) {

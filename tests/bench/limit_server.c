@@ -27,7 +27,9 @@
 
 /* ---- SHA-1 and base64, for Sec-WebSocket-Accept ------------------------- */
 
-static uint32_t rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+static uint32_t rol(uint32_t x, int n) {
+    return (x << n) | (x >> (32 - n));
+}
 
 static void sha1(const unsigned char *msg, size_t len, unsigned char out[20]) {
     uint32_t h[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476,
@@ -37,21 +39,27 @@ static void sha1(const unsigned char *msg, size_t len, unsigned char out[20]) {
     memcpy(m, msg, len);
     m[len] = 0x80;
     uint64_t bits = (uint64_t)len * 8;
-    for (int i = 0; i < 8; i++) m[total - 1 - i] = (unsigned char)(bits >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        m[total - 1 - i] = (unsigned char)(bits >> (8 * i));
     for (size_t off = 0; off < total; off += 64) {
         uint32_t w[80];
         for (int i = 0; i < 16; i++)
-            w[i] = (uint32_t)m[off + 4 * i] << 24 | (uint32_t)m[off + 4 * i + 1] << 16 |
+            w[i] = (uint32_t)m[off + 4 * i] << 24 |
+                   (uint32_t)m[off + 4 * i + 1] << 16 |
                    (uint32_t)m[off + 4 * i + 2] << 8 | m[off + 4 * i + 3];
         for (int i = 16; i < 80; i++)
             w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
         uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
         for (int i = 0; i < 80; i++) {
             uint32_t f, k;
-            if (i < 20) f = (b & c) | (~b & d), k = 0x5a827999;
-            else if (i < 40) f = b ^ c ^ d, k = 0x6ed9eba1;
-            else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8f1bbcdc;
-            else f = b ^ c ^ d, k = 0xca62c1d6;
+            if (i < 20)
+                f = (b & c) | (~b & d), k = 0x5a827999;
+            else if (i < 40)
+                f = b ^ c ^ d, k = 0x6ed9eba1;
+            else if (i < 60)
+                f = (b & c) | (b & d) | (c & d), k = 0x8f1bbcdc;
+            else
+                f = b ^ c ^ d, k = 0xca62c1d6;
             uint32_t t = rol(a, 5) + f + e + k + w[i];
             e = d, d = c, c = rol(b, 30), b = a, a = t;
         }
@@ -59,7 +67,8 @@ static void sha1(const unsigned char *msg, size_t len, unsigned char out[20]) {
     }
     free(m);
     for (int i = 0; i < 5; i++)
-        for (int j = 0; j < 4; j++) out[4 * i + j] = (unsigned char)(h[i] >> (24 - 8 * j));
+        for (int j = 0; j < 4; j++)
+            out[4 * i + j] = (unsigned char)(h[i] >> (24 - 8 * j));
 }
 
 static void base64(const unsigned char *in, size_t n, char *out) {
@@ -67,7 +76,8 @@ static void base64(const unsigned char *in, size_t n, char *out) {
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t o = 0;
     for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
+        uint32_t v = (uint32_t)in[i] << 16 |
+                     (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
                      (i + 2 < n ? in[i + 2] : 0);
         out[o++] = t[v >> 18 & 63];
         out[o++] = t[v >> 12 & 63];
@@ -77,7 +87,8 @@ static void base64(const unsigned char *in, size_t n, char *out) {
     out[o] = '\0';
 }
 
-/* ---- connections and rooms ------------------------------------------------ */
+/* ---- connections and rooms ------------------------------------------------
+ */
 
 typedef struct conn conn_t;
 typedef struct room {
@@ -148,7 +159,8 @@ static char *frame(char *buf, size_t plen, size_t *len) {
         p -= 10;
         p[0] = (char)0x81;
         p[1] = 127;
-        for (int i = 0; i < 8; i++) p[2 + i] = (char)((uint64_t)plen >> (56 - 8 * i));
+        for (int i = 0; i < 8; i++)
+            p[2 + i] = (char)((uint64_t)plen >> (56 - 8 * i));
     }
     *len = (size_t)(buf + 10 + plen - p);
     return p;
@@ -167,7 +179,8 @@ static void send_json(conn_t *c, const char *fmt, ...) {
 
 static room_t *room_get(const char *name, size_t n) {
     uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)name[i]) * 16777619u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)name[i]) * 16777619u;
     room_t **pp = &rooms[h % 4096];
     for (room_t *r = *pp; r; r = r->next)
         if (strlen(r->name) == n && !memcmp(r->name, name, n)) return r;
@@ -196,7 +209,8 @@ static int id_field(const char *json, size_t n, char *out, size_t cap) {
     if (!p) return 0;
     p += 5;
     size_t i = 0;
-    while (p < json + n && *p != ',' && *p != '}' && i + 1 < cap) out[i++] = *p++;
+    while (p < json + n && *p != ',' && *p != '}' && i + 1 < cap)
+        out[i++] = *p++;
     out[i] = '\0';
     return 1;
 }
@@ -213,18 +227,21 @@ static void on_message(conn_t *c, const char *m, size_t n) {
         pl += 10;
         /* The payload object runs to the frame's last '}' but one. */
         const char *pe = m + n - 1;
-        while (pe > pl && *pe != '}') pe--;
+        while (pe > pl && *pe != '}')
+            pe--;
         room_t *r = room_get(room, rl);
         uint64_t seq = ++r->seq;
         static char buf[70000];
-        int k = snprintf(buf + 10, sizeof buf - 10,
-                         "{\"type\":\"chat\",\"room_id\":\"%.*s\",\"from\":\"%s\","
-                         "\"payload\":%.*s,\"seq\":%llu,\"timestamp\":%llu}",
-                         (int)rl, room, c->user, (int)(pe - pl), pl,
-                         (unsigned long long)seq, (unsigned long long)now_ms());
+        int k =
+            snprintf(buf + 10, sizeof buf - 10,
+                     "{\"type\":\"chat\",\"room_id\":\"%.*s\",\"from\":\"%s\","
+                     "\"payload\":%.*s,\"seq\":%llu,\"timestamp\":%llu}",
+                     (int)rl, room, c->user, (int)(pe - pl), pl,
+                     (unsigned long long)seq, (unsigned long long)now_ms());
         size_t len;
         char *f = frame(buf, (size_t)k, &len);
-        for (size_t i = 0; i < r->n; i++) out_append(r->members[i], f, len);
+        for (size_t i = 0; i < r->n; i++)
+            out_append(r->members[i], f, len);
         send_json(c, "{\"type\":\"ack\",\"id\":%s,\"seq\":%llu}", id,
                   (unsigned long long)seq);
     } else if (memmem(m, n, "\"type\":\"join_room\"", 18)) {
@@ -236,8 +253,9 @@ static void on_message(conn_t *c, const char *m, size_t n) {
             r->members = realloc(r->members, r->cap * sizeof *r->members);
         }
         r->members[r->n++] = c;
-        send_json(c, "{\"type\":\"ack\",\"id\":%s,\"room_id\":\"%.*s\",\"seq\":%llu}",
-                  id, (int)rl, room, (unsigned long long)r->seq);
+        send_json(
+            c, "{\"type\":\"ack\",\"id\":%s,\"room_id\":\"%.*s\",\"seq\":%llu}",
+            id, (int)rl, room, (unsigned long long)r->seq);
     } else if (memmem(m, n, "\"type\":\"ping\"", 13)) {
         send_json(c, "{\"type\":\"pong\",\"id\":%s,\"timestamp\":%llu}", id,
                   (unsigned long long)now_ms());
@@ -275,22 +293,28 @@ static int handshake(conn_t *c) {
     if (u) {
         size_t i = 0;
         u += 5;
-        while (*u != ' ' && *u != '&' && i < 63) c->user[i++] = *u++;
+        while (*u != ' ' && *u != '&' && i < 63)
+            c->user[i++] = *u++;
         c->user[i] = '\0';
     }
     char cat[128];
-    snprintf(cat, sizeof cat, "%.*s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", (int)kl, key);
+    snprintf(cat, sizeof cat, "%.*s258EAFA5-E914-47DA-95CA-C5AB0DC85B11",
+             (int)kl, key);
     unsigned char dig[20];
     sha1((unsigned char *)cat, strlen(cat), dig);
     char acc[32], resp[256];
     base64(dig, 20, acc);
-    int n = snprintf(resp, sizeof resp,
-                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", acc);
+    int n =
+        snprintf(resp, sizeof resp,
+                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                 acc);
     out_append(c, resp, (size_t)n);
-    send_json(c, "{\"type\":\"welcome\",\"conn_id\":\"%llu\",\"user_id\":\"%s\","
+    send_json(c,
+              "{\"type\":\"welcome\",\"conn_id\":\"%llu\",\"user_id\":\"%s\","
               "\"timestamp\":%llu}",
-              (unsigned long long)++conn_ids, c->user, (unsigned long long)now_ms());
+              (unsigned long long)++conn_ids, c->user,
+              (unsigned long long)now_ms());
     memmove(c->in, c->in + hl, c->inlen - hl);
     c->inlen -= hl;
     c->upgraded = 1;
@@ -328,15 +352,19 @@ static int on_readable(conn_t *c) {
         } else if (len == 127) {
             if (avail < 14) break;
             len = 0;
-            for (int i = 0; i < 8; i++) len = len << 8 | h[2 + i];
+            for (int i = 0; i < 8; i++)
+                len = len << 8 | h[2 + i];
             hl = 10;
         }
         if (avail < hl + 4 + len) break;
         unsigned char *mask = h + hl;
         char *p = (char *)h + hl + 4;
-        for (uint64_t i = 0; i < len; i++) p[i] ^= (char)mask[i & 3];
-        if (op == 1) on_message(c, p, (size_t)len);
-        else if (op == 8) return -1;
+        for (uint64_t i = 0; i < len; i++)
+            p[i] ^= (char)mask[i & 3];
+        if (op == 1)
+            on_message(c, p, (size_t)len);
+        else if (op == 8)
+            return -1;
         off += hl + 4 + (size_t)len;
     }
     memmove(c->in, c->in + off, c->inlen - off);
@@ -349,13 +377,15 @@ static void flush_all(void) {
         conn_t *c = dirty;
         dirty = c->next_dirty;
         c->dirty = 0;
-        ssize_t w = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+        ssize_t w = send(c->fd, c->out + c->outoff, c->outlen - c->outoff,
+                         MSG_NOSIGNAL);
         if (w > 0) c->outoff += (size_t)w;
         if (c->outoff == c->outlen) c->outoff = c->outlen = 0;
         int want = c->outlen > 0;
         if (want != c->want_out) {
             c->want_out = want;
-            struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c};
+            struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0),
+                                     .data.ptr = c};
             epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
         }
     }
@@ -370,9 +400,11 @@ int main(int argc, char **argv) {
     setrlimit(RLIMIT_NOFILE, &rl);
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 4096) < 0) {
+    if (bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        listen(ls, 4096) < 0) {
         perror("limit-server: listen");
         return 1;
     }

@@ -34,8 +34,8 @@ void native_ping(hub_t *h, const hub_call *call) {
  * out), then the same checks, seq, frame and ack. */
 
 typedef struct chat_scan {
-    int depth;        /* object/array nesting, 1 = the frame */
-    int in_payload;   /* depth at which payload began, 0: outside */
+    int depth;      /* object/array nesting, 1 = the frame */
+    int in_payload; /* depth at which payload began, 0: outside */
     int need_comma[JSON_MAX_DEPTH + 2];
     int after_key;    /* the next value follows a key */
     int want;         /* 1: next value is room_id, 2: payload */
@@ -43,7 +43,7 @@ typedef struct chat_scan {
     char room[129];
     size_t room_len;
     int room_bad;
-    buf_t *out;       /* the payload, re-emitted */
+    buf_t *out; /* the payload, re-emitted */
 } chat_scan;
 
 static void emit_sep(chat_scan *sc) {
@@ -90,10 +90,18 @@ static int s_close(void *ud, char c) {
     return 0;
 }
 
-static int s_bo(void *ud) { return s_open(ud, '{'); }
-static int s_ba(void *ud) { return s_open(ud, '['); }
-static int s_eo(void *ud) { return s_close(ud, '}'); }
-static int s_ea(void *ud) { return s_close(ud, ']'); }
+static int s_bo(void *ud) {
+    return s_open(ud, '{');
+}
+static int s_ba(void *ud) {
+    return s_open(ud, '[');
+}
+static int s_eo(void *ud) {
+    return s_close(ud, '}');
+}
+static int s_ea(void *ud) {
+    return s_close(ud, ']');
+}
 
 static int s_key(void *ud, const char *s, size_t n) {
     chat_scan *sc = ud;
@@ -148,10 +156,14 @@ static int s_literal(chat_scan *sc, const char *lit) {
     return 0;
 }
 
-static int s_bool(void *ud, int v) { return s_literal(ud, v ? "true" : "false"); }
-static int s_null(void *ud) { return s_literal(ud, "null"); }
+static int s_bool(void *ud, int v) {
+    return s_literal(ud, v ? "true" : "false");
+}
+static int s_null(void *ud) {
+    return s_literal(ud, "null");
+}
 
-static const json_sink chat_sink = {s_bo, s_eo, s_ba, s_ea, s_key,
+static const json_sink chat_sink = {s_bo,     s_eo,     s_ba,   s_ea,  s_key,
                                     s_string, s_number, s_bool, s_null};
 
 void native_chat(hub_t *h, const hub_call *call) {

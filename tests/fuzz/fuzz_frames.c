@@ -19,8 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     buf_t b;
     buf_init(&b, 0);
     json_write_string(&b, s, size);
-    if (json_parse(buf_content(&b), b.len, JSON_MAX_DEPTH, NULL, NULL,
-                   NULL) != JSON_OK)
+    if (json_parse(buf_content(&b), b.len, JSON_MAX_DEPTH, NULL, NULL, NULL) !=
+        JSON_OK)
         __builtin_trap();
     buf_close(&b);
     return 0;

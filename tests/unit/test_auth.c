@@ -24,11 +24,11 @@ static const char rfc_token[] =
     ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 /* Its key: the JWK's "k", base64url-decoded. */
 static const unsigned char rfc_key[64] = {
-    3,   35,  53,  75,  43,  15,  165, 188, 131, 126, 6,   101, 119, 123,
-    166, 143, 90,  179, 40,  230, 240, 84,  201, 40,  169, 15,  132, 178,
-    210, 80,  46,  191, 211, 251, 90,  146, 210, 6,   71,  239, 150, 138,
-    180, 195, 119, 98,  61,  34,  61,  46,  33,  114, 5,   46,  79,  8,
-    192, 205, 154, 245, 103, 208, 128, 163};
+    3,   35,  53,  75,  43,  15,  165, 188, 131, 126, 6,   101, 119,
+    123, 166, 143, 90,  179, 40,  230, 240, 84,  201, 40,  169, 15,
+    132, 178, 210, 80,  46,  191, 211, 251, 90,  146, 210, 6,   71,
+    239, 150, 138, 180, 195, 119, 98,  61,  34,  61,  46,  33,  114,
+    5,   46,  79,  8,   192, 205, 154, 245, 103, 208, 128, 163};
 #define RFC_EXP 1300819380
 
 static auth_status check(const char *tok, const void *key, size_t keylen,
@@ -41,9 +41,9 @@ static auth_status check(const char *tok, const void *key, size_t keylen,
 static void test_rfc7515_example_verifies(void **state) {
     (void)state;
     /* Signature and algorithm good; it has no sub, so it names no user. */
-    assert_int_equal(check(rfc_token, rfc_key, sizeof rfc_key, RFC_EXP - 1,
-                           NULL),
-                     AUTH_NO_SUBJECT);
+    assert_int_equal(
+        check(rfc_token, rfc_key, sizeof rfc_key, RFC_EXP - 1, NULL),
+        AUTH_NO_SUBJECT);
     /* At exp it has expired: exp is the first second it is not valid. */
     assert_int_equal(check(rfc_token, rfc_key, sizeof rfc_key, RFC_EXP, NULL),
                      AUTH_EXPIRED);
@@ -64,15 +64,16 @@ static void test_rfc7515_example_tampered(void **state) {
                      AUTH_BAD_SIGNATURE);
 }
 
-/* ---- tokens made here ----------------------------------------------------- */
+/* ---- tokens made here -----------------------------------------------------
+ */
 
 static const char key[] = "k3y";
 
 /* header.claims.signature, signed with key. */
 static char *make(const char *header, const char *claims) {
     static char tok[4096];
-    assert_true(jwt_sign(header, strlen(header), claims, strlen(claims), key,
-                         tok) > 0);
+    assert_true(
+        jwt_sign(header, strlen(header), claims, strlen(claims), key, tok) > 0);
     return tok;
 }
 
@@ -85,9 +86,8 @@ static auth_status mine(const char *tok, int64_t now, char *sub) {
 static void test_sub_is_returned(void **state) {
     (void)state;
     char sub[80];
-    assert_int_equal(mine(make(HS256, "{\"sub\":\"alice\",\"exp\":100}"), 99,
-                          sub),
-                     AUTH_OK);
+    assert_int_equal(
+        mine(make(HS256, "{\"sub\":\"alice\",\"exp\":100}"), 99, sub), AUTH_OK);
     assert_string_equal(sub, "alice");
     /* Claims it does not read are ignored, nested ones included. */
     assert_int_equal(
@@ -105,11 +105,10 @@ static void test_exp_and_nbf_bounds(void **state) {
     assert_int_equal(mine(t, 10, NULL), AUTH_OK);
     assert_int_equal(mine(t, 19, NULL), AUTH_OK);
     assert_int_equal(mine(t, 20, NULL), AUTH_EXPIRED);
-    assert_int_equal(mine(make(HS256, "{\"sub\":\"a\",\"exp\":\"20\"}"), 0,
-                          NULL),
-                     AUTH_MALFORMED);
-    assert_int_equal(mine(make(HS256, "{\"sub\":\"a\",\"nbf\":[1]}"), 0,
-                          NULL),
+    assert_int_equal(
+        mine(make(HS256, "{\"sub\":\"a\",\"exp\":\"20\"}"), 0, NULL),
+        AUTH_MALFORMED);
+    assert_int_equal(mine(make(HS256, "{\"sub\":\"a\",\"nbf\":[1]}"), 0, NULL),
                      AUTH_MALFORMED);
 }
 

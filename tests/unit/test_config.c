@@ -168,15 +168,39 @@ static void test_unknown_flag_missing_value_and_positional(void **state) {
 
 static void test_help_lists_every_flag_and_default(void **state) {
     static const char *const words[] = {
-        "--host",          "--port",       "--scripts",    "--lua",
-        "--static",        "--ping-interval", "--idle-timeout",
-        "--max-message",   "--send-queue", "--log-level",  "--help",
-        "--version",       "127.0.0.1",    "8080",         "(default: scripts)",
-        "(default: lua)",  "examples/chat", "(default: 25)", "(default: 60)",
-        "65536",           "1048576",      "(default: info)", "/healthz",
-        "--unsafe-lua",    "--check",      "--watch",      "--script-timeout",
-        "--script-memory", "(default: 256)", "--rate-limit", "--rate-burst",
-        "--auth-secret-file", "LUAHUB_AUTH_SECRET",
+        "--host",
+        "--port",
+        "--scripts",
+        "--lua",
+        "--static",
+        "--ping-interval",
+        "--idle-timeout",
+        "--max-message",
+        "--send-queue",
+        "--log-level",
+        "--help",
+        "--version",
+        "127.0.0.1",
+        "8080",
+        "(default: scripts)",
+        "(default: lua)",
+        "examples/chat",
+        "(default: 25)",
+        "(default: 60)",
+        "65536",
+        "1048576",
+        "(default: info)",
+        "/healthz",
+        "--unsafe-lua",
+        "--check",
+        "--watch",
+        "--script-timeout",
+        "--script-memory",
+        "(default: 256)",
+        "--rate-limit",
+        "--rate-burst",
+        "--auth-secret-file",
+        "LUAHUB_AUTH_SECRET",
     };
     run_t r = parse("--help", NULL);
     assert_int_equal(r.action, CONFIG_HELP);
@@ -221,8 +245,10 @@ static char root[256];
 static void make(const char *rel, int file) {
     char path[512], cmd[600];
     snprintf(path, sizeof path, "%s/%s", root, rel);
-    snprintf(cmd, sizeof cmd, file ? "mkdir -p \"$(dirname '%s')\" && touch '%s'"
-                                   : "mkdir -p '%s'%s", path, file ? path : "");
+    snprintf(cmd, sizeof cmd,
+             file ? "mkdir -p \"$(dirname '%s')\" && touch '%s'"
+                  : "mkdir -p '%s'%s",
+             path, file ? path : "");
     assert_int_equal(system(cmd), 0);
 }
 
@@ -276,8 +302,8 @@ static void test_locate_finds_the_build_tree_beside_the_binary(void **state) {
     done(&r);
 }
 
-static void test_locate_finds_an_install_and_prefers_the_working_dir(
-    void **state) {
+static void
+test_locate_finds_an_install_and_prefers_the_working_dir(void **state) {
     make("usr/share/luahub/lua/runtime.lua", 1);
     make("usr/share/luahub/scripts", 0);
     run_t r = parse(NULL);
@@ -301,8 +327,8 @@ static void test_locate_finds_an_install_and_prefers_the_working_dir(
     done(&r);
 }
 
-static void test_locate_failure_names_the_paths_tried_and_the_flag(
-    void **state) {
+static void
+test_locate_failure_names_the_paths_tried_and_the_flag(void **state) {
     run_t r = parse(NULL);
     char *err;
     assert_int_equal(locate_with(&r.cfg, "nowhere/bin/luahub", &err), -1);
@@ -352,8 +378,8 @@ int main(void) {
             test_locate_finds_an_install_and_prefers_the_working_dir,
             tree_setup, tree_teardown),
         cmocka_unit_test_setup_teardown(
-            test_locate_failure_names_the_paths_tried_and_the_flag,
-            tree_setup, tree_teardown),
+            test_locate_failure_names_the_paths_tried_and_the_flag, tree_setup,
+            tree_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,10 +50,12 @@ static void nest(char *buf, int depth) {
     char *p = buf;
     /* frame (1) > payload (2) > depth-3 arrays > {} (depth) */
     p += sprintf(p, "{\"type\":\"chat\",\"payload\":{\"a\":");
-    for (int i = 0; i < depth - 3; i++) *p++ = '[';
+    for (int i = 0; i < depth - 3; i++)
+        *p++ = '[';
     *p++ = '{';
     *p++ = '}';
-    for (int i = 0; i < depth - 3; i++) *p++ = ']';
+    for (int i = 0; i < depth - 3; i++)
+        *p++ = ']';
     *p++ = '}';
     *p++ = '}';
     *p = '\0';
@@ -66,8 +68,7 @@ static void test_depth_32_accepted_33_is_bad_json(void **state) {
     assert_int_equal(envelope_parse(buf, strlen(buf), &env), ENVELOPE_OK);
     envelope_clear(&env);
     nest(buf, 33);
-    assert_int_equal(envelope_parse(buf, strlen(buf), &env),
-                     ENVELOPE_BAD_JSON);
+    assert_int_equal(envelope_parse(buf, strlen(buf), &env), ENVELOPE_BAD_JSON);
     assert_non_null(strstr(env.message, "32"));
     envelope_clear(&env);
 }
@@ -93,8 +94,7 @@ static void test_field_kinds_are_checked(void **state) {
         {"{\"type\":\"chat\",\"to\":5}", ENVELOPE_BAD_MESSAGE, "to must"},
         {"{\"type\":\"chat\",\"to\":[\"a\",5]}", ENVELOPE_BAD_MESSAGE, "to"},
         {"{\"type\":\"chat\",\"to\":[[\"a\"]]}", ENVELOPE_BAD_MESSAGE, "to"},
-        {"{\"type\":\"chat\",\"payload\":[]}", ENVELOPE_BAD_MESSAGE,
-         "payload"},
+        {"{\"type\":\"chat\",\"payload\":[]}", ENVELOPE_BAD_MESSAGE, "payload"},
         {"{\"type\":\"chat\",\"payload\":\"hi\"}", ENVELOPE_BAD_MESSAGE,
          "payload"},
     };
@@ -144,8 +144,7 @@ static void test_last_duplicate_key_counts(void **state) {
     assert_string_equal(env.type, "chat");
     envelope_clear(&env);
     f = "{\"type\":\"chat\",\"type\":5}";
-    assert_int_equal(envelope_parse(f, strlen(f), &env),
-                     ENVELOPE_BAD_MESSAGE);
+    assert_int_equal(envelope_parse(f, strlen(f), &env), ENVELOPE_BAD_MESSAGE);
     envelope_clear(&env);
 }
 
@@ -205,13 +204,11 @@ static void test_number_out_of_range_is_bad_json_with_the_id(void **state) {
 static void test_id_kept_when_later_check_fails(void **state) {
     envelope_t env;
     const char *f = "{\"id\":7,\"room_id\":1,\"type\":\"chat\"}";
-    assert_int_equal(envelope_parse(f, strlen(f), &env),
-                     ENVELOPE_BAD_MESSAGE);
+    assert_int_equal(envelope_parse(f, strlen(f), &env), ENVELOPE_BAD_MESSAGE);
     assert_string_equal(env.id_json, "7");
     envelope_clear(&env);
     f = "{\"id\":\"q\"}";
-    assert_int_equal(envelope_parse(f, strlen(f), &env),
-                     ENVELOPE_BAD_MESSAGE);
+    assert_int_equal(envelope_parse(f, strlen(f), &env), ENVELOPE_BAD_MESSAGE);
     assert_string_equal(env.id_json, "\"q\"");
     envelope_clear(&env);
 }
@@ -219,8 +216,7 @@ static void test_id_kept_when_later_check_fails(void **state) {
 static void test_no_id_when_id_is_bad_or_json_is_bad(void **state) {
     envelope_t env;
     const char *f = "{\"id\":[1],\"type\":\"chat\"}";
-    assert_int_equal(envelope_parse(f, strlen(f), &env),
-                     ENVELOPE_BAD_MESSAGE);
+    assert_int_equal(envelope_parse(f, strlen(f), &env), ENVELOPE_BAD_MESSAGE);
     assert_null(env.id_json);
     envelope_clear(&env);
     f = "{\"id\":1,\"type\":\"chat\"";

@@ -417,9 +417,8 @@ static void test_full_queue_is_drained_before_overflow(void **state) {
     memset(body, 'x', sizeof body);
     for (int i = 0; i < 40; i++) {
         frame_t *f = frame_create_text(body, sizeof body);
-        assert_int_equal(fanout_room(&fx->fo, rooms_get(fx->rooms, "r"), f,
-                                     NULL, NULL),
-                         1);
+        assert_int_equal(
+            fanout_room(&fx->fo, rooms_get(fx->rooms, "r"), f, NULL, NULL), 1);
         frame_unref(f);
     }
     assert_true(fx->drains > 0);

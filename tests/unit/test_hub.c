@@ -120,8 +120,9 @@ static void test_room_chat_reaches_every_member_once(void **state) {
     take(a2, NULL, NULL, 0);
     take(b, NULL, NULL, 0);
     take(out, NULL, NULL, 0);
-    send_json(fx, b, "{\"type\":\"chat\",\"room_id\":\"r\",\"id\":3,"
-                     "\"payload\":{\"text\":\"hi\"}}");
+    send_json(fx, b,
+              "{\"type\":\"chat\",\"room_id\":\"r\",\"id\":3,"
+              "\"payload\":{\"text\":\"hi\"}}");
     char f[512];
     /* Both of ann's devices, and bob (the chat and his ack). */
     assert_int_equal(take(a1, "\"chat\"", f, sizeof f), 1);
@@ -144,8 +145,9 @@ static void test_room_chat_reaches_every_member_once(void **state) {
 static void test_presence_subscribers_hear_online_and_offline(void **state) {
     fixture_t *fx = *state;
     conn_t *w = hub_conn_open(fx->h, "watcher", NULL);
-    send_json(fx, w, "{\"type\":\"presence_subscribe\",\"id\":1,"
-                     "\"payload\":{\"user_ids\":[\"zed\"]}}");
+    send_json(fx, w,
+              "{\"type\":\"presence_subscribe\",\"id\":1,"
+              "\"payload\":{\"user_ids\":[\"zed\"]}}");
     char f[512];
     take(w, "ack", f, sizeof f);
     assert_non_null(strstr(f, "\"zed\":\"offline\""));
@@ -164,8 +166,8 @@ static void native_echo(hub_t *h, const hub_call *call) {
     hub_send_error(h, call->conn, call->id_json, "forbidden", call->user_id);
 }
 
-static void test_native_handler_replaces_the_script_until_removed(
-    void **state) {
+static void
+test_native_handler_replaces_the_script_until_removed(void **state) {
     fixture_t *fx = *state;
     conn_t *c = hub_conn_open(fx->h, "ann", NULL);
     take(c, NULL, NULL, 0);

@@ -20,10 +20,24 @@ static json_status parse(const char *s) {
 
 static void test_accepts_every_value_kind(void **state) {
     static const char *const ok[] = {
-        "{}", "[]", "0", "-0", "1.5", "-1e5", "1E+2", "2.5e-3", "\"\"",
-        "\"a\"", "true", "false", "null", " [ 1 , {\"a\" : [ ] } ] ",
-        "{\"a\":{\"b\":[null,true,\"\\u0041\"]}}", "\"\\/\\b\\f\\n\\r\\t\"",
-        "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", "\"\\ud83d\\ude00\"",
+        "{}",
+        "[]",
+        "0",
+        "-0",
+        "1.5",
+        "-1e5",
+        "1E+2",
+        "2.5e-3",
+        "\"\"",
+        "\"a\"",
+        "true",
+        "false",
+        "null",
+        " [ 1 , {\"a\" : [ ] } ] ",
+        "{\"a\":{\"b\":[null,true,\"\\u0041\"]}}",
+        "\"\\/\\b\\f\\n\\r\\t\"",
+        "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"",
+        "\"\\ud83d\\ude00\"",
     };
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
         if (parse(ok[i]) != JSON_OK) fail_msg("rejected: %s", ok[i]);
@@ -31,12 +45,41 @@ static void test_accepts_every_value_kind(void **state) {
 
 static void test_rejects_what_rfc8259_rejects(void **state) {
     static const char *const bad[] = {
-        "", "   ", "[1,]", "{\"a\":1,}", "[1 2]", "{\"a\" 1}", "{a:1}",
-        "'a'", "01", "+1", ".5", "1.", "1e", "-", "NaN", "Infinity", "tru",
-        "nul", "[1] [2]", "{} x", "/* c */ {}", "\"a", "[1", "{\"a\":1",
-        "\"\x01\"", "\"\\x\"", "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"",
-        "\"\\ud800\\u0041\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"",
-        "\"\xf5\x80\x80\x80\"", "\"\xe2\x82\"", "\"\x80\"",
+        "",
+        "   ",
+        "[1,]",
+        "{\"a\":1,}",
+        "[1 2]",
+        "{\"a\" 1}",
+        "{a:1}",
+        "'a'",
+        "01",
+        "+1",
+        ".5",
+        "1.",
+        "1e",
+        "-",
+        "NaN",
+        "Infinity",
+        "tru",
+        "nul",
+        "[1] [2]",
+        "{} x",
+        "/* c */ {}",
+        "\"a",
+        "[1",
+        "{\"a\":1",
+        "\"\x01\"",
+        "\"\\x\"",
+        "\"\\u12\"",
+        "\"\\ud800\"",
+        "\"\\udc00\"",
+        "\"\\ud800\\u0041\"",
+        "\"\xc0\xaf\"",
+        "\"\xed\xa0\x80\"",
+        "\"\xf5\x80\x80\x80\"",
+        "\"\xe2\x82\"",
+        "\"\x80\"",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         if (parse(bad[i]) != JSON_ERR_SYNTAX)
@@ -96,10 +139,18 @@ static int put(rec_t *r, const char *s, size_t n) {
     return r->abort_at && r->events == r->abort_at;
 }
 
-static int r_bo(void *ud) { return put(ud, "{", 1); }
-static int r_eo(void *ud) { return put(ud, "}", 1); }
-static int r_ba(void *ud) { return put(ud, "[", 1); }
-static int r_ea(void *ud) { return put(ud, "]", 1); }
+static int r_bo(void *ud) {
+    return put(ud, "{", 1);
+}
+static int r_eo(void *ud) {
+    return put(ud, "}", 1);
+}
+static int r_ba(void *ud) {
+    return put(ud, "[", 1);
+}
+static int r_ea(void *ud) {
+    return put(ud, "]", 1);
+}
 static int r_key(void *ud, const char *s, size_t n) {
     assert_int_equal(s[n], '\0');
     put(ud, "k:", 2);
@@ -121,10 +172,14 @@ static int r_num(void *ud, double v, const char *raw, size_t rawlen) {
     int k = snprintf(tmp, sizeof tmp, "n:%g/%.*s", v, (int)rawlen, raw);
     return put(ud, tmp, (size_t)k);
 }
-static int r_bool(void *ud, int v) { return put(ud, v ? "T" : "F", 1); }
-static int r_null(void *ud) { return put(ud, "N", 1); }
+static int r_bool(void *ud, int v) {
+    return put(ud, v ? "T" : "F", 1);
+}
+static int r_null(void *ud) {
+    return put(ud, "N", 1);
+}
 
-static const json_sink recorder = {r_bo, r_eo,  r_ba,   r_ea,  r_key,
+static const json_sink recorder = {r_bo,  r_eo,  r_ba,   r_ea,  r_key,
                                    r_str, r_num, r_bool, r_null};
 
 static void test_sink_sees_events_in_order(void **state) {
@@ -171,9 +226,9 @@ static void test_long_strings_use_the_heap_path(void **state) {
 static void test_every_offset_of_a_plain_run(void **state) {
     static const struct {
         const char *raw, *json; /* the bytes, and how they are written */
-    } kinds[] = {{"\"", "\\\""},         {"\\", "\\\\"},
-                 {"\n", "\\n"},           {"\x1f", "\\u001f"},
-                 {"\xc3\xa9", "\xc3\xa9"}, {"\x7f", "\x7f"}};
+    } kinds[] = {
+        {"\"", "\\\""},      {"\\", "\\\\"},           {"\n", "\\n"},
+        {"\x1f", "\\u001f"}, {"\xc3\xa9", "\xc3\xa9"}, {"\x7f", "\x7f"}};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         size_t rl = strlen(kinds[k].raw);
         for (size_t len = 0; len <= 40; len++) {
@@ -184,9 +239,9 @@ static void test_every_offset_of_a_plain_run(void **state) {
                 memcpy(raw + at, kinds[k].raw, rl);
                 size_t n = len + rl;
                 /* written: the bytes between quotes, the one escaped */
-                int wl = snprintf(want, sizeof want, "\"%.*s%s%.*s\"",
-                                  (int)at, raw, kinds[k].json,
-                                  (int)(len - at), raw + at + rl);
+                int wl =
+                    snprintf(want, sizeof want, "\"%.*s%s%.*s\"", (int)at, raw,
+                             kinds[k].json, (int)(len - at), raw + at + rl);
                 buf_t b;
                 buf_init(&b, 0);
                 json_write_string(&b, raw, n);
@@ -196,8 +251,7 @@ static void test_every_offset_of_a_plain_run(void **state) {
                 memcpy(json, buf_content(&b), b.len);
                 rec_t r = {0};
                 assert_int_equal(
-                    json_parse(json, b.len, 32, &recorder, &r, NULL),
-                    JSON_OK);
+                    json_parse(json, b.len, 32, &recorder, &r, NULL), JSON_OK);
                 assert_int_equal(r.n, n + 2);
                 assert_memory_equal(r.out + 2, raw, n);
                 buf_close(&b);
@@ -249,8 +303,7 @@ static void test_number_out_of_range_is_refused(void **state) {
     const char *ok[] = {"1e308", "-1.7976931348623157e308", "1e-999",
                         "12345678901234567890"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
-        assert_int_equal(json_parse(ok[i], strlen(ok[i]), 32, NULL, NULL,
-                                    NULL),
+        assert_int_equal(json_parse(ok[i], strlen(ok[i]), 32, NULL, NULL, NULL),
                          JSON_OK);
 }
 
@@ -289,11 +342,13 @@ static void test_write_string_passes_valid_utf8(void **state) {
 
 static void test_write_string_replaces_invalid_utf8(void **state) {
     char out[128];
-    encode("a\xff" "b\xc3", 4, out, sizeof out);
-    assert_string_equal(out, "\"a\xef\xbf\xbd" "b\xef\xbf\xbd\"");
+    encode("a\xff"
+           "b\xc3",
+           4, out, sizeof out);
+    assert_string_equal(out, "\"a\xef\xbf\xbd"
+                             "b\xef\xbf\xbd\"");
     encode("\xed\xa0\x80", 3, out, sizeof out); /* a UTF-8 surrogate */
-    assert_string_equal(out,
-                        "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+    assert_string_equal(out, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
 }
 
 static void number(double v, const char *want) {
@@ -324,14 +379,22 @@ static int n_capture(void *ud, double v, const char *raw, size_t rawlen) {
 
 static void test_parse_numbers_exactly(void **state) {
     static const json_sink sink = {.number = n_capture};
-    const char *texts[] = {"0", "-0", "7", "-42", "123456789012345",
-                           "-999999999999999", "1234567890123456",
-                           "12345678901234567890", "1.5", "-2e3", "1E-2"};
+    const char *texts[] = {"0",
+                           "-0",
+                           "7",
+                           "-42",
+                           "123456789012345",
+                           "-999999999999999",
+                           "1234567890123456",
+                           "12345678901234567890",
+                           "1.5",
+                           "-2e3",
+                           "1E-2"};
     for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
         double v = -1;
-        assert_int_equal(json_parse(texts[i], strlen(texts[i]), 32, &sink, &v,
-                                    NULL),
-                         JSON_OK);
+        assert_int_equal(
+            json_parse(texts[i], strlen(texts[i]), 32, &sink, &v, NULL),
+            JSON_OK);
         double want = strtod(texts[i], NULL);
         if (memcmp(&v, &want, sizeof v) != 0)
             fail_msg("%s parsed as %.17g, want %.17g", texts[i], v, want);

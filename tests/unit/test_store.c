@@ -59,8 +59,10 @@ static void test_oversized_values_are_refused(void **state) {
     store_t *st = store_create();
     char *big = calloc(1, STORE_MAX_VALUE + 2);
     memset(big, '1', STORE_MAX_VALUE + 1);
-    assert_int_equal(store_set(st, STORE_GLOBAL, "", "k", big, STORE_MAX_VALUE + 1), -1);
-    assert_int_equal(store_set(st, STORE_GLOBAL, "", "k", big, STORE_MAX_VALUE), 0);
+    assert_int_equal(
+        store_set(st, STORE_GLOBAL, "", "k", big, STORE_MAX_VALUE + 1), -1);
+    assert_int_equal(store_set(st, STORE_GLOBAL, "", "k", big, STORE_MAX_VALUE),
+                     0);
     free(big);
     store_destroy(st);
 }
