@@ -77,8 +77,10 @@ function M.call(handler, conn, msg, traceback)
       return "error", error_fields(res.code, res.message)
     end
     local text = type(res) == "string" and res or tostring(res)
-    if text == "not enough memory" then
-      -- LuaJIT's out-of-memory error: the state hit --script-memory.
+    if text:match("^[^\n]*") == "not enough memory" then
+      -- LuaJIT's out-of-memory error: the state hit --script-memory (or
+      -- string.rep was asked for more than any string can hold; that
+      -- error, raised from Lua, comes with a traceback).
       return "error", error_fields("handler_error", "out of memory"),
         "out of memory (the --script-memory cap)"
     end

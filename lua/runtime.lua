@@ -14,11 +14,14 @@ local core = require "hub.core"
 local hub = require "hub"
 local protocol = require "protocol"
 
+local sandbox = require "sandbox"
+sandbox.fix_string_rep()
+
 local new_env
 if not unsafe then
   local search = { scripts_dir .. "/lib/?.lua", lua_dir .. "/?.lua" }
   local preload = { hub = hub, cjson = require "cjson.safe" }
-  new_env = require("sandbox").new(search, preload, function(line)
+  new_env = sandbox.new(search, preload, function(line)
     core.log("info", line, 3)
   end)
 end

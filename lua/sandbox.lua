@@ -110,4 +110,21 @@ function M.new(search, preload, log)
   return new_env
 end
 
+-- LuaJIT's string.rep takes its count as a 32-bit integer: a count of 2^31
+-- or more wraps to a negative one, and the result is "" where it should be
+-- out of memory. This version raises LuaJIT's own out-of-memory error for
+-- such counts (no string can be that long). Installed in the state's
+-- string table, which the string metatable's __index is too, so that
+-- ("x"):rep(n) gets it as well.
+function M.fix_string_rep()
+  local rep = string.rep
+  string.rep = function(s, n, sep)
+    local count = tonumber(n)
+    if count and count >= 2147483648 and (s ~= "" or (sep ~= nil and sep ~= "")) then
+      error("not enough memory", 0)
+    end
+    return rep(s, n, sep)
+  end
+end
+
 return M

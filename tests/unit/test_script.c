@@ -549,6 +549,35 @@ static void test_scripts_cannot_change_each_others_libraries(void **state) {
     assert_non_null(strstr(last(fx), "\"s\":\"AB\""));
 }
 
+static void test_string_rep_past_2_31_is_out_of_memory(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "rep.lua",
+                 "return function(conn, msg)\n"
+                 "  local tries = {\n"
+                 "    function() return string.rep('x', 2^31) end,\n"
+                 "    function() return ('ab'):rep(2^32 + 1) end,\n"
+                 "    function() return string.rep('x', 2^31, ',') end,\n"
+                 "    function() return string.rep('', 2^31, ',') end,\n"
+                 "  }\n"
+                 "  local r = {}\n"
+                 "  for i, f in ipairs(tries) do\n"
+                 "    local ok, v = pcall(f)\n"
+                 "    r[#r + 1] = ok and ('length ' .. #v) or v\n"
+                 "  end\n"
+                 "  r[#r + 1] = 'empty ' .. #string.rep('', 2^31)\n"
+                 "  if msg.direct then return { n = #string.rep('x', 2^31) } end\n"
+                 "  return { r = table.concat(r, ';') }\n"
+                 "end\n");
+    load_ok(fx);
+    dispatch(fx, "rep", "{\"type\":\"rep\",\"id\":1}");
+    assert_non_null(strstr(last(fx),
+                           "\"r\":\"not enough memory;not enough memory;"
+                           "not enough memory;not enough memory;empty 0\""));
+    dispatch(fx, "rep", "{\"type\":\"rep\",\"id\":2,\"direct\":true}");
+    assert_non_null(strstr(last(fx), "\"code\":\"handler_error\""));
+    assert_non_null(strstr(last(fx), "\"message\":\"out of memory\""));
+}
+
 static void test_require_finds_scripts_lib_and_cjson_safe(void **state) {
     fixture_t *fx = *state;
     char path[128];
@@ -666,6 +695,7 @@ int main(void) {
         T(test_sandbox_refuses_bytecode_at_run_time),
         T(test_writing_an_undeclared_global_is_an_error_naming_it),
         T(test_scripts_cannot_change_each_others_libraries),
+        T(test_string_rep_past_2_31_is_out_of_memory),
         T(test_require_finds_scripts_lib_and_cjson_safe),
         T(test_unsafe_lua_lifts_the_sandbox),
         T(test_every_load_error_is_reported),
