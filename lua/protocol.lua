@@ -22,7 +22,12 @@ end
 -- Returned by a handler that answered by itself (with hub.send).
 M.NO_ACK = setmetatable({}, { __tostring = function() return "hub.NO_ACK" end })
 
-local reply_mt = { __name = "hub.reply" }
+-- The metatables of replies and of protocol errors are protected, and
+-- both are known by private sets rather than by their metatable: a script
+-- that gets hold of one cannot reach a metatable every script's replies
+-- or errors share.
+local reply_mt = { __metatable = false }
+local replies = setmetatable({}, { __mode = "k" })
 
 -- Returned by a handler whose answer is not an ack (ping answers with
 -- pong): the client gets {type = type_name, id = <the frame's id>} with
@@ -35,18 +40,26 @@ function M.reply(type_name, fields)
   if fields ~= nil and type(fields) ~= "table" then
     error("bad argument #2 to 'reply' (table expected, got " .. type(fields) .. ")", 2)
   end
-  return setmetatable({ type = type_name, fields = fields }, reply_mt)
+  local r = setmetatable({ type = type_name, fields = fields }, reply_mt)
+  replies[r] = true
+  return r
 end
 
-local fail_mt = { __tostring = function(e) return e.code .. ": " .. e.message end }
+local fail_mt = {
+  __tostring = function(e) return e.code .. ": " .. e.message end,
+  __metatable = false,
+}
+local fails = setmetatable({}, { __mode = "k" })
 
 -- Raises a protocol error: the client gets {"type":"error","code":code,...}.
 function M.fail(code, message)
-  error(setmetatable({ code = tostring(code), message = tostring(message or code) }, fail_mt), 0)
+  local e = setmetatable({ code = tostring(code), message = tostring(message or code) }, fail_mt)
+  fails[e] = true
+  error(e, 0)
 end
 
 function M.is_fail(e)
-  return getmetatable(e) == fail_mt
+  return fails[e] ~= nil
 end
 
 -- "scripts/chat.lua:12: boom" -> "boom": the client never sees file:line.
@@ -89,7 +102,7 @@ function M.call(handler, conn, msg, traceback)
   if res == M.NO_ACK then
     return nil
   end
-  if getmetatable(res) == reply_mt then
+  if replies[res] then
     return res.type, res.fields
   end
   if res ~= nil and type(res) ~= "table" then

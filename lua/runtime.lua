@@ -20,7 +20,12 @@ sandbox.fix_string_rep()
 local new_env
 if not unsafe then
   local search = { scripts_dir .. "/lib/?.lua", lua_dir .. "/?.lua" }
-  local preload = { hub = hub, cjson = require "cjson.safe" }
+  -- hub is the one table every script shares, so nobody may change it;
+  -- each handler file gets a cjson of its own (its settings are per
+  -- instance).
+  sandbox.freeze(hub, "hub")
+  local cjson = require "cjson.safe"
+  local preload = { hub = function() return hub end, cjson = cjson.new }
   new_env = sandbox.new(search, preload, function(line)
     core.log("info", line, 3)
   end)

@@ -549,6 +549,71 @@ static void test_scripts_cannot_change_each_others_libraries(void **state) {
     assert_non_null(strstr(last(fx), "\"s\":\"AB\""));
 }
 
+static void test_hub_is_read_only_and_others_keep_their_view(void **state) {
+    fixture_t *fx = *state;
+    fx->st.room_exists = 1;
+    write_script(fx, "evil.lua",
+                 "local hub = require 'hub'\n"
+                 "return function()\n"
+                 "  pcall(function() rawset(hub, 'publish', print) end)\n"
+                 "  pcall(function() table.insert(hub.store, 1) end)\n"
+                 "  hub.publish = function() return 4242 end\n"
+                 "end\n");
+    write_script(fx, "good.lua",
+                 "local hub = require 'hub'\n"
+                 "return function()\n"
+                 "  local n = 0\n"
+                 "  for k, v in pairs(hub) do n = n + 1 end\n"
+                 "  return { seq = hub.publish('r', {}), n = n,\n"
+                 "           raw = type(rawget(hub, 'now')) }\n"
+                 "end\n");
+    load_ok(fx);
+    dispatch(fx, "evil", "{\"type\":\"evil\",\"id\":1}");
+    assert_non_null(strstr(last(fx), "\"code\":\"handler_error\""));
+    assert_non_null(strstr(
+        last(fx), "attempt to write hub.publish: hub is read-only"));
+    dispatch(fx, "good", "{\"type\":\"good\",\"id\":2}");
+    assert_non_null(strstr(last(fx), "\"seq\":1"));
+    /* pairs and rawget see hub's fields (more than 20 of them). */
+    assert_null(strstr(last(fx), "\"n\":0"));
+    assert_non_null(strstr(last(fx), "\"raw\":\"function\""));
+}
+
+static void test_each_script_has_its_own_modules(void **state) {
+    fixture_t *fx = *state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/lib", fx->dir);
+    assert_int_equal(system(cmd), 0);
+    write_script(fx, "lib/shared.lua",
+                 "local M = { list = { 'first' } }\n"
+                 "function M.who() return 'shared' end\n"
+                 "return M\n");
+    write_script(fx, "evil.lua",
+                 "local m = require 'shared'\n"
+                 "local cjson = require 'cjson'\n"
+                 "return function()\n"
+                 "  m.who = function() return 'evil' end\n"
+                 "  m.list[1] = 'evil'\n"
+                 "  rawset(m, 'extra', 1)\n"
+                 "  cjson.encode_max_depth(1)\n"
+                 "end\n");
+    write_script(fx, "good.lua",
+                 "local m = require 'shared'\n"
+                 "local cjson = require 'cjson'\n"
+                 "return function()\n"
+                 "  return { who = m.who(), first = m.list[1],\n"
+                 "           extra = m.extra == nil,\n"
+                 "           json = cjson.encode({ a = { b = 1 } }) }\n"
+                 "end\n");
+    load_ok(fx);
+    dispatch(fx, "evil", "{\"type\":\"evil\",\"id\":1}");
+    dispatch(fx, "good", "{\"type\":\"good\",\"id\":2}");
+    assert_non_null(strstr(last(fx), "\"who\":\"shared\""));
+    assert_non_null(strstr(last(fx), "\"first\":\"first\""));
+    assert_non_null(strstr(last(fx), "\"extra\":true"));
+    assert_non_null(strstr(last(fx), "{\\\"a\\\":{\\\"b\\\":1}}"));
+}
+
 static void test_string_rep_past_2_31_is_out_of_memory(void **state) {
     fixture_t *fx = *state;
     write_script(fx, "rep.lua",
@@ -695,6 +760,8 @@ int main(void) {
         T(test_sandbox_refuses_bytecode_at_run_time),
         T(test_writing_an_undeclared_global_is_an_error_naming_it),
         T(test_scripts_cannot_change_each_others_libraries),
+        T(test_hub_is_read_only_and_others_keep_their_view),
+        T(test_each_script_has_its_own_modules),
         T(test_string_rep_past_2_31_is_out_of_memory),
         T(test_require_finds_scripts_lib_and_cjson_safe),
         T(test_unsafe_lua_lifts_the_sandbox),
