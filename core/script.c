@@ -6,10 +6,15 @@
  * gives them the C functions of `hub.core` and moves JSON in and out of
  * Lua tables with the project's own parser and encoder (so that JSON
  * arrays keep being arrays when empty, and null stays null). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* ucontext_t's registers (REG_RIP) and dl_iterate_phdr */
+#endif
 #include "script.h"
 
 #include <dirent.h>
+#include <link.h>
 #include <setjmp.h>
+#include <ucontext.h>
 #include <stdatomic.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -65,6 +70,7 @@ struct script {
     uv_loop_t *loop;
     double timeout_ms;
     int poisoned;
+    int closable; /* poisoned, but left in compiled code: lua_close is safe */
     script_timer_t *timers;
     size_t ntimers;
     int timer_ref; /* the runtime's runner of named timers */
@@ -190,14 +196,31 @@ size_t script_memory(const script_t *s) {
  *      to be called from a signal handler); interpreted code stops at its
  *      next instruction with the error "timed out", and the state goes on;
  *   2. at 1.5 times, if the call is still running, it is in compiled code or
- *      in a C function: the handler jumps back out of it (siglongjmp) and
- *      the state is marked poisoned, never to run again; the hub loads a
- *      fresh one. Nothing durable lives in a Lua state (rooms, presence,
- *      hub.store, connection metadata and named timers are C's), so only
- *      closure timers are lost.
- *      If the call is inside one of hub.core's own C functions (which may
- *      be in malloc), the jump waits for the next stage;
+ *      in a C function. If it is in compiled code (the interrupted address
+ *      is in none of the loaded objects' code), the handler jumps back out
+ *      of it (siglongjmp) and the state is marked poisoned, never to run
+ *      again; the hub loads a fresh one. Nothing durable lives in a Lua
+ *      state (rooms, presence, hub.store, connection metadata and named
+ *      timers are C's), so only closure timers are lost. In a C function
+ *      (LuaJIT's, libc's, or one of hub.core's, any of which may be in
+ *      malloc), the jump waits for a tick that finds the call back in
+ *      compiled code, or the next stage;
  *   3. at 2 times, it jumps regardless.
+ *
+ * A state left in compiled code is closed when it is replaced, which gives
+ * its memory back. Compiled code changes the heap only through LuaJIT's C
+ * helpers (allocation, table resizing, the GC), which it calls and which
+ * return before it goes on: at any address in compiled code, every object
+ * is whole and the allocator is between calls. What the jump leaves behind
+ * is the C side of the call (L->cframe and the stack top, which lua_close
+ * resets) and the hook of stage 1 (removed). A state left anywhere else
+ * may be in the middle of malloc or of building an object, and closing it
+ * could crash the server, so it is given up unclosed: only a call that
+ * spends the whole extra half of its limit in C code (a backtracking
+ * string.find) costs its memory. Whether the address was compiled code is
+ * decided after the jump, from /proc/self/maps, where JIT code is an
+ * anonymous executable mapping; the handler itself checks a list of the
+ * loaded objects' code taken outside it (code_ranges_update).
  *
  * A call costs no system call: the timer ticks every eighth of the limit
  * while calls are being made, and a call only writes down when it started
@@ -216,6 +239,78 @@ static volatile sig_atomic_t armed, idle_ticks;
 static sig_atomic_t calls_seen;
 static timer_t watchdog;
 static int watchdog_ready;
+static volatile uintptr_t escape_pc; /* where the jump left the call */
+
+/* The code of every loaded object (executable, libraries, vDSO): an address
+ * in none of them is JIT-compiled Lua. Updated outside calls only. */
+#define MAX_CODE_RANGES 256
+static struct code_range {
+    uintptr_t lo, hi;
+} code_ranges[MAX_CODE_RANGES];
+static volatile sig_atomic_t ncode_ranges;
+
+static int add_code_ranges(struct dl_phdr_info *info, size_t size, void *n) {
+    size_t *count = n;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+        if (*count == MAX_CODE_RANGES) return 1;
+        code_ranges[*count].lo = info->dlpi_addr + ph->p_vaddr;
+        code_ranges[*count].hi = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+        ++*count;
+    }
+    return 0;
+}
+
+static void code_ranges_update(void) {
+    size_t n = 0;
+    ncode_ranges = 0;
+    dl_iterate_phdr(add_code_ranges, &n);
+    ncode_ranges = (sig_atomic_t)n;
+}
+
+/* The interrupted instruction's address, or 0 where unknown. */
+static uintptr_t context_pc(void *uc) {
+#if defined(__x86_64__)
+    return (uintptr_t)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    return (uintptr_t)((ucontext_t *)uc)->uc_mcontext.pc;
+#else
+    (void)uc;
+    return 0;
+#endif
+}
+
+/* In the signal handler: 1 when pc is in none of the loaded objects. */
+static int outside_loaded_code(uintptr_t pc) {
+    for (sig_atomic_t i = 0; i < ncode_ranges; i++)
+        if (pc >= code_ranges[i].lo && pc < code_ranges[i].hi) return 0;
+    return 1;
+}
+
+/* After the jump: 1 when pc is in an anonymous executable mapping, which is
+ * where LuaJIT puts its machine code. */
+static int in_compiled_code(uintptr_t pc) {
+    FILE *f = pc ? fopen("/proc/self/maps", "r") : NULL;
+    if (!f) return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    int found = 0;
+    while (getline(&line, &cap, f) > 0) {
+        unsigned long lo, hi;
+        char perms[5];
+        int end = 0;
+        if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %n", &lo, &hi, perms,
+                   &end) < 3 || !end)
+            continue;
+        if (pc < lo || pc >= hi) continue;
+        found = perms[2] == 'x' && line[end] == '\0';
+        break;
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
 
 #define WATCHDOG_IDLE_TICKS 8
 
@@ -260,8 +355,13 @@ static void on_watchdog(int sig, siginfo_t *si, void *uc) {
         return;
     }
     if (ran < limit + limit / 2) return;
-    if (in_host && ran < 2 * limit) return;
+    /* Without the list of loaded code (no address on this platform), the
+     * hub's own functions are the only C code known. */
+    uintptr_t pc = context_pc(uc);
+    int in_c = ncode_ranges && pc ? !outside_loaded_code(pc) : in_host;
+    if (in_c && ran < 2 * limit) return;
     stage = 2;
+    escape_pc = pc;
     siglongjmp(escape, 1);
 }
 
@@ -279,6 +379,7 @@ static int watchdog_init(void) {
     sev.sigev_signo = SIGRTMIN + 1;
     sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
     if (timer_create(CLOCK_MONOTONIC, &sev, &watchdog) < 0) return -1;
+    code_ranges_update();
     watchdog_ready = 1;
     return 0;
 }
@@ -307,10 +408,15 @@ static int guarded_pcall(script_t *s, int nargs, int nresults, int msgh) {
     if (sigsetjmp(escape, 0)) {
         running = NULL;
         s->poisoned = 1;
+        s->closable = in_compiled_code(escape_pc);
         log_error("script",
-                  "a call ran past its %.0f ms limit in compiled code or a C "
-                  "function and was abandoned; the scripts will be reloaded",
-                  s->timeout_ms);
+                  "a call ran past its %.0f ms limit in %s and was abandoned; "
+                  "the scripts will be reloaded%s",
+                  s->timeout_ms,
+                  s->closable ? "compiled code" : "a C function",
+                  s->closable ? ""
+                              : " (the old state cannot be closed safely: "
+                                "its memory stays taken)");
         after_call(s);
         return GUARD_ESCAPED;
     }
@@ -1471,8 +1577,10 @@ static void set_package_path(lua_State *L, const script_options *opt) {
 
 /* Every hub.core function runs through here, so that the watchdog knows
  * when a call is inside our own C code (which may be in malloc) and does
- * not jump out of it there. A function that raises leaves in_host set;
- * the watchdog then waits one stage longer, which is still bounded. */
+ * not jump out of it there, on a platform where the watchdog cannot read
+ * the interrupted address (elsewhere that address tells it). A function
+ * that raises leaves in_host set; the watchdog then waits one stage
+ * longer, which is still bounded. */
 static int l_host_call(lua_State *L) {
     lua_CFunction fn =
         (lua_CFunction)(uintptr_t)lua_touserdata(L, lua_upvalueindex(2));
@@ -1603,6 +1711,9 @@ script_t *script_create(const script_options *opt, const script_host *host,
     if (lua_isstring(L, -1)) s->stray_hooks = xstrdup(lua_tostring(L, -1));
     lua_pop(L, 1);
     lua_settop(L, 0);
+    /* Loading may have loaded C modules (cjson): the watchdog must know
+     * their code is not compiled Lua. */
+    if (watchdog_ready) code_ranges_update();
     return s;
 
 fail:
@@ -1613,9 +1724,11 @@ fail:
 void script_destroy(script_t *s) {
     if (!s) return;
     while (s->timers) timer_remove(s, s->timers);
-    /* A poisoned state was left mid-call: closing it could run finalizers
-     * on broken data. Its memory is given up instead. */
-    if (s->L && !s->poisoned) {
+    /* A poisoned state was left mid-call: unless that was in compiled code,
+     * closing it could crash (see "time limits"), and its memory is given
+     * up instead. */
+    if (s->L && (!s->poisoned || s->closable)) {
+        lua_sethook(s->L, NULL, 0, 0);
         /* LuaJIT frees its arena only when it sees its own allocator. */
         if (s->mem_limit) lua_setallocf(s->L, s->base_alloc, s->base_ud);
         lua_close(s->L);

@@ -125,8 +125,10 @@ void script_adopt_timers(script_t *to, script_t *from, size_t *kept,
 
 /* Why the state should be replaced by a fresh one before its next call,
  * or NULL when it is fine: a call ran past its time limit in compiled
- * code or a C function and was abandoned mid-way (the state may be
- * inconsistent; script_destroy frees what it safely can), or a call
+ * code or a C function and was abandoned mid-way (script_destroy then
+ * closes the state, giving its memory back, if the call was left in
+ * compiled code; one left in a C function may be inconsistent and is
+ * given up unclosed), or a call
  * ran into the memory cap and a full collection left it nearly full (the
  * scripts hold on to what they allocated, so every call would fail). */
 const char *script_unhealthy(const script_t *s);
