@@ -44,9 +44,12 @@ describe('abandoned calls', () => {
     console.log(`# RSS ${start.toFixed(1)} MB -> grew ${grown.toFixed(1)} MB`);
     // Each call held 16 MB (32 MB with string.rep's buffer): kept, 50 of
     // them would be 800 MB or more. Flat means less than two calls' worth.
-    assert.doesNotMatch(server.log, /cannot be closed/);
-    assert.equal((server.log.match(/in compiled code and was abandoned/g) || []).length, 53);
     assert.ok(grown < 32, `RSS grew ${grown.toFixed(1)} MB over 50 abandoned calls`);
+    assert.doesNotMatch(server.log, /cannot be closed/);
+    // Most calls are abandoned in the compiled loop (now and then one is
+    // caught by the hook of stage 1 before the loop is compiled).
+    const abandoned = (server.log.match(/in compiled code and was abandoned/g) || []).length;
+    assert.ok(abandoned >= 40, `only ${abandoned} calls abandoned in compiled code`);
     assert.equal((await a.request({ type: 'ping' })).type, 'pong');
   });
 });
