@@ -31,6 +31,11 @@ local attacks = {
   array_mt_via_list = function(msg) getmetatable(msg.list).__newindex = error end,
   no_ack = function() hub.NO_ACK.x = 1 end,
   insert = function() table.insert(hub.store, "x") end,
+  reply_mt = function() getmetatable(hub.reply("pong")).__index = {} end,
+  fail_mt = function()
+    local _, e = pcall(hub.fail, "x", "y")
+    getmetatable(e).__tostring = nil
+  end,
 }
 return function(conn, msg)
   local out = {}
@@ -67,6 +72,9 @@ end
     assert.equal(out.array_mt_via_list, 'attempt to write hub.array_mt.__newindex: hub.array_mt is read-only');
     assert.equal(out.no_ack, 'attempt to write hub.NO_ACK.x: hub.NO_ACK is read-only');
     assert.equal(out.insert, 'hub.store is read-only: table.insert cannot change it');
+    // The metatables that mark replies and protocol errors are out of reach.
+    assert.equal(out.reply_mt, 'attempt to index a boolean value');
+    assert.equal(out.fail_mt, 'attempt to index a boolean value');
   });
 
   test('the shipped chat still works after the hostile handler ran', async () => {
@@ -82,6 +90,7 @@ end
     const got = await b.next((m) => m.type === 'chat' && m.payload.text === 'hello');
     assert.equal(got.seq, ack.seq);
     assert.equal(got.room_id, 'r');
+    assert.equal((await a.request({ type: 'ping' })).type, 'pong');
     // cjson's settings are per file: another file's encoder is untouched.
     assert.equal((await a.request({ type: 'encode' })).json, '{"a":{"b":1}}');
   });
