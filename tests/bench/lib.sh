@@ -23,11 +23,17 @@ stop_pid() {
 }
 
 # start_server NAME PORT -> pid: luahub, limit or uws (needs $BUN, from
-# tests/bench/uws.sh), pinned to CPU 0, from $BUILD.
+# tests/bench/uws.sh), pinned to CPU 0, from $BUILD; or before: the luahub
+# of another checkout ($BENCH_BASELINE, built in its build/), with its own
+# Lua runtime and scripts.
 start_server() {
   case $1 in
   luahub) taskset -c 0 "$BUILD/luahub" --port "$2" --log-level error \
     --send-queue 16m >/tmp/luahub-bench-server.log 2>&1 & ;;
+  before) taskset -c 0 "$BENCH_BASELINE/build/luahub" --port "$2" \
+    --log-level error --send-queue 16m --lua "$BENCH_BASELINE/lua" \
+    --scripts "$BENCH_BASELINE/scripts" \
+    --static "$BENCH_BASELINE/examples/chat" >/dev/null 2>&1 & ;;
   limit) taskset -c 0 "$BUILD/limit-server" "$2" >/dev/null 2>&1 & ;;
   uws) taskset -c 0 "$BUN" tests/bench/uws_server.js "$2" >/dev/null 2>&1 & ;;
   *) echo "bench: no server named $1" >&2; return 1 ;;

@@ -8,7 +8,8 @@
 # BENCH_DURATION=5 (seconds measured); BENCH_UWS=0 leaves uWS out;
 # BENCH_REPS=N runs each workload N times, the servers alternated, and
 # prints medians (this VM drifts: use 3 or more to compare servers);
-# BENCH_RUNS="2 1" runs only those workloads (numbered from 0 as in RUNS).
+# BENCH_RUNS="2 1" runs only those workloads (numbered from 0 as in RUNS);
+# BENCH_BASELINE=DIR adds the luahub of another checkout as a column.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/bench/lib.sh
@@ -32,9 +33,19 @@ else
   echo "bench: no uWebSockets column (Bun could not be had; BENCH_UWS=0 skips it)" >&2
 fi
 
+# BENCH_BASELINE=DIR adds a column: the luahub of another checkout (built
+# in DIR/build), alternated with the others, to measure a change.
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  [ -x "$BENCH_BASELINE/build/luahub" ] || {
+    echo "bench: no $BENCH_BASELINE/build/luahub" >&2
+    exit 1
+  }
+  SERVERS+=(before)
+fi
+
 # Each server has its own port: a port just closed may linger in TIME_WAIT.
 port_of() { case $1 in luahub) echo "$BASE" ;; limit) echo $((BASE + 1)) ;;
-  uws) echo $((BASE + 2)) ;; esac; }
+  uws) echo $((BASE + 2)) ;; before) echo $((BASE + 3)) ;; esac; }
 # Each run is one luahub-bench invocation per server; rows read figures
 # out of a run's JSON.
 RUNS=(
@@ -86,8 +97,12 @@ figure() { # figure JSON-LINES EXPR -> the median over the lines, or ?
 ratio() { node -e 'const a = +process.argv[1], b = +process.argv[2];
   console.log(a && b ? (a / b).toFixed(2) : "-")' "$1" "$2"; }
 
-printf '\n%-32s %11s %11s %11s %7s %7s  %s\n' "workload" "luahub" "limit" "uWS" \
-  "/limit" "/uWS" "unit"
+bl=
+[ -n "${BENCH_BASELINE:-}" ] && bl=1
+printf '\n%-32s %11s %11s %11s %7s %7s' "workload" "luahub" "limit" "uWS" \
+  "/limit" "/uWS"
+[ -n "$bl" ] && printf ' %11s %7s' "before" "/before"
+printf '  %s\n' "unit"
 for row in "${ROWS[@]}"; do
   IFS='|' read -r name r expr unit <<<"$row"
   [ -n "${OUT[luahub,$r]+set}" ] || continue
@@ -95,11 +110,17 @@ for row in "${ROWS[@]}"; do
   vx=$(figure "${OUT[limit,$r]}" "$expr")
   vu=-
   [ -n "$BUN" ] && vu=$(figure "${OUT[uws,$r]}" "$expr")
-  printf '%-32s %11s %11s %11s %7s %7s  %s\n' "$name" "$vl" "$vx" "$vu" \
-    "$(ratio "$vl" "$vx")" "$(ratio "$vl" "$vu")" "$unit"
+  printf '%-32s %11s %11s %11s %7s %7s' "$name" "$vl" "$vx" "$vu" \
+    "$(ratio "$vl" "$vx")" "$(ratio "$vl" "$vu")"
+  if [ -n "$bl" ]; then
+    vb=$(figure "${OUT[before,$r]}" "$expr")
+    printf ' %11s %7s' "$vb" "$(ratio "$vl" "$vb")"
+  fi
+  printf '  %s\n' "$unit"
 done
 echo
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 [ -n "$BUN" ] && echo "uWS: Bun $("$BUN" --version) (uWebSockets' pub/sub) running tests/bench/uws_server.js"
+[ -n "$bl" ] && echo "before: $BENCH_BASELINE ($(git -C "$BENCH_BASELINE" log -1 --format='%h %s' 2>/dev/null | cut -c1-60))"
 [ "$REPS" -gt 1 ] && echo "Each figure is the median of $REPS alternated runs."
 echo "Lower is better for CPU, latency and RSS rows; higher for the rest."
