@@ -82,7 +82,7 @@ void conns_destroy(conns_t *cs) {
 }
 
 int conns_valid_user_id(const char *s, size_t n) {
-    if (n < 1 || n > 64) return 0;
+    if (n < 1 || n > CONN_USER_ID_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||

@@ -105,7 +105,12 @@ int conns_has_dirty(const conns_t *cs);
 /* Puts c back on the dirty list (e.g. the socket had no room). */
 void conns_mark_dirty(conns_t *cs, conn_t *c);
 
-/* Validates a user id: 1 to 64 of [A-Za-z0-9_.@-]. */
+/* A user id is 1 to CONN_USER_ID_MAX of [A-Za-z0-9_.@-]; the characters
+ * as people read them (hub.limits for scripts). */
+#define CONN_USER_ID_MAX 64
+#define CONN_USER_ID_CHARS "A-Z a-z 0-9 _ . @ -"
+
+/* 1 when s[0..n) is a valid user id, 0 otherwise. */
 int conns_valid_user_id(const char *s, size_t n);
 
 #endif

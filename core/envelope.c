@@ -315,6 +315,22 @@ const char *envelope_code(envelope_status st) {
     }
 }
 
+void envelope_set_no_handler(envelope_t *env, const char *type, size_t n) {
+    static const char fmt[] = "no handler for type '%.*s'";
+    free(env->message_owned);
+    env->message_owned = NULL;
+    char *out = env->message_buf;
+    size_t cap = sizeof env->message_buf;
+    if (n + sizeof fmt > cap) {
+        cap = n + sizeof fmt;
+        out = env->message_owned = xmalloc(cap);
+    }
+    snprintf(out, cap, fmt, (int)n, type);
+    failed(env, ENVELOPE_UNKNOWN_TYPE, out);
+}
+
 void envelope_clear(envelope_t *env) {
     clear_id(env);
+    free(env->message_owned);
+    env->message_owned = NULL;
 }

@@ -37,6 +37,7 @@ typedef struct envelope {
      * string". Static or inside the envelope; valid until envelope_clear. */
     const char *message;
     char message_buf[128];
+    char *message_owned; /* message, when longer than message_buf */
 } envelope_t;
 
 /* Checks the frame s[0..n). The rules, in this order:
@@ -60,6 +61,13 @@ envelope_status envelope_parse(const char *s, size_t n, envelope_t *env);
  * stops the parse makes it ENVELOPE_BAD_JSON. */
 envelope_status envelope_parse_tee(const char *s, size_t n, envelope_t *env,
                                    const json_sink *sink, void *ud);
+
+/* After the frame passed the check: no handler has type[0..n) (the
+ * scripts have none by that name, or a hook renamed the frame to one).
+ * Sets status ENVELOPE_UNKNOWN_TYPE and the message "no handler for type
+ * '<type>'", so that the caller answers it as it answers a type that
+ * cannot name a handler. */
+void envelope_set_no_handler(envelope_t *env, const char *type, size_t n);
 
 /* The protocol's error code for a status: "bad_json", "bad_message",
  * "unknown_type"; NULL for ENVELOPE_OK. */

@@ -1,12 +1,14 @@
 /* hub.c -- see hub.h. */
 #include "hub.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "codes.h"
 #include "dict.h"
 #include "envelope.h"
@@ -36,12 +38,6 @@ typedef struct native {
     hub_native_fn fn;
 } native_t;
 
-int64_t hub_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- frames the core writes itself ------------------------------------ */
 
 static buf_t frame_buf(void) {
@@ -65,7 +61,7 @@ static frame_t *room_event(const char *type, const char *room,
     json_write_string(&b, type, strlen(type));
     put_field(&b, "room_id", room);
     put_field(&b, "from", from);
-    buf_printf(&b, ",\"timestamp\":%lld}", (long long)hub_now_ms());
+    buf_printf(&b, ",\"timestamp\":%lld}", (long long)clock_now_ms());
     return frame_from_buf(&b);
 }
 
@@ -75,7 +71,7 @@ static void notify_presence(hub_t *h, const char *uid, presence_status st) {
     buf_puts(&b, "{\"type\":\"presence\",\"payload\":{\"user_id\":");
     json_write_string(&b, uid, strlen(uid));
     put_field(&b, "status", presence_status_name(st));
-    buf_printf(&b, "},\"timestamp\":%lld}", (long long)hub_now_ms());
+    buf_printf(&b, "},\"timestamp\":%lld}", (long long)clock_now_ms());
     frame_t *f = frame_from_buf(&b);
     size_t pos = 0;
     conn_t *c;
@@ -160,19 +156,27 @@ static size_t host_send(void *ud, const script_target *t, frame_t *f) {
     return n;
 }
 
-static int host_next_seq(void *ud, const char *room, uint64_t *seq) {
+static int host_publish(void *ud, const char *room, const char *member,
+                        script_stamp_fn stamp, void *ctx, uint64_t *seq) {
     hub_t *h = ud;
     room_t *r = rooms_get(h->rooms, room);
-    if (!r) return -1;
+    if (member) {
+        user_t *u = conns_user(h->conns, member);
+        if (!r || !u || !room_has_member(r, u)) return -EPERM;
+    }
+    if (!r) return -ENOENT;
     *seq = room_next_seq(r);
+    frame_t *f = stamp(ctx, *seq);
+    if (fanout_room(&h->fo, r, f, NULL, NULL)) h->t->wake(h->t->ud);
+    frame_unref(f);
     return 0;
 }
 
 static int host_join(void *ud, const char *room, const char *uid) {
     hub_t *h = ud;
     user_t *u = conns_user(h->conns, uid);
-    if (!u) return -1;
-    return rooms_join(h->rooms, room, u, hub_now_ms());
+    if (!u) return -ENOENT;
+    return rooms_join(h->rooms, room, u, clock_now_ms());
 }
 
 static int host_leave(void *ud, const char *room, const char *uid) {
@@ -195,7 +199,7 @@ static int host_is_member(void *ud, const char *room, const char *uid) {
 static int host_room_info(void *ud, const char *room, script_room_info *out) {
     hub_t *h = ud;
     room_t *r = rooms_get(h->rooms, room);
-    if (!r) return -1;
+    if (!r) return -ENOENT;
     out->created_at = room_created_at(r);
     out->message_count = room_message_count(r);
     out->seq = room_seq(r);
@@ -207,7 +211,7 @@ static int host_room_members(void *ud, const char *room, script_each_fn each,
                              void *ctx) {
     hub_t *h = ud;
     room_t *r = rooms_get(h->rooms, room);
-    if (!r) return -1;
+    if (!r) return -ENOENT;
     size_t pos = 0;
     user_t *u;
     while ((u = room_next_member(r, &pos)))
@@ -236,7 +240,7 @@ static int host_user_connections(void *ud, const char *uid, script_each_fn each,
                                  void *ctx) {
     hub_t *h = ud;
     user_t *u = conns_user(h->conns, uid);
-    if (!u) return -1;
+    if (!u) return -ENOENT;
     for (conn_t *c = user_next_conn(u, NULL); c; c = user_next_conn(u, c))
         each(ctx, conn_id(c));
     return 0;
@@ -250,7 +254,7 @@ static int host_presence_get(void *ud, const char *uid) {
 static int host_presence_set(void *ud, const char *uid, int st) {
     hub_t *h = ud;
     user_t *u = conns_user(h->conns, uid);
-    if (!u) return -1;
+    if (!u) return -ENOENT;
     /* The user's own id: the presence table keeps the pointer. */
     uid = user_id(u);
     if (!presence_set(h->presence, uid, (presence_status)st)) return 0;
@@ -261,14 +265,14 @@ static int host_presence_set(void *ud, const char *uid, int st) {
 static int host_presence_subscribe(void *ud, const char *cid, const char *uid) {
     hub_t *h = ud;
     conn_t *c = conns_lookup(h->conns, cid);
-    if (!c) return -1;
-    return presence_subscribe(h->presence, c, uid);
+    if (!c) return -ENOENT;
+    return presence_subscribe(h->presence, c, uid) < 0 ? -ENOSPC : 0;
 }
 
 static int host_conn_info(void *ud, const char *cid, script_conn_info *out) {
     hub_t *h = ud;
     conn_t *c = conns_lookup(h->conns, cid);
-    if (!c) return -1;
+    if (!c) return -ENOENT;
     conn_stats_t *st = conn_stats(c);
     out->user_id = user_id(conn_user(c));
     out->connected_at = conn_connected_at(c);
@@ -291,9 +295,11 @@ static int host_store_set(void *ud, int kind, const char *scope,
     hub_t *h = ud;
     /* A room's or user's scope only while it exists, so that it is dropped
      * with it and nothing piles up. */
-    if (kind == STORE_ROOM && !rooms_get(h->rooms, scope)) return -2;
-    if (kind == STORE_USER && !conns_user(h->conns, scope)) return -2;
-    return store_set(h->store, (store_scope_kind)kind, scope, key, json, len);
+    if (kind == STORE_ROOM && !rooms_get(h->rooms, scope)) return -ENOENT;
+    if (kind == STORE_USER && !conns_user(h->conns, scope)) return -ENOENT;
+    if (store_set(h->store, (store_scope_kind)kind, scope, key, json, len) < 0)
+        return -ENOSPC;
+    return 0;
 }
 
 static int host_store_delete(void *ud, int kind, const char *scope,
@@ -322,7 +328,7 @@ static const char *hook_list(const script_t *s) {
 static script_t *live_script(hub_t *h) {
     const char *why = script_unhealthy(h->script);
     if (!why) return h->script;
-    int64_t now = hub_now_ms();
+    int64_t now = clock_now_ms();
     if (now - h->replace_tried < 1000) return h->script;
     log_warn("script", "replacing the Lua state: %s", why);
     if (hub_reload(h) < 0) h->replace_tried = now;
@@ -341,7 +347,7 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
     h->host = (script_host){
         .ud = h,
         .send = host_send,
-        .next_seq = host_next_seq,
+        .publish = host_publish,
         .join = host_join,
         .leave = host_leave,
         .is_member = host_is_member,
@@ -389,7 +395,7 @@ conns_t *hub_conns(hub_t *h) {
 
 conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
     int first;
-    int64_t now = hub_now_ms();
+    int64_t now = clock_now_ms();
     conn_t *c = conns_add(h->conns, uid, transport, now, &first);
 
     /* The on_connect hook may refuse the connection or attach metadata. */
@@ -509,13 +515,14 @@ void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {
     envelope_t env;
     int rc = script_dispatch(live_script(h), conn_id(c), user_id(conn_user(c)),
                              data, len, meta, metalen, &env);
-    if (rc == 1)
+    if (rc == -EINVAL)
         reject(h, c, &env);
     else if (rc < 0)
         hub_send_error(h, c, env.id_json, ERR_HANDLER_ERROR,
-                       rc == -1   ? "timed out"
-                       : rc == -2 ? "scripts unavailable until they load again"
-                                  : "the handler failed");
+                       rc == -ETIMEDOUT ? "timed out"
+                       : rc == -EAGAIN
+                           ? "scripts unavailable until they load again"
+                           : "the handler failed");
     /* Replace a state this call broke now, not on the next message. */
     live_script(h);
     envelope_clear(&env);

@@ -90,7 +90,4 @@ const script_host *hub_host(hub_t *h);
 void hub_send_error(hub_t *h, conn_t *c, const char *id_json, const char *code,
                     const char *message);
 
-/* Milliseconds since the Unix epoch. */
-int64_t hub_now_ms(void);
-
 #endif

@@ -92,7 +92,11 @@ int rooms_leave(rooms_t *rs, const char *id, user_t *u) {
 
 int rooms_is_member(const rooms_t *rs, const char *id, const user_t *u) {
     room_t *r = dict_get(rs->rooms, id);
-    return r && dict_get(r->members, user_id(u)) != NULL;
+    return r && room_has_member(r, u);
+}
+
+int room_has_member(const room_t *r, const user_t *u) {
+    return dict_get(r->members, user_id(u)) != NULL;
 }
 
 const char *rooms_next_of_user(const rooms_t *rs, const char *uid,

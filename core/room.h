@@ -14,6 +14,9 @@
 
 #include "conn.h"
 
+/* The longest room id, in bytes (hub.limits.room_id_max for scripts). */
+#define ROOM_ID_MAX 128
+
 typedef struct rooms rooms_t;
 typedef struct room room_t;
 
@@ -30,6 +33,8 @@ int rooms_join(rooms_t *rs, const char *room_id, user_t *u, int64_t now_ms);
  * is deleted if u was its last member: room pointers to it die. */
 int rooms_leave(rooms_t *rs, const char *room_id, user_t *u);
 int rooms_is_member(const rooms_t *rs, const char *room_id, const user_t *u);
+/* 1 when u is a member of r, 0 otherwise. */
+int room_has_member(const room_t *r, const user_t *u);
 
 /* The rooms of a user, by id: start with *pos = 0; NULL at the end. The
  * list must not change while iterating (copy the ids first to leave). */

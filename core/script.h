@@ -8,7 +8,12 @@
  * named by their ids, and the host looks them up on every call.
  *
  * Reload is load-then-commit: the hub creates a new script_t beside the
- * old one and swaps only when it loaded completely. */
+ * old one and swaps only when it loaded completely.
+ *
+ * Failure is reported the one way throughout (script_host included): 0,
+ * or a count, on success, a negative errno on failure; predicates return 1
+ * or 0; a callback is never called when the call failed. script_int.h,
+ * shared by the module's files, says more. */
 #ifndef LUAHUB_SCRIPT_H
 #define LUAHUB_SCRIPT_H
 
@@ -52,42 +57,53 @@ typedef struct script_conn_info {
  * the call. */
 typedef void (*script_each_fn)(void *ctx, const char *id);
 
+/* Makes the frame of a room message once its seq is known: returns a new
+ * reference. */
+typedef frame_t *(*script_stamp_fn)(void *ctx, uint64_t seq);
+
 /* What the scripts may ask of the core. Every string is borrowed for the
  * call. Presence statuses are the presence_status values. */
 typedef struct script_host {
     void *ud;
     /* Queues f (borrowed) on every target connection; returns how many. */
     size_t (*send)(void *ud, const script_target *t, frame_t *f);
-    /* Takes room_id's next seq; -1 when there is no such room. */
-    int (*next_seq)(void *ud, const char *room_id, uint64_t *seq);
-    /* 1 joined, 0 already a member, -1 the user has no connection. */
+    /* A room message, with one look-up of the room: when member is given
+     * (may be NULL) and is not a member of room_id, or there is no such
+     * room, -EPERM; with no member and no such room, -ENOENT. Otherwise
+     * takes the room's next seq into *seq, queues stamp(ctx, *seq) on
+     * every member connection and returns 0. */
+    int (*publish)(void *ud, const char *room_id, const char *member,
+                   script_stamp_fn stamp, void *ctx, uint64_t *seq);
+    /* 1 joined, 0 already a member, -ENOENT the user has no connection. */
     int (*join)(void *ud, const char *room_id, const char *user_id);
     /* 1 was a member (and left), 0 was not. */
     int (*leave)(void *ud, const char *room_id, const char *user_id);
     int (*is_member)(void *ud, const char *room_id, const char *user_id);
-    /* 0 and *out filled, or -1 when there is no such room. */
+    /* 0 and *out filled, or -ENOENT when there is no such room. */
     int (*room_info)(void *ud, const char *room_id, script_room_info *out);
-    /* -1 when there is no such room. */
+    /* -ENOENT when there is no such room. */
     int (*room_members)(void *ud, const char *room_id, script_each_fn each,
                         void *ctx);
     void (*user_rooms)(void *ud, const char *user_id, script_each_fn each,
                        void *ctx);
     void (*online_users)(void *ud, script_each_fn each, void *ctx);
-    /* -1 when the user has no connection. */
+    /* -ENOENT when the user has no connection. */
     int (*user_connections)(void *ud, const char *user_id, script_each_fn each,
                             void *ctx);
     int (*presence_get)(void *ud, const char *user_id);
-    /* 1 changed (subscribers told), 0 unchanged, -1 user not connected. */
+    /* 1 changed (subscribers told), 0 unchanged, -ENOENT user not
+     * connected. */
     int (*presence_set)(void *ud, const char *user_id, int status);
-    /* 0, or -1 when the connection is gone or at its subscription cap. */
+    /* 0, or a negative errno when the connection is gone or at its
+     * subscription cap. */
     int (*presence_subscribe)(void *ud, const char *conn_id,
                               const char *user_id);
-    /* 0 and *out filled, or -1 when there is no such connection. */
+    /* 0 and *out filled, or -ENOENT when there is no such connection. */
     int (*conn_info)(void *ud, const char *conn_id, script_conn_info *out);
     /* hub.store; kind is a store_scope_kind, scope a room or user id ("" for
      * global). get: the JSON text, borrowed for the call, or NULL. set: 0,
-     * -1 value too large or scope full, -2 no such room or user. delete: 1
-     * when the key existed. */
+     * -ENOSPC value too large or scope full, -ENOENT no such room or user.
+     * delete: 1 when the key existed. */
     const char *(*store_get)(void *ud, int kind, const char *scope,
                              const char *key, size_t *len);
     int (*store_set)(void *ud, int kind, const char *scope, const char *key,
@@ -157,17 +173,20 @@ const char *script_stray_hooks(const script_t *s);
  * its type on behalf of conn_id/user_id, and the reply (ack or error) is
  * sent through the host. meta is the connection's metadata (JSON) or NULL.
  * Returns:
- *    0  the handler ran (or failed and was answered);
- *    1  the envelope check failed: nothing ran, env says why, the caller
- *       answers with envelope_code;
- *   -1  the call had to be abandoned (timed out in compiled code or a C
- *       function: the state is now poisoned); no reply was sent;
- *   -2  the state was already poisoned; no reply was sent;
- *   -3  the runtime itself failed (out of memory outside a handler, say)
- *       before answering; no reply was sent.
- * In every negative case the caller answers handler_error with env's id,
+ *    0          the handler ran (or failed and was answered);
+ *   -EINVAL     nothing answered the frame and env says why: the envelope
+ *               check failed, or no handler has its type (after the
+ *               on_message hook, which may change it: envelope_set_no_
+ *               handler); the caller answers with envelope_code(status)
+ *               and env->message, the one place unknown_type is answered;
+ *   -ETIMEDOUT  the call had to be abandoned (timed out in compiled code
+ *               or a C function: the state is now poisoned); no reply;
+ *   -EAGAIN     the state was already poisoned; no reply;
+ *   -EIO        the runtime itself failed (out of memory outside a
+ *               handler, say) before answering; no reply.
+ * In the last three cases the caller answers handler_error with env's id,
  * so that each frame gets exactly one answer. Answers from the runtime
- * carry env->id_json as the client wrote it (hub.core.answer).
+ * carry env->id_json as the client wrote it (the runtime's answer).
  * The caller clears env (envelope_clear) in every case. */
 int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
                     const char *json, size_t len, const char *meta,
@@ -183,8 +202,8 @@ void script_on_disconnect(script_t *s, const char *conn_id, const char *user_id,
                           int code, const char *meta, size_t metalen);
 
 /* The JSON encoding the scripts use, for C callers and tests: encodes the
- * Lua value at idx into b. Returns 0, or -1 with a message pushed on the
- * stack. */
+ * Lua value at idx into b. Returns 0, or -EINVAL with a message pushed on
+ * the stack. */
 struct lua_State;
 int script_encode(struct lua_State *L, int idx, buf_t *b);
 

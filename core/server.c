@@ -9,6 +9,7 @@
  * are a fixed pool that silent sockets fill, and its frame parser reports
  * a frame's length only when payload arrives. */
 #include "server.h"
+#include "clock.h"
 #include "codes.h"
 
 #include <libwebsockets.h>
@@ -112,7 +113,7 @@ static void finish_stop(server_t *s) {
 static void on_shutdown_tick(uv_timer_t *t) {
     server_t *s = t->data;
     size_t left = conns_count(hub_conns(s->hub));
-    if (left == 0 || hub_now_ms() - s->stop_started > 2000) {
+    if (left == 0 || clock_now_ms() - s->stop_started > 2000) {
         log_info("server", "stopped (%zu connections left to drop)", left);
         finish_stop(s);
     }
@@ -121,7 +122,7 @@ static void on_shutdown_tick(uv_timer_t *t) {
 void server_stop(server_t *s, const char *why) {
     if (s->stopping) return;
     s->stopping = 1;
-    s->stop_started = hub_now_ms();
+    s->stop_started = clock_now_ms();
     log_info("server", "%s: closing %zu connections", why,
              conns_count(hub_conns(s->hub)));
     transport_shutdown(s->transport, CLOSE_GOING_AWAY, "server shutting down");

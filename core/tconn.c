@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "codes.h"
 #include "hub.h"
 #include "log.h"
@@ -83,7 +84,7 @@ void transport__poll_set(tconn *c, int events) {
 }
 
 void transport__log_refusal(transport_t *t, int status, const char *why) {
-    int64_t sec = hub_now_ms() / 1000;
+    int64_t sec = clock_now_ms() / 1000;
     if (sec != t->log_second) {
         if (t->unlogged)
             log_info("http", "%u more refusals not logged", t->unlogged);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "codes.h"
 #include "frame.h"
 #include "hub.h"
@@ -259,7 +260,7 @@ static void transport__ws_input(tconn *c, unsigned char *data, size_t len) {
         c->carry = NULL;
         c->carry_len = 0;
     }
-    if (c->conn) conn_touch(c->conn, hub_now_ms());
+    if (c->conn) conn_touch(c->conn, clock_now_ms());
     size_t pos = 0;
     ws_piece pc;
     while (c->state == T_OPEN && !c->failed) {
@@ -306,7 +307,7 @@ void transport__ws_read(tconn *c) {
 
 void transport__on_heartbeat(uv_timer_t *h) {
     transport_t *t = h->data;
-    int64_t now = hub_now_ms();
+    int64_t now = clock_now_ms();
     int64_t idle_ms = (int64_t)(t->cfg->idle_timeout * 1000);
     int64_t ping_ms = (int64_t)(t->cfg->ping_interval * 1000);
     conns_t *cs = hub_conns(t->hub);

@@ -143,6 +143,14 @@ function M.new(opts)
   hub.decode = decode
   hub.now = now
 
+  -- The core's limits (core/room.h, core/conn.h), as the server's
+  -- hub.limits gives them; test_script.c checks that they agree.
+  hub.limits = { room_id_max = 128, user_id_max = 64, user_id_chars = "A-Z a-z 0-9 _ . @ -" }
+  function hub.valid_user_id(s)
+    return type(s) == "string" and #s >= 1 and #s <= hub.limits.user_id_max
+      and not s:find("[^%w_.@%-]")
+  end
+
   function hub.log(level, fmt, ...)
     local msg = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
     kit.logs[#kit.logs + 1] = { level = level, message = msg }
@@ -201,8 +209,11 @@ function M.new(opts)
     return n
   end
 
-  function hub.publish(room_id, msg)
+  function hub.publish(room_id, msg, member)
     local r = kit.rooms[room_id]
+    if member ~= nil and not (r and r.members[member]) then
+      protocol.fail("not_in_room", "you are not in room '" .. room_id .. "'")
+    end
     if not r then protocol.fail("not_found", "no room '" .. room_id .. "'") end
     r.seq = r.seq + 1
     r.message_count = r.message_count + 1
@@ -217,8 +228,9 @@ function M.new(opts)
   end
 
   function hub.join(room_id, user)
-    if type(room_id) ~= "string" or #room_id == 0 or #room_id > 128 then
-      protocol.fail("bad_message", "room_id must be 1 to 128 characters")
+    local max = hub.limits.room_id_max
+    if type(room_id) ~= "string" or #room_id == 0 or #room_id > max then
+      protocol.fail("bad_message", "room_id must be 1 to " .. max .. " characters")
     end
     if not kit.users[user] then protocol.fail("not_found", "user '" .. user .. "' is not connected") end
     local r = kit.rooms[room_id]

@@ -1,28 +1,21 @@
--- hub.lua: the `hub` module that handlers require.
+-- hub.lua: the pure-Lua part of the `hub` table that handlers require.
 --
 --   local hub = require "hub"
 --
--- Most functions are the core's own (hub.core, written in C); this file
--- adds the pure-Lua values of the handler contract (lua/protocol.lua) and
--- tells the core which metatable marks a JSON array and how a protocol
--- error is raised. docs/scripting.md is the reference.
+-- The core builds `hub` in C, one injector per area (core/script_api.c and
+-- its siblings: sending, rooms, presence, connections, timers, JSON,
+-- hub.limits). The runtime runs this chunk once per state with that table,
+-- the runtime's private functions (`core`, which no script can reach) and
+-- lua/protocol.lua; it adds the values of the handler contract, hub.store
+-- and hub.log, and tells the core which metatable marks a JSON array and
+-- how a protocol error is raised. The runtime then freezes `hub`.
+-- docs/scripting.md is the reference.
 
-local core = require "hub.core"
-local protocol = require "protocol"
+local hub, core, protocol = ...
 
 core.set_array_mt(protocol.array_mt)
 core.set_fail(protocol.fail)
 
-local hub = {}
-
-for name, fn in pairs(core) do
-  if type(fn) == "function" and not name:match("^set_") and not name:match("^store_")
-      and name ~= "answer" then
-    hub[name] = fn
-  end
-end
-
-hub.null = core.null
 hub.array_mt = protocol.array_mt
 hub.array = protocol.array
 hub.NO_ACK = protocol.NO_ACK

@@ -1,18 +1,24 @@
 -- runtime.lua: loads the handlers and dispatches client messages to them.
 --
 -- The core (core/script.c) runs this file once per Lua state, with the
+-- `hub` table it built in C, the runtime's private functions (`core`:
+-- answer, log, the store, set_fail, set_array_mt, set_timer_runner; they
+-- stay in this file's locals, never in a table a script can reach), the
 -- scripts directory, the sorted list of handler types found in it (files
--- <type>.lua), the runtime directory, whether the sandbox is lifted,
--- and the names of the Lua files in scripts/hooks/. Loading is all or
+-- <type>.lua), the runtime directory, whether the sandbox is lifted, and
+-- the names of the Lua files in scripts/hooks/. Loading is all or
 -- nothing: if any handler fails to load, this raises with every failure
 -- (file:line each) and the core keeps the previous state in service. On
 -- success it returns { dispatch = fn, types = {...}, hooks = {...}, ... }.
 
-local scripts_dir, types, lua_dir, unsafe, hook_files = ...
+local hub, core, scripts_dir, types, lua_dir, unsafe, hook_files = ...
 
-local core = require "hub.core"
-local hub = require "hub"
 local protocol = require "protocol"
+
+-- The pure-Lua part of the API, added to the one table before it is
+-- frozen.
+assert(loadfile(lua_dir .. "/hub.lua", "t"))(hub, core, protocol)
+package.loaded.hub = hub
 
 local sandbox = require "sandbox"
 sandbox.fix_string_rep()
@@ -181,10 +187,9 @@ local function dispatch(conn_id, user_id, type_name, msg, meta)
   end
   local handler = handlers[type_name]
   if not handler then
-    answer(conn_id, "error", {
-      code = "unknown_type", message = "no handler for type '" .. tostring(type_name) .. "'",
-    }, "dispatch")
-    return
+    -- The core answers unknown_type, in the one place it answers a type
+    -- that cannot name a handler.
+    return type_name
   end
   local kind, v, logline = protocol.call(handler, conn, msg, traceback)
   if logline then
@@ -224,7 +229,7 @@ end
 
 return {
   dispatch = dispatch, connect = connect, disconnect = disconnect,
-  types = loaded, hub = hub, hooks = hooks_loaded, stray_hooks = stray_hooks,
+  types = loaded, hooks = hooks_loaded, stray_hooks = stray_hooks,
   has_connect_hook = hooks.on_connect ~= nil,
   has_disconnect_hook = hooks.on_disconnect ~= nil,
 }

@@ -1,12 +1,14 @@
 -- validate.lua: checks shared by the shipped handlers. Each raises
 -- bad_message with a sentence a client developer can act on.
+-- The limits are the core's (hub.limits, hub.valid_user_id): written once,
+-- in C.
 local hub = require "hub"
+
+local limits = hub.limits
 
 local M = {}
 
-local function is_user_id(s)
-  return type(s) == "string" and #s >= 1 and #s <= 64 and not s:find("[^%w_.@%-]")
-end
+local is_user_id = hub.valid_user_id
 M.is_user_id = is_user_id
 
 function M.room_id(msg)
@@ -14,8 +16,8 @@ function M.room_id(msg)
   if type(r) ~= "string" or r == "" then
     hub.fail("bad_message", "room_id is required")
   end
-  if #r > 128 then
-    hub.fail("bad_message", "room_id must be at most 128 bytes")
+  if #r > limits.room_id_max then
+    hub.fail("bad_message", "room_id must be at most " .. limits.room_id_max .. " bytes")
   end
   return r
 end
@@ -30,7 +32,8 @@ end
 
 function M.user_id(s, what)
   if not is_user_id(s) then
-    hub.fail("bad_message", (what or "user id") .. " must be 1 to 64 of A-Z a-z 0-9 _ . @ -")
+    hub.fail("bad_message", (what or "user id") .. " must be 1 to " .. limits.user_id_max
+      .. " of " .. limits.user_id_chars)
   end
   return s
 end

@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "json.h"
+#include "room.h"
 
 /* {"type":"pong","id":…,"timestamp":…}, as scripts/ping.lua answers. */
 void native_ping(hub_t *h, const hub_call *call) {
@@ -17,7 +19,7 @@ void native_ping(hub_t *h, const hub_call *call) {
         buf_puts(&b, call->id_json);
     }
     buf_puts(&b, ",\"timestamp\":");
-    json_write_number(&b, (double)hub_now_ms());
+    json_write_number(&b, (double)clock_now_ms());
     buf_putc(&b, '}');
     frame_t *f = frame_from_buf(&b);
     const script_host *host = hub_host(h);
@@ -166,6 +168,24 @@ static int s_null(void *ud) {
 static const json_sink chat_sink = {s_bo,     s_eo,     s_ba,   s_ea,  s_key,
                                     s_string, s_number, s_bool, s_null};
 
+/* The chat message, but for its seq and room id (a script_stamp_fn's
+ * context). */
+typedef struct chat_frame {
+    buf_t b;
+    const char *room;
+    size_t room_len;
+} chat_frame;
+
+static frame_t *chat_stamp(void *ctx, uint64_t seq) {
+    chat_frame *cf = ctx;
+    buf_puts(&cf->b, ",\"seq\":");
+    json_write_number(&cf->b, (double)seq);
+    buf_puts(&cf->b, ",\"room_id\":");
+    json_write_string(&cf->b, cf->room, cf->room_len);
+    buf_putc(&cf->b, '}');
+    return frame_from_buf(&cf->b);
+}
+
 void native_chat(hub_t *h, const hub_call *call) {
     const script_host *host = hub_host(h);
     buf_t payload;
@@ -174,57 +194,45 @@ void native_chat(hub_t *h, const hub_call *call) {
     memset(&sc, 0, sizeof sc);
     sc.out = &payload;
     json_parse(call->json, call->len, JSON_MAX_DEPTH, &chat_sink, &sc, NULL);
-    const char *err = NULL, *code = "bad_message";
-    char msg[192];
-    uint64_t seq = 0;
-    if (sc.payload_kind != 1) {
-        err = "payload must be an object";
-    } else if (!sc.room_len || sc.room_bad) {
-        err = sc.room_len > 128 ? "room_id must be at most 128 bytes"
-                                : "room_id is required";
-    } else if (!host->is_member(host->ud, sc.room, call->user_id)) {
-        code = "not_in_room";
-        snprintf(msg, sizeof msg, "you are not in room '%s'", sc.room);
-        err = msg;
-    } else if (host->next_seq(host->ud, sc.room, &seq) < 0) {
-        code = "not_found";
-        err = "no such room";
-    }
-    if (err) {
-        hub_send_error(h, call->conn, call->id_json, code, err);
+    if (sc.payload_kind != 1 || !sc.room_len || sc.room_bad) {
+        const char *err = sc.payload_kind != 1 ? "payload must be an object"
+                          : sc.room_len > ROOM_ID_MAX
+                              ? "room_id must be at most 128 bytes"
+                              : "room_id is required";
+        hub_send_error(h, call->conn, call->id_json, "bad_message", err);
         buf_close(&payload);
         return;
     }
     /* {"type":"chat","from":…,"payload":…,"timestamp":…,"seq":…,
-     *  "room_id":…} to every member. */
-    buf_t b;
-    buf_init(&b, FRAME_HEADROOM);
-    buf_puts(&b, "{\"type\":\"chat\",\"from\":");
-    json_write_string(&b, call->user_id, strlen(call->user_id));
-    buf_puts(&b, ",\"payload\":");
-    buf_append(&b, buf_content(&payload), payload.len);
-    buf_puts(&b, ",\"timestamp\":");
-    json_write_number(&b, (double)hub_now_ms());
-    buf_puts(&b, ",\"seq\":");
-    json_write_number(&b, (double)seq);
-    buf_puts(&b, ",\"room_id\":");
-    json_write_string(&b, sc.room, sc.room_len);
-    buf_putc(&b, '}');
+     *  "room_id":…} to every member, if the sender is one. */
+    chat_frame cf = {.room = sc.room, .room_len = sc.room_len};
+    buf_init(&cf.b, FRAME_HEADROOM);
+    buf_puts(&cf.b, "{\"type\":\"chat\",\"from\":");
+    json_write_string(&cf.b, call->user_id, strlen(call->user_id));
+    buf_puts(&cf.b, ",\"payload\":");
+    buf_append(&cf.b, buf_content(&payload), payload.len);
+    buf_puts(&cf.b, ",\"timestamp\":");
+    json_write_number(&cf.b, (double)clock_now_ms());
     buf_close(&payload);
-    frame_t *f = frame_from_buf(&b);
-    const char *room = sc.room;
-    script_target t = {SCRIPT_TO_ROOM, &room, 1, NULL, NULL};
-    host->send(host->ud, &t, f);
-    frame_unref(f);
+    uint64_t seq = 0;
+    if (host->publish(host->ud, sc.room, call->user_id, chat_stamp, &cf, &seq) <
+        0) {
+        char msg[192];
+        snprintf(msg, sizeof msg, "you are not in room '%s'", sc.room);
+        buf_close(&cf.b);
+        hub_send_error(h, call->conn, call->id_json, "not_in_room", msg);
+        return;
+    }
     if (!call->id_json) return;
+    buf_t b;
     buf_init(&b, FRAME_HEADROOM);
     buf_puts(&b, "{\"type\":\"ack\",\"id\":");
     buf_puts(&b, call->id_json);
     buf_puts(&b, ",\"seq\":");
     json_write_number(&b, (double)seq);
     buf_putc(&b, '}');
-    f = frame_from_buf(&b);
-    t = (script_target){SCRIPT_TO_CONN, &call->conn_id, 1, NULL, NULL};
+    frame_t *f = frame_from_buf(&b);
+    script_target t = {SCRIPT_TO_CONN, &call->conn_id, 1, NULL, NULL};
     host->send(host->ud, &t, f);
     frame_unref(f);
 }

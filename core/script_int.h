@@ -1,0 +1,202 @@
+/* script_int.h -- what the files of the script module share.
+ *
+ * The module is six files, one concern each, and they call only down:
+ *
+ *   script.c        creating, reloading and dispatching: the public API of
+ *                   script.h, the loading of lua/runtime.lua;
+ *   script_timer.c  hub.after / hub.every / hub.cancel on libuv;
+ *   script_store.c  the runtime's side of hub.store;
+ *   script_api.c    the rest of the `hub` table scripts get (sending,
+ *                   rooms, presence, connections, limits), one injector per
+ *                   area, and the runtime's answer, log and set_fail;
+ *   script_json.c   JSON to and from Lua values (and hub.encode/decode);
+ *   script_guard.c  the memory cap, the watchdog and the guarded call.
+ *
+ *   script.c -> script_timer.c, script_store.c -> script_api.c
+ *            -> script_json.c -> script_guard.c
+ *   (a file may skip a level down, never call up: script_timer.c calls
+ *   script_json.c and script_guard.c; script_store.c calls script__fail.)
+ *
+ * Nothing here is seen outside core/script*.c.
+ *
+ * Reporting failure, in every function of this family (the public ones of
+ * script.h and the script_host the hub fills in included): 0, or a count,
+ * on success, and a negative errno on failure, each said in the contract
+ * (-ENOENT no such room or user, -EPERM not a member, -ENOSPC too large or
+ * full, -EINVAL bad input, -ETIMEDOUT a call abandoned past its time
+ * limit, -ENOMEM out of memory). Predicates (is_, has_, valid_) return 1
+ * or 0. A function that takes a callback never calls it when it fails.
+ * The lua_CFunctions the scripts call raise Lua errors, as Lua requires:
+ * a plain error for a mistake in the script (handler_error), a protocol
+ * error through protocol.fail (script__fail) for what the client asked. */
+#ifndef LUAHUB_SCRIPT_INT_H
+#define LUAHUB_SCRIPT_INT_H
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "json.h"
+#include "script.h"
+
+typedef struct script_timer script_timer_t;
+
+/* Ids collected from the host (borrowed for the call), before they are
+ * pushed as a sorted array. */
+typedef struct script_idlist {
+    const char **ids;
+    size_t len, cap;
+} script_idlist;
+
+struct script {
+    lua_State *L;
+    void *loop; /* uv_loop_t for timers; NULL: none */
+    double timeout_ms;
+    int poisoned;
+    int closable; /* poisoned, but left in compiled code: lua_close is safe */
+    script_timer_t *timers;
+    size_t ntimers;
+    int timer_ref; /* the runtime's runner of named timers */
+    const script_host *host;
+    int dispatch_ref, connect_ref, disconnect_ref;
+    int has_connect_hook, has_disconnect_hook;
+    int array_mt_ref; /* the metatable that marks a JSON array */
+    int fail_ref;     /* protocol.fail */
+    /* The frame being dispatched, for the length of script_dispatch only
+     * (borrowed from the caller): the connection it came on and its id as
+     * the client wrote it (NULL: none). The runtime's answer reads them. */
+    const char *call_conn, *call_id;
+    size_t call_id_len;
+    int answered; /* the frame has had its answer */
+    size_t count;
+    char *types;
+    char *hooks;       /* the hooks loaded, ", "-separated */
+    char *stray_hooks; /* what is wrong with files in hooks/, or NULL */
+    /* The memory cap (script_guard.c); mem_limit 0: none. */
+    lua_Alloc base_alloc;
+    void *base_ud;
+    size_t mem_used, mem_limit, mem_allowed;
+    int mem_refused; /* an allocation was refused during this call */
+    int exhausted;   /* still nearly full after a full collection */
+    /* Scratch for listing ids: owned here, not by the call, so that a Lua
+     * error raised while pushing them (out of memory) leaks nothing. */
+    script_idlist ids;
+};
+
+/* The script_t a C function of the API was registered with. */
+static inline script_t *script__self(lua_State *L) {
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+/* ---- script_guard.c ----------------------------------------------------- */
+
+/* Caps the state's memory at mb megabytes (0: no cap). */
+void script__guard_cap(script_t *s, size_t mb);
+
+/* lua_pcall under the time limit and the memory cap. Returns 0; -EINVAL
+ * when the call raised (the error value on top, as lua_pcall leaves it);
+ * -ENOMEM when it ran out of memory (likewise); or -ETIMEDOUT when it had
+ * to be abandoned past its time limit (s is then poisoned, and nothing is
+ * pushed). */
+int script__pcall(script_t *s, int nargs, int nresults, int msgh);
+
+/* Sets the functions of funcs (NULL-terminated) into the table at idx, each
+ * with s as its first upvalue (script__self), through a wrapper that tells
+ * the watchdog the call is in C code. */
+void script__register(lua_State *L, script_t *s, int idx,
+                      const luaL_Reg *funcs);
+
+/* Loading may have loaded C modules (cjson): tells the watchdog their code
+ * is not compiled Lua. */
+void script__guard_code_changed(void);
+
+/* Closes s's state, unless a call abandoned in a C function left it unsafe
+ * to close (its memory is then given up). */
+void script__guard_close(script_t *s);
+
+/* ---- script_json.c ------------------------------------------------------ */
+
+/* Builds Lua values from JSON events: the sink of envelope_parse_tee and
+ * json_parse. The top-level value is left on the stack. */
+typedef struct script_decoder {
+    lua_State *L;
+    int array_mt_ref;
+    int depth;
+    /* Per open container: 0 object, 1 array; and the next array index. */
+    unsigned char is_array[JSON_MAX_DEPTH + 2];
+    int index[JSON_MAX_DEPTH + 2];
+} script_decoder;
+
+extern const json_sink script__decoder_sink;
+
+void script__decoder_init(script_decoder *d, script_t *s);
+
+/* Pushes json[0..len) decoded. Returns 0, or -EINVAL with the stack as it
+ * was and the reason in err. */
+int script__decode(script_t *s, const char *json, size_t len, json_error *err);
+
+/* Appends the Lua value at idx (absolute) to b as JSON. Returns 0, or
+ * -EINVAL with a message pushed (b then holds part of the value). */
+int script__encode(lua_State *L, int idx, buf_t *b, int array_mt_ref);
+
+/* Appends the table at idx's fields as "key":value pairs, without braces,
+ * each after a comma unless *first (which it clears); keys listed in skip
+ * (NULL-terminated, or NULL) are left out. depth is the table's. Returns
+ * as script__encode. */
+int script__encode_members(lua_State *L, int idx, buf_t *b, int depth,
+                           int array_mt_ref, int *first,
+                           const char *const *skip);
+
+/* The injectors (script_api.c, and one each in script_json.c,
+ * script_store.c and script_timer.c): each sets the C functions (and
+ * values) of one area into the table at hub, the table every script gets
+ * as `require "hub"`, or, for what only the runtime may call, into the
+ * table at core, which C hands to lua/runtime.lua as an argument and
+ * nothing puts anywhere a script can reach. A C function reaches scripts
+ * only through these. hub and core are stack indices; the stack is left
+ * as it was. */
+
+/* hub.encode, hub.decode, hub.null; core.set_array_mt. */
+void script__inject_json(lua_State *L, script_t *s, int hub, int core);
+
+/* ---- script_api.c ------------------------------------------------------- */
+
+/* hub.send, send_user, send_users, send_room, broadcast, publish;
+ * core.answer. */
+void script__inject_send(lua_State *L, script_t *s, int hub, int core);
+/* hub.join, leave, is_member, room_members, room_info, user_rooms. */
+void script__inject_rooms(lua_State *L, script_t *s, int hub);
+/* hub.presence_get, presence_set, presence_subscribe. */
+void script__inject_presence(lua_State *L, script_t *s, int hub);
+/* hub.online_users, user_connections, conn_info, valid_user_id, now. */
+void script__inject_conns(lua_State *L, script_t *s, int hub);
+/* hub.limits: room_id_max, user_id_max, user_id_chars. */
+void script__inject_limits(lua_State *L, int hub);
+/* core.log, core.set_fail. */
+void script__inject_log(lua_State *L, script_t *s, int core);
+
+/* Raises a protocol error through protocol.fail, so that the client gets
+ * `code` rather than handler_error. Does not return. */
+int script__fail(lua_State *L, const char *code, const char *fmt, ...);
+
+/* Adds id (borrowed) to the list; a script_each_fn. */
+void script__idlist_add(void *ctx, const char *id);
+/* Sorts the list's ids (strcmp order). */
+void script__idlist_sort(script_idlist *l);
+
+/* ---- script_store.c ----------------------------------------------------- */
+
+/* core.store_get, store_set, store_delete. */
+void script__inject_store(lua_State *L, script_t *s, int core);
+
+/* ---- script_timer.c ----------------------------------------------------- */
+
+/* hub.after, hub.every, hub.cancel into the table at hub; the runtime's
+ * set_timer_runner into the table at core. */
+void script__inject_timers(lua_State *L, script_t *s, int hub, int core);
+
+/* Cancels every timer of s (at its destruction). */
+void script__timers_close(script_t *s);
+
+#endif

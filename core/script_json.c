@@ -1,0 +1,322 @@
+/* script_json.c -- JSON to and from Lua values, with the project's own
+ * parser and encoder (script_int.h), so that JSON arrays stay arrays when
+ * empty (marked with the array metatable) and null stays null (the NULL
+ * light userdata, as cjson.null). */
+#include <errno.h>
+#include <string.h>
+
+#include "script_int.h"
+
+/* ---- JSON -> Lua ------------------------------------------------------- */
+
+typedef script_decoder decoder_t;
+
+/* Stores the value on top of the stack into the open container. */
+static int dec_store(decoder_t *d) {
+    if (d->depth == 0) return 0; /* the top-level value stays on the stack */
+    if (d->is_array[d->depth])
+        lua_rawseti(d->L, -2, ++d->index[d->depth]);
+    else
+        lua_rawset(d->L, -3); /* stack: table, key, value */
+    return 0;
+}
+
+static int dec_open(decoder_t *d, int array) {
+    if (!lua_checkstack(d->L, 4)) return -EINVAL;
+    /* Room for a few entries up front: most frames' tables are small, and
+     * growing a table one rehash at a time costs an allocation each. */
+    lua_createtable(d->L, array ? 4 : 0, array ? 0 : 4);
+    if (array) {
+        lua_rawgeti(d->L, LUA_REGISTRYINDEX, d->array_mt_ref);
+        lua_setmetatable(d->L, -2);
+    }
+    d->depth++;
+    d->is_array[d->depth] = (unsigned char)array;
+    d->index[d->depth] = 0;
+    return 0;
+}
+
+static int dec_close(decoder_t *d) {
+    d->depth--;
+    return dec_store(d);
+}
+
+static int dec_begin_object(void *ud) {
+    return dec_open(ud, 0);
+}
+static int dec_begin_array(void *ud) {
+    return dec_open(ud, 1);
+}
+static int dec_end(void *ud) {
+    return dec_close(ud);
+}
+
+static int dec_key(void *ud, const char *s, size_t n) {
+    decoder_t *d = ud;
+    lua_pushlstring(d->L, s, n);
+    return 0;
+}
+
+static int dec_string(void *ud, const char *s, size_t n, const char *raw,
+                      size_t rawlen) {
+    decoder_t *d = ud;
+    lua_pushlstring(d->L, s, n);
+    return dec_store(d);
+}
+
+static int dec_number(void *ud, double v, const char *raw, size_t rawlen) {
+    decoder_t *d = ud;
+    lua_pushnumber(d->L, v);
+    return dec_store(d);
+}
+
+static int dec_boolean(void *ud, int v) {
+    decoder_t *d = ud;
+    lua_pushboolean(d->L, v);
+    return dec_store(d);
+}
+
+static int dec_null(void *ud) {
+    decoder_t *d = ud;
+    lua_pushlightuserdata(d->L, NULL);
+    return dec_store(d);
+}
+
+const json_sink script__decoder_sink = {
+    dec_begin_object, dec_end,    dec_begin_array, dec_end,  dec_key,
+    dec_string,       dec_number, dec_boolean,     dec_null,
+};
+
+void script__decoder_init(script_decoder *d, script_t *s) {
+    d->L = s->L;
+    d->array_mt_ref = s->array_mt_ref;
+    d->depth = 0;
+}
+
+int script__decode(script_t *s, const char *json, size_t len, json_error *err) {
+    lua_State *L = s->L;
+    int top = lua_gettop(L);
+    decoder_t d;
+    script__decoder_init(&d, s);
+    if (json_parse(json, len, JSON_MAX_DEPTH, &script__decoder_sink, &d, err) !=
+        JSON_OK) {
+        lua_settop(L, top);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* ---- Lua -> JSON ------------------------------------------------------- */
+
+static int encode_value(lua_State *L, int idx, buf_t *b, int depth,
+                        int array_mt_ref);
+
+static int is_array_table(lua_State *L, int idx, int array_mt_ref,
+                          size_t *len) {
+    *len = lua_objlen(L, idx);
+    if (lua_getmetatable(L, idx)) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, array_mt_ref);
+        int marked = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+        if (marked) return 1;
+    }
+    if (*len == 0) return 0;
+    /* An unmarked table is an array when its keys are exactly 1..n. */
+    size_t count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TNUMBER) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        count++;
+    }
+    return count == *len;
+}
+
+/* 1 when the string key at idx is one of skip (NULL-terminated). */
+static int skipped(const char *k, const char *const *skip) {
+    for (; *skip; skip++)
+        if (!strcmp(k, *skip)) return 1;
+    return 0;
+}
+
+/* Writes the table's fields as "key":value pairs (no braces), each after a
+ * comma unless *first; keys listed in skip (NULL-terminated, or NULL) are
+ * left out. */
+int script__encode_members(lua_State *L, int idx, buf_t *b, int depth,
+                           int array_mt_ref, int *first,
+                           const char *const *skip) {
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        /* stack: key, value */
+        int kt = lua_type(L, -2);
+        if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
+            lua_pop(L, 2);
+            lua_pushfstring(L, "cannot encode a table key of type %s",
+                            lua_typename(L, kt));
+            return -EINVAL;
+        }
+        /* A number key is converted on a copy: lua_next needs the key
+         * itself untouched. A string key is read in place. */
+        int copied = kt == LUA_TNUMBER;
+        if (copied) lua_pushvalue(L, -2);
+        size_t klen;
+        const char *k = lua_tolstring(L, copied ? -1 : -2, &klen);
+        if (!copied && skip && skipped(k, skip)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        if (!*first) buf_putc(b, ',');
+        *first = 0;
+        json_write_string(b, k, klen);
+        buf_putc(b, ':');
+        /* stack: key, value[, key copy] */
+        int rc =
+            encode_value(L, lua_gettop(L) - copied, b, depth + 1, array_mt_ref);
+        if (rc) {
+            /* stack: key, value[, key copy], message */
+            lua_insert(L, -3 - copied);
+            lua_pop(L, 2 + copied);
+            return rc;
+        }
+        lua_pop(L, 1 + copied);
+    }
+    return 0;
+}
+
+static int encode_table(lua_State *L, int idx, buf_t *b, int depth,
+                        int array_mt_ref) {
+    if (depth > JSON_MAX_DEPTH) {
+        lua_pushstring(L, "cannot encode: nested too deeply (or a cycle)");
+        return -EINVAL;
+    }
+    if (!lua_checkstack(L, 6)) {
+        lua_pushstring(L, "cannot encode: out of stack");
+        return -EINVAL;
+    }
+    size_t len;
+    if (is_array_table(L, idx, array_mt_ref, &len)) {
+        buf_putc(b, '[');
+        for (size_t i = 1; i <= len; i++) {
+            if (i > 1) buf_putc(b, ',');
+            lua_rawgeti(L, idx, (int)i);
+            int rc = encode_value(L, lua_gettop(L), b, depth + 1, array_mt_ref);
+            if (rc) {
+                lua_remove(L, -2); /* keep the message */
+                return rc;
+            }
+            lua_pop(L, 1);
+        }
+        buf_putc(b, ']');
+        return 0;
+    }
+    buf_putc(b, '{');
+    int first = 1;
+    int rc =
+        script__encode_members(L, idx, b, depth, array_mt_ref, &first, NULL);
+    if (rc) return rc;
+    buf_putc(b, '}');
+    return 0;
+}
+
+static int encode_value(lua_State *L, int idx, buf_t *b, int depth,
+                        int array_mt_ref) {
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        buf_puts(b, "null");
+        return 0;
+    case LUA_TBOOLEAN:
+        buf_puts(b, lua_toboolean(L, idx) ? "true" : "false");
+        return 0;
+    case LUA_TNUMBER:
+        if (json_write_number(b, lua_tonumber(L, idx)) < 0) {
+            lua_pushstring(L, "cannot encode NaN or infinity");
+            return -EINVAL;
+        }
+        return 0;
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        json_write_string(b, s, n);
+        return 0;
+    }
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) {
+            buf_puts(b, "null");
+            return 0;
+        }
+        break;
+    case LUA_TTABLE:
+        return encode_table(L, idx, b, depth, array_mt_ref);
+    }
+    lua_pushfstring(L, "cannot encode a %s", luaL_typename(L, idx));
+    return -EINVAL;
+}
+
+int script__encode(lua_State *L, int idx, buf_t *b, int array_mt_ref) {
+    return encode_value(L, idx, b, 0, array_mt_ref);
+}
+
+int script_encode(lua_State *L, int idx, buf_t *b) {
+    /* The array metatable lives in the registry of the state's script. */
+    lua_getfield(L, LUA_REGISTRYINDEX, "luahub.array_mt_ref");
+    int ref = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (idx < 0) idx = lua_gettop(L) + idx + 1;
+    return encode_value(L, idx, b, 0, ref);
+}
+
+/* ---- JSON: hub.encode, hub.decode, hub.null ------------------------------ */
+
+static int l_encode(lua_State *L) {
+    script_t *s = script__self(L);
+    luaL_checkany(L, 1);
+    buf_t b;
+    buf_init(&b, 0);
+    if (script__encode(L, 1, &b, s->array_mt_ref)) {
+        buf_close(&b);
+        return lua_error(L);
+    }
+    lua_pushlstring(L, b.data ? buf_content(&b) : "", b.len);
+    buf_close(&b);
+    return 1;
+}
+
+static int l_decode(lua_State *L) {
+    script_t *s = script__self(L);
+    size_t n;
+    const char *json = luaL_checklstring(L, 1, &n);
+    json_error err;
+    if (script__decode(s, json, n, &err) < 0)
+        return luaL_error(L, "not JSON: %s", err.message);
+    return 1;
+}
+
+/* set_array_mt(mt), the runtime's: the metatable that marks a JSON array
+ * (lua/protocol.lua's). */
+static int l_set_array_mt(lua_State *L) {
+    script_t *s = script__self(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, LUA_REGISTRYINDEX, s->array_mt_ref);
+    return 0;
+}
+
+void script__inject_json(lua_State *L, script_t *s, int hub, int core) {
+    static const luaL_Reg public[] = {
+        {"encode", l_encode},
+        {"decode", l_decode},
+        {NULL, NULL},
+    };
+    static const luaL_Reg private[] = {
+        {"set_array_mt", l_set_array_mt},
+        {NULL, NULL},
+    };
+    script__register(L, s, hub, public);
+    script__register(L, s, core, private);
+    if (hub < 0) hub = lua_gettop(L) + hub + 1;
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, hub, "null");
+}
