@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "json_int.h"
 
 typedef struct parser {
     const char *start, *p, *end;
@@ -80,7 +81,7 @@ static const unsigned char plain_byte[256] = {
     PLAIN16(0x50),          PLAIN16(0x60), PLAIN16(0x70)};
 #undef PLAIN16
 
-static size_t plain_run(const char *p, size_t n) {
+size_t json__plain_run(const char *p, size_t n) {
     const uint64_t ones = 0x0101010101010101ull;
     const uint64_t high = 0x8080808080808080ull;
     size_t i = 0;
@@ -99,7 +100,7 @@ static size_t plain_run(const char *p, size_t n) {
 }
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
+size_t json__utf8_len(const unsigned char *s, size_t n) {
     unsigned char c = s[0];
     if (c < 0x80) return 1;
     if (c >= 0xc2 && c <= 0xdf) {
@@ -184,7 +185,7 @@ static json_status parse_string(parser_t *ps, const char **out,
     const char *s = ps->p + 1;
     /* The common string is plain bytes up to its closing quote: found in
      * one scan and copied in one go. */
-    size_t plain = plain_run(s, (size_t)(ps->end - s));
+    size_t plain = json__plain_run(s, (size_t)(ps->end - s));
     const char *q = s + plain;
     if (q < ps->end && *q == '"') {
         char *d = scratch(ps, plain);
@@ -281,7 +282,8 @@ static json_status parse_string(parser_t *ps, const char **out,
             p++;
             continue;
         }
-        size_t n = utf8_len((const unsigned char *)p, (size_t)(ps->end - p));
+        size_t n =
+            json__utf8_len((const unsigned char *)p, (size_t)(ps->end - p));
         if (!n) {
             ps->p = p;
             return fail(ps, JSON_ERR_SYNTAX, "invalid UTF-8 in string");
@@ -517,106 +519,4 @@ out:
     if (stk != stack) free(stk);
     free(ps.heap);
     return st;
-}
-
-/* ---- encoding ---------------------------------------------------------- */
-
-void json_write_string(buf_t *b, const char *s, size_t n) {
-    static const char hex[] = "0123456789abcdef";
-    /* Room for the common string, plain bytes between quotes; the first
-     * byte that needs more reserves the worst case for the rest: each byte
-     * becomes \u00XX (6) or U+FFFD (3). */
-    buf_reserve(b, n + 2);
-    char *base = b->data + b->head, *w = base + b->len;
-    int roomy = 0;
-    *w++ = '"';
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    while (p < end) {
-        size_t run = plain_run((const char *)p, (size_t)(end - p));
-        memcpy(w, p, run);
-        w += run;
-        p += run;
-        if (p == end) break;
-        if (!roomy) {
-            b->len = (size_t)(w - base);
-            buf_reserve(b, (size_t)(end - p) * 6 + 1);
-            base = b->data + b->head;
-            w = base + b->len;
-            roomy = 1;
-        }
-        unsigned char c = *p;
-        if (c >= 0x80) {
-            size_t k = utf8_len(p, (size_t)(end - p));
-            if (k) {
-                memcpy(w, p, k);
-                w += k;
-                p += k;
-            } else {
-                memcpy(w, "\xef\xbf\xbd", 3);
-                w += 3;
-                p++;
-            }
-            continue;
-        }
-        *w++ = '\\';
-        switch (c) {
-        case '"':
-            *w++ = '"';
-            break;
-        case '\\':
-            *w++ = '\\';
-            break;
-        case '\n':
-            *w++ = 'n';
-            break;
-        case '\r':
-            *w++ = 'r';
-            break;
-        case '\t':
-            *w++ = 't';
-            break;
-        case '\b':
-            *w++ = 'b';
-            break;
-        case '\f':
-            *w++ = 'f';
-            break;
-        default:
-            *w++ = 'u';
-            *w++ = '0';
-            *w++ = '0';
-            *w++ = hex[c >> 4];
-            *w++ = hex[c & 15];
-        }
-        p++;
-    }
-    *w++ = '"';
-    b->len = (size_t)(w - base);
-}
-
-int json_write_number(buf_t *b, double v) {
-    if (!isfinite(v)) return -1;
-    char tmp[32];
-    int n;
-    if (v > -9007199254740992.0 && v < 9007199254740992.0 &&
-        v == (double)(long long)v) {
-        /* Integers are most numbers on the wire (ids, seq, timestamps). */
-        long long i = (long long)v;
-        unsigned long long u =
-            i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
-        char *e = tmp + sizeof tmp, *d = e;
-        do
-            *--d = (char)('0' + u % 10);
-        while (u /= 10);
-        if (i < 0) *--d = '-';
-        buf_append(b, d, (size_t)(e - d));
-        return 0;
-    } else {
-        /* The shortest form that reads back as the same double. */
-        n = snprintf(tmp, sizeof tmp, "%.15g", v);
-        if (strtod(tmp, NULL) != v) n = snprintf(tmp, sizeof tmp, "%.16g", v);
-        if (strtod(tmp, NULL) != v) n = snprintf(tmp, sizeof tmp, "%.17g", v);
-    }
-    buf_append(b, tmp, (size_t)n);
-    return 0;
 }

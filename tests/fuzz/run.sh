@@ -10,7 +10,7 @@ SECS=${FUZZ_SECONDS:-60}
 CC=${FUZZ_CC:-clang}
 command -v "$CC" >/dev/null || { echo "fuzz: needs clang (apt-get install clang)" >&2; exit 1; }
 mkdir -p "$OUT"
-CORE="core/auth.c core/json.c core/envelope.c core/buf.c core/alloc.c core/http.c
+CORE="core/auth.c core/json.c core/json_write.c core/envelope.c core/buf.c core/alloc.c core/http.c
   core/conn.c core/dict.c core/frame.c"
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Icore"
 for t in frames token; do

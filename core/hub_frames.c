@@ -1,0 +1,70 @@
+/* hub_frames.c -- the frames the core writes itself (room events,
+ * presence, errors) and leaving a room (see hub_int.h). */
+#include <string.h>
+
+#include "clock.h"
+#include "hub_int.h"
+#include "json.h"
+
+buf_t hub__frame_buf(void) {
+    buf_t b;
+    buf_init(&b, FRAME_HEADROOM);
+    return b;
+}
+
+void hub__put_field(buf_t *b, const char *key, const char *val) {
+    buf_putc(b, ',');
+    json_write_string(b, key, strlen(key));
+    buf_putc(b, ':');
+    json_write_string(b, val, strlen(val));
+}
+
+/* {"type":"user_left","room_id":…,"from":…,"timestamp":…} */
+frame_t *hub__room_event(const char *type, const char *room, const char *from) {
+    buf_t b = hub__frame_buf();
+    buf_puts(&b, "{\"type\":");
+    json_write_string(&b, type, strlen(type));
+    hub__put_field(&b, "room_id", room);
+    hub__put_field(&b, "from", from);
+    buf_printf(&b, ",\"timestamp\":%lld}", (long long)clock_now_ms());
+    return frame_from_buf(&b);
+}
+
+void hub__notify_presence(hub_t *h, const char *uid, presence_status st) {
+    if (!presence_subscriber_count(h->presence, uid)) return;
+    buf_t b = hub__frame_buf();
+    buf_puts(&b, "{\"type\":\"presence\",\"payload\":{\"user_id\":");
+    json_write_string(&b, uid, strlen(uid));
+    hub__put_field(&b, "status", presence_status_name(st));
+    buf_printf(&b, "},\"timestamp\":%lld}", (long long)clock_now_ms());
+    frame_t *f = frame_from_buf(&b);
+    size_t pos = 0;
+    conn_t *c;
+    while ((c = presence_next_subscriber(h->presence, uid, &pos)))
+        fanout_conn(&h->fo, c, f);
+    frame_unref(f);
+    h->t->wake(h->t->ud);
+}
+
+void hub_send_error(hub_t *h, conn_t *c, const char *id_json, const char *code,
+                    const char *message) {
+    buf_t b = hub__frame_buf();
+    buf_puts(&b, "{\"type\":\"error\"");
+    if (id_json) {
+        buf_puts(&b, ",\"id\":");
+        buf_puts(&b, id_json);
+    }
+    hub__put_field(&b, "code", code);
+    hub__put_field(&b, "message", message);
+    buf_putc(&b, '}');
+    frame_t *f = frame_from_buf(&b);
+    fanout_conn(&h->fo, c, f);
+    frame_unref(f);
+    h->t->wake(h->t->ud);
+}
+
+/* A room left empty is deleted: its stored state goes with it. */
+void hub__leave_room(hub_t *h, const char *room, user_t *u) {
+    if (rooms_leave(h->rooms, room, u) && !rooms_get(h->rooms, room))
+        store_drop(h->store, STORE_ROOM, room);
+}
