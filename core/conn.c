@@ -1,6 +1,7 @@
 /* conn.c -- see conn.h. */
 #include "conn.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,7 +272,7 @@ int conns_has_dirty(const conns_t *cs) {
 int conn_enqueue(conn_t *c, frame_t *f) {
     if (c->close_code) return 0;
     size_t n = frame_wire_len(f);
-    if (c->qbytes + n > c->owner->limit) return -1;
+    if (c->qbytes + n > c->owner->limit) return -ENOBUFS;
     if (c->qlen == c->qcap) {
         /* Grow the ring, unrolling it so that the head is at 0. */
         uint32_t ncap = c->qcap ? c->qcap * 2 : 4;

@@ -79,7 +79,7 @@ size_t user_conn_count(const user_t *u);
 conn_t *user_next_conn(const user_t *u, conn_t *prev);
 
 /* Send queue. Queues a reference to f (the caller keeps its own) and marks
- * c dirty so that the transport flushes it. Returns 0, or -1 when the
+ * c dirty so that the transport flushes it. Returns 0, or -ENOBUFS when the
  * queue would exceed the limit: then nothing is queued and the caller
  * closes c as a slow consumer. A closing connection silently drops f
  * (returns 0). No allocation once the queue has grown to its working

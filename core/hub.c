@@ -328,7 +328,7 @@ int hub_reload(hub_t *h) {
         log_error("script",
                   "reload failed, keeping the %zu handlers in service: %s",
                   script_count(h->script), err);
-        return -1;
+        return -EINVAL;
     }
     char changes[1024];
     describe_changes(script_types(h->script), script_types(s), changes,

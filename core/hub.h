@@ -63,7 +63,7 @@ void hub_conn_limited(hub_t *h, conn_t *c, const char *data, size_t len,
                       const char *message);
 
 /* Reloads lua/ and scripts/ into a new state and swaps it in; keeps the
- * old one when anything fails. Returns 0 on success, -1 otherwise; the
+ * old one when anything fails. Returns 0 on success, -EINVAL otherwise; the
  * outcome is logged either way. */
 int hub_reload(hub_t *h);
 

@@ -189,9 +189,7 @@ static int host_store_set(void *ud, int kind, const char *scope,
      * with it and nothing piles up. */
     if (kind == STORE_ROOM && !rooms_get(h->rooms, scope)) return -ENOENT;
     if (kind == STORE_USER && !conns_user(h->conns, scope)) return -ENOENT;
-    if (store_set(h->store, (store_scope_kind)kind, scope, key, json, len) < 0)
-        return -ENOSPC;
-    return 0;
+    return store_set(h->store, (store_scope_kind)kind, scope, key, json, len);
 }
 
 static int host_store_delete(void *ud, int kind, const char *scope,

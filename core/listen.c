@@ -42,7 +42,8 @@ static int bound_port(int fd) {
                : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
-/* One socket bound to sa. Returns its fd, or -1 with the reason in err. */
+/* One socket bound to sa. Returns its fd, or a negative errno with the
+ * reason in err. */
 static int open_one(struct sockaddr *sa, socklen_t sl, int port,
                     const char *host, char *err, size_t errlen) {
     char where[80], addr[INET6_ADDRSTRLEN + 2];
@@ -53,9 +54,9 @@ static int open_one(struct sockaddr *sa, socklen_t sl, int port,
     int fd =
         socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", where,
-                 strerror(errno));
-        return -1;
+        int e = errno;
+        snprintf(err, errlen, "cannot listen on %s: %s", where, strerror(e));
+        return -e;
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -81,13 +82,13 @@ static int open_one(struct sockaddr *sa, socklen_t sl, int port,
         else
             snprintf(err, errlen, "cannot bind %s: %s", where, strerror(e));
         close(fd);
-        return -1;
+        return -e;
     }
     if (listen(fd, BACKLOG) < 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", where,
-                 strerror(errno));
+        int e = errno;
+        snprintf(err, errlen, "cannot listen on %s: %s", where, strerror(e));
         close(fd);
-        return -1;
+        return -e;
     }
     return fd;
 }
@@ -106,7 +107,7 @@ int listen_open(listen_set *ls, const char *host, int port, char *err,
     if (rc != 0) {
         snprintf(err, errlen, "--host %s: cannot resolve it (%s)", host,
                  gai_strerror(rc));
-        return -1;
+        return -EADDRNOTAVAIL;
     }
     ls->port = port;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
@@ -127,7 +128,7 @@ int listen_open(listen_set *ls, const char *host, int port, char *err,
         if (fd < 0) {
             freeaddrinfo(res);
             listen_close(ls);
-            return -1;
+            return fd;
         }
         ls->fds[ls->count++] = fd;
         if (ls->port == 0) ls->port = bound_port(fd);
@@ -139,7 +140,7 @@ int listen_open(listen_set *ls, const char *host, int port, char *err,
     freeaddrinfo(res);
     if (!ls->count) {
         snprintf(err, errlen, "--host %s: no IPv4 or IPv6 address", host);
-        return -1;
+        return -EADDRNOTAVAIL;
     }
     return 0;
 }

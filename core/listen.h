@@ -21,8 +21,8 @@ typedef struct listen_set {
 } listen_set;
 
 /* Binds and listens (non-blocking, close-on-exec, SO_REUSEADDR) on every
- * address of host at port. Returns 0, or -1 with every socket closed and
- * the reason in err. */
+ * address of host at port. Returns 0, or a negative errno (-EADDRINUSE,
+ * -EADDRNOTAVAIL, ...) with every socket closed and the reason in err. */
 int listen_open(listen_set *ls, const char *host, int port, char *err,
                 size_t errlen);
 void listen_close(listen_set *ls);

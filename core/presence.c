@@ -1,6 +1,7 @@
 /* presence.c -- see presence.h. */
 #include "presence.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +88,7 @@ int presence_subscribe(presence_t *p, conn_t *c, const char *uid) {
         if (w->items[i] == c) return 0;
     if (mine->len >= PRESENCE_MAX_SUBSCRIPTIONS) {
         if (!w->len) vec_free(dict_remove(p->watchers, uid));
-        return -1;
+        return -ENOSPC;
     }
     vec_push(w, c);
     /* The watchers dict owns the key copy we keep in `mine`; the entry
@@ -134,5 +135,5 @@ int presence_parse_status(const char *s, presence_status *st) {
             return 0;
         }
     }
-    return -1;
+    return -EINVAL;
 }

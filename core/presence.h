@@ -35,7 +35,7 @@ presence_status presence_get(const presence_t *p, const char *user_id);
  * (user_id()). */
 int presence_set(presence_t *p, const char *user_id, presence_status st);
 
-/* Subscribes c to user_id's changes. Returns 0, or -1 when c is at
+/* Subscribes c to user_id's changes. Returns 0, or -ENOSPC when c is at
  * PRESENCE_MAX_SUBSCRIPTIONS. Subscribing twice is a no-op. */
 int presence_subscribe(presence_t *p, conn_t *c, const char *user_id);
 /* Forgets every subscription of c. Call before c is freed. */
@@ -46,7 +46,7 @@ conn_t *presence_next_subscriber(const presence_t *p, const char *user_id,
 size_t presence_subscriber_count(const presence_t *p, const char *user_id);
 
 const char *presence_status_name(presence_status st);
-/* Returns 0 and sets *st for "online", "away", "busy", "offline"; -1
+/* Returns 0 and sets *st for "online", "away", "busy", "offline"; -EINVAL
  * otherwise. */
 int presence_parse_status(const char *s, presence_status *st);
 

@@ -1,6 +1,7 @@
 /* store.c -- see store.h. */
 #include "store.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,7 @@ const char *store_get(const store_t *st, store_scope_kind kind,
 
 int store_set(store_t *st, store_scope_kind kind, const char *scope,
               const char *key, const char *json, size_t len) {
-    if (len > STORE_MAX_VALUE) return -1;
+    if (len > STORE_MAX_VALUE) return -E2BIG;
     const char *name = kind == STORE_GLOBAL ? "" : scope;
     dict_t *d = dict_get(st->scopes[kind], name);
     if (!d) {
@@ -60,7 +61,7 @@ int store_set(store_t *st, store_scope_kind kind, const char *scope,
         dict_set(st->scopes[kind], name, d);
     }
     value_t *old = dict_get(d, key);
-    if (!old && dict_size(d) >= STORE_MAX_KEYS) return -1;
+    if (!old && dict_size(d) >= STORE_MAX_KEYS) return -ENOSPC;
     value_t *v = xmalloc(sizeof *v + len + 1);
     v->len = len;
     memcpy(v->json, json, len);

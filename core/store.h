@@ -29,8 +29,8 @@ void store_destroy(store_t *st);
 /* The value (JSON text, borrowed until the key changes) or NULL. */
 const char *store_get(const store_t *st, store_scope_kind kind,
                       const char *scope, const char *key, size_t *len);
-/* Copies the value. Returns 0, or -1 when the value is too large or the
- * scope is full. */
+/* Copies the value. Returns 0, -E2BIG when the value is too large, or
+ * -ENOSPC when the scope is full. */
 int store_set(store_t *st, store_scope_kind kind, const char *scope,
               const char *key, const char *json, size_t len);
 /* Returns 1 when the key existed. */

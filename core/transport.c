@@ -148,8 +148,8 @@ void transport_set_hub(transport_t *t, hub_t *h) {
 }
 
 int transport_listen(transport_t *t, char *err, size_t errlen) {
-    if (listen_open(&t->ls, t->cfg->host, t->cfg->port, err, errlen) < 0)
-        return -1;
+    int rc = listen_open(&t->ls, t->cfg->host, t->cfg->port, err, errlen);
+    if (rc < 0) return rc;
     for (size_t i = 0; i < t->ls.count; i++) {
         uv_poll_t *p = &t->lpoll[t->nlpoll];
         if (uv_poll_init(t->loop, p, t->ls.fds[i]) < 0) continue;

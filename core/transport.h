@@ -53,7 +53,7 @@ hub_transport transport_hub_ops(transport_t *t);
 void transport_set_hub(transport_t *t, hub_t *h);
 
 /* Binds cfg->host:cfg->port (listen.h) and starts accepting. Returns 0, or
- * -1 with a one-line reason in err. */
+ * a negative errno with a one-line reason in err. */
 int transport_listen(transport_t *t, char *err, size_t errlen);
 int transport_port(const transport_t *t);
 /* The bound addresses, "127.0.0.1:8080" (several comma-separated). */

@@ -3,6 +3,7 @@
  * The registry decides when a user comes online and goes offline (first
  * and last connection), and its send queues decide what a client receives
  * and in which order, and when a slow client is cut off. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -291,14 +292,14 @@ test_conn_enqueue_over_limit_returns_error_and_queues_nothing(void **state) {
     assert_int_equal(conn_queue_bytes(c), 3 * w);
     assert_int_equal(frame_refs(f), 4);
 
-    assert_int_equal(conn_enqueue(c, f), -1);
+    assert_int_equal(conn_enqueue(c, f), -ENOBUFS);
     assert_int_equal(conn_queue_len(c), 3);
     assert_int_equal(conn_queue_bytes(c), 3 * w);
     assert_int_equal(frame_refs(f), 4);
 
     /* A smaller frame that still does not fit is refused as well. */
     frame_t *small = frame_create_text("", 0);
-    assert_int_equal(conn_enqueue(c, small), -1);
+    assert_int_equal(conn_enqueue(c, small), -ENOBUFS);
     assert_int_equal(frame_refs(small), 1);
 
     /* Once some drains, there is room again. */
@@ -316,7 +317,7 @@ static void test_conn_enqueue_frame_larger_than_limit_is_refused(void **state) {
     char big[200];
     memset(big, 'x', sizeof big);
     frame_t *f = frame_create_text(big, sizeof big);
-    assert_int_equal(conn_enqueue(c, f), -1);
+    assert_int_equal(conn_enqueue(c, f), -ENOBUFS);
     assert_int_equal(conn_queue_len(c), 0);
     assert_int_equal(conn_queue_bytes(c), 0);
     assert_int_equal(frame_refs(f), 1);
@@ -454,7 +455,7 @@ static void test_conn_closing_drop_ignores_limit(void **state) {
     conns_t *cs = conns_create(4);
     conn_t *c = add(cs, "alice", NULL);
     frame_t *f = frame_create_text("0123456789", 10);
-    assert_int_equal(conn_enqueue(c, f), -1);
+    assert_int_equal(conn_enqueue(c, f), -ENOBUFS);
     conn_set_closing(c, 1008);
     assert_int_equal(conn_enqueue(c, f), 0);
     assert_int_equal(conn_queue_len(c), 0);

@@ -86,7 +86,7 @@ static void test_listen_port_in_use_is_said(void **state) {
     assert_int_equal(listen_open(&ls, "127.0.0.1", 0, err, sizeof err), 0);
     memset(&again, 0x5a, sizeof again);
     assert_int_equal(listen_open(&again, "127.0.0.1", ls.port, err, sizeof err),
-                     -1);
+                     -EADDRINUSE);
     assert_contains(err, "is in use");
     char port[16];
     snprintf(port, sizeof port, "%d", ls.port);
@@ -106,7 +106,8 @@ static void test_listen_address_of_another_machine_is_said(void **state) {
     listen_set ls;
     char err[256] = "";
     /* TEST-NET-1 (RFC 5737): never an address of this machine. */
-    assert_int_equal(listen_open(&ls, "192.0.2.1", 0, err, sizeof err), -1);
+    assert_int_equal(listen_open(&ls, "192.0.2.1", 0, err, sizeof err),
+                     -EADDRNOTAVAIL);
     assert_contains(err, "not an address of this machine");
     assert_contains(err, "192.0.2.1");
     assert_int_equal(ls.count, 0);
@@ -116,7 +117,7 @@ static void test_listen_unresolvable_name_is_said(void **state) {
     listen_set ls;
     char err[256] = "";
     assert_int_equal(listen_open(&ls, "nosuchhost.invalid", 0, err, sizeof err),
-                     -1);
+                     -EADDRNOTAVAIL);
     assert_contains(err, "cannot resolve");
     assert_contains(err, "nosuchhost.invalid");
     assert_int_equal(ls.count, 0);

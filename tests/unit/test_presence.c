@@ -4,6 +4,7 @@
  * here; a closed connection left on a list would be a dangling pointer the
  * next notification dereferences, so presence_conn_closed is tested with
  * several watchers sharing a user, under ASan. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -239,14 +240,14 @@ static void test_presence_subscription_cap_returns_error(void **state) {
         assert_int_equal(presence_subscribe(fx->p, c, uid), 0);
     }
     /* One more new user is refused and leaves nothing behind. */
-    assert_int_equal(presence_subscribe(fx->p, c, "one-too-many"), -1);
+    assert_int_equal(presence_subscribe(fx->p, c, "one-too-many"), -ENOSPC);
     assert_int_equal(presence_subscriber_count(fx->p, "one-too-many"), 0);
     /* Re-subscribing to a user already watched is still the no-op. */
     assert_int_equal(presence_subscribe(fx->p, c, "u0"), 0);
     /* Refused even to a user someone else watches, which stays as it
      * was. */
     assert_int_equal(presence_subscribe(fx->p, other, "popular"), 0);
-    assert_int_equal(presence_subscribe(fx->p, c, "popular"), -1);
+    assert_int_equal(presence_subscribe(fx->p, c, "popular"), -ENOSPC);
     assert_int_equal(presence_subscriber_count(fx->p, "popular"), 1);
     assert_int_equal(is_subscriber(fx, "popular", c), 0);
     /* The cap is per connection: others are not affected. */
@@ -291,7 +292,7 @@ static void test_presence_parse_rejects_unknown_names(void **state) {
                          " away", "busyy",  "invisible", "0",     "dnd"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         presence_status st = PRESENCE_BUSY;
-        assert_int_equal(presence_parse_status(bad[i], &st), -1);
+        assert_int_equal(presence_parse_status(bad[i], &st), -EINVAL);
         assert_int_equal(st, PRESENCE_BUSY); /* untouched */
     }
 }

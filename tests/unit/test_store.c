@@ -1,5 +1,6 @@
 /* test_store.c -- unit tests for core/store.c: the key-value state that
  * scripts keep across reloads. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -60,7 +61,7 @@ static void test_oversized_values_are_refused(void **state) {
     char *big = calloc(1, STORE_MAX_VALUE + 2);
     memset(big, '1', STORE_MAX_VALUE + 1);
     assert_int_equal(
-        store_set(st, STORE_GLOBAL, "", "k", big, STORE_MAX_VALUE + 1), -1);
+        store_set(st, STORE_GLOBAL, "", "k", big, STORE_MAX_VALUE + 1), -E2BIG);
     assert_int_equal(store_set(st, STORE_GLOBAL, "", "k", big, STORE_MAX_VALUE),
                      0);
     free(big);
