@@ -9,6 +9,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "netaddr.h"
+#include "origin.h"
+
 void config_defaults(config_t *cfg) {
     memset(cfg, 0, sizeof *cfg);
     strcpy(cfg->host, "127.0.0.1");
@@ -105,6 +108,31 @@ static void usage(FILE *out) {
             "                           environment does the same "
             "(default: none, any\n"
             "                           client may claim any user= id)\n"
+            "  --allowed-origins A,B    origins whose pages may open a "
+            "WebSocket here\n"
+            "                           (https://chat.example.com; * for "
+            "any); a browser\n"
+            "                           upgrade from another is refused "
+            "403. Clients that\n"
+            "                           send no Origin, and the server's "
+            "own pages, are\n"
+            "                           always let in (default: any "
+            "origin)\n"
+            "  --max-conns N            refuse (503) connections past N at "
+            "once; 0: no\n"
+            "                           limit (default: %ld)\n"
+            "  --max-conns-per-ip N     refuse (429) a client address's "
+            "connections past N\n"
+            "                           at once; 0: no limit (default: "
+            "%ld)\n"
+            "  --trusted-proxies CIDR,...  proxies (127.0.0.1/32,"
+            "10.0.0.0/8,::1/128) whose\n"
+            "                           X-Forwarded-For or Forwarded: "
+            "for= names the client,\n"
+            "                           for --max-conns-per-ip and the "
+            "logs; from anyone\n"
+            "                           else those headers are ignored "
+            "(default: none)\n"
             "  --check DIR              load the scripts in DIR as the "
             "server would, report\n"
             "                           every error with file:line, exit "
@@ -117,7 +145,7 @@ static void usage(FILE *out) {
             d.host, d.port, d.scripts_dir, d.lua_dir, d.static_dir,
             d.ping_interval, d.idle_timeout, d.handshake_timeout, d.max_message,
             d.send_queue, log_level_name(d.level), d.script_timeout,
-            d.script_memory, d.rate_limit);
+            d.script_memory, d.rate_limit, d.max_conns, d.max_conns_per_ip);
 }
 
 static int bad(FILE *err, const char *flag, const char *val, const char *what) {
@@ -132,6 +160,25 @@ static int parse_string(FILE *err, const char *flag, const char *val, char *dst,
     if (n == 0) return bad(err, flag, val, "a value (it is empty)");
     if (n >= cap) return bad(err, flag, val, "short enough");
     memcpy(dst, val, n + 1);
+    return 0;
+}
+
+/* A list value whose entry why names is wrong. */
+static int list_error(FILE *err, const char *flag, const char *why) {
+    fprintf(err, "luahub: %s: %s\ntry 'luahub --help'\n", flag, why);
+    return -1;
+}
+
+/* A count of connections: 0 (no limit) to 10,000,000. */
+static int parse_count(FILE *err, const char *flag, const char *val,
+                       long *dst) {
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (!*val || *end || errno || v < 0 || v > 10000000)
+        return bad(err, flag, val,
+                   "a number of connections, 0-10000000 (0: no limit)");
+    *dst = v;
     return 0;
 }
 
@@ -226,6 +273,10 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                                             "--rate-limit",
                                             "--rate-burst",
                                             "--handshake-timeout",
+                                            "--allowed-origins",
+                                            "--max-conns",
+                                            "--max-conns-per-ip",
+                                            "--trusted-proxies",
                                             NULL};
         int k = 0;
         while (known[k] && strcmp(known[k], flag) != 0)
@@ -306,7 +357,27 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
         } else if (!strcmp(flag, "--auth-secret-file"))
             rc = parse_string(err, flag, val, cfg->auth_secret_file,
                               sizeof cfg->auth_secret_file);
-        else if (!strcmp(flag, "--check"))
+        else if (!strcmp(flag, "--max-conns") ||
+                 !strcmp(flag, "--max-conns-per-ip"))
+            rc = parse_count(err, flag, val,
+                             !strcmp(flag, "--max-conns")
+                                 ? &cfg->max_conns
+                                 : &cfg->max_conns_per_ip);
+        else if (!strcmp(flag, "--allowed-origins")) {
+            char why[256];
+            rc = parse_string(err, flag, val, cfg->allowed_origins,
+                              sizeof cfg->allowed_origins);
+            if (!rc && origin_list_check(val, why, sizeof why) < 0)
+                rc = list_error(err, flag, why);
+        } else if (!strcmp(flag, "--trusted-proxies")) {
+            char why[256];
+            netaddr_list l = {NULL, 0};
+            rc = parse_string(err, flag, val, cfg->trusted_proxies,
+                              sizeof cfg->trusted_proxies);
+            if (!rc && netaddr_list_parse(val, &l, why, sizeof why) < 0)
+                rc = list_error(err, flag, why);
+            netaddr_list_free(&l);
+        } else if (!strcmp(flag, "--check"))
             rc = parse_string(err, flag, val, cfg->check_dir,
                               sizeof cfg->check_dir);
         else if (!strcmp(flag, "--log-level")) {

@@ -37,6 +37,14 @@ typedef struct config {
     char auth_secret_file[1024]; /* --auth-secret-file FILE: tokens required */
     double rate_limit; /* --rate-limit N messages/s per connection; 0: none */
     int rate_burst;    /* --rate-burst N, default: rate_limit rounded up */
+    /* --allowed-origins A,B: origins whose pages may connect ("*": any);
+     * "" (the default): any (origin.h) */
+    char allowed_origins[4096];
+    /* --trusted-proxies CIDR,...: peers whose X-Forwarded-For or
+     * Forwarded names the client (netaddr.h); "": none */
+    char trusted_proxies[4096];
+    long max_conns;        /* --max-conns N: connections at once; 0: none */
+    long max_conns_per_ip; /* --max-conns-per-ip N, per client; 0: none */
     /* Which of --lua, --scripts, --static were given (config_locate looks
      * for the others). */
     int lua_given, scripts_given, static_given;

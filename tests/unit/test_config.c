@@ -124,6 +124,42 @@ static void test_bad_values_are_errors_naming_the_flag(void **state) {
     bad("--rate-burst", "0");
     bad("--rate-burst", "4001");
     bad("--auth-secret-file", "");
+    bad("--max-conns", "-1");
+    bad("--max-conns", "ten");
+    bad("--max-conns-per-ip", "20000000");
+    bad("--max-conns-per-ip", "");
+    bad("--allowed-origins", "");
+    bad("--allowed-origins", "https://chat.example.com/");
+    bad("--allowed-origins", "chat.example.com");
+    bad("--allowed-origins", "https://a.example,");
+    bad("--trusted-proxies", "10.0.0.0/33");
+    bad("--trusted-proxies", "localhost");
+    bad("--trusted-proxies", "127.0.0.1,,::1");
+}
+
+static void test_edge_flags(void **state) {
+    run_t r = parse(NULL);
+    assert_int_equal(r.cfg.max_conns, 0);
+    assert_int_equal(r.cfg.max_conns_per_ip, 0);
+    assert_string_equal(r.cfg.allowed_origins, "");
+    assert_string_equal(r.cfg.trusted_proxies, "");
+    done(&r);
+    r = parse("--max-conns", "10000", "--max-conns-per-ip=20",
+              "--allowed-origins", "https://chat.example.com,*",
+              "--trusted-proxies", "127.0.0.1/32, 10.0.0.0/8,::1/128", NULL);
+    assert_int_equal(r.action, CONFIG_RUN);
+    assert_int_equal(r.cfg.max_conns, 10000);
+    assert_int_equal(r.cfg.max_conns_per_ip, 20);
+    assert_string_equal(r.cfg.allowed_origins, "https://chat.example.com,*");
+    assert_string_equal(r.cfg.trusted_proxies,
+                        "127.0.0.1/32, 10.0.0.0/8,::1/128");
+    done(&r);
+    r = parse("--trusted-proxies", "10.0.0.0/33", NULL);
+    assert_non_null(strstr(r.err, "--trusted-proxies: '10.0.0.0/33' is not"));
+    done(&r);
+    r = parse("--allowed-origins", "https://chat.example.com/", NULL);
+    assert_non_null(strstr(r.err, "an origin has no path"));
+    done(&r);
 }
 
 static void test_rate_limit_and_auth_secret(void **state) {
@@ -201,6 +237,11 @@ static void test_help_lists_every_flag_and_default(void **state) {
         "--rate-burst",
         "--auth-secret-file",
         "LUAHUB_AUTH_SECRET",
+        "--allowed-origins",
+        "--max-conns ",
+        "--max-conns-per-ip",
+        "--trusted-proxies",
+        "X-Forwarded-For",
     };
     run_t r = parse("--help", NULL);
     assert_int_equal(r.action, CONFIG_HELP);
@@ -369,6 +410,7 @@ int main(void) {
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_script_limits),
         cmocka_unit_test(test_rate_limit_and_auth_secret),
+        cmocka_unit_test(test_edge_flags),
         cmocka_unit_test(test_check_and_unsafe_lua),
         cmocka_unit_test(test_level_names_round_trip),
         cmocka_unit_test_setup_teardown(
