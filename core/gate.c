@@ -12,6 +12,7 @@
 #include "codes.h"
 #include "hub.h"
 #include "log.h"
+#include "origin.h"
 #include "transport_int.h"
 
 static int valid_key(const char *k, size_t n) {
@@ -62,6 +63,16 @@ static void upgrade(tconn *c, const http_req *r, unsigned char *extra,
                                      "or none)",
                                      NULL);
         proto = 1;
+    }
+    size_t ol = 0, hl = 0;
+    const char *origin = http_header_get(r, "Origin", &ol);
+    const char *host = http_header_get(r, "Host", &hl);
+    if (!origin_allowed(t->cfg->allowed_origins, origin, ol, host, hl)) {
+        char why[300];
+        snprintf(why, sizeof why,
+                 "origin %.*s is not allowed (--allowed-origins)",
+                 (int)(ol > 200 ? 200 : ol), origin);
+        return transport__refuse(c, 403, why, NULL);
     }
     if (t->stopping)
         return transport__refuse(c, 503, "server shutting down", NULL);
@@ -160,5 +171,15 @@ void transport__head_read(tconn *c) {
                                  "request target longer than 2048 bytes", NULL);
     if (rc == -505) return transport__refuse(c, 505, "HTTP/1.x only", NULL);
     if (rc < 0) return transport__refuse(c, 400, "malformed request", NULL);
+    if (c->unsure) {
+        /* From a trusted proxy: the client its header names is counted and
+         * held to the per-address limit from now on. A request that names
+         * nobody stays the proxy's, which is not limited as one client. */
+        netaddr client = c->addr;
+        c->unsure = 0;
+        if (netaddr_forwarded_client(&r, &c->t->proxies, &client) &&
+            transport__over_ip_limit(c, transport__count(c, &client)))
+            return;
+    }
     route(c, &r, (size_t)hl);
 }

@@ -102,10 +102,19 @@ conns_t *hub_conns(hub_t *h) {
     return h->conns;
 }
 
+/* c's client address, for the logs. */
+static const char *conn_ip(hub_t *h, conn_t *c, char *out, size_t cap) {
+    snprintf(out, cap, "-");
+    if (h->t->address) h->t->address(h->t->ud, c, out, cap);
+    return out;
+}
+
 conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
     int first;
     int64_t now = clock_now_ms();
     conn_t *c = conns_add(h->conns, uid, transport, now, &first);
+    char ip[64];
+    conn_ip(h, c, ip, sizeof ip);
 
     /* The on_connect hook may refuse the connection or attach metadata. */
     buf_t meta;
@@ -114,8 +123,8 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
     if (!script_on_connect(live_script(h), conn_id(c), uid, &meta, reason,
                            sizeof reason)) {
         buf_close(&meta);
-        log_info("conn", "refused by on_connect conn=%s user=%s: %s",
-                 conn_id(c), uid, reason);
+        log_info("conn", "refused by on_connect conn=%s user=%s ip=%s: %s",
+                 conn_id(c), uid, ip, reason);
         h->t->close(h->t->ud, c, CLOSE_REFUSED, reason);
         return c;
     }
@@ -134,8 +143,8 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
     fanout_conn(&h->fo, c, f);
     frame_unref(f);
 
-    log_info("conn", "open conn=%s user=%s conns=%zu", conn_id(c), uid,
-             conns_count(h->conns));
+    log_info("conn", "open conn=%s user=%s ip=%s conns=%zu", conn_id(c), uid,
+             ip, conns_count(h->conns));
     if (first &&
         presence_set(h->presence, user_id(conn_user(c)), PRESENCE_ONLINE))
         hub__notify_presence(h, uid, PRESENCE_ONLINE);
@@ -150,9 +159,10 @@ void hub_conn_closed(hub_t *h, conn_t *c) {
     script_on_disconnect(live_script(h), conn_id(c), user_id(u),
                          conn_close_code(c), meta, metalen);
     presence_conn_closed(h->presence, c);
-    log_info("conn", "close conn=%s user=%s code=%d in=%llu out=%llu",
-             conn_id(c), user_id(u), conn_close_code(c),
-             (unsigned long long)conn_stats(c)->messages_in,
+    char ip[64];
+    log_info("conn", "close conn=%s user=%s ip=%s code=%d in=%llu out=%llu",
+             conn_id(c), user_id(u), conn_ip(h, c, ip, sizeof ip),
+             conn_close_code(c), (unsigned long long)conn_stats(c)->messages_in,
              (unsigned long long)conn_stats(c)->messages_out);
     if (user_conn_count(u) == 1) {
         /* The user's last connection: membership and presence end with it.

@@ -33,6 +33,9 @@ typedef struct hub_transport {
      * caller's feet. The transport reports the close later through
      * hub_conn_closed. */
     void (*close)(void *ud, conn_t *c, int code, const char *reason);
+    /* c's client address as text into out (cap bytes), for the logs.
+     * Optional (NULL: "-"). */
+    void (*address)(void *ud, conn_t *c, char *out, size_t cap);
 } hub_transport;
 
 /* Creates the hub and loads the scripts. Returns NULL (with the reason in

@@ -1,6 +1,7 @@
 /* tconn.c -- what every client socket has: its deadline list, its polling,
  * its teardown, and refusals (see transport_int.h). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -69,6 +70,11 @@ void transport__teardown(tconn *c, int code) {
         conn_queue_clear(c->conn);
     }
     transport__list_remove(c);
+    if (c->counted) {
+        peers_remove(c->t->peers, &c->addr);
+        c->t->nconns--;
+        c->counted = 0;
+    }
     c->state = T_DEAD;
     /* uv_close stops the poll at once (the fd leaves epoll), so the fd can
      * be closed now. */
@@ -83,7 +89,8 @@ void transport__poll_set(tconn *c, int events) {
     uv_poll_start(&c->poll, events, c->t->on_io);
 }
 
-void transport__log_refusal(transport_t *t, int status, const char *why) {
+void transport__log_refusal(transport_t *t, const netaddr *ip, int status,
+                            const char *why) {
     int64_t sec = clock_now_ms() / 1000;
     if (sec != t->log_second) {
         if (t->unlogged)
@@ -91,13 +98,15 @@ void transport__log_refusal(transport_t *t, int status, const char *why) {
         t->log_second = sec;
         t->logged = t->unlogged = 0;
     }
+    char a[NETADDR_TEXT] = "-";
     if (t->logged++ < 10)
-        log_info("http", "refused %d: %s", status, why);
+        log_info("http", "refused %d ip=%s: %s", status,
+                 ip ? netaddr_format(ip, a) : a, why);
     else
         t->unlogged++;
 }
 
-void transport__refuse(tconn *c, int status, const char *why,
+void transport__answer(tconn *c, int status, const char *why,
                        const char *extra) {
     transport_t *t = c->t;
     buf_t b;
@@ -107,7 +116,6 @@ void transport__refuse(tconn *c, int status, const char *why,
     ssize_t n = send(c->fd, buf_content(&b), b.len, MSG_NOSIGNAL);
     (void)n;
     buf_close(&b);
-    transport__log_refusal(t, status, why);
     shutdown(c->fd, SHUT_WR);
     free(c->head);
     c->head = NULL;
@@ -115,6 +123,42 @@ void transport__refuse(tconn *c, int status, const char *why,
     c->state = T_LINGER;
     transport__list_push(&t->lingering, c, LINGER_MS);
     transport__poll_set(c, UV_READABLE);
+}
+
+void transport__refuse(tconn *c, int status, const char *why,
+                       const char *extra) {
+    transport__log_refusal(c->t, &c->addr, status, why);
+    transport__answer(c, status, why, extra);
+}
+
+uint32_t transport__count(tconn *c, const netaddr *addr) {
+    transport_t *t = c->t;
+    if (c->counted) {
+        peers_remove(t->peers, &c->addr);
+        t->nconns--;
+    }
+    c->addr = *addr;
+    c->counted = 1;
+    t->nconns++;
+    return peers_add(t->peers, addr);
+}
+
+int transport__over_ip_limit(tconn *c, uint32_t count) {
+    transport_t *t = c->t;
+    long max = t->cfg->max_conns_per_ip;
+    if (max <= 0 || count <= (uint32_t)max) return 0;
+    char why[80], a[NETADDR_TEXT];
+    snprintf(why, sizeof why, "over the limit of %ld connections per address",
+             max);
+    uint32_t unlogged;
+    if (peers_refusal_log(t->peers, &c->addr, clock_now_ms(), LIMIT_LOG_MS,
+                          &unlogged))
+        log_warn("http",
+                 "refused 429 ip=%s: %s (--max-conns-per-ip; logged once a "
+                 "minute per address; %u not logged since the last line)",
+                 netaddr_format(&c->addr, a), why, unlogged);
+    transport__answer(c, 429, why, NULL);
+    return 1;
 }
 
 /* Reads and drops; closes at the client's end, or past LINGER_BYTES. */

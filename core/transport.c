@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "codes.h"
 #include "hub.h"
 #include "log.h"
@@ -52,7 +54,29 @@ static void on_io(uv_poll_t *h, int status, int events) {
     }
 }
 
-static void accept_one(transport_t *t, int fd) {
+/* Refuses c for being over --max-conns (503): the server's state, not
+ * the client's, so logged once a minute in all. Returns 1 when refused. */
+static int over_limit(transport_t *t, tconn *c) {
+    long max = t->cfg->max_conns;
+    if (max <= 0 || t->nconns <= (size_t)max) return 0;
+    char why[64], a[NETADDR_TEXT];
+    snprintf(why, sizeof why, "over the limit of %ld connections", max);
+    int64_t now = clock_now_ms();
+    if (!t->full_logged_at || now - t->full_logged_at >= LIMIT_LOG_MS) {
+        log_warn("http",
+                 "refused 503 ip=%s: %s (--max-conns; logged once a minute; "
+                 "%u not logged since the last line)",
+                 netaddr_format(&c->addr, a), why, t->full_unlogged);
+        t->full_logged_at = now;
+        t->full_unlogged = 0;
+    } else {
+        t->full_unlogged++;
+    }
+    transport__answer(c, 503, why, NULL);
+    return 1;
+}
+
+static void accept_one(transport_t *t, int fd, const netaddr *peer) {
     tconn *c = xcalloc(1, sizeof *c);
     c->t = t;
     c->fd = fd;
@@ -68,7 +92,15 @@ static void accept_one(transport_t *t, int fd) {
     c->poll.data = c;
     transport__poll_set(c, UV_READABLE);
     transport__list_push(&t->handshakes, c, t->handshake_ms);
-    if (t->stopping) transport__refuse(c, 503, "server shutting down", NULL);
+    /* Counted from here to the close. A trusted proxy's connection is
+     * counted under the proxy until its head names the client (gate.c),
+     * and only then held to the per-address limit. */
+    uint32_t n = transport__count(c, peer);
+    c->unsure = netaddr_list_match(&t->proxies, peer);
+    if (t->stopping)
+        transport__refuse(c, 503, "server shutting down", NULL);
+    else if (!over_limit(t, c) && !c->unsure)
+        transport__over_ip_limit(c, n);
 }
 
 /* Out of descriptors: the pending connection would wake us up again and
@@ -78,16 +110,22 @@ static void refuse_no_fd(transport_t *t, int lfd) {
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
         "Content-Length: 26\r\nConnection: close\r\n\r\n"
         "out of file descriptors\r\n\r\n";
+    netaddr peer, *ip = NULL;
     if (t->reserve_fd >= 0) {
         close(t->reserve_fd);
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
+                         SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd >= 0) {
             (void)!send(fd, resp, sizeof resp - 1, MSG_NOSIGNAL);
             close(fd);
+            if (netaddr_from_sockaddr((struct sockaddr *)&ss, &peer) == 0)
+                ip = &peer;
         }
         t->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
-    transport__log_refusal(t, 503, "out of file descriptors");
+    transport__log_refusal(t, ip, 503, "out of file descriptors");
 }
 
 static void on_listen(uv_poll_t *h, int status, int events) {
@@ -95,9 +133,15 @@ static void on_listen(uv_poll_t *h, int status, int events) {
     int lfd;
     if (status < 0 || uv_fileno((uv_handle_t *)h, &lfd) < 0) return;
     for (int k = 0; k < ACCEPT_BATCH; k++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            accept_one(t, fd);
+            netaddr peer;
+            if (netaddr_from_sockaddr((struct sockaddr *)&ss, &peer) < 0)
+                memset(&peer, 0, sizeof peer);
+            accept_one(t, fd, &peer);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED) continue;
@@ -120,6 +164,20 @@ transport_t *transport_create(uv_loop_t *loop, const config_t *cfg,
     t->http_ud = ud;
     t->handshake_ms = (uint64_t)(cfg->handshake_timeout * 1000);
     t->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    /* A key nobody can guess, so that nobody can pick addresses that
+     * collide in the table (peers.h). */
+    uint8_t key[16];
+    if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key) {
+        uint64_t x = uv_hrtime() ^ (uint64_t)(uintptr_t)t;
+        memcpy(key, &x, 8);
+        memcpy(key + 8, &x, 8);
+    }
+    t->peers = peers_create(key);
+    char err[256];
+    if (cfg->trusted_proxies[0] &&
+        netaddr_list_parse(cfg->trusted_proxies, &t->proxies, err, sizeof err) <
+            0)
+        log_warn("server", "--trusted-proxies: %s: none trusted", err);
     if (cfg->rate_limit > 0)
         t->rl = rate_limit_make(cfg->rate_limit, cfg->rate_burst);
     snprintf(t->rate_msg, sizeof t->rate_msg,
@@ -213,5 +271,7 @@ void transport_close_all(transport_t *t) {
 void transport_destroy(transport_t *t) {
     if (!t) return;
     if (t->reserve_fd >= 0) close(t->reserve_fd);
+    peers_destroy(t->peers);
+    netaddr_list_free(&t->proxies);
     free(t);
 }

@@ -16,6 +16,8 @@
 #include "conn.h"
 #include "http.h"
 #include "listen.h"
+#include "netaddr.h"
+#include "peers.h"
 #include "rate.h"
 #include "transport.h"
 #include "wsproto.h"
@@ -44,6 +46,10 @@
 #define ACCEPT_BATCH 64
 /* libwebsockets' header space (its max_http_header_data is 4096). */
 #define FORWARD_MAX 4000
+/* How often a refusal for being over a connection limit is logged: once
+ * per address (--max-conns-per-ip) or once in all (--max-conns) a
+ * minute, with the count of those not logged. */
+#define LIMIT_LOG_MS 60000
 /* A control frame we write: a pong echoes up to 125 bytes. */
 #define CTL_CAP (2 + 125)
 
@@ -77,6 +83,9 @@ struct tconn {
     uint8_t ctl_len, ctl_off; /* a pong or ping being written */
     uint8_t close_len, close_off; /* our close frame, after the queue */
     uint8_t carry_len;
+    uint8_t counted; /* under addr in the transport's counts */
+    uint8_t unsure;  /* a trusted proxy's: the client is in the head */
+    netaddr addr;    /* the client's address (see netaddr.h) */
     uint32_t wr_off; /* bytes of the first queued frame already written */
     /* T_HANDSHAKE: the request head so far. T_LINGER: bytes dropped. */
     char *head;
@@ -110,6 +119,13 @@ struct transport {
     uint64_t handshake_ms;
     rate_limit rl;
     char rate_msg[64];
+    /* Client connections from accept to close, in all and per address. */
+    size_t nconns;
+    peers_t *peers;
+    netaddr_list proxies; /* --trusted-proxies */
+    /* The last --max-conns refusal logged, and those since not logged. */
+    int64_t full_logged_at;
+    unsigned full_unlogged;
     /* Refusals logged in the current second, so that a flood of bad
      * requests cannot flood the log. */
     int64_t log_second;
@@ -130,12 +146,24 @@ void transport__poll_set(tconn *c, int events);
  * c->state until then. code: the close code the hub reports when none was
  * set (1006: gone without a close handshake). */
 void transport__teardown(tconn *c, int code);
-/* Logs a refusal, at most ten a second. */
-void transport__log_refusal(transport_t *t, int status, const char *why);
+/* Logs a refusal of a client at ip (NULL: unknown), at most ten a
+ * second. */
+void transport__log_refusal(transport_t *t, const netaddr *ip, int status,
+                            const char *why);
 /* Answers status and why, then drops what the client still sends for a
  * while before closing (T_LINGER). */
 void transport__refuse(tconn *c, int status, const char *why,
                        const char *extra);
+/* The same, not logged (the caller logs it its own way). */
+void transport__answer(tconn *c, int status, const char *why,
+                       const char *extra);
+/* Counts c under its client's address addr (again, when a trusted
+ * proxy's header named another). Returns the address's count. */
+uint32_t transport__count(tconn *c, const netaddr *addr);
+/* Refuses c for being over --max-conns-per-ip (429) when its address
+ * holds more connections than that; logs it once per address a minute.
+ * Returns 1 when refused. */
+int transport__over_ip_limit(tconn *c, uint32_t count);
 /* Reads and drops; closes at the client's end, or past limit bytes (0:
  * no limit). */
 void transport__drop_input(tconn *c, uint32_t limit);

@@ -2,6 +2,7 @@
  * queued frames written, pings and idle drops, the close handshake (see
  * transport.h for the design, transport_int.h for the pieces). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -350,8 +351,15 @@ void transport__on_flush_check(uv_check_t *h) {
     }
 }
 
+static void t_address(void *ud, conn_t *conn, char *out, size_t cap) {
+    tconn *c = conn_transport(conn);
+    char a[NETADDR_TEXT];
+    snprintf(out, cap, "%s", netaddr_format(&c->addr, a));
+}
+
 hub_transport transport_hub_ops(transport_t *t) {
-    return (hub_transport){t, t->loop, t_wake, t_drain, transport__close_conn};
+    return (hub_transport){
+        t, t->loop, t_wake, t_drain, transport__close_conn, t_address};
 }
 
 void transport__ws_open(tconn *c, const char *uid, const char *why,
@@ -362,7 +370,9 @@ void transport__ws_open(tconn *c, const char *uid, const char *why,
     ws_parser_init(&c->parser, t->cfg->max_message);
     if (why) {
         /* Refused after the upgrade, so that a browser sees the reason. */
-        log_info("conn", "refused (4001): %s", why);
+        char a[NETADDR_TEXT];
+        log_info("conn", "refused (4001) ip=%s: %s",
+                 netaddr_format(&c->addr, a), why);
         transport__start_close(c, CLOSE_UNAUTHORIZED, why, 1);
     } else {
         c->conn = hub_conn_open(t->hub, uid, c);
