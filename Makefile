@@ -52,7 +52,8 @@ bench-lua: build
 	tests/bench/lua_vs_c.sh $(BUILD)
 
 # libFuzzer (clang) on what clients send: frames through the envelope
-# check and JSON parser, tokens through auth; FUZZ_SECONDS each (60).
+# check and JSON parser, tokens through auth, request heads through the
+# front door's parsers; FUZZ_SECONDS each (60), or FUZZ_RUNS inputs each.
 fuzz:
 	tests/fuzz/run.sh
 
