@@ -173,6 +173,8 @@ static int host_conn_info(void *ud, const char *cid, script_conn_info *out) {
     out->messages_out = st->messages_out;
     out->bytes_in = st->bytes_in;
     out->bytes_out = st->bytes_out;
+    out->ip[0] = '\0';
+    if (h->t->address) h->t->address(h->t->ud, c, out->ip, sizeof out->ip);
     return 0;
 }
 

@@ -51,6 +51,7 @@ typedef struct script_conn_info {
     const char *user_id; /* borrowed for the call */
     int64_t connected_at, last_activity;
     uint64_t messages_in, messages_out, bytes_in, bytes_out;
+    char ip[64]; /* the client's address ("" when unknown: no ip field) */
 } script_conn_info;
 
 /* Called once per id by the listing functions; the string is borrowed for

@@ -461,7 +461,7 @@ static int l_conn_info(lua_State *L) {
         lua_pushnil(L);
         return 1;
     }
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 9);
     lua_pushvalue(L, 1);
     lua_setfield(L, -2, "id");
     lua_pushstring(L, ci.user_id);
@@ -472,6 +472,10 @@ static int l_conn_info(lua_State *L) {
     set_number(L, "messages_out", (double)ci.messages_out);
     set_number(L, "bytes_in", (double)ci.bytes_in);
     set_number(L, "bytes_out", (double)ci.bytes_out);
+    if (ci.ip[0]) {
+        lua_pushstring(L, ci.ip);
+        lua_setfield(L, -2, "ip");
+    }
     return 1; /* stack: info */
 }
 

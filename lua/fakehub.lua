@@ -405,6 +405,7 @@ function M.new(opts)
     return {
       id = conn_id, user = c.user, connected_at = c.connected_at, last_activity = now(),
       messages_in = 0, messages_out = #c.inbox, bytes_in = 0, bytes_out = 0,
+      ip = c.ip or "127.0.0.1",
     }
   end
 

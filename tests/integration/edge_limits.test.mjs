@@ -7,7 +7,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { Server, sleep, withTimeout } from './lib/harness.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Server, sleep, tempScripts, withTimeout } from './lib/harness.mjs';
 
 const status = (text) => Number((/^HTTP\/1\.1 (\d{3}) /.exec(text) || [])[1]);
 
@@ -238,3 +240,21 @@ test('X-Forwarded-For from a client that is not a trusted proxy has no say: its 
   assert.equal(third.status, 429, third.text);
   await s.waitLog(/refused 429 ip=127\.0\.0\.20:/);
 }));
+
+test('scripts see the client address: hub.conn_info(id).ip, the forwarded client behind a trusted proxy', async () => {
+  const dir = tempScripts();
+  fs.mkdirSync(path.join(dir, 'hooks'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'hooks', 'on_connect.lua'),
+    'local hub = require "hub"\nreturn function(conn) return false, "you are " .. tostring(hub.conn_info(conn.id).ip) end\n');
+  const s = await new Server(['--trusted-proxies', '127.0.0.10'], { scripts: dir }).start();
+  try {
+    const direct = await dial(s, { from: '127.0.0.30', head: xff('d', '198.51.100.77') });
+    assert.match(direct.text, /you are 127\.0\.0\.30/);
+    const proxied = await dial(s, { from: '127.0.0.10', head: xff('p', '2001:db8::5') });
+    assert.match(proxied.text, /you are 2001:db8::5/);
+    await s.waitLog(/refused by on_connect conn=\S+ user=p ip=2001:db8::5: you are 2001:db8::5/);
+  } finally {
+    await s.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
