@@ -20,9 +20,6 @@
 #include "log.h"
 #include "transport_int.h"
 
-/* Connections accepted per wake-up of a listening socket. */
-#define ACCEPT_BATCH 64
-
 static void on_io(uv_poll_t *h, int status, int events) {
     tconn *c = h->data;
     if (status < 0) {
