@@ -510,13 +510,21 @@ void script__inject_conns(lua_State *L, script_t *s, int hub) {
  * writing them again. */
 void script__inject_limits(lua_State *L, int hub) {
     if (hub < 0) hub = lua_gettop(L) + hub + 1;
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 7);
     lua_pushinteger(L, ROOM_ID_MAX);
     lua_setfield(L, -2, "room_id_max");
     lua_pushinteger(L, CONN_USER_ID_MAX);
     lua_setfield(L, -2, "user_id_max");
     lua_pushstring(L, CONN_USER_ID_CHARS);
     lua_setfield(L, -2, "user_id_chars");
+    lua_pushnumber(L, SCRIPT_MAX_TIMER_DELAY);
+    lua_setfield(L, -2, "timer_delay_max");
+    lua_pushinteger(L, SCRIPT_MAX_TIMERS);
+    lua_setfield(L, -2, "timers_max");
+    lua_pushinteger(L, SCRIPT_MAX_TIMER_NAME);
+    lua_setfield(L, -2, "timer_name_max");
+    lua_pushinteger(L, SCRIPT_MAX_TIMER_ARG);
+    lua_setfield(L, -2, "timer_arg_max");
     lua_setfield(L, hub, "limits"); /* stack: (as before) */
 }
 

@@ -171,7 +171,8 @@ void script__inject_rooms(lua_State *L, script_t *s, int hub);
 void script__inject_presence(lua_State *L, script_t *s, int hub);
 /* hub.online_users, user_connections, conn_info, valid_user_id, now. */
 void script__inject_conns(lua_State *L, script_t *s, int hub);
-/* hub.limits: room_id_max, user_id_max, user_id_chars. */
+/* hub.limits: room_id_max, user_id_max, user_id_chars, and the timers'
+ * (timer_delay_max, timers_max, timer_name_max, timer_arg_max). */
 void script__inject_limits(lua_State *L, int hub);
 /* core.log, core.set_fail. */
 void script__inject_log(lua_State *L, script_t *s, int core);
@@ -191,6 +192,15 @@ void script__idlist_sort(script_idlist *l);
 void script__inject_store(lua_State *L, script_t *s, int core);
 
 /* ---- script_timer.c ----------------------------------------------------- */
+
+/* The timers' limits, which scripts read in hub.limits (the test kit,
+ * lua/fakehub.lua, keeps a copy that test_script.c checks): the longest
+ * delay in ms (a year), how many timers a state may hold, and the longest
+ * name and argument (as JSON) of a named timer, in bytes. */
+#define SCRIPT_MAX_TIMER_DELAY 31536000000.0
+#define SCRIPT_MAX_TIMERS 10000
+#define SCRIPT_MAX_TIMER_NAME 128
+#define SCRIPT_MAX_TIMER_ARG 65536
 
 /* hub.after, hub.every, hub.cancel into the table at hub; the runtime's
  * set_timer_runner into the table at core. */

@@ -27,10 +27,6 @@ struct script_timer {
     struct script_timer *prev, *next;
 };
 
-#define SCRIPT_MAX_TIMERS 10000
-#define SCRIPT_MAX_TIMER_NAME 128
-#define SCRIPT_MAX_TIMER_ARG 65536
-
 /* Timer ids are unique for the process, not per state: a named timer keeps
  * its id in the next state, whose own timers must not take it. */
 static double last_timer_id;
@@ -143,7 +139,7 @@ static int start_timer(lua_State *L, int repeat) {
                           "'module.function' (got %s)",
                           luaL_typename(L, 2));
     if (!s->loop) return luaL_error(L, "timers need a running server");
-    if (!(ms >= 1 && ms <= 86400000.0 * 365))
+    if (!(ms >= 1 && ms <= SCRIPT_MAX_TIMER_DELAY))
         return luaL_error(L, "a timer's delay is 1 ms to a year");
     if (s->ntimers >= SCRIPT_MAX_TIMERS)
         return luaL_error(L, "at most %d timers", SCRIPT_MAX_TIMERS);

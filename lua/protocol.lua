@@ -1,6 +1,5 @@
--- protocol.lua: the pure-Lua part of the handler contract, shared by the
--- server's runtime and by the fake hub that specs use, so that a handler
--- answers the same way under test as in production.
+-- protocol.lua: the pure-Lua part of the handler contract, used by the
+-- runtime (which the test kit, lua/fakehub.lua, runs too).
 --
 -- It turns one handler call into the frame the client gets back: an ack
 -- with the handler's fields merged in, an error with a protocol code, the
@@ -24,7 +23,7 @@ M.NO_ACK = setmetatable({}, { __tostring = function() return "hub.NO_ACK" end })
 
 -- The metatables of replies and of protocol errors are protected: a
 -- script that gets hold of one cannot reach a metatable every script's
--- replies or errors share. The runtime (and the test kit) still tell them
+-- replies or errors share. The runtime still tells them
 -- by their metatable, read past the protection with debug.getmetatable.
 -- (A copy of this module a script requires has no debug library, and
 -- knows neither.)
@@ -139,7 +138,7 @@ end
 
 -- The function a named timer calls: name is "module.function", a function
 -- of the module require_module(module) returns (a module of scripts/lib).
--- Returns it, or nil and why. Used by the runtime and by the test kit.
+-- Returns it, or nil and why.
 function M.timer_function(name, require_module)
   local module, fname = name:match("^([%w_%.]+)%.([%w_]+)$")
   if not module then

@@ -55,8 +55,9 @@ core.set_timer_runner(run_timer)
 local handlers = {}
 local failures = {}
 
-local function load_handler(t)
-  local path = scripts_dir .. "/" .. t .. ".lua"
+-- Loads the handler file at path in a sandbox of its own: its function,
+-- or nil and why.
+local function load_file(path)
   -- Text only: precompiled bytecode can crash the VM.
   local chunk, err = loadfile(path, "t")
   if not chunk then
@@ -76,6 +77,10 @@ local function load_handler(t)
     return nil, path .. ": a handler must return a function (got " .. type(fn) .. ")"
   end
   return fn
+end
+
+local function load_handler(t)
+  return load_file(scripts_dir .. "/" .. t .. ".lua")
 end
 
 for _, t in ipairs(types) do
@@ -153,6 +158,19 @@ local function run_hook(name, conn, ...)
   return unpack(results, 1, 3)
 end
 
+-- Runs handler(conn, msg) and answers the frame as its result says.
+local function call(handler, conn, msg, type_name)
+  local kind, v, logline = protocol.call(handler, conn, msg, traceback)
+  if logline then
+    core.log("error", string.format("handler %s failed conn=%s user=%s: %s",
+      type_name, conn.id, conn.user, logline), 0)
+  end
+  if kind then
+    -- Encoded straight from the handler's table, in C.
+    answer(conn.id, kind, v, "handler " .. type_name)
+  end
+end
+
 local function dispatch(conn_id, user_id, type_name, msg, meta)
   local conn = { id = conn_id, user = user_id, meta = meta }
   local id = msg.id
@@ -191,15 +209,7 @@ local function dispatch(conn_id, user_id, type_name, msg, meta)
     -- that cannot name a handler.
     return type_name
   end
-  local kind, v, logline = protocol.call(handler, conn, msg, traceback)
-  if logline then
-    core.log("error", string.format("handler %s failed conn=%s user=%s: %s",
-      type_name, conn_id, user_id, logline), 0)
-  end
-  if kind then
-    -- Encoded straight from the handler's table, in C.
-    answer(conn_id, kind, v, "handler " .. type_name)
-  end
+  call(handler, conn, msg, type_name)
 end
 
 -- on_connect(conn): return false, reason to refuse (closed 4003 with the
@@ -227,8 +237,17 @@ for _, t in ipairs(types) do
   loaded[#loaded + 1] = t
 end
 
+-- For the test kit (lua/fakehub.lua), which runs a handler file a spec
+-- names: load(path) loads it in this state's sandbox (its function, or nil
+-- and why); run(handler, conn_id, user_id, msg, meta) runs it on the frame
+-- being dispatched and answers as dispatch does. The core uses neither.
+local function run(handler, conn_id, user_id, msg, meta)
+  call(handler, { id = conn_id, user = user_id, meta = meta }, msg, tostring(msg.type))
+end
+
 return {
   dispatch = dispatch, connect = connect, disconnect = disconnect,
+  load = load_file, run = run,
   types = loaded, hooks = hooks_loaded, stray_hooks = stray_hooks,
   has_connect_hook = hooks.on_connect ~= nil,
   has_disconnect_hook = hooks.on_disconnect ~= nil,

@@ -224,16 +224,20 @@ end
 -- out of memory. This version raises LuaJIT's own out-of-memory error for
 -- such counts (no string can be that long). Installed in the state's
 -- string table, which the string metatable's __index is too, so that
--- ("x"):rep(n) gets it as well.
+-- ("x"):rep(n) gets it as well. Once per state: the test kit starts many
+-- runtimes in one state, and a second call leaves the first fix alone.
+local fixed_rep
 function M.fix_string_rep()
+  if string.rep == fixed_rep then return end
   local rep = string.rep
-  string.rep = function(s, n, sep)
+  fixed_rep = function(s, n, sep)
     local count = tonumber(n)
     if count and count >= 2147483648 and (s ~= "" or (sep ~= nil and sep ~= "")) then
       error("not enough memory", 0)
     end
     return rep(s, n, sep)
   end
+  string.rep = fixed_rep
 end
 
 return M

@@ -1,13 +1,13 @@
 local fakehub = require "fakehub"
 
--- The example's module lives in examples/handlers/lib.
-package.path = "examples/handlers/lib/?.lua;" .. package.path
+-- The example's module lives in examples/handlers/lib: the kit serves
+-- examples/handlers, as the server would.
 
 describe("poll", function()
   local kit, poll, alice, bob
 
   before_each(function()
-    kit = fakehub.new()
+    kit = fakehub.new({ scripts_dir = "examples/handlers" })
     alice, bob = kit:connect("alice"), kit:connect("bob")
     kit.hub.join("lobby", "alice")
     kit.hub.join("lobby", "bob")

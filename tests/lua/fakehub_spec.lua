@@ -61,10 +61,6 @@ local function scratch(files)
 end
 
 describe("fakehub timers", function()
-  local saved_path
-  before_each(function() saved_path = package.path end)
-  after_each(function() package.path = saved_path end)
-
   it("hub.after fires once when the virtual clock reaches it, with hub.now() at its due time", function()
     local kit = fakehub.new({ now = 1000 })
     local hub = kit.hub
@@ -125,8 +121,7 @@ function M.tick(arg)
 end
 return M
 ]] })
-    package.path = dir .. "/lib/?.lua;" .. package.path
-    local kit = fakehub.new()
+    local kit = fakehub.new({ scripts_dir = dir })
     local a = kit:connect("a")
     local hub = kit.hub
     hub.every(100, "ticker.tick", { conn = a.id, n = 1 })
@@ -147,9 +142,8 @@ return M
 local hub = require "hub"
 return { ping = function(conn) hub.send(conn, { type = "ping" }) end }
 ]] })
-    package.path = dir .. "/lib/?.lua;" .. package.path
     for _ = 1, 2 do
-      local kit = fakehub.new()
+      local kit = fakehub.new({ scripts_dir = dir })
       local a = kit:connect("a")
       kit.hub.after(5, "pinger.ping", a.id)
       kit:advance(5)
@@ -159,10 +153,12 @@ return { ping = function(conn) hub.send(conn, { type = "ping" }) end }
 
   it("a named timer whose function is gone when it fires is cancelled with a warning", function()
     local dir = scratch({ ["lib/fleeting.lua"] = "return { go = function() end }\n" })
-    package.path = dir .. "/lib/?.lua;" .. package.path
-    local kit = fakehub.new()
+    local kit = fakehub.new({ scripts_dir = dir })
     local id = kit.hub.every(10, "fleeting.go")
-    kit.modules.fleeting.go = nil -- as if a reload removed it
+    local f = assert(io.open(dir .. "/lib/fleeting.lua", "w"))
+    f:write("return {}\n")
+    f:close()
+    assert.equal(0, kit:reload())
     kit:advance(10)
     assert.is_false(kit.hub.cancel(id))
     assert.equal("warn", kit.logs[1].level)
@@ -209,5 +205,74 @@ end
     local sent = kit:sent(a)
     assert.equal(6, #sent)
     assert.same({ 1, 2, 3, 4, 5, 6 }, { sent[1].id, sent[2].id, sent[3].id, sent[4].id, sent[5].id, sent[6].id })
+  end)
+end)
+
+-- The kit runs the real runtime, sandbox and all, over a fake of the C
+-- functions only: what the server does, the kit does.
+describe("fakehub runs the server's runtime", function()
+  local dir = scratch({
+    ["leaky.lua"] = "return function() counter = 1 end\n",
+    ["reader.lua"] = "return function() return { has_io = io ~= nil } end\n",
+    ["lists.lua"] = "local hub = require 'hub'\n"
+      .. "return function() return { none = hub.array(), big = 2 ^ 53, third = 1 / 3 } end\n",
+    ["hooks/on_connect.lua"] = "return function(conn)\n"
+      .. "  if conn.user == 'mallory' then return false, 'not you' end\n"
+      .. "  return { role = 'member' }\n"
+      .. "end\n",
+    ["whoami.lua"] = "return function(conn) return { role = conn.meta.role } end\n",
+  })
+
+  it("enforces the sandbox: no io, no undeclared globals, a frozen hub", function()
+    local kit = fakehub.new({ scripts_dir = dir })
+    local a = kit:connect("a")
+    assert.same({ type = "ack", id = 1, has_io = false }, kit:dispatch(a, { type = "reader", id = 1 }))
+    local err = kit:dispatch(a, { type = "leaky", id = 2 })
+    assert.equal("handler_error", err.code)
+    assert.matches("undeclared global 'counter'", err.message)
+    assert.matches("handler leaky failed", kit.logs[1].message)
+    assert.has_error(function() kit.hub.send = print end, "attempt to write hub.send: hub is read-only")
+  end)
+
+  it("writes what the core writes: empty arrays, full-precision numbers, the id as sent", function()
+    local kit = fakehub.new({ scripts_dir = dir })
+    local a = kit:connect("a")
+    kit:dispatch(a, '{"type":"lists","id":"x-1"}')
+    local wire = kit:wire(a)[1]
+    assert.matches('"none":%[%]', wire)
+    assert.matches('"big":9007199254740992', wire)
+    assert.matches('"third":0.3333333333333333[,}]', wire)
+    assert.matches('^{"type":"ack","id":"x%-1",', wire)
+  end)
+
+  it("runs the on_connect hook: a refusal, or metadata handlers see as conn.meta", function()
+    local kit = fakehub.new({ scripts_dir = dir })
+    local conn, reason = kit:connect("mallory")
+    assert.is_nil(conn)
+    assert.equal("not you", reason)
+    assert.same({}, kit.hub.online_users())
+    local a = kit:connect("a", { ip = "198.51.100.7" })
+    assert.same({ type = "ack", id = 1, role = "member" }, kit:dispatch(a, { type = "whoami", id = 1 }))
+    assert.equal("198.51.100.7", kit.hub.conn_info(a.id).ip)
+    assert.equal("127.0.0.1", kit.hub.conn_info(kit:connect("b").id).ip)
+  end)
+
+  it("reloads the scripts directory as SIGHUP does; a broken script keeps the old ones", function()
+    local kit = fakehub.new({ scripts_dir = dir })
+    local a = kit:connect("a")
+    local f = assert(io.open(dir .. "/fresh.lua", "w"))
+    f:write("return function() return { fresh = true } end\n")
+    f:close()
+    assert.equal("unknown_type", kit:dispatch(a, { type = "fresh", id = 1 }).code)
+    assert.equal(0, kit:reload())
+    assert.is_true(kit:dispatch(a, { type = "fresh", id = 2 }).fresh)
+    f = assert(io.open(dir .. "/fresh.lua", "w"))
+    f:write("return function( end\n")
+    f:close()
+    local ok, why = kit:reload()
+    assert.is_nil(ok)
+    assert.matches("fresh.lua:1:", why)
+    assert.is_true(kit:dispatch(a, { type = "fresh", id = 3 }).fresh)
+    os.remove(dir .. "/fresh.lua")
   end)
 end)

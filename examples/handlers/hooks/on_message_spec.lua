@@ -1,17 +1,16 @@
 local fakehub = require "fakehub"
 
--- The example's modules live in examples/handlers/lib.
-package.path = "examples/handlers/lib/?.lua;" .. package.path
+-- The example's modules live in examples/handlers/lib: the kit serves
+-- examples/handlers, as the server would.
 
 describe("moderation hook", function()
   local kit, hook, slow, alice, bob
 
   before_each(function()
-    kit = fakehub.new()
+    kit = fakehub.new({ scripts_dir = "examples/handlers" })
     alice, bob = kit:connect("alice"), kit:connect("bob")
     kit.hub.join("r", "alice")
     kit.hub.join("r", "bob")
-    package.loaded.wordfilter, package.loaded.slowmode = nil, nil
     hook = kit:load("examples/handlers/hooks/on_message.lua")
     slow = kit:load("examples/handlers/slow_mode.lua")
   end)
