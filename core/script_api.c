@@ -509,22 +509,25 @@ void script__inject_conns(lua_State *L, script_t *s, int hub) {
 /* hub.limits: the core's limits, so that scripts check them without
  * writing them again. */
 void script__inject_limits(lua_State *L, int hub) {
+    static const struct {
+        const char *name;
+        double value;
+    } numbers[] = {
+        {"room_id_max", ROOM_ID_MAX},
+        {"user_id_max", CONN_USER_ID_MAX},
+        {"timer_delay_max", SCRIPT_MAX_TIMER_DELAY},
+        {"timers_max", SCRIPT_MAX_TIMERS},
+        {"timer_name_max", SCRIPT_MAX_TIMER_NAME},
+        {"timer_arg_max", SCRIPT_MAX_TIMER_ARG},
+    };
     if (hub < 0) hub = lua_gettop(L) + hub + 1;
     lua_createtable(L, 0, 7);
-    lua_pushinteger(L, ROOM_ID_MAX);
-    lua_setfield(L, -2, "room_id_max");
-    lua_pushinteger(L, CONN_USER_ID_MAX);
-    lua_setfield(L, -2, "user_id_max");
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+        lua_pushnumber(L, numbers[i].value);
+        lua_setfield(L, -2, numbers[i].name);
+    }
     lua_pushstring(L, CONN_USER_ID_CHARS);
     lua_setfield(L, -2, "user_id_chars");
-    lua_pushnumber(L, SCRIPT_MAX_TIMER_DELAY);
-    lua_setfield(L, -2, "timer_delay_max");
-    lua_pushinteger(L, SCRIPT_MAX_TIMERS);
-    lua_setfield(L, -2, "timers_max");
-    lua_pushinteger(L, SCRIPT_MAX_TIMER_NAME);
-    lua_setfield(L, -2, "timer_name_max");
-    lua_pushinteger(L, SCRIPT_MAX_TIMER_ARG);
-    lua_setfield(L, -2, "timer_arg_max");
     lua_setfield(L, hub, "limits"); /* stack: (as before) */
 }
 

@@ -872,29 +872,30 @@ static void test_limits_are_the_cores_and_the_fakes(void **state) {
     fixture_t *fx = *state;
     unsafe_lua = 1;
     const char *r = run_body(
-        fx, "-- The kit's JSON library is not on the server's path, and not\n"
-            "-- what this checks.\n"
-            "package.preload.dkjson = function() return {} end\n"
-            "local fake = require('fakecore')\n"
-            "local bad = {}\n"
-            "for k, v in pairs(hub.limits) do\n"
-            "  if fake.limits[k] ~= v then bad[#bad + 1] = k end\n"
-            "end\n"
-            "for k in pairs(fake.limits) do\n"
-            "  if hub.limits[k] == nil then bad[#bad + 1] = k end\n"
-            "end\n"
-            "local samples = { 'a', 'A-z_0.9@x', '', ('u'):rep(64),\n"
-            "  ('u'):rep(65), 'a b', '\\195\\169', 'a/b', 'a+b', 42 }\n"
-            "local valid = 0\n"
-            "for _, v in ipairs(samples) do\n"
-            "  if hub.valid_user_id(v) then valid = valid + 1 end\n"
-            "  if hub.valid_user_id(v) ~= fake.valid_user_id(v) then\n"
-            "    bad[#bad + 1] = tostring(v)\n"
-            "  end\n"
-            "end\n"
-            "return { bad = table.concat(bad, ','), valid = valid,\n"
-            "  room = hub.limits.room_id_max, user = hub.limits.user_id_max,\n"
-            "  chars = hub.limits.user_id_chars, timers = hub.limits.timers_max }");
+        fx,
+        "-- The kit's JSON library is not on the server's path, and not\n"
+        "-- what this checks.\n"
+        "package.preload.dkjson = function() return {} end\n"
+        "local fake = require('fakecore')\n"
+        "local bad = {}\n"
+        "for k, v in pairs(hub.limits) do\n"
+        "  if fake.limits[k] ~= v then bad[#bad + 1] = k end\n"
+        "end\n"
+        "for k in pairs(fake.limits) do\n"
+        "  if hub.limits[k] == nil then bad[#bad + 1] = k end\n"
+        "end\n"
+        "local samples = { 'a', 'A-z_0.9@x', '', ('u'):rep(64),\n"
+        "  ('u'):rep(65), 'a b', '\\195\\169', 'a/b', 'a+b', 42 }\n"
+        "local valid = 0\n"
+        "for _, v in ipairs(samples) do\n"
+        "  if hub.valid_user_id(v) then valid = valid + 1 end\n"
+        "  if hub.valid_user_id(v) ~= fake.valid_user_id(v) then\n"
+        "    bad[#bad + 1] = tostring(v)\n"
+        "  end\n"
+        "end\n"
+        "return { bad = table.concat(bad, ','), valid = valid,\n"
+        "  room = hub.limits.room_id_max, user = hub.limits.user_id_max,\n"
+        "  chars = hub.limits.user_id_chars, timers = hub.limits.timers_max }");
     unsafe_lua = 0;
     assert_non_null(strstr(r, "\"bad\":\"\""));
     assert_non_null(strstr(r, "\"valid\":3"));
