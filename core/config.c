@@ -133,6 +133,12 @@ static void usage(FILE *out) {
             "logs; from anyone\n"
             "                           else those headers are ignored "
             "(default: none)\n"
+            "  --compression            accept clients' permessage-deflate "
+            "(RFC 7692):\n"
+            "                           messages are compressed once for "
+            "all recipients;\n"
+            "                           --max-message counts the inflated "
+            "bytes (default: off)\n"
             "  --check DIR              load the scripts in DIR as the "
             "server would, report\n"
             "                           every error with file:line, exit "
@@ -239,6 +245,10 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
         }
         if (!strcmp(arg, "--watch")) {
             cfg->watch = 1;
+            continue;
+        }
+        if (!strcmp(arg, "--compression")) {
+            cfg->compression = 1;
             continue;
         }
         if (strncmp(arg, "--", 2) != 0) {

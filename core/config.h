@@ -31,6 +31,7 @@ typedef struct config {
     log_level level;       /* --log-level error|warn|info|debug, default info */
     int unsafe_lua;        /* --unsafe-lua: no sandbox for scripts */
     int watch;             /* --watch: reload when scripts/ changes */
+    int compression;       /* --compression: permessage-deflate offered */
     double script_timeout; /* --script-timeout MS, default 100; 0: none */
     size_t script_memory;  /* --script-memory MB, default 256; 0: none */
     char check_dir[1024];  /* --check DIR: load the scripts, report, exit */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -64,6 +65,17 @@ static void upgrade(tconn *c, const http_req *r, unsigned char *extra,
                                      NULL);
         proto = 1;
     }
+    /* permessage-deflate, when it is on and the client offers it in a
+     * form we take; anything else in the offer just goes unanswered. */
+    char ext[PMD_RESPONSE_MAX];
+    int pmd = 0;
+    static const char ext_name[] = "Sec-WebSocket-Extensions";
+    for (size_t i = 0; t->cfg->compression && !pmd && i < r->nheaders; i++) {
+        const http_header *hd = &r->headers[i];
+        if (hd->name_len == sizeof ext_name - 1 &&
+            strncasecmp(hd->name, ext_name, hd->name_len) == 0)
+            pmd = pmd_negotiate(hd->value, hd->value_len, ext, sizeof ext);
+    }
     size_t ol = 0, hl = 0;
     const char *origin = http_header_get(r, "Origin", &ol);
     const char *host = http_header_get(r, "Host", &hl);
@@ -80,17 +92,19 @@ static void upgrade(tconn *c, const http_req *r, unsigned char *extra,
     char uid[72];
     const char *why =
         auth_identify(t->auth, r, (int64_t)time(NULL), uid, sizeof uid);
-    char resp[256];
-    int rl =
-        snprintf(resp, sizeof resp,
-                 "HTTP/1.1 101 Switching Protocols\r\n"
-                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Accept: %s\r\n%s\r\n",
-                 accept, proto ? "Sec-WebSocket-Protocol: luahub\r\n" : "");
+    char resp[256 + PMD_RESPONSE_MAX];
+    int rl = snprintf(resp, sizeof resp,
+                      "HTTP/1.1 101 Switching Protocols\r\n"
+                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Accept: %s\r\n%s%s%s%s\r\n",
+                      accept, proto ? "Sec-WebSocket-Protocol: luahub\r\n" : "",
+                      pmd ? "Sec-WebSocket-Extensions: " : "", pmd ? ext : "",
+                      pmd ? "\r\n" : "");
     if (send(c->fd, resp, (size_t)rl, MSG_NOSIGNAL) != rl) {
         transport__teardown(c, CLOSE_ABNORMAL);
         return;
     }
+    c->pmd = (uint8_t)pmd;
     transport__ws_open(c, why ? NULL : uid, why, extra, nextra);
 }
 

@@ -56,6 +56,7 @@ static void on_handle_closed(uv_handle_t *h) {
         buf_close(c->msg);
         free(c->msg);
     }
+    pmd_inflater_destroy(c->zin);
     free(c->head);
     free(c->ctl);
     free(c->closef);

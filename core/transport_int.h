@@ -18,6 +18,7 @@
 #include "listen.h"
 #include "netaddr.h"
 #include "peers.h"
+#include "pmd.h"
 #include "rate.h"
 #include "transport.h"
 #include "wsproto.h"
@@ -52,6 +53,11 @@
 #define LIMIT_LOG_MS 60000
 /* A control frame we write: a pong echoes up to 125 bytes. */
 #define CTL_CAP (2 + 125)
+/* Bytes inflated at once from a compressed message, into one buffer
+ * shared by every connection: the most a message held nowhere else costs
+ * while it inflates (it goes on into the connection's message buffer,
+ * which --max-message bounds). */
+#define INFLATE_CHUNK 16384
 
 typedef enum tstate {
     T_HANDSHAKE, /* reading the request head */
@@ -85,6 +91,8 @@ struct tconn {
     uint8_t carry_len;
     uint8_t counted; /* under addr in the transport's counts */
     uint8_t unsure;  /* a trusted proxy's: the client is in the head */
+    uint8_t pmd;     /* PMD_ flags negotiated (pmd.h) */
+    uint8_t zmsg;    /* a compressed message is being inflated */
     netaddr addr;    /* the client's address (see netaddr.h) */
     uint32_t wr_off; /* bytes of the first queued frame already written */
     /* T_HANDSHAKE: the request head so far. T_LINGER: bytes dropped. */
@@ -94,6 +102,11 @@ struct tconn {
     conn_t *conn; /* NULL for a connection refused after the upgrade */
     ws_parser_t parser;
     buf_t *msg; /* a message arriving in pieces, while it does */
+    /* Compressed messages: the inflater, from the first one on (or for
+     * one message at a time when the client resets its context), and the
+     * UTF-8 state of the text inflated so far. */
+    pmd_inflater *zin;
+    uint32_t zutf8;
     unsigned char *ctl, *closef, *carry;
     rate_bucket rl;
 };
@@ -131,6 +144,7 @@ struct transport {
     int64_t log_second;
     unsigned logged, unlogged;
     unsigned char rbuf[WS_MAX_CONTROL_FRAME + READ_SIZE];
+    unsigned char zbuf[INFLATE_CHUNK];
 };
 
 /* ---- tconn.c ---- */

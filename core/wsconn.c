@@ -190,28 +190,96 @@ static void deliver(tconn *c, const unsigned char *data, size_t len,
     }
 }
 
+/* The client broke the protocol: close with code, after nothing more. */
+static void protocol_fail(tconn *c, unsigned code, const char *why) {
+    c->failed = 1;
+    log_info("conn", "protocol error conn=%s code=%u: %s",
+             c->conn ? conn_id(c->conn) : "-", code, why);
+    if (c->conn && !conn_closing(c->conn)) conn_set_closing(c->conn, (int)code);
+    transport__start_close(c, (int)code, why, 1);
+}
+
+/* Adds a piece to the message being assembled, in a buffer that exists
+ * only meanwhile, so that an idle connection holds none. Binary messages
+ * are refused whole, unread. */
+static void assemble(tconn *c, const unsigned char *data, size_t len,
+                     int binary) {
+    if (!c->msg) {
+        c->msg = xmalloc(sizeof *c->msg);
+        buf_init(c->msg, 0);
+        c->msg_binary = (uint8_t)binary;
+    }
+    if (!c->msg_binary) buf_append(c->msg, data, len);
+}
+
+static void deliver_assembled(tconn *c) {
+    buf_t *m = c->msg;
+    c->msg = NULL;
+    deliver(c, (unsigned char *)buf_content(m), m->len, c->msg_binary);
+    buf_close(m);
+    free(m);
+}
+
+/* A piece of a compressed message: inflated a chunk at a time into the
+ * shared buffer, counted against --max-message as it comes out (1009 the
+ * moment it passes), so a small frame that inflates to gigabytes never
+ * costs more than the limit. A message that inflates into one chunk is
+ * delivered from there, without a copy. */
+static void on_deflated(tconn *c, const ws_piece *pc) {
+    transport_t *t = c->t;
+    int binary = pc->opcode == WS_OP_BINARY;
+    if (!c->zin) c->zin = pmd_inflater_create();
+    if (!c->zmsg) {
+        pmd_inflate_begin(c->zin, t->cfg->max_message,
+                          c->pmd & PMD_CLIENT_NO_CONTEXT);
+        c->zmsg = 1;
+        c->zutf8 = 0;
+    }
+    pmd_inflate_input(c->zin, pc->data, pc->len, pc->fin);
+    size_t have = 0;
+    for (;;) {
+        long n =
+            pmd_inflate_next(c->zin, t->zbuf + have, sizeof t->zbuf - have);
+        if (n == PMD_ERR_TOO_BIG)
+            return protocol_fail(c, CLOSE_TOO_BIG, "message too large");
+        if (n < 0)
+            return protocol_fail(c, CLOSE_BAD_DATA, "invalid compressed data");
+        if (n > 0 && !binary &&
+            ws_utf8_check(&c->zutf8, t->zbuf + have, (size_t)n) < 0)
+            return protocol_fail(c, CLOSE_BAD_DATA, "invalid UTF-8");
+        have += (size_t)n;
+        if (n > 0 && have < sizeof t->zbuf) continue;
+        if (n == 0 && pc->fin && !c->msg) break; /* whole in t->zbuf */
+        if (have) assemble(c, t->zbuf, have, binary);
+        have = 0;
+        if (n == 0) break;
+    }
+    if (!pc->fin) return;
+    c->zmsg = 0;
+    if (!binary && c->zutf8)
+        return protocol_fail(c, CLOSE_BAD_DATA, "invalid UTF-8");
+    if (c->pmd & PMD_CLIENT_NO_CONTEXT) {
+        /* Nothing to keep between messages: idle, the connection holds no
+         * inflater. */
+        pmd_inflater_destroy(c->zin);
+        c->zin = NULL;
+    }
+    if (c->msg)
+        deliver_assembled(c);
+    else
+        deliver(c, t->zbuf, have, binary);
+}
+
 static void on_data(tconn *c, const ws_piece *pc) {
+    if (pc->compressed) return on_deflated(c, pc);
     int binary = pc->opcode == WS_OP_BINARY;
     if (pc->fin && !c->msg) {
         /* The whole message in this read: no copy. */
         deliver(c, pc->data, pc->len, binary);
         return;
     }
-    if (!c->msg) {
-        /* Assembled in a buffer that exists only meanwhile, so that an
-         * idle connection holds none. Binary messages are refused whole,
-         * unread. */
-        c->msg = xmalloc(sizeof *c->msg);
-        buf_init(c->msg, 0);
-        c->msg_binary = (uint8_t)binary;
-    }
-    if (!c->msg_binary) buf_append(c->msg, pc->data, pc->len);
-    if (!pc->fin) return;
-    buf_t *m = c->msg;
-    c->msg = NULL;
-    deliver(c, (unsigned char *)buf_content(m), m->len, c->msg_binary);
-    buf_close(m);
-    free(m);
+    assemble(c, pc->data, pc->len, binary);
+    if (pc->fin) deliver_assembled(c);
 }
 
 static void on_control(tconn *c, const ws_piece *pc) {
@@ -268,12 +336,7 @@ static void transport__ws_input(tconn *c, unsigned char *data, size_t len) {
         ws_result r = ws_parse(&c->parser, data, len, &pos, &pc);
         if (r == WS_MORE) break;
         if (r == WS_FAIL) {
-            c->failed = 1;
-            log_info("conn", "protocol error conn=%s code=%u: %s",
-                     c->conn ? conn_id(c->conn) : "-", pc.code, pc.reason);
-            if (c->conn && !conn_closing(c->conn))
-                conn_set_closing(c->conn, pc.code);
-            transport__start_close(c, pc.code, pc.reason, 1);
+            protocol_fail(c, pc.code, pc.reason);
             return;
         }
         if (r == WS_CONTROL) {
@@ -368,6 +431,7 @@ void transport__ws_open(tconn *c, const char *uid, const char *why,
     transport__list_remove(c);
     c->state = T_OPEN;
     ws_parser_init(&c->parser, t->cfg->max_message);
+    if (c->pmd) ws_parser_allow_deflate(&c->parser);
     if (why) {
         /* Refused after the upgrade, so that a browser sees the reason. */
         char a[NETADDR_TEXT];

@@ -11,6 +11,10 @@ void ws_parser_init(ws_parser_t *p, uint64_t max_message) {
     p->max_message = max_message;
 }
 
+void ws_parser_allow_deflate(ws_parser_t *p) {
+    p->deflate = 1;
+}
+
 int ws_close_code_valid(unsigned code) {
     /* 1004-1006 and 1015 are reserved for reports, never sent; 1016-2999
      * are unassigned in the protocol's range. */
@@ -104,7 +108,9 @@ ws_result ws_parse(ws_parser_t *p, unsigned char *buf, size_t len, size_t *pos,
             }
             unsigned char *d = buf + i;
             unmask(d, n, p->mask, &p->mask_pos);
-            if (p->msg_op == WS_OP_TEXT && ws_utf8_check(&p->utf8, d, n) < 0)
+            /* Compressed text is checked once inflated (by the caller). */
+            if (p->msg_op == WS_OP_TEXT && !p->msg_deflate &&
+                ws_utf8_check(&p->utf8, d, n) < 0)
                 return fail(out, CLOSE_BAD_DATA, "invalid UTF-8");
             p->remaining -= n;
             i += n;
@@ -112,6 +118,7 @@ ws_result ws_parse(ws_parser_t *p, unsigned char *buf, size_t len, size_t *pos,
             out->data = d;
             out->len = n;
             out->opcode = p->msg_op;
+            out->compressed = p->msg_deflate;
             out->fin = 0;
             if (p->remaining == 0) {
                 p->in_frame = 0;
@@ -135,7 +142,11 @@ ws_result ws_parse(ws_parser_t *p, unsigned char *buf, size_t len, size_t *pos,
         const unsigned char *h = buf + i;
         int fin = h[0] >> 7, op = h[0] & 0x0f, masked = h[1] >> 7;
         unsigned len7 = h[1] & 0x7f;
-        if (h[0] & 0x70) return fail(out, CLOSE_PROTOCOL, "reserved bits set");
+        /* RSV1: a compressed message, marked on its first frame only. */
+        int rsv1 = (h[0] & 0x40) != 0;
+        if ((h[0] & 0x30) ||
+            (rsv1 && (!p->deflate || (op != WS_OP_TEXT && op != WS_OP_BINARY))))
+            return fail(out, CLOSE_PROTOCOL, "reserved bits set");
         switch (op) {
         case WS_OP_CONTINUATION:
             if (!p->msg_op)
@@ -225,6 +236,7 @@ ws_result ws_parse(ws_parser_t *p, unsigned char *buf, size_t len, size_t *pos,
         p->frame_fin = (uint8_t)fin;
         if (op != WS_OP_CONTINUATION) {
             p->msg_op = (uint8_t)op;
+            p->msg_deflate = (uint8_t)rsv1;
             p->utf8 = 0;
         }
         p->msg_len += flen;

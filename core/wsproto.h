@@ -10,7 +10,11 @@
  * message limit is refused before any of its payload (1009), an unmasked
  * frame, reserved bits or opcodes, a fragmented or oversized control frame,
  * a stray continuation, a one-byte close payload or a close code that may
- * not be sent are 1002, text that is not UTF-8 is 1007. */
+ * not be sent are 1002, text that is not UTF-8 is 1007. RSV1 marks a
+ * compressed message (permessage-deflate, pmd.h) on the first frame of a
+ * data message, and only where it was negotiated; the pieces of such a
+ * message are handed out compressed, and their text is checked once
+ * inflated, by the caller. */
 #ifndef LUAHUB_WSPROTO_H
 #define LUAHUB_WSPROTO_H
 
@@ -37,10 +41,12 @@ typedef struct ws_parser {
     uint64_t max_message;
     uint32_t utf8; /* validator state across pieces (0: at a char) */
     uint8_t mask[4];
-    uint8_t mask_pos;  /* next mask byte for the current frame */
-    uint8_t in_frame;  /* a data frame's header was read, payload due */
-    uint8_t frame_fin; /* the current data frame ends its message */
-    uint8_t msg_op;    /* WS_OP_TEXT/BINARY while a message is open */
+    uint8_t mask_pos;    /* next mask byte for the current frame */
+    uint8_t in_frame;    /* a data frame's header was read, payload due */
+    uint8_t frame_fin;   /* the current data frame ends its message */
+    uint8_t msg_op;      /* WS_OP_TEXT/BINARY while a message is open */
+    uint8_t deflate;     /* permessage-deflate negotiated: RSV1 allowed */
+    uint8_t msg_deflate; /* the open message is compressed */
 } ws_parser_t;
 
 typedef enum ws_result {
@@ -55,6 +61,7 @@ typedef struct ws_piece {
     size_t len;
     uint8_t opcode;     /* message opcode (TEXT/BINARY), or the control's */
     uint8_t fin;        /* WS_DATA: this piece ends the message */
+    uint8_t compressed; /* WS_DATA: the message is deflated (RSV1) */
     uint16_t code;      /* WS_FAIL: the close code (1002, 1007, 1009);
                            WS_CONTROL close: the peer's code, 1005 if none */
     const char *reason; /* WS_FAIL: why, for the close frame and the log */
@@ -62,6 +69,9 @@ typedef struct ws_piece {
 
 /* max_message: the largest message (all its fragments) a client may send. */
 void ws_parser_init(ws_parser_t *p, uint64_t max_message);
+
+/* Lets RSV1 mark compressed messages (permessage-deflate negotiated). */
+void ws_parser_allow_deflate(ws_parser_t *p);
 
 /* Parses buf[*pos..len), unmasking in place, and advances *pos past what
  * it consumed. A frame header or a control frame that is not whole in the

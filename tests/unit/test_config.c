@@ -143,6 +143,11 @@ static void test_edge_flags(void **state) {
     assert_int_equal(r.cfg.max_conns_per_ip, 0);
     assert_string_equal(r.cfg.allowed_origins, "");
     assert_string_equal(r.cfg.trusted_proxies, "");
+    assert_int_equal(r.cfg.compression, 0);
+    done(&r);
+    r = parse("--compression", NULL);
+    assert_int_equal(r.action, CONFIG_RUN);
+    assert_int_equal(r.cfg.compression, 1);
     done(&r);
     r = parse("--max-conns", "10000", "--max-conns-per-ip=20",
               "--allowed-origins", "https://chat.example.com,*",
@@ -230,6 +235,7 @@ static void test_help_lists_every_flag_and_default(void **state) {
         "--unsafe-lua",
         "--check",
         "--watch",
+        "--compression",
         "--script-timeout",
         "--script-memory",
         "(default: 256)",

@@ -79,7 +79,7 @@ static size_t header_only(unsigned char *out, unsigned b0, unsigned len7,
 #define MAX_EVENTS 512
 typedef struct event {
     ws_result r;
-    uint8_t opcode, fin;
+    uint8_t opcode, fin, compressed;
     uint16_t code;
     size_t len;
     unsigned char *data; /* a copy */
@@ -136,6 +136,7 @@ static void feed(driver *d, const void *bytes, size_t n) {
         }
         e->opcode = out.opcode;
         e->fin = out.fin;
+        e->compressed = r == WS_DATA ? out.compressed : 0;
         e->len = out.len;
         if (r == WS_CONTROL) e->code = out.code;
         e->data = malloc(out.len ? out.len : 1);
@@ -594,6 +595,51 @@ static void test_parse_refuses_reserved_bits(void **state) {
                     1002);
         expect_fail(wire, frame_raw(wire, 0x89 | rsv[i], 1, "", 0), 65536,
                     1002);
+    }
+}
+
+/* With permessage-deflate, RSV1 marks the first frame of a compressed
+ * message; its pieces come out marked and unchecked (the bytes are
+ * compressed, not text); the other bits, and RSV1 anywhere else, are still
+ * 1002. */
+static void
+test_parse_rsv1_marks_a_compressed_message_when_negotiated(void **state) {
+    /* Bytes that are not UTF-8, as compressed text often is not. */
+    const unsigned char z[] = {0xf2, 0x48, 0xcd, 0xc9, 0xff};
+    unsigned char wire[64];
+    size_t n = frame_raw(wire, 0x41, 1, z, 3);   /* RSV1, text, not FIN */
+    n += frame_raw(wire + n, 0x80, 1, z + 3, 2); /* FIN continuation */
+    n += frame_raw(wire + n, 0x81, 1, "ok", 2);  /* then plain text */
+    driver d;
+    driver_init(&d, 65536);
+    ws_parser_allow_deflate(&d.p);
+    feed(&d, wire, n);
+    assert_false(d.failed);
+    assert_int_equal(d.nev, 3);
+    assert_true(d.ev[0].compressed && d.ev[1].compressed);
+    assert_true(d.ev[1].fin);
+    assert_memory_equal(d.ev[1].data, z + 3, 2);
+    assert_false(d.ev[2].compressed);
+    driver_close(&d);
+
+    /* Not negotiated: 1002 as before. */
+    expect_fail(wire, frame_raw(wire, 0xc1, 1, z, 3), 65536, 1002);
+    /* Negotiated, but on a continuation, a control frame, or RSV2/3. */
+    const unsigned char *bad[4];
+    size_t lens[4];
+    unsigned char w0[64], w1[64], w2[64], w3[64];
+    lens[0] = frame_raw(w0, 0x01, 1, "a", 1);
+    lens[0] += frame_raw(w0 + lens[0], 0xc0, 1, "b", 1);
+    lens[1] = frame_raw(w1, 0xc9, 1, "", 0);
+    lens[2] = frame_raw(w2, 0xe1, 1, "a", 1);
+    lens[3] = frame_raw(w3, 0x91, 1, "a", 1);
+    bad[0] = w0, bad[1] = w1, bad[2] = w2, bad[3] = w3;
+    for (int i = 0; i < 4; i++) {
+        driver_init(&d, 65536);
+        ws_parser_allow_deflate(&d.p);
+        feed(&d, bad[i], lens[i]);
+        assert_fails_with(&d, 1002);
+        driver_close(&d);
     }
 }
 
@@ -1075,6 +1121,8 @@ int main(void) {
             test_parse_refuses_fragment_crossing_limit_at_its_header),
         cmocka_unit_test(test_parse_refuses_unmasked_frame),
         cmocka_unit_test(test_parse_refuses_reserved_bits),
+        cmocka_unit_test(
+            test_parse_rsv1_marks_a_compressed_message_when_negotiated),
         cmocka_unit_test(test_parse_refuses_reserved_opcodes),
         cmocka_unit_test(test_parse_refuses_fragmented_control_frame),
         cmocka_unit_test(test_parse_refuses_control_frame_longer_than_125),

@@ -96,11 +96,11 @@ export class Server {
 // A WebSocket client that records every frame it gets.
 export class Client {
   // query, when given, is the whole query string ("?token=…") instead of
-  // ?user=USER.
-  static async connect(server, user, { expectWelcome = true, query } = {}) {
+  // ?user=USER. wsOptions go to ws's WebSocket (perMessageDeflate).
+  static async connect(server, user, { expectWelcome = true, query, wsOptions } = {}) {
     const c = new Client();
     if (query === undefined) query = user === undefined ? '' : `?user=${encodeURIComponent(user)}`;
-    c.ws = new WebSocket(server.url(query));
+    c.ws = new WebSocket(server.url(query), wsOptions);
     c.frames = [];
     c.waiters = [];
     c.nextId = 1;
