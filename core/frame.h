@@ -5,13 +5,19 @@
  * frames are not masked, so the bytes are the same for everyone) and
  * queued on each connection as a reference. The frame is freed when the
  * last queue lets go of it. Single-threaded: the event loop owns all
- * frames. */
+ * frames.
+ *
+ * For recipients that negotiated permessage-deflate the frame keeps a
+ * second, compressed variant, made by the first of them to be flushed and
+ * shared by the rest: one deflate per message, not per recipient (the
+ * server compresses without context, so the bytes suit everyone). */
 #ifndef LUAHUB_FRAME_H
 #define LUAHUB_FRAME_H
 
 #include <stddef.h>
 
 #include "buf.h"
+#include "pmd.h"
 
 /* Bytes a buf must keep free in front of the payload for frame_from_buf:
  * the frame's own bookkeeping (which lives there, so that a frame is one
@@ -29,6 +35,13 @@ frame_t *frame_create_text(const char *payload, size_t len);
  * storage (b is left empty). b must have been init'ed with at least
  * FRAME_HEADROOM of headroom. Returns a new reference. */
 frame_t *frame_from_buf(buf_t *b);
+
+/* The frame as a permessage-deflate recipient gets it: the payload
+ * deflated (RSV1 set, the 00 00 ff ff tail cut), made on the first call
+ * with d (borrowed for the call) and kept with f; or f itself when that
+ * does not pay (under PMD_MIN_PAYLOAD, or no smaller). Borrowed: valid as
+ * long as f is. */
+frame_t *frame_deflated(frame_t *f, pmd_deflater *d);
 
 frame_t *frame_ref(frame_t *f);
 /* Drops a reference; the frame is freed with the last one. */

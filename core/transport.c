@@ -170,6 +170,7 @@ transport_t *transport_create(uv_loop_t *loop, const config_t *cfg,
         memcpy(key + 8, &x, 8);
     }
     t->peers = peers_create(key);
+    if (cfg->compression) t->deflater = pmd_deflater_create();
     char err[256];
     if (cfg->trusted_proxies[0] &&
         netaddr_list_parse(cfg->trusted_proxies, &t->proxies, err, sizeof err) <
@@ -269,6 +270,7 @@ void transport_destroy(transport_t *t) {
     if (!t) return;
     if (t->reserve_fd >= 0) close(t->reserve_fd);
     peers_destroy(t->peers);
+    pmd_deflater_destroy(t->deflater);
     netaddr_list_free(&t->proxies);
     free(t);
 }

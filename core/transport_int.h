@@ -145,6 +145,7 @@ struct transport {
     unsigned logged, unlogged;
     unsigned char rbuf[WS_MAX_CONTROL_FRAME + READ_SIZE];
     unsigned char zbuf[INFLATE_CHUNK];
+    pmd_deflater *deflater; /* --compression: the one for every frame */
 };
 
 /* ---- tconn.c ---- */

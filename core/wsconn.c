@@ -49,6 +49,13 @@ static void enter_closing(tconn *c) {
 /* Writes what c's socket takes now: the rest of a frame begun, a control
  * frame, queued frames, and the close frame once the queue is empty.
  * Returns -1 when the connection broke. */
+/* The i-th queued frame in the form c gets it: compressed when c
+ * negotiated permessage-deflate and that pays (frame.h). */
+static frame_t *queued(tconn *c, size_t i) {
+    frame_t *f = conn_queue_peek(c->conn, i);
+    return c->pmd ? frame_deflated(f, c->t->deflater) : f;
+}
+
 int transport__flush(tconn *c) {
     conn_t *conn = c->conn;
     for (int round = 0; round < FLUSH_ROUNDS; round++) {
@@ -56,7 +63,7 @@ int transport__flush(tconn *c) {
         int n = 0, k_ctl = -1, k_close = -1;
         size_t qn = conn ? conn_queue_len(conn) : 0, qi = 0;
         if (c->wr_off) {
-            frame_t *f = conn_queue_peek(conn, 0);
+            frame_t *f = queued(c, 0);
             iov[n].iov_base = frame_wire(f) + c->wr_off;
             iov[n++].iov_len = frame_wire_len(f) - c->wr_off;
             qi = 1;
@@ -67,7 +74,7 @@ int transport__flush(tconn *c) {
             iov[n++].iov_len = (size_t)(c->ctl_len - c->ctl_off);
         }
         for (; qi < qn && n < IOV_BATCH; qi++) {
-            frame_t *f = conn_queue_peek(conn, qi);
+            frame_t *f = queued(c, qi);
             iov[n].iov_base = frame_wire(f);
             iov[n++].iov_len = frame_wire_len(f);
         }

@@ -156,6 +156,38 @@ describe('--compression on', () => {
     await plain.alive();
   });
 
+  test('outgoing chats: compressed once for compressing clients, plain for the others', async () => {
+    const z = await rawConnect(server, 'rz', OFFER);
+    const p = await rawConnect(server, 'rp');
+    for (const r of [z, p]) {
+      await waitFor(() => r.frames().some((f) => f.opcode === 1), 3000, 'welcome');
+      r.sock.write(maskedFrame(0x81, Buffer.from(JSON.stringify({ type: 'join_room', room_id: 'out', id: 1 }))));
+      await waitFor(() => r.frames().some((f) => f.opcode === 1 && f.payload.includes('"ack"')), 3000, 'ack');
+    }
+    const sender = await Client.connect(server, 'sender', { wsOptions: { perMessageDeflate: false } });
+    open.push(sender);
+    await sender.request({ type: 'join_room', room_id: 'out' });
+    const long = 'a long chat line that compresses, '.repeat(60);
+    await sender.request({ type: 'chat', room_id: 'out', payload: { text: long } });
+    await sender.request({ type: 'chat', room_id: 'out', payload: { text: 'short' } });
+    const chats = (r) => r.frames().filter((f) => f.opcode === 1 && (f.rsv1 ||
+      f.payload.includes('"chat"')));
+    await waitFor(() => chats(z).length >= 2 && chats(p).length >= 2, 3000, 'the chats');
+    const [zl, zs] = chats(z);
+    const [pl, ps] = chats(p);
+    assert.equal(zl.rsv1, 1, 'the long chat goes compressed');
+    assert.ok(zl.payload.length < pl.payload.length / 4);
+    const inflated = zlib.inflateRawSync(Buffer.concat([zl.payload, Buffer.from([0, 0, 0xff, 0xff])]),
+      { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    assert.equal(inflated.toString(), pl.payload.toString(), 'the same frame for both');
+    assert.equal(JSON.parse(inflated).payload.text, long);
+    assert.equal(pl.rsv1, 0, 'plain for the client that did not offer');
+    assert.equal(zs.rsv1, 0, 'a short chat goes plain: compressing it does not pay');
+    assert.equal(zs.payload.toString(), ps.payload.toString());
+    z.sock.destroy();
+    p.sock.destroy();
+  });
+
   test('a client that keeps its context: messages that refer back to earlier ones', async () => {
     const r = await rawConnect(server, 'ctx', OFFER);
     await waitFor(() => r.frames().some((f) => f.opcode === 1), 3000, 'welcome');

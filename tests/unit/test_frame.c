@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "frame.h"
+#include "pmd.h"
 
 /* A payload of n bytes with a recognisable pattern. */
 static char *pattern(size_t n) {
@@ -188,6 +189,79 @@ static void test_frame_unref_null_is_noop(void **state) {
     frame_unref(NULL);
 }
 
+/* ---- the compressed variant (permessage-deflate) ---- */
+
+/* A chat frame's JSON, n bytes, that compresses well. */
+static char *chat_json(size_t n) {
+    char *p = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        p[i] = "{\"type\":\"chat\",\"text\":\"hello hello\"}"[i % 37];
+    return p;
+}
+
+static void test_frame_deflated_is_made_once_and_shared(void **state) {
+    pmd_deflater *d = pmd_deflater_create();
+    char *payload = chat_json(1000);
+    frame_t *f = frame_create_text(payload, 1000);
+    frame_t *z = frame_deflated(f, d);
+    assert_ptr_not_equal(z, f);
+    /* Every later recipient gets the same bytes, not a new deflate. */
+    assert_ptr_equal(frame_deflated(f, d), z);
+    assert_ptr_equal(frame_deflated(f, d), z);
+    /* The plain frame is untouched for recipients without compression. */
+    assert_int_equal(frame_wire(f)[0], 0x81);
+    size_t plen;
+    assert_memory_equal(frame_payload(f, &plen), payload, 1000);
+
+    /* FIN, RSV1, text; a 7-bit length; a payload that inflates back. */
+    const unsigned char *w = frame_wire(z);
+    size_t zn;
+    const char *zp = frame_payload(z, &zn);
+    assert_true(zn < 126 && zn < 1000);
+    assert_int_equal(w[0], 0xc1);
+    assert_int_equal(w[1], zn);
+    assert_int_equal(frame_wire_len(z), 2 + zn);
+    pmd_inflater *in = pmd_inflater_create();
+    pmd_inflate_begin(in, 65536, 1);
+    pmd_inflate_input(in, (const unsigned char *)zp, zn, 1);
+    unsigned char out[2048];
+    size_t got = 0;
+    long r;
+    while ((r = pmd_inflate_next(in, out + got, sizeof out - got)) > 0)
+        got += (size_t)r;
+    assert_int_equal(r, 0);
+    assert_int_equal(got, 1000);
+    assert_memory_equal(out, payload, 1000);
+    pmd_inflater_destroy(in);
+    /* The variant goes with the frame's last reference (ASan: no leak). */
+    frame_unref(f);
+    free(payload);
+    pmd_deflater_destroy(d);
+}
+
+static void
+test_frame_deflated_is_the_plain_frame_when_it_does_not_pay(void **state) {
+    pmd_deflater *d = pmd_deflater_create();
+    /* Short: not worth it. */
+    char *payload = chat_json(PMD_MIN_PAYLOAD - 1);
+    frame_t *f = frame_create_text(payload, PMD_MIN_PAYLOAD - 1);
+    assert_ptr_equal(frame_deflated(f, d), f);
+    frame_unref(f);
+    free(payload);
+    /* Incompressible: no smaller. */
+    char rnd[600];
+    uint32_t x = 7;
+    for (size_t i = 0; i < sizeof rnd; i++) {
+        x = x * 1103515245u + 12345u;
+        rnd[i] = (char)(x >> 16);
+    }
+    f = frame_create_text(rnd, sizeof rnd);
+    assert_ptr_equal(frame_deflated(f, d), f);
+    assert_ptr_equal(frame_deflated(f, d), f);
+    frame_unref(f);
+    pmd_deflater_destroy(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frame_empty_payload_has_two_byte_header),
@@ -205,6 +279,9 @@ int main(void) {
         cmocka_unit_test(test_frame_ref_returns_same_frame_and_counts),
         cmocka_unit_test(test_frame_shared_by_many_is_freed_with_last_unref),
         cmocka_unit_test(test_frame_unref_null_is_noop),
+        cmocka_unit_test(test_frame_deflated_is_made_once_and_shared),
+        cmocka_unit_test(
+            test_frame_deflated_is_the_plain_frame_when_it_does_not_pay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
