@@ -12,11 +12,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "http.h"
 #include "netaddr.h"
 #include "origin.h"
+#include "pmd.h"
 
 /* The chunk sizes come from a generator seeded by the input, so that the
  * input's bytes are all head. */
@@ -58,6 +60,19 @@ static void whole_head(const char *d, size_t hl) {
     const char *h = http_header_get(&r, "Host", &hl2);
     origin_allowed("https://chat.example.com,http://localhost:3000", o, ol, h,
                    hl2);
+
+    /* Every extension offer, as the upgrade reads them. */
+    for (size_t i = 0; i < r.nheaders; i++) {
+        char resp[PMD_RESPONSE_MAX];
+        if (r.headers[i].name_len == 24 &&
+            strncasecmp(r.headers[i].name, "Sec-WebSocket-Extensions", 24) ==
+                0 &&
+            pmd_negotiate(r.headers[i].value, r.headers[i].value_len, resp,
+                          sizeof resp) &&
+            strncmp(resp, "permessage-deflate; server_no_context_takeover",
+                    46) != 0)
+            __builtin_trap();
+    }
 
     static netaddr_list trusted;
     if (!trusted.n) {
