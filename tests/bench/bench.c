@@ -20,6 +20,11 @@
  * and RSS. Counts are checked: when nothing is lost, deliveries equal
  * publications times subscribers. --json prints one object.
  *
+ * With --deflate it offers permessage-deflate (the server must run with
+ * --compression) and inflates the compressed frames it gets before
+ * checking them, as a browser would; it sends its own frames plain. The
+ * padding is words, so that a chat compresses as text does.
+ *
  * Client frames are masked with a zero key: RFC 6455 requires a mask, not a
  * secret one from a load generator, and it spares the client the XOR. */
 #define _GNU_SOURCE
@@ -39,6 +44,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -63,6 +69,7 @@ static struct {
     int json;
     int src_addrs;
     const char *room;
+    int deflate;
 } opt = {
     .host = "127.0.0.1",
     .port = 8080,
@@ -102,6 +109,8 @@ static void usage(FILE *f) {
                "  --pid PID         the server's pid: CPU and memory figures\n"
                "  --src-addrs N     spread connections over 127.0.0.2 .. "
                "127.0.0.(N+1) (default: 1 per 20000 connections)\n"
+               "  --deflate         offer permessage-deflate; inflate what "
+               "comes compressed\n"
                "  --json            print one JSON object\n");
 }
 
@@ -184,6 +193,7 @@ static struct {
     uint64_t published, published_measured, deliveries, deliveries_measured;
     uint64_t acks, errors, lost, closed_by_server, handshakes;
     uint64_t ping_rtts;
+    uint64_t inflated; /* frames that came compressed (--deflate) */
     hist_t lat;
 } st;
 
@@ -412,6 +422,33 @@ static void on_text(client_t *c, const char *p, size_t n) {
     }
 }
 
+/* A compressed text frame's payload, inflated (the server compresses
+ * every message on its own: server_no_context_takeover). Returns its
+ * length in *out, or -1. */
+static long inflate_frame(const char *p, size_t n, char **out) {
+    static z_stream z;
+    static int ready;
+    static char buf[1 << 20];
+    static const unsigned char tail[4] = {0, 0, 0xff, 0xff};
+    if (!ready) {
+        if (inflateInit2(&z, -15) != Z_OK) return -1;
+        ready = 1;
+    }
+    inflateReset(&z);
+    z.next_out = (unsigned char *)buf;
+    z.avail_out = sizeof buf;
+    z.next_in = (unsigned char *)p;
+    z.avail_in = (uInt)n;
+    int rc = inflate(&z, Z_SYNC_FLUSH);
+    if (rc != Z_OK && rc != Z_BUF_ERROR) return -1;
+    z.next_in = (unsigned char *)tail;
+    z.avail_in = sizeof tail;
+    rc = inflate(&z, Z_SYNC_FLUSH);
+    if (rc != Z_OK && rc != Z_BUF_ERROR) return -1;
+    *out = buf;
+    return (long)(sizeof buf - z.avail_out);
+}
+
 /* Parses what arrived; returns -1 when the connection is to be closed. */
 static int on_bytes(client_t *c) {
     size_t off = 0;
@@ -424,6 +461,11 @@ static int on_bytes(client_t *c) {
             return -1;
         }
         off = (size_t)(end - c->rx) + 4;
+        if (opt.deflate && !memmem(c->rx, off, "permessage-deflate", 18)) {
+            fprintf(stderr, "luahub-bench: permessage-deflate not accepted "
+                            "(is the server running with --compression?)\n");
+            return -1;
+        }
         c->state = S_OPEN;
     }
     for (;;) {
@@ -446,7 +488,16 @@ static int on_bytes(client_t *c) {
         }
         if (avail < hl + len) break;
         const char *pl = c->rx + off + hl;
-        if (op == 1)
+        if (op == 1 && (h[0] & 0x40)) {
+            char *text;
+            long tl = inflate_frame(pl, (size_t)len, &text);
+            if (tl < 0) {
+                fprintf(stderr, "luahub-bench: bad compressed frame\n");
+                return -1;
+            }
+            st.inflated++;
+            on_text(c, text, (size_t)tl);
+        } else if (op == 1)
             on_text(c, pl, (size_t)len);
         else if (op == 9)
             queue_frame(c, 10, pl, (size_t)len);
@@ -492,13 +543,16 @@ static void on_event_io(client_t *c, uint32_t ev) {
             close_client(c);
             return;
         }
-        char req[256];
+        char req[320];
         int n = snprintf(req, sizeof req,
                          "GET /ws?user=%s HTTP/1.1\r\nHost: %s:%d\r\n"
                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                         "Sec-WebSocket-Version: 13\r\n\r\n",
-                         c->user, opt.host, opt.port);
+                         "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                         c->user, opt.host, opt.port,
+                         opt.deflate ? "Sec-WebSocket-Extensions: "
+                                       "permessage-deflate\r\n"
+                                     : "");
         tx_reserve(c, (size_t)n);
         memcpy(c->tx + c->txlen, req, (size_t)n);
         c->txlen += (size_t)n;
@@ -612,23 +666,16 @@ static void on_sigint(int sig) {
 }
 
 int main(int argc, char **argv) {
-    static const struct option lo[] = {{"host", 1, 0, 'H'},
-                                       {"port", 1, 0, 'p'},
-                                       {"mode", 1, 0, 'm'},
-                                       {"conns", 1, 0, 'n'},
-                                       {"publishers", 1, 0, 'P'},
-                                       {"rooms", 1, 0, 'K'},
-                                       {"members", 1, 0, 'M'},
-                                       {"rate", 1, 0, 'r'},
-                                       {"window", 1, 0, 'w'},
-                                       {"duration", 1, 0, 'd'},
-                                       {"warmup", 1, 0, 'W'},
-                                       {"size", 1, 0, 's'},
-                                       {"pid", 1, 0, 'i'},
-                                       {"json", 0, 0, 'j'},
-                                       {"src-addrs", 1, 0, 'a'},
-                                       {"help", 0, 0, 'h'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"host", 1, 0, 'H'},       {"port", 1, 0, 'p'},
+        {"mode", 1, 0, 'm'},       {"conns", 1, 0, 'n'},
+        {"publishers", 1, 0, 'P'}, {"rooms", 1, 0, 'K'},
+        {"members", 1, 0, 'M'},    {"rate", 1, 0, 'r'},
+        {"window", 1, 0, 'w'},     {"duration", 1, 0, 'd'},
+        {"warmup", 1, 0, 'W'},     {"size", 1, 0, 's'},
+        {"pid", 1, 0, 'i'},        {"json", 0, 0, 'j'},
+        {"deflate", 0, 0, 'D'},    {"src-addrs", 1, 0, 'a'},
+        {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -684,6 +731,9 @@ int main(int argc, char **argv) {
         case 'i':
             opt.pid = atoi(optarg);
             break;
+        case 'D':
+            opt.deflate = 1;
+            break;
         case 'j':
             opt.json = 1;
             break;
@@ -702,7 +752,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "luahub-bench: bad --size, --window or --conns\n");
         return 2;
     }
-    memset(pad, 'x', sizeof pad);
+    /* Words, as chat text is (what compresses a chat, not a run of one
+     * letter); deterministic, JSON-plain. */
+    static const char *const words[] = {
+        "the", "room",   "is",     "quiet", "today", "anyone", "seen",
+        "my",  "notes",  "from",   "the",   "call",  "we",     "ship",
+        "on",  "friday", "please", "check", "logs",  "again",  "thanks"};
+    uint32_t x = 1;
+    for (size_t i = 0; i < sizeof pad;) {
+        x = x * 1103515245u + 12345u;
+        const char *w = words[(x >> 16) % (sizeof words / sizeof *words)];
+        for (; *w && i < sizeof pad; w++)
+            pad[i++] = *w;
+        if (i < sizeof pad) pad[i++] = ' ';
+    }
     signal(SIGINT, on_sigint);
     signal(SIGPIPE, SIG_IGN);
     struct rlimit rl;
@@ -907,7 +970,8 @@ int main(int argc, char **argv) {
                "\"open_at_end\":%d,\"client_cpu\":%.3f,"
                "\"server_cpu_s\":%.3f,\"server_cpu_per_m_deliveries_s\":%.3f,"
                "\"server_rss_kb\":%ld,\"server_peak_rss_kb\":%ld,"
-               "\"server_rss_before_kb\":%ld,\"rss_per_conn_kb\":%.3f}\n",
+               "\"server_rss_before_kb\":%ld,\"rss_per_conn_kb\":%.3f,"
+               "\"inflated\":%llu}\n",
                mode_name[opt.mode], nclients, measured_s,
                (unsigned long long)st.published, msg_rate,
                (unsigned long long)st.deliveries_measured, deliv_rate,
@@ -921,7 +985,8 @@ int main(int argc, char **argv) {
                st.deliveries_measured
                    ? srv_cpu_s / ((double)st.deliveries_measured / 1e6)
                    : 0,
-               p1.rss_kb, p1.hwm_kb, before.rss_kb, rss_per_conn_kb);
+               p1.rss_kb, p1.hwm_kb, before.rss_kb, rss_per_conn_kb,
+               (unsigned long long)st.inflated);
     } else {
         printf("mode %s: %d connections, %.1f s measured\n",
                mode_name[opt.mode], nclients, measured_s);
