@@ -46,9 +46,6 @@ static void enter_closing(tconn *c) {
     transport__poll_set(c, UV_READABLE);
 }
 
-/* Writes what c's socket takes now: the rest of a frame begun, a control
- * frame, queued frames, and the close frame once the queue is empty.
- * Returns -1 when the connection broke. */
 /* The i-th queued frame in the form c gets it: compressed when c
  * negotiated permessage-deflate and that pays (frame.h). */
 static frame_t *queued(tconn *c, size_t i) {
@@ -56,6 +53,9 @@ static frame_t *queued(tconn *c, size_t i) {
     return c->pmd ? frame_deflated(f, c->t->deflater) : f;
 }
 
+/* Writes what c's socket takes now: the rest of a frame begun, a control
+ * frame, queued frames, and the close frame once the queue is empty.
+ * Returns -1 when the connection broke. */
 int transport__flush(tconn *c) {
     conn_t *conn = c->conn;
     for (int round = 0; round < FLUSH_ROUNDS; round++) {
