@@ -139,6 +139,15 @@ static void usage(FILE *out) {
             "all recipients;\n"
             "                           --max-message counts the inflated "
             "bytes (default: off)\n"
+            "  --tls-cert FILE          the port speaks TLS only (wss://, "
+            "https://) with the\n"
+            "                           certificate chain in FILE (PEM); "
+            "needs --tls-key.\n"
+            "                           TLS 1.2 and 1.3, forward-secret "
+            "AEAD suites only;\n"
+            "                           SIGHUP loads both files again "
+            "(default: plain)\n"
+            "  --tls-key FILE           the certificate's private key (PEM)\n"
             "  --check DIR              load the scripts in DIR as the "
             "server would, report\n"
             "                           every error with file:line, exit "
@@ -287,6 +296,8 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                                             "--max-conns",
                                             "--max-conns-per-ip",
                                             "--trusted-proxies",
+                                            "--tls-cert",
+                                            "--tls-key",
                                             NULL};
         int k = 0;
         while (known[k] && strcmp(known[k], flag) != 0)
@@ -367,6 +378,12 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
         } else if (!strcmp(flag, "--auth-secret-file"))
             rc = parse_string(err, flag, val, cfg->auth_secret_file,
                               sizeof cfg->auth_secret_file);
+        else if (!strcmp(flag, "--tls-cert"))
+            rc = parse_string(err, flag, val, cfg->tls_cert,
+                              sizeof cfg->tls_cert);
+        else if (!strcmp(flag, "--tls-key"))
+            rc =
+                parse_string(err, flag, val, cfg->tls_key, sizeof cfg->tls_key);
         else if (!strcmp(flag, "--max-conns") ||
                  !strcmp(flag, "--max-conns-per-ip"))
             rc = parse_count(err, flag, val,
@@ -395,6 +412,14 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                 rc = bad(err, flag, val, "a level (error, warn, info, debug)");
         }
         if (rc) return CONFIG_ERROR;
+    }
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+        fprintf(err,
+                "luahub: %s needs %s too (the certificate and its key)\n"
+                "try 'luahub --help'\n",
+                cfg->tls_cert[0] ? "--tls-cert" : "--tls-key",
+                cfg->tls_cert[0] ? "--tls-key" : "--tls-cert");
+        return CONFIG_ERROR;
     }
     return cfg->check_dir[0] ? CONFIG_CHECK : CONFIG_RUN;
 }

@@ -36,6 +36,9 @@ typedef struct config {
     size_t script_memory;  /* --script-memory MB, default 256; 0: none */
     char check_dir[1024];  /* --check DIR: load the scripts, report, exit */
     char auth_secret_file[1024]; /* --auth-secret-file FILE: tokens required */
+    /* --tls-cert FILE --tls-key FILE (both or neither): the port speaks
+     * TLS only; "": plain */
+    char tls_cert[1024], tls_key[1024];
     double rate_limit; /* --rate-limit N messages/s per connection; 0: none */
     int rate_burst;    /* --rate-burst N, default: rate_limit rounded up */
     /* --allowed-origins A,B: origins whose pages may connect ("*": any);

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "codes.h"
@@ -100,12 +101,79 @@ static void upgrade(tconn *c, const http_req *r, unsigned char *extra,
                       accept, proto ? "Sec-WebSocket-Protocol: luahub\r\n" : "",
                       pmd ? "Sec-WebSocket-Extensions: " : "", pmd ? ext : "",
                       pmd ? "\r\n" : "");
-    if (send(c->fd, resp, (size_t)rl, MSG_NOSIGNAL) != rl) {
+    if (transport__send(c, resp, (size_t)rl) < 0) {
         transport__teardown(c, CLOSE_ABNORMAL);
         return;
     }
     c->pmd = (uint8_t)pmd;
     transport__ws_open(c, why ? NULL : uid, why, extra, nextra);
+}
+
+static void on_relay(uv_poll_t *h, int status, int events) {
+    transport__relay_pump(h->data);
+}
+
+/* The answer is all out: close_notify, FIN, and what the client still
+ * sends is dropped for a while (as after a refusal). */
+static void relay_done(tconn *c) {
+    transport_t *t = c->t;
+    transport__relay_close(c);
+    transport__shut_wr(c);
+    c->head_len = 0;
+    c->state = T_LINGER;
+    transport__list_push(&t->lingering, c, LINGER_MS);
+    transport__poll_set(c, UV_READABLE);
+}
+
+void transport__relay_pump(tconn *c) {
+    transport_t *t = c->t;
+    for (int i = 0; i < FLUSH_ROUNDS * 4; i++) {
+        int rc = tls_flush(c->tls);
+        if (rc == TLS_ERR) return transport__teardown(c, 0);
+        if (rc < 0) {
+            /* The client's socket is full: wait for it, not for lws. */
+            uv_poll_stop(c->relay);
+            transport__poll_set(c, UV_READABLE | UV_WRITABLE);
+            return;
+        }
+        ssize_t n = recv(c->relay_fd, t->wbuf, sizeof t->wbuf, 0);
+        if (n < 0 &&
+            (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            break;
+        if (n <= 0) return relay_done(c);
+        transport__list_push(&t->relaying, c, RELAY_MS);
+        if (tls_write(c->tls, t->wbuf, (size_t)n) < 0)
+            return transport__teardown(c, 0);
+    }
+    uv_poll_start(c->relay, UV_READABLE, on_relay);
+    transport__poll_set(c, UV_READABLE);
+}
+
+/* TLS: lws gets one end of a socketpair, the transport relays what it
+ * answers from the other. */
+static void relay(tconn *c, const buf_t *b) {
+    transport_t *t = c->t;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) <
+        0)
+        return transport__refuse(c, 503, "out of file descriptors", NULL);
+    c->relay = xmalloc(sizeof *c->relay);
+    if (uv_poll_init(t->loop, c->relay, sv[0]) < 0) {
+        free(c->relay);
+        c->relay = NULL;
+        close(sv[0]);
+        close(sv[1]);
+        return transport__refuse(c, 503, "out of file descriptors", NULL);
+    }
+    c->relay->data = c;
+    c->relay_fd = sv[0];
+    free(c->head);
+    c->head = NULL;
+    c->head_len = c->head_cap = 0;
+    c->state = T_RELAY;
+    transport__list_push(&t->relaying, c, RELAY_MS);
+    uv_poll_start(c->relay, UV_READABLE, on_relay);
+    t->http(t->http_ud, sv[1], buf_content(b), b->len);
 }
 
 /* A plain HTTP request: handed to the HTTP side with a head rebuilt for
@@ -117,6 +185,11 @@ static void hand_over(tconn *c, const http_req *r) {
     if (http_forward_head(r, &b, FORWARD_MAX) < 0) {
         buf_close(&b);
         return transport__refuse(c, 431, "request headers too large", NULL);
+    }
+    if (c->tls) {
+        relay(c, &b);
+        buf_close(&b);
+        return;
     }
     int fd = c->fd;
     c->fd = -1; /* the HTTP side owns it now */
@@ -150,7 +223,59 @@ static void route(tconn *c, const http_req *r, size_t head_len) {
     hand_over(c, r);
 }
 
+/* TLS: checks that the client speaks it, and advances its handshake.
+ * Returns 1 when done, 0 while it goes on, -1 when c was answered or
+ * closed. */
+static int tls_step(tconn *c) {
+    if (!c->sniffed) {
+        unsigned char first;
+        ssize_t n = recv(c->fd, &first, 1, MSG_PEEK);
+        if (n < 0 &&
+            (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return 0;
+        if (n <= 0) {
+            transport__teardown(c, 0);
+            return -1;
+        }
+        c->sniffed = 1;
+        if (first != TLS_FIRST_BYTE) {
+            /* Plain HTTP (ws://, http://) to a TLS port: said in plain. */
+            tls_conn_free(c->tls);
+            c->tls = NULL;
+            transport__refuse(
+                c, 400, "this port speaks TLS only (https://, wss://)", NULL);
+            return -1;
+        }
+    }
+    int rc = tls_handshake(c->tls);
+    if (rc == 0) return 1;
+    if (rc == TLS_ERR) {
+        char a[NETADDR_TEXT];
+        log_debug("http", "TLS handshake failed ip=%s",
+                  netaddr_format(&c->addr, a));
+        transport__teardown(c, 0);
+        return -1;
+    }
+    transport__poll_set(c, rc == TLS_WANT_WRITE ? UV_READABLE | UV_WRITABLE
+                                                : UV_READABLE);
+    return 0;
+}
+
+static void head_read_once(tconn *c);
+
 void transport__head_read(tconn *c) {
+    if (c->tls && !tls_ready(c->tls)) {
+        if (tls_step(c) <= 0) return;
+        transport__poll_set(c, UV_READABLE);
+    }
+    /* What TLS has taken from the socket is read to the end: no event
+     * would announce it. */
+    do
+        head_read_once(c);
+    while (c->state == T_HANDSHAKE && transport__pending(c));
+}
+
+static void head_read_once(tconn *c) {
     if (c->head_len == c->head_cap) {
         uint32_t cap = c->head_cap ? c->head_cap * 2 : HEAD_START;
         if (cap > HTTP_MAX_HEAD) cap = HTTP_MAX_HEAD;
@@ -158,10 +283,9 @@ void transport__head_read(tconn *c) {
         c->head_cap = cap;
     }
     ssize_t n =
-        recv(c->fd, c->head + c->head_len, c->head_cap - c->head_len, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
-    if (n <= 0) {
+        transport__recv(c, c->head + c->head_len, c->head_cap - c->head_len);
+    if (n < 0) return;
+    if (n == 0) {
         transport__teardown(c, 0); /* the client left: nobody to answer */
         return;
     }

@@ -24,6 +24,7 @@
 #include "conn.h"
 #include "hub.h"
 #include "log.h"
+#include "tls.h"
 #include "transport.h"
 
 struct server {
@@ -32,6 +33,7 @@ struct server {
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     auth_t *auth;
+    tls_t *tls; /* --tls-cert, or NULL */
     transport_t *transport;
     hub_t *hub;
     hub_transport ops;
@@ -166,6 +168,15 @@ server_t *server_create(const config_t *cfg) {
     uv_timer_init(&s->loop, &s->shutdown_timer);
     s->shutdown_timer.data = s;
     s->transport = transport_create(&s->loop, cfg, s->auth, serve_http, s);
+    if (cfg->tls_cert[0]) {
+        s->tls = tls_create(cfg->tls_cert, cfg->tls_key, err, sizeof err);
+        if (!s->tls) {
+            log_error("server", "%s", err);
+            server_destroy(s);
+            return NULL;
+        }
+        transport_set_tls(s->transport, s->tls);
+    }
 
     /* Bound first: a port in use or a host that is not ours stops the
      * start with one line, before anything claims to be listening. */
@@ -232,9 +243,10 @@ server_t *server_create(const config_t *cfg) {
 
     int port = transport_port(s->transport);
     log_info("server",
-             "listening host=%s port=%d ws=ws://%s:%d/ws static=%s on=%s",
-             cfg->host, port, cfg->host, port, cfg->static_dir,
-             transport_addresses(s->transport));
+             "listening host=%s port=%d ws=%s://%s:%d/ws static=%s on=%s%s",
+             cfg->host, port, s->tls ? "wss" : "ws", cfg->host, port,
+             cfg->static_dir, transport_addresses(s->transport),
+             s->tls ? " tls=on" : "");
     if (auth_has_secret(s->auth))
         log_info("server", "auth: clients must present token=<JWT> "
                            "(HS256, sub = user id)");
@@ -261,6 +273,7 @@ void server_destroy(server_t *s) {
     s->hub = NULL;
     transport_destroy(s->transport);
     s->transport = NULL;
+    tls_destroy(s->tls);
     if (uv_loop_close(&s->loop) != 0)
         log_debug("server", "loop closed with handles still open");
     auth_destroy(s->auth);

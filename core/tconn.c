@@ -64,6 +64,17 @@ static void on_handle_closed(uv_handle_t *h) {
     free(c);
 }
 
+static void free_handle(uv_handle_t *h) {
+    free(h);
+}
+
+void transport__relay_close(tconn *c) {
+    if (!c->relay) return;
+    uv_close((uv_handle_t *)c->relay, free_handle);
+    close(c->relay_fd);
+    c->relay = NULL;
+}
+
 void transport__teardown(tconn *c, int code) {
     if (c->state == T_DEAD) return;
     if (c->conn) {
@@ -77,6 +88,10 @@ void transport__teardown(tconn *c, int code) {
         c->counted = 0;
     }
     c->state = T_DEAD;
+    /* A session's close_notify, best effort, before the socket goes. */
+    tls_conn_free(c->tls);
+    c->tls = NULL;
+    transport__relay_close(c);
     /* uv_close stops the poll at once (the fd leaves epoll), so the fd can
      * be closed now. */
     uv_close((uv_handle_t *)&c->poll, on_handle_closed);
@@ -113,11 +128,12 @@ void transport__answer(tconn *c, int status, const char *why,
     buf_t b;
     buf_init(&b, 0);
     http_refusal(&b, status, why, extra);
-    /* A few hundred bytes into an empty socket buffer: one send. */
-    ssize_t n = send(c->fd, buf_content(&b), b.len, MSG_NOSIGNAL);
-    (void)n;
+    /* A few hundred bytes into an empty socket buffer: one send. A TLS
+     * client still in its handshake cannot be answered. */
+    if (!c->tls || tls_ready(c->tls))
+        (void)transport__send(c, buf_content(&b), b.len);
     buf_close(&b);
-    shutdown(c->fd, SHUT_WR);
+    transport__shut_wr(c);
     free(c->head);
     c->head = NULL;
     c->head_len = c->head_cap = 0;
@@ -165,6 +181,7 @@ int transport__over_ip_limit(tconn *c, uint32_t count) {
 /* Reads and drops; closes at the client's end, or past LINGER_BYTES. */
 void transport__drop_input(tconn *c, uint32_t limit) {
     transport_t *t = c->t;
+    /* Raw, even under TLS: nothing in it is read any more. */
     ssize_t n = recv(c->fd, t->rbuf, sizeof t->rbuf, 0);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
@@ -176,6 +193,39 @@ void transport__drop_input(tconn *c, uint32_t limit) {
         c->head_len += (uint32_t)n;
         if (c->head_len > limit) transport__teardown(c, CLOSE_ABNORMAL);
     }
+}
+
+ssize_t transport__recv(tconn *c, void *buf, size_t len) {
+    if (!c->tls) {
+        ssize_t n = recv(c->fd, buf, len, 0);
+        if (n < 0 &&
+            (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return -1;
+        return n < 0 ? 0 : n;
+    }
+    long n = tls_read(c->tls, buf, len);
+    if (n == TLS_WANT_READ) return -1;
+    if (n == TLS_WANT_WRITE) {
+        transport__poll_set(c, c->polling | UV_WRITABLE);
+        return -1;
+    }
+    return n < 0 ? 0 : n;
+}
+
+int transport__pending(const tconn *c) {
+    return c->tls && tls_pending(c->tls);
+}
+
+int transport__send(tconn *c, const void *buf, size_t len) {
+    if (!c->tls)
+        return send(c->fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+    /* Short: one record, written or kept by the session. */
+    return tls_write(c->tls, buf, len) == (long)len ? 0 : -1;
+}
+
+void transport__shut_wr(tconn *c) {
+    if (c->tls) tls_shutdown(c->tls);
+    shutdown(c->fd, SHUT_WR);
 }
 
 static void on_sweep(uv_timer_t *h) {
@@ -192,7 +242,10 @@ static void on_sweep(uv_timer_t *h) {
         transport__teardown(c, 0);
     while ((c = t->closing.head) && c->deadline <= now)
         transport__teardown(c, CLOSE_ABNORMAL);
-    if (!t->handshakes.head && !t->lingering.head && !t->closing.head) {
+    while ((c = t->relaying.head) && c->deadline <= now)
+        transport__teardown(c, 0);
+    if (!t->handshakes.head && !t->lingering.head && !t->closing.head &&
+        !t->relaying.head) {
         uv_timer_stop(&t->sweep);
         t->sweeping = 0;
     }

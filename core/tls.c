@@ -185,6 +185,10 @@ int tls_handshake(tls_conn *c) {
     return rc == 0 ? TLS_ERR : rc;
 }
 
+int tls_ready(const tls_conn *c) {
+    return c->ready;
+}
+
 long tls_read(tls_conn *c, void *buf, size_t len) {
     ERR_clear_error();
     int rc = SSL_read(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);

@@ -48,6 +48,8 @@ tls_conn *tls_conn_new(tls_t *t, int fd);
 /* Advances the handshake. Returns 0 once it is done, or TLS_WANT_READ,
  * TLS_WANT_WRITE, TLS_ERR. */
 int tls_handshake(tls_conn *c);
+/* Whether the handshake is done. */
+int tls_ready(const tls_conn *c);
 /* Returns bytes read (> 0), 0 when the peer closed (close_notify or
  * EOF), or TLS_WANT_READ, TLS_WANT_WRITE, TLS_ERR. */
 long tls_read(tls_conn *c, void *buf, size_t len);

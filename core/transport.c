@@ -36,6 +36,11 @@ static void on_io(uv_poll_t *h, int status, int events) {
     case T_CLOSING:
         transport__drop_input(c, 0);
         return;
+    case T_RELAY:
+        if (events & UV_READABLE) transport__drop_input(c, LINGER_BYTES);
+        if ((events & UV_WRITABLE) && c->state == T_RELAY)
+            transport__relay_pump(c);
+        return;
     case T_OPEN:
         if ((events & UV_WRITABLE) && transport__flush(c) < 0) {
             transport__teardown(c, CLOSE_ABNORMAL);
@@ -78,10 +83,16 @@ static void accept_one(transport_t *t, int fd, const netaddr *peer) {
     c->t = t;
     c->fd = fd;
     c->state = T_HANDSHAKE;
+    if (t->tls && !(c->tls = tls_conn_new(t->tls, fd))) {
+        close(fd);
+        free(c);
+        return;
+    }
     /* Frames are batched here; the kernel must not hold them back. */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (uv_poll_init(t->loop, &c->poll, fd) < 0) {
+        tls_conn_free(c->tls);
         close(fd);
         free(c);
         return;
@@ -203,6 +214,10 @@ void transport_set_hub(transport_t *t, hub_t *h) {
     t->hub = h;
 }
 
+void transport_set_tls(transport_t *t, tls_t *tls) {
+    t->tls = tls;
+}
+
 int transport_listen(transport_t *t, char *err, size_t errlen) {
     int rc = listen_open(&t->ls, t->cfg->host, t->cfg->port, err, errlen);
     if (rc < 0) return rc;
@@ -251,8 +266,8 @@ void transport_close_all(transport_t *t) {
     if (t->closed_all) return;
     t->closed_all = 1;
     stop_listening(t);
-    tlist *lists[] = {&t->handshakes, &t->lingering, &t->closing};
-    for (size_t i = 0; i < 3; i++)
+    tlist *lists[] = {&t->handshakes, &t->lingering, &t->closing, &t->relaying};
+    for (size_t i = 0; i < 4; i++)
         while (lists[i]->head)
             transport__teardown(lists[i]->head, CLOSE_GOING_AWAY);
     if (t->hub) {

@@ -25,7 +25,20 @@
  * CLOSE_GRACE): closing at once would reset a client that is still
  * sending, and the client would lose the close code. The hub hears of the
  * end (hub_conn_closed) from a libuv close callback, never under the feet
- * of the code that decided it. */
+ * of the code that decided it.
+ *
+ * TLS (--tls-cert). The same machinery on the same sockets: a connection
+ * first does its TLS handshake (within --handshake-timeout; one whose
+ * first byte is no TLS record is answered 400 in plain), then its request
+ * head is read through TLS. Reads drain what TLS holds, so no frame waits
+ * for the next socket event. Writes gather the queued frames into one
+ * scratch buffer a record at a time (TLS has no writev), taken off the
+ * queue as they are gathered; a record the socket did not take is kept by
+ * the session (tls.h). Plain HTTP cannot be handed to libwebsockets in the
+ * middle of a TLS session, so the transport hands it one end of a
+ * socketpair instead, with the same rebuilt head, and relays the answer
+ * from the other end to the client through TLS (one request per
+ * connection, as on a plain port). A plain port goes on with writev. */
 #ifndef LUAHUB_TRANSPORT_H
 #define LUAHUB_TRANSPORT_H
 
@@ -35,6 +48,7 @@
 #include "auth.h"
 #include "config.h"
 #include "hub.h"
+#include "tls.h"
 
 typedef struct transport transport_t;
 
@@ -51,6 +65,9 @@ transport_t *transport_create(uv_loop_t *loop, const config_t *cfg,
 hub_transport transport_hub_ops(transport_t *t);
 /* The hub whose connections these are (borrowed). */
 void transport_set_hub(transport_t *t, hub_t *h);
+/* --tls-cert: every connection accepted from now on speaks TLS with the
+ * context in tls (borrowed; tls_reload may swap it underneath). */
+void transport_set_tls(transport_t *t, tls_t *tls);
 
 /* Binds cfg->host:cfg->port (listen.h) and starts accepting. Returns 0, or
  * a negative errno with a one-line reason in err. */

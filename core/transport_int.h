@@ -20,6 +20,7 @@
 #include "peers.h"
 #include "pmd.h"
 #include "rate.h"
+#include "tls.h"
 #include "transport.h"
 #include "wsproto.h"
 
@@ -53,6 +54,9 @@
 #define LIMIT_LOG_MS 60000
 /* A control frame we write: a pong echoes up to 125 bytes. */
 #define CTL_CAP (2 + 125)
+/* Milliseconds an HTTP answer relayed to a TLS client may go without
+ * progress (libwebsockets gives up on its side after 10 seconds). */
+#define RELAY_MS 10000
 /* Bytes inflated at once from a compressed message, into one buffer
  * shared by every connection: the most a message held nowhere else costs
  * while it inflates (it goes on into the connection's message buffer,
@@ -60,10 +64,11 @@
 #define INFLATE_CHUNK 16384
 
 typedef enum tstate {
-    T_HANDSHAKE, /* reading the request head */
+    T_HANDSHAKE, /* the TLS handshake, if any, then the request head */
     T_LINGER,    /* refused: the answer is out, dropping what comes */
     T_OPEN,      /* a WebSocket connection */
     T_CLOSING,   /* our close frame is out: dropping what comes until EOF */
+    T_RELAY,     /* TLS: an HTTP answer relayed from libwebsockets */
     T_DEAD,      /* closed; freed by the handle's close callback */
 } tstate;
 
@@ -93,6 +98,7 @@ struct tconn {
     uint8_t unsure;  /* a trusted proxy's: the client is in the head */
     uint8_t pmd;     /* PMD_ flags negotiated (pmd.h) */
     uint8_t zmsg;    /* a compressed message is being inflated */
+    uint8_t sniffed; /* TLS: the first byte was a handshake's */
     netaddr addr;    /* the client's address (see netaddr.h) */
     uint32_t wr_off; /* bytes of the first queued frame already written */
     /* T_HANDSHAKE: the request head so far. T_LINGER: bytes dropped. */
@@ -109,6 +115,12 @@ struct tconn {
     uint32_t zutf8;
     unsigned char *ctl, *closef, *carry;
     rate_bucket rl;
+    /* --tls-cert: the session (NULL on a plain port, or once a client
+     * that does not speak TLS is answered in plain). */
+    tls_conn *tls;
+    /* T_RELAY: libwebsockets' end of the pair is the other. */
+    uv_poll_t *relay;
+    int relay_fd;
 };
 
 struct transport {
@@ -123,7 +135,7 @@ struct transport {
     uv_poll_t lpoll[LISTEN_MAX_SOCKETS];
     size_t nlpoll;
     int reserve_fd; /* spent to answer 503 when out of descriptors */
-    tlist handshakes, lingering, closing;
+    tlist handshakes, lingering, closing, relaying;
     uv_timer_t sweep;
     uv_timer_t heartbeat;
     uv_check_t flush_check;
@@ -146,6 +158,9 @@ struct transport {
     unsigned char rbuf[WS_MAX_CONTROL_FRAME + READ_SIZE];
     unsigned char zbuf[INFLATE_CHUNK];
     pmd_deflater *deflater; /* --compression: the one for every frame */
+    tls_t *tls;             /* --tls-cert (borrowed), or NULL */
+    /* TLS has no writev: frames are gathered here a record at a time. */
+    unsigned char wbuf[TLS_RECORD];
 };
 
 /* ---- tconn.c ---- */
@@ -182,6 +197,21 @@ int transport__over_ip_limit(tconn *c, uint32_t count);
 /* Reads and drops; closes at the client's end, or past limit bytes (0:
  * no limit). */
 void transport__drop_input(tconn *c, uint32_t limit);
+/* Reads into buf, through TLS when c has it. Returns bytes read (> 0), 0
+ * when the client left or broke the connection, -1 when nothing is there
+ * yet (c is polled for what it waits for). */
+ssize_t transport__recv(tconn *c, void *buf, size_t len);
+/* Whether TLS holds bytes already read from c's socket: no socket event
+ * will announce them. */
+int transport__pending(const tconn *c);
+/* Sends a short answer (a head, a refusal) into an empty socket, through
+ * TLS when c has it. Returns 0, or -1 when not all of it went. */
+int transport__send(tconn *c, const void *buf, size_t len);
+/* Closes c's end of the pair an HTTP answer was relayed through, if
+ * any. */
+void transport__relay_close(tconn *c);
+/* Ends our sending side: TLS's close_notify, then the TCP FIN. */
+void transport__shut_wr(tconn *c);
 
 /* ---- wsconn.c ---- */
 
@@ -203,7 +233,10 @@ void transport__on_flush_check(uv_check_t *h);
 
 /* ---- gate.c ---- */
 
-/* Reads c's request head; answers, upgrades or hands it over once whole. */
+/* Reads c's request head (after the TLS handshake, on a TLS port);
+ * answers, upgrades or hands it over once whole. */
 void transport__head_read(tconn *c);
+/* T_RELAY: moves libwebsockets' answer on to the TLS client. */
+void transport__relay_pump(tconn *c);
 
 #endif

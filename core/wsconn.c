@@ -40,7 +40,7 @@ static void enter_closing(tconn *c) {
     c->ctl_len = c->ctl_off = 0;
     /* Our close frame is out: send FIN too, so a client waiting for the
      * server to end the TCP connection first is not kept waiting. */
-    shutdown(c->fd, SHUT_WR);
+    transport__shut_wr(c);
     c->state = T_CLOSING;
     if (!c->list) transport__list_push(&t->closing, c, CLOSE_GRACE_MS);
     transport__poll_set(c, UV_READABLE);
@@ -53,10 +53,90 @@ static frame_t *queued(tconn *c, size_t i) {
     return c->pmd ? frame_deflated(f, c->t->deflater) : f;
 }
 
+/* Copies up to cap bytes of what c writes next into out, in the order
+ * the writev path writes it, and takes them off c's queue: they belong to the
+ * TLS session from here on. */
+static size_t gather(tconn *c, unsigned char *out, size_t cap) {
+    conn_t *conn = c->conn;
+    size_t n = 0, qn = conn ? conn_queue_len(conn) : 0, qi = 0, done = 0;
+    if (c->wr_off) {
+        frame_t *f = queued(c, 0);
+        size_t len = frame_wire_len(f) - c->wr_off;
+        size_t take = len < cap ? len : cap;
+        memcpy(out, frame_wire(f) + c->wr_off, take);
+        n = take;
+        if (take < len) {
+            c->wr_off += (uint32_t)take;
+            return n;
+        }
+        c->wr_off = 0;
+        qi = done = 1;
+    }
+    if (c->ctl_len && n < cap) {
+        size_t len = (size_t)(c->ctl_len - c->ctl_off);
+        size_t take = len < cap - n ? len : cap - n;
+        memcpy(out + n, c->ctl + c->ctl_off, take);
+        n += take;
+        c->ctl_off = (uint8_t)(c->ctl_off + take);
+        if (take < len) goto out;
+        free(c->ctl);
+        c->ctl = NULL;
+        c->ctl_len = c->ctl_off = 0;
+    }
+    for (; qi < qn && n < cap; qi++) {
+        frame_t *f = queued(c, qi);
+        size_t len = frame_wire_len(f), take = len < cap - n ? len : cap - n;
+        memcpy(out + n, frame_wire(f), take);
+        n += take;
+        if (take < len) {
+            c->wr_off = (uint32_t)take;
+            goto out;
+        }
+        done++;
+    }
+    if (c->close_len && qi == qn && n < cap) {
+        size_t len = (size_t)(c->close_len - c->close_off);
+        size_t take = len < cap - n ? len : cap - n;
+        memcpy(out + n, c->closef + c->close_off, take);
+        n += take;
+        c->close_off = (uint8_t)(c->close_off + take);
+    }
+out:
+    if (done) conn_queue_consume(conn, done);
+    return n;
+}
+
+/* TLS: a record's worth gathered and written at a time; a record the
+ * socket does not take is kept by the session and written first when it
+ * drains. */
+static int flush_tls(tconn *c) {
+    transport_t *t = c->t;
+    for (int round = 0; round < FLUSH_ROUNDS * 4; round++) {
+        int rc = tls_flush(c->tls);
+        if (rc == TLS_ERR) return -1;
+        if (rc < 0) {
+            transport__poll_set(c, UV_READABLE | UV_WRITABLE);
+            return 0;
+        }
+        if (c->close_len && c->close_off == c->close_len) {
+            enter_closing(c);
+            return 0;
+        }
+        size_t n = gather(c, t->wbuf, sizeof t->wbuf);
+        if (!n) break;
+        if (tls_write(c->tls, t->wbuf, n) < 0) return -1;
+    }
+    int more = tls_blocked(c->tls) || c->ctl_len || c->close_len ||
+               (c->conn && conn_queue_len(c->conn));
+    transport__poll_set(c, more ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+    return 0;
+}
+
 /* Writes what c's socket takes now: the rest of a frame begun, a control
  * frame, queued frames, and the close frame once the queue is empty.
  * Returns -1 when the connection broke. */
 int transport__flush(tconn *c) {
+    if (c->tls) return flush_tls(c);
     conn_t *conn = c->conn;
     for (int round = 0; round < FLUSH_ROUNDS; round++) {
         struct iovec iov[IOV_BATCH + 2];
@@ -364,16 +444,19 @@ static void transport__ws_input(tconn *c, unsigned char *data, size_t len) {
 void transport__ws_read(tconn *c) {
     transport_t *t = c->t;
     unsigned char *data = t->rbuf + WS_MAX_CONTROL_FRAME;
-    ssize_t n = recv(c->fd, data, READ_SIZE, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
-    if (n <= 0) {
-        /* Gone without a close frame (or after ours: its code stands). */
-        transport__teardown(c, CLOSE_ABNORMAL);
-        return;
-    }
-    if (c->failed) return;
-    transport__ws_input(c, data, (size_t)n);
+    do {
+        ssize_t n = transport__recv(c, data, READ_SIZE);
+        if (n < 0) return;
+        if (n == 0) {
+            /* Gone without a close frame (or after ours: its code
+             * stands). */
+            transport__teardown(c, CLOSE_ABNORMAL);
+            return;
+        }
+        if (!c->failed) transport__ws_input(c, data, (size_t)n);
+        /* TLS hands over a record at a time: read what it holds, which
+         * no socket event would announce. */
+    } while (c->state == T_OPEN && transport__pending(c));
 }
 
 void transport__on_heartbeat(uv_timer_t *h) {

@@ -3,6 +3,7 @@
 // test instead of hanging the suite.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -58,12 +59,33 @@ export class Server {
       this.exited.then(({ code }) => reject(new Error(`server exited (${code}) at start:\n${this.log}`)));
       check();
     }), 5000, 'server start');
-    const res = await withTimeout(fetch(`http://127.0.0.1:${this.port}/healthz`), 5000, 'healthz');
+    const res = await withTimeout(this.get('/healthz'), 5000, 'healthz');
     if (res.status !== 200) throw new Error(`/healthz answered ${res.status}`);
     return this;
   }
 
-  url(query = '') { return `ws://127.0.0.1:${this.port}/ws${query}`; }
+  // Started with --tls-cert: the port speaks TLS (a self-signed
+  // certificate, so clients do not check it).
+  get tls() { return this.args.includes('--tls-cert'); }
+
+  url(query = '') { return `${this.tls ? 'wss' : 'ws'}://127.0.0.1:${this.port}/ws${query}`; }
+
+  // GET path over http:// or https://: { status, headers, body }.
+  async get(path) {
+    if (!this.tls) {
+      const res = await fetch(`http://127.0.0.1:${this.port}${path}`);
+      return { status: res.status, headers: res.headers, body: await res.text() };
+    }
+    return new Promise((resolve, reject) => {
+      const req = https.get({ host: '127.0.0.1', port: this.port, path, rejectUnauthorized: false, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => { body += d; });
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+      });
+      req.on('error', reject);
+    });
+  }
 
   // Waits until the log contains a line matching re.
   async waitLog(re, ms = 3000) {
@@ -100,7 +122,8 @@ export class Client {
   static async connect(server, user, { expectWelcome = true, query, wsOptions } = {}) {
     const c = new Client();
     if (query === undefined) query = user === undefined ? '' : `?user=${encodeURIComponent(user)}`;
-    c.ws = new WebSocket(server.url(query), wsOptions);
+    c.ws = new WebSocket(server.url(query),
+      server.tls ? { rejectUnauthorized: false, ...wsOptions } : wsOptions);
     c.frames = [];
     c.waiters = [];
     c.nextId = 1;
