@@ -34,8 +34,12 @@ void process_setup(void) {
 static void on_signal(uv_signal_t *h, int signum) {
     process_t *p = h->data;
     if (signum == SIGHUP) {
-        log_info("server", "SIGHUP: reloading scripts");
+        /* Each on its own: a certificate that fails to load does not stop
+         * the scripts' reload, nor the other way round. */
+        log_info("server", "SIGHUP: reloading scripts%s",
+                 p->cfg->tls_cert[0] ? " and the TLS certificate" : "");
         hub_reload(server_hub(p->server));
+        server_reload_tls(p->server);
         return;
     }
     server_stop(p->server, signum == SIGINT ? "SIGINT" : "SIGTERM");

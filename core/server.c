@@ -280,6 +280,19 @@ void server_destroy(server_t *s) {
     free(s);
 }
 
+void server_reload_tls(server_t *s) {
+    if (!s->tls) return;
+    char err[1024];
+    if (tls_reload(s->tls, err, sizeof err) < 0)
+        log_error("server",
+                  "TLS reload failed, the certificate loaded before is "
+                  "served on: %s",
+                  err);
+    else
+        log_info("server", "TLS: certificate and key reloaded from %s, %s",
+                 s->cfg->tls_cert, s->cfg->tls_key);
+}
+
 hub_t *server_hub(server_t *s) {
     return s->hub;
 }

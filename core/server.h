@@ -30,6 +30,9 @@ void server_stop(server_t *s, const char *why);
 /* The loop the server runs on, for the process's own handles. */
 uv_loop_t *server_loop(server_t *s);
 void server_destroy(server_t *s);
+/* --tls-cert: loads the certificate and key again for the next clients;
+ * a failure is logged and the ones loaded before are served on. */
+void server_reload_tls(server_t *s);
 /* The server's hub, e.g. to add native handlers before server_run. */
 hub_t *server_hub(server_t *s);
 

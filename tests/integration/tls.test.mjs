@@ -1,6 +1,8 @@
 // TLS (--tls-cert, --tls-key): the port speaks TLS only. The welcome and
 // a chat over wss://, the page and /healthz over https://, a plain client
-// answered (not dropped) and the server serving on, a stalled TLS
+// answered (not dropped) and the server serving on, a renewed certificate
+// served to the next client after SIGHUP while a connection stays open, a
+// broken one kept out (the scripts reloaded all the same), a stalled TLS
 // handshake timed out, and a start without the key refused in one line.
 // Certificates are self-signed, made here with the openssl command.
 import { after, before, describe, test } from 'node:test';
@@ -125,6 +127,34 @@ describe('TLS', () => {
     await server.waitLog(/refused 400 ip=127\.0\.0\.1: this port speaks TLS only/);
     const c = await Client.connect(server, 'carol');
     await c.close();
+  });
+
+  test('a renewed certificate is served to the next client after SIGHUP', async () => {
+    const first = await peerCert(server.port);
+    assert.equal(first.cn, 'one.test');
+    const open = await Client.connect(server, 'dave');
+    fs.copyFileSync(file('two.crt'), file('server.crt'));
+    fs.copyFileSync(file('two.key'), file('server.key'));
+    server.signal('SIGHUP');
+    await server.waitLog(/TLS: certificate and key reloaded/);
+    const second = await peerCert(server.port);
+    assert.equal(second.cn, 'two.test');
+    assert.notEqual(second.serial, first.serial);
+    // The connection made before the reload goes on.
+    await open.alive();
+
+    // A broken certificate: the reload says why and the last good one is
+    // served on.
+    fs.writeFileSync(file('server.crt'), '-----BEGIN CERTIFICATE-----\nnot base64\n');
+    const scriptReloads = () => server.log.match(/script: reloaded \d+ handlers/g).length;
+    const reloads = scriptReloads();
+    server.signal('SIGHUP');
+    await server.waitLog(/TLS reload failed, the certificate loaded before is served on: --tls-cert .*server\.crt: not a PEM certificate/);
+    assert.equal((await peerCert(server.port)).serial, second.serial);
+    // The scripts were reloaded all the same.
+    assert.equal(scriptReloads(), reloads + 1);
+    await open.alive();
+    await open.close();
   });
 });
 
