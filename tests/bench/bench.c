@@ -25,6 +25,10 @@
  * checking them, as a browser would; it sends its own frames plain. The
  * padding is words, so that a chat compresses as text does.
  *
+ * With --tls it speaks TLS (the server must run with --tls-cert; the
+ * certificate is not checked): OpenSSL on the same non-blocking sockets,
+ * the handshake driven by the first reads and writes.
+ *
  * Client frames are masked with a zero key: RFC 6455 requires a mask, not a
  * secret one from a load generator, and it spares the client the XOR. */
 #define _GNU_SOURCE
@@ -32,8 +36,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -70,6 +77,7 @@ static struct {
     int src_addrs;
     const char *room;
     int deflate;
+    int tls;
 } opt = {
     .host = "127.0.0.1",
     .port = 8080,
@@ -111,6 +119,8 @@ static void usage(FILE *f) {
                "127.0.0.(N+1) (default: 1 per 20000 connections)\n"
                "  --deflate         offer permessage-deflate; inflate what "
                "comes compressed\n"
+               "  --tls             speak TLS (wss://; the certificate is "
+               "not checked)\n"
                "  --json            print one JSON object\n");
 }
 
@@ -169,6 +179,7 @@ enum { R_SUB, R_PUB, R_MEMBER, R_PINGER, R_IDLE, R_CYCLER };
 
 typedef struct client {
     int fd, state, role, idx, room;
+    SSL *ssl; /* --tls */
     char user[32];
     char *rx;
     size_t rxlen, rxcap;
@@ -185,6 +196,7 @@ typedef struct client {
 } client_t;
 
 static int ep;
+static SSL_CTX *tls_ctx;
 static client_t *clients;
 static int nclients;
 static uint64_t t_start, t_measure, t_end;
@@ -221,12 +233,42 @@ static void tx_reserve(client_t *c, size_t n) {
     if (!c->tx) die("realloc");
 }
 
+/* send() or SSL_write(): bytes written, or -1 with errno EAGAIN when the
+ * socket (or the TLS handshake) must wait, or another errno. A TLS write
+ * that must wait is retried with the same bytes (they stay at the front
+ * of tx; SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets tx move). */
+static ssize_t io_send(client_t *c, const char *p, size_t n) {
+    if (!c->ssl) return send(c->fd, p, n, MSG_NOSIGNAL);
+    int w = SSL_write(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+    if (w > 0) return w;
+    int e = SSL_get_error(c->ssl, w);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    ERR_clear_error();
+    errno = ECONNRESET;
+    return -1;
+}
+
+static ssize_t io_recv(client_t *c, char *p, size_t n) {
+    if (!c->ssl) return recv(c->fd, p, n, 0);
+    int r = SSL_read(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+    if (r > 0) return r;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    ERR_clear_error();
+    return 0;
+}
+
 static void flush_tx(client_t *c) {
     /* Until connect() completes, EPOLLOUT is how we learn that it did. */
     if (c->state == S_CONNECTING || c->fd < 0) return;
     while (c->txoff < c->txlen) {
-        ssize_t w =
-            send(c->fd, c->tx + c->txoff, c->txlen - c->txoff, MSG_NOSIGNAL);
+        ssize_t w = io_send(c, c->tx + c->txoff, c->txlen - c->txoff);
         if (w < 0) {
             if (errno == EAGAIN) break;
             c->state = S_CLOSED;
@@ -335,6 +377,10 @@ static void open_client(client_t *c) {
 }
 
 static void close_client(client_t *c) {
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->fd >= 0) {
         epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
@@ -557,6 +603,12 @@ static void on_event_io(client_t *c, uint32_t ev) {
         memcpy(c->tx + c->txlen, req, (size_t)n);
         c->txlen += (size_t)n;
         c->state = S_HANDSHAKE;
+        if (opt.tls) {
+            c->ssl = SSL_new(tls_ctx);
+            if (!c->ssl) die("SSL_new");
+            SSL_set_fd(c->ssl, c->fd);
+            SSL_set_connect_state(c->ssl);
+        }
     }
     if (ev & EPOLLIN) {
         for (;;) {
@@ -565,7 +617,7 @@ static void on_event_io(client_t *c, uint32_t ev) {
                 c->rx = realloc(c->rx, c->rxcap);
                 if (!c->rx) die("realloc");
             }
-            ssize_t r = recv(c->fd, c->rx + c->rxlen, c->rxcap - c->rxlen, 0);
+            ssize_t r = io_recv(c, c->rx + c->rxlen, c->rxcap - c->rxlen);
             if (r > 0) {
                 c->rxlen += (size_t)r;
                 if (on_bytes(c) < 0) {
@@ -574,7 +626,8 @@ static void on_event_io(client_t *c, uint32_t ev) {
                     return;
                 }
                 if (c->state == S_CLOSED) return;
-                if ((size_t)r < 65536) break;
+                /* TLS reads a record at a time: read on until it waits. */
+                if ((size_t)r < 65536 && !c->ssl) break;
                 continue;
             }
             if (r < 0 && errno == EAGAIN) break;
@@ -666,16 +719,25 @@ static void on_sigint(int sig) {
 }
 
 int main(int argc, char **argv) {
-    static const struct option lo[] = {
-        {"host", 1, 0, 'H'},       {"port", 1, 0, 'p'},
-        {"mode", 1, 0, 'm'},       {"conns", 1, 0, 'n'},
-        {"publishers", 1, 0, 'P'}, {"rooms", 1, 0, 'K'},
-        {"members", 1, 0, 'M'},    {"rate", 1, 0, 'r'},
-        {"window", 1, 0, 'w'},     {"duration", 1, 0, 'd'},
-        {"warmup", 1, 0, 'W'},     {"size", 1, 0, 's'},
-        {"pid", 1, 0, 'i'},        {"json", 0, 0, 'j'},
-        {"deflate", 0, 0, 'D'},    {"src-addrs", 1, 0, 'a'},
-        {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
+    static const struct option lo[] = {{"host", 1, 0, 'H'},
+                                       {"port", 1, 0, 'p'},
+                                       {"mode", 1, 0, 'm'},
+                                       {"conns", 1, 0, 'n'},
+                                       {"publishers", 1, 0, 'P'},
+                                       {"rooms", 1, 0, 'K'},
+                                       {"members", 1, 0, 'M'},
+                                       {"rate", 1, 0, 'r'},
+                                       {"window", 1, 0, 'w'},
+                                       {"duration", 1, 0, 'd'},
+                                       {"warmup", 1, 0, 'W'},
+                                       {"size", 1, 0, 's'},
+                                       {"pid", 1, 0, 'i'},
+                                       {"json", 0, 0, 'j'},
+                                       {"deflate", 0, 0, 'D'},
+                                       {"src-addrs", 1, 0, 'a'},
+                                       {"tls", 0, 0, 'T'},
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -730,6 +792,9 @@ int main(int argc, char **argv) {
             break;
         case 'i':
             opt.pid = atoi(optarg);
+            break;
+        case 'T':
+            opt.tls = 1;
             break;
         case 'D':
             opt.deflate = 1;
@@ -794,6 +859,12 @@ int main(int argc, char **argv) {
     if (!opt.src_addrs)
         opt.src_addrs = nclients > 20000 ? 1 + nclients / 20000 : 0;
 
+    if (opt.tls) {
+        tls_ctx = SSL_CTX_new(TLS_client_method());
+        if (!tls_ctx) die("SSL_CTX_new");
+        SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
     ep = epoll_create1(0);
     if (ep < 0) die("epoll_create1");
     clients = calloc((size_t)nclients, sizeof *clients);

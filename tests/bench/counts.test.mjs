@@ -3,7 +3,9 @@
 // subscribers, no gaps, no reordering, nothing lost).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { Server } from '../integration/lib/harness.mjs';
@@ -88,5 +90,36 @@ describe('luahub-bench counts', async () => {
     assert.equal(o.delivered_total, o.expected_deliveries);
     assert.equal(o.gaps + o.reorders + o.lost + o.errors, 0);
     assert.equal(o.open_at_end, 400);
+  });
+});
+
+describe('luahub-bench --tls counts', async () => {
+  let server;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'luahub-bench-tls-'));
+  before(async () => {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost',
+      '-days', '1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+    server = await new Server(['--tls-cert', path.join(dir, 'cert.pem'), '--tls-key', path.join(dir, 'key.pem')]).start();
+  });
+  after(async () => {
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('fanout over TLS, the certificate reloaded meanwhile: every publication reaches every subscriber, in order', async () => {
+    const timer = setInterval(() => server.signal('SIGHUP'), 200);
+    let stdout;
+    try {
+      ({ stdout } = await promisify(execFile)(BENCH, ['--port', String(server.port), '--pid', String(server.proc.pid),
+        '--json', '--tls', '--mode', 'fanout', '--conns', '50', '--publishers', '2', '--window', '8', '--size', '20000',
+        '--duration', '1', '--warmup', '0.2'], { encoding: 'utf8', timeout: 60000 }));
+    } finally {
+      clearInterval(timer);
+    }
+    const o = JSON.parse(stdout);
+    assert.ok(o.published > 20, `published ${o.published}`);
+    assert.equal(o.delivered_total, o.expected_deliveries);
+    assert.equal(o.gaps + o.reorders + o.lost + o.errors, 0);
+    assert.ok((server.log.match(/TLS: certificate and key reloaded/g) || []).length >= 3);
   });
 });
