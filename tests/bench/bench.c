@@ -233,35 +233,33 @@ static void tx_reserve(client_t *c, size_t n) {
     if (!c->tx) die("realloc");
 }
 
-/* send() or SSL_write(): bytes written, or -1 with errno EAGAIN when the
- * socket (or the TLS handshake) must wait, or another errno. A TLS write
- * that must wait is retried with the same bytes (they stay at the front
- * of tx; SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets tx move). */
-static ssize_t io_send(client_t *c, const char *p, size_t n) {
-    if (!c->ssl) return send(c->fd, p, n, MSG_NOSIGNAL);
-    int w = SSL_write(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
-    if (w > 0) return w;
-    int e = SSL_get_error(c->ssl, w);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        errno = EAGAIN;
-        return -1;
-    }
+/* An SSL_read or SSL_write result r as recv() and send() give theirs:
+ * r when > 0; -1 with errno EAGAIN when the socket (or the handshake)
+ * must wait; otherwise fail (0 for a read: the end; -1 with ECONNRESET
+ * for a write). */
+static ssize_t ssl_result(client_t *c, int r, ssize_t fail) {
+    if (r > 0) return r;
+    int e = SSL_get_error(c->ssl, r);
+    errno = EAGAIN;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return -1;
     ERR_clear_error();
     errno = ECONNRESET;
-    return -1;
+    return fail;
+}
+
+/* send() or SSL_write(). A TLS write that must wait is retried with the
+ * same bytes (they stay at the front of tx;
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets tx move). */
+static ssize_t io_send(client_t *c, const char *p, size_t n) {
+    if (!c->ssl) return send(c->fd, p, n, MSG_NOSIGNAL);
+    return ssl_result(c, SSL_write(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n),
+                      -1);
 }
 
 static ssize_t io_recv(client_t *c, char *p, size_t n) {
     if (!c->ssl) return recv(c->fd, p, n, 0);
-    int r = SSL_read(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
-    if (r > 0) return r;
-    int e = SSL_get_error(c->ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        errno = EAGAIN;
-        return -1;
-    }
-    ERR_clear_error();
-    return 0;
+    return ssl_result(c, SSL_read(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n),
+                      0);
 }
 
 static void flush_tx(client_t *c) {

@@ -40,3 +40,45 @@ start_server() {
   esac
   echo $!
 }
+
+# fanout_onoff NAME RATE PORT OUT: the fan-out of compression.sh and
+# tls.sh, with a feature off and on: 1 publisher, 1 room of 1,000
+# subscribers, 1 KB chats at RATE messages/s, luahub pinned to CPU 0
+# (with "${ON_SERVER[@]}" when on) and luahub-bench to CPU 1 (with
+# "${ON_LOAD[@]}" when on), $BENCH_REPS runs of each (default 3),
+# alternated, $BENCH_DURATION seconds (default 5); rows appended to OUT
+# as JSON with "NAME":"off"|"on", then a table of the medians: server CPU
+# per delivery and per message, and the rest.
+fanout_onoff() {
+  local name=$1 rate=$2 port=$3 out=$4 state
+  : >"$out"
+  for _ in $(seq "${BENCH_REPS:-3}"); do
+    for state in off on; do
+      local flags=() load=()
+      [ "$state" = on ] && flags=("${ON_SERVER[@]}") && load=("${ON_LOAD[@]}")
+      taskset -c 0 "$BUILD/luahub" --port "$port" --log-level error \
+        --send-queue 16m "${flags[@]}" >/tmp/luahub-bench-server.log 2>&1 &
+      local pid=$!
+      wait_port "$port"
+      taskset -c 1 "$BUILD/luahub-bench" --port "$port" --mode fanout \
+        --conns 1000 --rate "$rate" --window 1000 --size 1000 \
+        --duration "${BENCH_DURATION:-5}" --pid "$pid" --json "${load[@]}" |
+        sed "s/^{/{\"$name\":\"$state\",/" >>"$out"
+      stop_pid "$pid"
+      port=$((port + 1))
+    done
+  done
+  node -e '
+const [file, name] = process.argv.slice(1);
+const rows = require("fs").readFileSync(file, "utf8").trim().split("\n").map(JSON.parse);
+const med = (a) => { a = [...a].sort((x, y) => x - y); return a[Math.floor(a.length / 2)]; };
+console.log(`| ${name} | server CPU per delivery (us) | per message to 1,000 (us) | % of a core | deliveries/s | lost | compressed deliveries | p99 (ms) |`);
+console.log("|---|---|---|---|---|---|---|---|");
+for (const c of ["off", "on"]) {
+  const r = rows.filter((o) => o[name] === c);
+  const cpu = med(r.map((o) => o.server_cpu_s));
+  const per = med(r.map((o) => o.server_cpu_per_m_deliveries_s));
+  const secs = med(r.map((o) => o.seconds));
+  console.log(`| ${c} | ${per.toFixed(3)} | ${(per * 1000).toFixed(0)} | ${(100 * cpu / secs).toFixed(1)} | ${med(r.map((o) => o.deliveries_per_s)).toFixed(0)} | ${Math.max(...r.map((o) => o.lost))} | ${med(r.map((o) => o.inflated))} | ${med(r.map((o) => o.latency_ms.p99)).toFixed(1)} |`);
+}' "$out" "$name"
+}

@@ -67,10 +67,14 @@ static int teardown(void **state) {
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* The server's files are one.crt/one.key. */
-static void serve_one(void) {
+/* The server's files are one.crt/one.key, loaded. */
+static tls_t *serve_one(void) {
     copy_file(cert1, cert);
     copy_file(key1, key);
+    char err[256] = "";
+    tls_t *t = tls_create(cert, key, err, sizeof err);
+    if (!t) fail_msg("%s", err);
+    return t;
 }
 
 typedef struct pair {
@@ -125,10 +129,7 @@ static void peer_cn(pair *p, char *out, size_t cap) {
 }
 
 static void test_tls_handshake_and_bytes_both_ways(void **state) {
-    serve_one();
-    char err[256] = "";
-    tls_t *t = tls_create(cert, key, err, sizeof err);
-    assert_non_null(t);
+    tls_t *t = serve_one();
     pair p;
     pair_open(&p, t);
     assert_int_equal(pair_handshake(&p), 0);
@@ -166,10 +167,7 @@ static void test_tls_handshake_and_bytes_both_ways(void **state) {
 /* A full socket: the record is kept, the caller's buffer is free at once,
  * and tls_flush writes exactly those bytes once the client reads. */
 static void test_tls_write_keeps_bytes_while_the_socket_is_full(void **state) {
-    serve_one();
-    char err[256] = "";
-    tls_t *t = tls_create(cert, key, err, sizeof err);
-    assert_non_null(t);
+    tls_t *t = serve_one();
     pair p;
     pair_open(&p, t);
     assert_int_equal(pair_handshake(&p), 0);
@@ -226,10 +224,8 @@ static void test_tls_missing_or_mismatched_files_are_said(void **state) {
 
 static void
 test_tls_reload_serves_the_new_certificate_or_keeps_the_old(void **state) {
-    serve_one();
     char err[256] = "", cn[64];
-    tls_t *t = tls_create(cert, key, err, sizeof err);
-    assert_non_null(t);
+    tls_t *t = serve_one();
     pair before;
     pair_open(&before, t);
     assert_int_equal(pair_handshake(&before), 0);
@@ -270,10 +266,7 @@ test_tls_reload_serves_the_new_certificate_or_keeps_the_old(void **state) {
  * (RSA key exchange, CBC) gets no session; offering a modern one as well,
  * it gets that one. */
 static void test_tls_refuses_weak_ciphers(void **state) {
-    serve_one();
-    char err[256] = "";
-    tls_t *t = tls_create(cert, key, err, sizeof err);
-    assert_non_null(t);
+    tls_t *t = serve_one();
     pair p;
     pair_open(&p, t);
     SSL_set_max_proto_version(p.client, TLS1_2_VERSION);
