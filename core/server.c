@@ -51,22 +51,40 @@ static server_t *server_of(struct lws *wsi) {
 
 /* ---- plain HTTP (libwebsockets) ---------------------------------------- */
 
+/* Every HTTP connection ends after one response (the transport asks lws
+ * for that: Connection: close in the head it hands over), and the response
+ * must say so, or a client keeping connections alive sends its next
+ * request down one that is closing. lws 4.1 says it only for responses
+ * without a length, so the header is added here: to files through
+ * ADD_HEADERS, to our own answers in reply(). */
+static int add_close(struct lws *wsi, unsigned char **p, unsigned char *end) {
+    return lws_add_http_header_by_token(
+        wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, p, end);
+}
+
+/* One whole response of ours: status, type and body. */
+static int reply(struct lws *wsi, unsigned status, const char *type,
+                 const char *body, size_t blen) {
+    unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
+                                      *end = buf + sizeof buf - 1;
+    if (blen > 256) return 1;
+    if (lws_add_http_common_headers(wsi, status, type, (lws_filepos_t)blen, &p,
+                                    end) ||
+        add_close(wsi, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return 1;
+    memcpy(buf + LWS_PRE, body, blen);
+    if (lws_write(wsi, buf + LWS_PRE, blen, LWS_WRITE_HTTP_FINAL) != (int)blen)
+        return 1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 static int serve_healthz(server_t *s, struct lws *wsi) {
     char body[128];
     int blen =
         snprintf(body, sizeof body, "{\"status\":\"ok\",\"connections\":%zu}\n",
                  conns_count(hub_conns(s->hub)));
-    unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
-                                      *end = buf + sizeof buf - 1;
-    if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "application/json",
-                                    (lws_filepos_t)blen, &p, end))
-        return 1;
-    if (lws_finalize_write_http_header(wsi, start, &p, end)) return 1;
-    memcpy(buf + LWS_PRE, body, (size_t)blen);
-    if (lws_write(wsi, buf + LWS_PRE, (size_t)blen, LWS_WRITE_HTTP_FINAL) !=
-        blen)
-        return 1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return reply(wsi, HTTP_STATUS_OK, "application/json", body, (size_t)blen);
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
@@ -79,8 +97,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
             lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0 &&
             strcmp(uri, "/healthz") == 0)
             return serve_healthz(server_of(wsi), wsi);
-        if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL)) return -1;
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
+        static const char nf[] = "not found\n";
+        return reply(wsi, HTTP_STATUS_NOT_FOUND, "text/plain; charset=utf-8",
+                     nf, sizeof nf - 1);
+    }
+    if (reason == LWS_CALLBACK_ADD_HEADERS) {
+        struct lws_process_html_args *args = in;
+        unsigned char *p = (unsigned char *)args->p;
+        if (add_close(wsi, &p, p + args->max_len)) return 1;
+        args->max_len -= (int)(p - (unsigned char *)args->p);
+        args->p = (char *)p;
+        return 0;
     }
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
@@ -211,6 +238,8 @@ server_t *server_create(const config_t *cfg) {
         .origin = cfg->static_dir,
         .def = "index.html",
         .origin_protocol = LWSMPRO_FILE,
+        /* for LWS_CALLBACK_ADD_HEADERS (Connection: close) */
+        .protocol = "http",
     };
     struct stat st;
     if (stat(cfg->static_dir, &st) < 0 || !S_ISDIR(st.st_mode))

@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -240,6 +241,25 @@ test('static files and /healthz still work through the front door', async () => 
   const r = await exchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
   assert.equal(status(r.text), 200);
   assert.notEqual(r.how, 'timeout', 'the connection ends after one request');
+});
+
+test('a client keeping connections alive gets every response, each saying Connection: close', async () => {
+  // The server ends every HTTP connection after one response; a response
+  // that did not say so sent a keep-alive client's next request down a
+  // closing connection ("socket hang up" every second request).
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const get = (p) => new Promise((resolve) => {
+    http.get({ host: '127.0.0.1', port: server.port, path: p, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(`${res.statusCode} ${res.headers.connection}`));
+    }).on('error', (e) => resolve(`error ${e.message}`));
+  });
+  const got = [];
+  for (let i = 0; i < 3; i++) {
+    for (const p of ['/', '/app.js', '/healthz', '/no-such-file']) got.push(await get(p));
+  }
+  agent.destroy();
+  assert.deepEqual(got, Array(3).fill(['200 close', '200 close', '200 close', '404 close']).flat());
 });
 
 // ---- frames -----------------------------------------------------------
