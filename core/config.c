@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "broker.h"
 #include "netaddr.h"
 #include "origin.h"
 
@@ -27,6 +28,7 @@ void config_defaults(config_t *cfg) {
     cfg->level = LOG_INFO;
     cfg->script_timeout = 100;
     cfg->script_memory = 256;
+    cfg->presence_ttl = 30;
 }
 
 static void usage(FILE *out) {
@@ -148,6 +150,24 @@ static void usage(FILE *out) {
             "                           SIGHUP loads both files again "
             "(default: plain)\n"
             "  --tls-key FILE           the certificate's private key (PEM)\n"
+            "  --redis URL              join the nodes that share this Redis "
+            "as one server:\n"
+            "                           redis://[:password@]HOST[:PORT][/DB] "
+            "or a unix\n"
+            "                           socket path; GET /readyz answers 503 "
+            "while it is\n"
+            "                           unreachable (default: one node, no "
+            "Redis)\n"
+            "  --node-id ID             this node's name among them, 1-64 of "
+            "A-Za-z0-9_.-\n"
+            "                           (default: HOSTNAME-PID)\n"
+            "  --presence-ttl SECONDS   how long the users of a node that "
+            "died without a\n"
+            "                           goodbye stay online elsewhere "
+            "(default: %g)\n"
+            "  --reuse-port             SO_REUSEPORT: several nodes may "
+            "listen on one\n"
+            "                           port (default: off)\n"
             "  --check DIR              load the scripts in DIR as the "
             "server would, report\n"
             "                           every error with file:line, exit "
@@ -160,7 +180,8 @@ static void usage(FILE *out) {
             d.host, d.port, d.scripts_dir, d.lua_dir, d.static_dir,
             d.ping_interval, d.idle_timeout, d.handshake_timeout, d.max_message,
             d.send_queue, log_level_name(d.level), d.script_timeout,
-            d.script_memory, d.rate_limit, d.max_conns, d.max_conns_per_ip);
+            d.script_memory, d.rate_limit, d.max_conns, d.max_conns_per_ip,
+            d.presence_ttl);
 }
 
 static int bad(FILE *err, const char *flag, const char *val, const char *what) {
@@ -260,6 +281,10 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             cfg->compression = 1;
             continue;
         }
+        if (!strcmp(arg, "--reuse-port")) {
+            cfg->reuse_port = 1;
+            continue;
+        }
         if (strncmp(arg, "--", 2) != 0) {
             fprintf(err,
                     "luahub: unexpected argument '%s'\n"
@@ -298,6 +323,9 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                                             "--trusted-proxies",
                                             "--tls-cert",
                                             "--tls-key",
+                                            "--redis",
+                                            "--node-id",
+                                            "--presence-ttl",
                                             NULL};
         int k = 0;
         while (known[k] && strcmp(known[k], flag) != 0)
@@ -384,7 +412,22 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
         else if (!strcmp(flag, "--tls-key"))
             rc =
                 parse_string(err, flag, val, cfg->tls_key, sizeof cfg->tls_key);
-        else if (!strcmp(flag, "--max-conns") ||
+        else if (!strcmp(flag, "--redis")) {
+            broker_url u;
+            char why[256];
+            rc = parse_string(err, flag, val, cfg->redis, sizeof cfg->redis);
+            if (!rc && broker_parse_url(val, &u, why, sizeof why) < 0)
+                rc = list_error(err, flag, why);
+        } else if (!strcmp(flag, "--node-id")) {
+            if (!broker_valid_node_id(val))
+                rc = bad(err, flag, val, "1 to 64 of A-Za-z0-9_.-");
+            else
+                snprintf(cfg->node_id, sizeof cfg->node_id, "%s", val);
+        } else if (!strcmp(flag, "--presence-ttl")) {
+            rc = parse_seconds(err, flag, val, &cfg->presence_ttl);
+            if (!rc && cfg->presence_ttl < 2)
+                rc = bad(err, flag, val, "at least 2 seconds");
+        } else if (!strcmp(flag, "--max-conns") ||
                  !strcmp(flag, "--max-conns-per-ip"))
             rc = parse_count(err, flag, val,
                              !strcmp(flag, "--max-conns")

@@ -39,6 +39,13 @@ typedef struct config {
     /* --tls-cert FILE --tls-key FILE (both or neither): the port speaks
      * TLS only; "": plain */
     char tls_cert[1024], tls_key[1024];
+    /* --redis URL: several nodes as one over that Redis ("": one node);
+     * --node-id ID ("": <hostname>-<pid>); --presence-ttl SECONDS, default
+     * 30; --reuse-port: SO_REUSEPORT, several nodes on one port. */
+    char redis[1024];
+    char node_id[65];
+    double presence_ttl;
+    int reuse_port;
     double rate_limit; /* --rate-limit N messages/s per connection; 0: none */
     int rate_burst;    /* --rate-burst N, default: rate_limit rounded up */
     /* --allowed-origins A,B: origins whose pages may connect ("*": any);

@@ -44,7 +44,7 @@ static int bound_port(int fd) {
 
 /* One socket bound to sa. Returns its fd, or a negative errno with the
  * reason in err. */
-static int open_one(struct sockaddr *sa, socklen_t sl, int port,
+static int open_one(struct sockaddr *sa, socklen_t sl, int port, int flags,
                     const char *host, char *err, size_t errlen) {
     char where[80], addr[INET6_ADDRSTRLEN + 2];
     describe(sa, port, where, sizeof where);
@@ -60,6 +60,8 @@ static int open_one(struct sockaddr *sa, socklen_t sl, int port,
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (flags & LISTEN_REUSE_PORT)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (sa->sa_family == AF_INET6) {
         /* "::" means every interface, IPv4 included; any other IPv6
          * address means that address alone. */
@@ -93,8 +95,8 @@ static int open_one(struct sockaddr *sa, socklen_t sl, int port,
     return fd;
 }
 
-int listen_open(listen_set *ls, const char *host, int port, char *err,
-                size_t errlen) {
+int listen_open(listen_set *ls, const char *host, int port, int flags,
+                char *err, size_t errlen) {
     memset(ls, 0, sizeof *ls);
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
@@ -124,7 +126,8 @@ int listen_open(listen_set *ls, const char *host, int port, char *err,
          * get the same port. */
         set_port(ai->ai_addr, ls->port);
         int fd =
-            open_one(ai->ai_addr, ai->ai_addrlen, ls->port, host, err, errlen);
+            open_one(ai->ai_addr, ai->ai_addrlen, ls->port, flags, host, err,
+                     errlen);
         if (fd < 0) {
             freeaddrinfo(res);
             listen_close(ls);

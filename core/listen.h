@@ -20,11 +20,15 @@ typedef struct listen_set {
     char addresses[256]; /* "127.0.0.1:8080,[::1]:8080", for the log */
 } listen_set;
 
+/* flags for listen_open: SO_REUSEPORT, so that several processes listen
+ * on one port and the kernel spreads the connections (each must ask). */
+#define LISTEN_REUSE_PORT 1
+
 /* Binds and listens (non-blocking, close-on-exec, SO_REUSEADDR) on every
  * address of host at port. Returns 0, or a negative errno (-EADDRINUSE,
  * -EADDRNOTAVAIL, ...) with every socket closed and the reason in err. */
-int listen_open(listen_set *ls, const char *host, int port, char *err,
-                size_t errlen);
+int listen_open(listen_set *ls, const char *host, int port, int flags,
+                char *err, size_t errlen);
 void listen_close(listen_set *ls);
 
 #endif

@@ -38,7 +38,7 @@ static struct sockaddr_storage bound(int fd) {
 static void test_listen_loopback_binds_loopback_only(void **state) {
     listen_set ls;
     char err[256] = "";
-    assert_int_equal(listen_open(&ls, "127.0.0.1", 0, err, sizeof err), 0);
+    assert_int_equal(listen_open(&ls, "127.0.0.1", 0, 0, err, sizeof err), 0);
     assert_int_equal(ls.count, 1);
     assert_true(ls.port > 0 && ls.port < 65536);
     struct sockaddr_storage ss = bound(ls.fds[0]);
@@ -56,7 +56,7 @@ static void test_listen_loopback_binds_loopback_only(void **state) {
 static void test_listen_socket_accepts_connections(void **state) {
     listen_set ls;
     char err[256] = "";
-    assert_int_equal(listen_open(&ls, "127.0.0.1", 0, err, sizeof err), 0);
+    assert_int_equal(listen_open(&ls, "127.0.0.1", 0, 0, err, sizeof err), 0);
     int fd = ls.fds[0];
     /* Non-blocking and close-on-exec, as the header says. */
     assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
@@ -83,9 +83,9 @@ static void test_listen_socket_accepts_connections(void **state) {
 static void test_listen_port_in_use_is_said(void **state) {
     listen_set ls, again;
     char err[256] = "";
-    assert_int_equal(listen_open(&ls, "127.0.0.1", 0, err, sizeof err), 0);
+    assert_int_equal(listen_open(&ls, "127.0.0.1", 0, 0, err, sizeof err), 0);
     memset(&again, 0x5a, sizeof again);
-    assert_int_equal(listen_open(&again, "127.0.0.1", ls.port, err, sizeof err),
+    assert_int_equal(listen_open(&again, "127.0.0.1", ls.port, 0, err, sizeof err),
                      -EADDRINUSE);
     assert_contains(err, "is in use");
     char port[16];
@@ -97,16 +97,34 @@ static void test_listen_port_in_use_is_said(void **state) {
     int port_was = ls.port;
     listen_close(&ls);
     assert_int_equal(
-        listen_open(&again, "127.0.0.1", port_was, err, sizeof err), 0);
+        listen_open(&again, "127.0.0.1", port_was, 0, err, sizeof err), 0);
     assert_int_equal(again.port, port_was);
     listen_close(&again);
+}
+
+/* --reuse-port: two nodes on one port, each asking for it; one that does
+ * not ask is still refused. */
+static void test_listen_reuse_port_shares_a_port(void **state) {
+    listen_set a, b, c;
+    char err[256] = "";
+    assert_int_equal(
+        listen_open(&a, "127.0.0.1", 0, LISTEN_REUSE_PORT, err, sizeof err), 0);
+    assert_int_equal(listen_open(&b, "127.0.0.1", a.port, LISTEN_REUSE_PORT,
+                                 err, sizeof err),
+                     0);
+    assert_int_equal(b.port, a.port);
+    assert_int_equal(
+        listen_open(&c, "127.0.0.1", a.port, 0, err, sizeof err), -EADDRINUSE);
+    assert_contains(err, "is in use");
+    listen_close(&a);
+    listen_close(&b);
 }
 
 static void test_listen_address_of_another_machine_is_said(void **state) {
     listen_set ls;
     char err[256] = "";
     /* TEST-NET-1 (RFC 5737): never an address of this machine. */
-    assert_int_equal(listen_open(&ls, "192.0.2.1", 0, err, sizeof err),
+    assert_int_equal(listen_open(&ls, "192.0.2.1", 0, 0, err, sizeof err),
                      -EADDRNOTAVAIL);
     assert_contains(err, "not an address of this machine");
     assert_contains(err, "192.0.2.1");
@@ -116,7 +134,7 @@ static void test_listen_address_of_another_machine_is_said(void **state) {
 static void test_listen_unresolvable_name_is_said(void **state) {
     listen_set ls;
     char err[256] = "";
-    assert_int_equal(listen_open(&ls, "nosuchhost.invalid", 0, err, sizeof err),
+    assert_int_equal(listen_open(&ls, "nosuchhost.invalid", 0, 0, err, sizeof err),
                      -EADDRNOTAVAIL);
     assert_contains(err, "cannot resolve");
     assert_contains(err, "nosuchhost.invalid");
@@ -138,7 +156,7 @@ static void test_listen_ipv6_loopback_binds_ipv6_only(void **state) {
     if (!have_ipv6_loopback()) skip();
     listen_set ls;
     char err[256] = "";
-    assert_int_equal(listen_open(&ls, "::1", 0, err, sizeof err), 0);
+    assert_int_equal(listen_open(&ls, "::1", 0, 0, err, sizeof err), 0);
     assert_int_equal(ls.count, 1);
     struct sockaddr_storage ss = bound(ls.fds[0]);
     assert_int_equal(ss.ss_family, AF_INET6);
@@ -155,7 +173,7 @@ static void test_listen_ipv6_loopback_binds_ipv6_only(void **state) {
     assert_string_equal(ls.addresses, want);
     /* The same port on IPv4 loopback is not taken by it. */
     listen_set v4;
-    assert_int_equal(listen_open(&v4, "127.0.0.1", ls.port, err, sizeof err),
+    assert_int_equal(listen_open(&v4, "127.0.0.1", ls.port, 0, err, sizeof err),
                      0);
     listen_close(&v4);
     listen_close(&ls);
@@ -164,7 +182,7 @@ static void test_listen_ipv6_loopback_binds_ipv6_only(void **state) {
 static void test_listen_wildcard_binds_every_ipv4_interface(void **state) {
     listen_set ls;
     char err[256] = "";
-    assert_int_equal(listen_open(&ls, "0.0.0.0", 0, err, sizeof err), 0);
+    assert_int_equal(listen_open(&ls, "0.0.0.0", 0, 0, err, sizeof err), 0);
     assert_int_equal(ls.count, 1);
     struct sockaddr_storage ss = bound(ls.fds[0]);
     assert_int_equal(ss.ss_family, AF_INET);
@@ -179,6 +197,7 @@ int main(void) {
         cmocka_unit_test(test_listen_loopback_binds_loopback_only),
         cmocka_unit_test(test_listen_socket_accepts_connections),
         cmocka_unit_test(test_listen_port_in_use_is_said),
+        cmocka_unit_test(test_listen_reuse_port_shares_a_port),
         cmocka_unit_test(test_listen_address_of_another_machine_is_said),
         cmocka_unit_test(test_listen_unresolvable_name_is_said),
         cmocka_unit_test(test_listen_ipv6_loopback_binds_ipv6_only),

@@ -1,0 +1,270 @@
+/* broker_lua.c -- the scripts Redis runs for the broker (see broker_int.h).
+ *
+ * Each is one atomic step on the shared state. Key and channel names are
+ * built here from the ids, under "luahub:", with a room's keys and channel
+ * tagged {room} (so that a Redis Cluster would keep them in one slot; see
+ * docs/scaling.md). A message on a channel is a header line, then its
+ * body: "F\t<except conn>\t<except user>\n<frame JSON>" (a frame),
+ * "J\t<user>\n" / "L\t<user>\n" on a room's channel and "J\t\n<room>" /
+ * "L\t\n<room>" on a user's (a membership), "S\t<status>\n" on a user's
+ * presence channel, "C\t<conn>\n<frame JSON>" and "P\t<n>\n" on a node's.
+ * The Lua is Redis's own (5.1, with cjson); it never sees a node's
+ * memory. */
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker_int.h"
+
+/* Names, and what leaving for good means, shared by the scripts. */
+#define PRELUDE                                                                \
+    "local P = 'luahub:'\n"                                                    \
+    "local function rk(room, what) return P .. '{' .. room .. '}:' .. what "  \
+    "end\n"                                                                    \
+    "local function rch(room) return P .. 'room:{' .. room .. '}' end\n"       \
+    "local function uk(uid, what) return P .. 'user:' .. uid .. ':' .. what "  \
+    "end\n"                                                                    \
+    "local function room_gone(room)\n"                                         \
+    "  redis.call('DEL', rk(room, 'info'), P .. 'store:room:{' .. room .. "    \
+    "'}')\n"                                                                   \
+    "end\n"                                                                    \
+    /* The user's last connection anywhere: out of every room (user_left    \
+     * to the rest), offline, its store scope dropped. */                    \
+    "local function gone(uid, now)\n"                                          \
+    "  for _, room in ipairs(redis.call('SMEMBERS', uk(uid, 'rooms'))) do\n"   \
+    "    local mk = rk(room, 'members')\n"                                     \
+    "    redis.call('SREM', mk, uid)\n"                                        \
+    "    redis.call('PUBLISH', rch(room), 'L\\t' .. uid .. '\\n')\n"           \
+    "    if redis.call('SCARD', mk) == 0 then room_gone(room) else\n"          \
+    "      redis.call('PUBLISH', rch(room), 'F\\t\\t\\n' ..\n"                 \
+    "        '{\"type\":\"user_left\",\"room_id\":' .. cjson.encode(room) ..\n" \
+    "        ',\"from\":\"' .. uid .. '\",\"timestamp\":' .. now .. '}')\n"    \
+    "    end\n"                                                                \
+    "  end\n"                                                                  \
+    "  redis.call('DEL', uk(uid, 'rooms'), uk(uid, 'conns'), P .. "            \
+    "'store:user:' .. uid)\n"                                                  \
+    "  redis.call('SREM', P .. 'online', uid)\n"                               \
+    "  redis.call('HDEL', P .. 'presence', uid)\n"                             \
+    "  redis.call('PUBLISH', P .. 'presence:' .. uid, 'S\\toffline\\n')\n"     \
+    "end\n"                                                                    \
+    /* One connection of the user closed (or its node died): 1 when it was  \
+     * the user's last one anywhere. */                                      \
+    "local function conn_gone(cid, uid, node, now)\n"                          \
+    "  redis.call('SREM', P .. 'node:' .. node .. ':conns', cid .. '\\t' .. "  \
+    "uid)\n"                                                                   \
+    "  if redis.call('HDEL', uk(uid, 'conns'), cid) == 0 then return 0 end\n"  \
+    "  if redis.call('HLEN', uk(uid, 'conns')) > 0 then return 0 end\n"        \
+    "  gone(uid, now)\n"                                                       \
+    "  return 1\n"                                                             \
+    "end\n"                                                                    \
+    "local function conn_new(cid, uid, node)\n"                                \
+    "  redis.call('HSET', uk(uid, 'conns'), cid, node)\n"                      \
+    "  redis.call('SADD', P .. 'node:' .. node .. ':conns', cid .. '\\t' .. "  \
+    "uid)\n"                                                                   \
+    "  if redis.call('SADD', P .. 'online', uid) == 0 then return 0 end\n"     \
+    "  redis.call('HSET', P .. 'presence', uid, 'online')\n"                   \
+    "  redis.call('PUBLISH', P .. 'presence:' .. uid, 'S\\tonline\\n')\n"      \
+    "  return 1\n"                                                             \
+    "end\n"
+
+static const char *const sources[BS_COUNT] = {
+    /* ARGV: room, member ('' none), head, tail, new epoch, now. */
+    [BS_PUBLISH] = PRELUDE
+    "local room, member = ARGV[1], ARGV[2]\n"
+    "local mk, ik = rk(room, 'members'), rk(room, 'info')\n"
+    "if member ~= '' then\n"
+    "  if redis.call('SISMEMBER', mk, member) == 0 then return {-1, ''} end\n"
+    "elseif redis.call('EXISTS', mk) == 0 then return {-2, ''} end\n"
+    "local seq = redis.call('HINCRBY', ik, 'seq', 1)\n"
+    "local epoch = redis.call('HGET', ik, 'epoch')\n"
+    "if not epoch then\n"
+    "  epoch = ARGV[5]\n"
+    "  redis.call('HSET', ik, 'epoch', epoch)\n"
+    "  redis.call('HSETNX', ik, 'created_at', ARGV[6])\n"
+    "end\n"
+    "redis.call('HINCRBY', ik, 'message_count', 1)\n"
+    "redis.call('PUBLISH', rch(room), 'F\\t\\t\\n' .. ARGV[3] .. seq .. "
+    "ARGV[4])\n"
+    "return {seq, epoch}\n",
+
+    /* ARGV: room, user, now, new epoch. */
+    [BS_JOIN] = PRELUDE
+    "local room, uid = ARGV[1], ARGV[2]\n"
+    "local mk, ik = rk(room, 'members'), rk(room, 'info')\n"
+    "local added = redis.call('SADD', mk, uid)\n"
+    "if added == 1 then\n"
+    "  redis.call('SADD', uk(uid, 'rooms'), room)\n"
+    "  redis.call('HSETNX', ik, 'created_at', ARGV[3])\n"
+    "  redis.call('HSETNX', ik, 'epoch', ARGV[4])\n"
+    "  redis.call('PUBLISH', rch(room), 'J\\t' .. uid .. '\\n')\n"
+    "  redis.call('PUBLISH', P .. 'user:' .. uid, 'J\\t\\n' .. room)\n"
+    "end\n"
+    "local i = redis.call('HMGET', ik, 'seq', 'created_at', 'epoch')\n"
+    "return {added, tonumber(i[1]) or 0, redis.call('SCARD', mk),\n"
+    "        tonumber(i[2]) or 0, i[3] or ''}\n",
+
+    /* ARGV: room, user. */
+    [BS_LEAVE] = PRELUDE
+    "local room, uid = ARGV[1], ARGV[2]\n"
+    "local mk = rk(room, 'members')\n"
+    "if redis.call('SREM', mk, uid) == 0 then return 0 end\n"
+    "redis.call('SREM', uk(uid, 'rooms'), room)\n"
+    "redis.call('PUBLISH', rch(room), 'L\\t' .. uid .. '\\n')\n"
+    "redis.call('PUBLISH', P .. 'user:' .. uid, 'L\\t\\n' .. room)\n"
+    "if redis.call('SCARD', mk) == 0 then room_gone(room) end\n"
+    "return 1\n",
+
+    /* ARGV: except conn, its user, except user, frame, users... */
+    [BS_SEND_USERS] = PRELUDE
+    "local total = 0\n"
+    "local msg = 'F\\t' .. ARGV[1] .. '\\t' .. ARGV[3] .. '\\n' .. ARGV[4]\n"
+    "for i = 5, #ARGV do\n"
+    "  local uid = ARGV[i]\n"
+    "  local n = uid == ARGV[3] and 0 or redis.call('HLEN', uk(uid, "
+    "'conns'))\n"
+    "  if n > 0 then\n"
+    "    if uid == ARGV[2] then n = n - 1 end\n"
+    "    total = total + n\n"
+    "    redis.call('PUBLISH', P .. 'user:' .. uid, msg)\n"
+    "  end\n"
+    "end\n"
+    "return total\n",
+
+    /* ARGV: user, status. */
+    [BS_PRESENCE_SET] = PRELUDE
+    "local uid, st = ARGV[1], ARGV[2]\n"
+    "if redis.call('SISMEMBER', P .. 'online', uid) == 0 then return -1 end\n"
+    "if redis.call('HGET', P .. 'presence', uid) == st then return 0 end\n"
+    "redis.call('HSET', P .. 'presence', uid, st)\n"
+    "redis.call('PUBLISH', P .. 'presence:' .. uid, 'S\\t' .. st .. '\\n')\n"
+    "return 1\n",
+
+    /* ARGV: kind (0 global, 1 room, 2 user), scope, key, JSON, most keys
+     * in a scope. */
+    [BS_STORE_SET] = PRELUDE
+    "local kind, scope, key = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local hk = P .. 'store:global'\n"
+    "if kind == '1' then\n"
+    "  if redis.call('EXISTS', rk(scope, 'members')) == 0 then return -1 "
+    "end\n"
+    "  hk = P .. 'store:room:{' .. scope .. '}'\n"
+    "elseif kind == '2' then\n"
+    "  if redis.call('SISMEMBER', P .. 'online', scope) == 0 then return -1 "
+    "end\n"
+    "  hk = P .. 'store:user:' .. scope\n"
+    "end\n"
+    "if redis.call('HEXISTS', hk, key) == 0 and\n"
+    "   redis.call('HLEN', hk) >= tonumber(ARGV[5]) then return -2 end\n"
+    "redis.call('HSET', hk, key, ARGV[4])\n"
+    "return 0\n",
+
+    /* ARGV: conn, user, node. */
+    [BS_CONN_OPEN] = PRELUDE
+    "local first = conn_new(ARGV[1], ARGV[2], ARGV[3])\n"
+    "return {first, redis.call('SMEMBERS', uk(ARGV[2], 'rooms'))}\n",
+
+    /* ARGV: conn, user, node, now. */
+    [BS_CONN_CLOSE] = PRELUDE
+    "return conn_gone(ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n",
+
+    /* ARGV: now. Every node whose heartbeat has expired: its connections
+     * closed as if each said goodbye, then it is forgotten. */
+    [BS_REAP] = PRELUDE
+    "local dead = 0\n"
+    "for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do\n"
+    "  if redis.call('EXISTS', P .. 'node:' .. node) == 0 then\n"
+    "    local ck = P .. 'node:' .. node .. ':conns'\n"
+    "    for _, e in ipairs(redis.call('SMEMBERS', ck)) do\n"
+    "      local t = string.find(e, '\\t', 1, true)\n"
+    "      conn_gone(string.sub(e, 1, t - 1), string.sub(e, t + 1), node, "
+    "ARGV[1])\n"
+    "    end\n"
+    "    redis.call('DEL', ck)\n"
+    "    redis.call('SREM', P .. 'nodes', node)\n"
+    "    dead = dead + 1\n"
+    "  end\n"
+    "end\n"
+    "return dead\n",
+
+    /* ARGV: node, now, heartbeat ms, then n and n (conn, user) pairs, m and
+     * m (user, room) pairs, k and k (user, status) pairs: what the node
+     * holds. Connections Redis has for the node but the node does not are
+     * closed; the rest is (re)registered, so a Redis that lost its data
+     * gets it back. */
+    [BS_SYNC] = PRELUDE
+    "local node, now = ARGV[1], ARGV[2]\n"
+    "redis.call('SET', P .. 'node:' .. node, '1', 'PX', ARGV[3])\n"
+    "redis.call('SADD', P .. 'nodes', node)\n"
+    "local i = 4\n"
+    "local n = tonumber(ARGV[i]); i = i + 1\n"
+    "local have = {}\n"
+    "for k = 1, n do\n"
+    "  have[ARGV[i] .. '\\t' .. ARGV[i + 1]] = true\n"
+    "  conn_new(ARGV[i], ARGV[i + 1], node)\n"
+    "  i = i + 2\n"
+    "end\n"
+    "local ck = P .. 'node:' .. node .. ':conns'\n"
+    "for _, e in ipairs(redis.call('SMEMBERS', ck)) do\n"
+    "  if not have[e] then\n"
+    "    local t = string.find(e, '\\t', 1, true)\n"
+    "    conn_gone(string.sub(e, 1, t - 1), string.sub(e, t + 1), node, now)\n"
+    "  end\n"
+    "end\n"
+    "n = tonumber(ARGV[i]); i = i + 1\n"
+    "for k = 1, n do\n"
+    "  local uid, room = ARGV[i], ARGV[i + 1]\n"
+    "  if redis.call('SADD', rk(room, 'members'), uid) == 1 then\n"
+    "    redis.call('SADD', uk(uid, 'rooms'), room)\n"
+    "    redis.call('HSETNX', rk(room, 'info'), 'created_at', now)\n"
+    "  end\n"
+    "  i = i + 2\n"
+    "end\n"
+    "n = tonumber(ARGV[i]); i = i + 1\n"
+    "for k = 1, n do\n"
+    "  if redis.call('SISMEMBER', P .. 'online', ARGV[i]) == 1 then\n"
+    "    redis.call('HSET', P .. 'presence', ARGV[i], ARGV[i + 1])\n"
+    "  end\n"
+    "  i = i + 2\n"
+    "end\n"
+    "return 1\n",
+
+    /* ARGV: room. {exists, created_at, message_count, seq, members,
+     * epoch}. */
+    [BS_ROOM_INFO] = PRELUDE
+    "local mk, ik = rk(ARGV[1], 'members'), rk(ARGV[1], 'info')\n"
+    "local m = redis.call('SCARD', mk)\n"
+    "if m == 0 then return {0, 0, 0, 0, 0, ''} end\n"
+    "local i = redis.call('HMGET', ik, 'created_at', 'message_count', 'seq', "
+    "'epoch')\n"
+    "return {1, tonumber(i[1]) or 0, tonumber(i[2]) or 0, tonumber(i[3]) or "
+    "0, m, i[4] or ''}\n",
+
+    /* ARGV: users... Their statuses: offline unless online somewhere. */
+    [BS_PRESENCE_GET] = PRELUDE
+    "local out = {}\n"
+    "for i = 1, #ARGV do\n"
+    "  local st = false\n"
+    "  if redis.call('SISMEMBER', P .. 'online', ARGV[i]) == 1 then\n"
+    "    st = redis.call('HGET', P .. 'presence', ARGV[i])\n"
+    "  end\n"
+    "  out[i] = st or 'offline'\n"
+    "end\n"
+    "return out\n",
+};
+
+static char shas[BS_COUNT][41];
+
+const char *broker__lua(broker_script s) {
+    return sources[s];
+}
+
+const char *broker__sha(broker_script s) {
+    if (!shas[s][0]) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        EVP_Digest(sources[s], strlen(sources[s]), md, &n, EVP_sha1(), NULL);
+        for (unsigned int i = 0; i < n && i < 20; i++)
+            snprintf(shas[s] + 2 * i, 3, "%02x", md[i]);
+    }
+    return shas[s];
+}
