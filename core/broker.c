@@ -83,6 +83,7 @@ struct broker {
     uint64_t pings;
     char epoch_seed[24];
     uint64_t epochs;
+    int closing; /* broker_destroy: every callback gets -ECANCELED */
 };
 
 /* ---- parsing what comes from Redis --------------------------------------- */
@@ -134,7 +135,9 @@ static void on_request(void *ctx, redisReply *r) {
     broker_t *b = q->b;
     broker_reply out = {0};
     const char **ids = NULL;
-    if (!r) {
+    if (b->closing) {
+        out.rc = -ECANCELED;
+    } else if (!r) {
         out.rc = -EAGAIN;
     } else if (r->type == REDIS_REPLY_ERROR) {
         log_error("redis", "command failed: %.*s", (int)r->len, r->str);
@@ -335,8 +338,30 @@ static void chan_wake(chan *c, int rc) {
     free(w);
 }
 
+/* Moves every waiter of every channel into all (emptying theirs). */
+static void take_waiters(broker_t *b, chan *all) {
+    size_t pos = 0;
+    const char *name;
+    void *v;
+    while (dict_next(b->chans, &pos, &name, &v)) {
+        chan *ch = v;
+        for (size_t i = 0; i < ch->nwaiters; i++) {
+            if (all->nwaiters == all->capwaiters) {
+                all->capwaiters = all->capwaiters ? all->capwaiters * 2 : 8;
+                all->waiters = xrealloc(all->waiters,
+                                        all->capwaiters * sizeof *all->waiters);
+            }
+            all->waiters[all->nwaiters++] = ch->waiters[i];
+        }
+        free(ch->waiters);
+        ch->waiters = NULL;
+        ch->nwaiters = ch->capwaiters = 0;
+    }
+}
+
 int broker_watch(broker_t *b, broker_scope scope, const char *id, broker_fn fn,
                  void *ctx) {
+    if (b->closing) return -EAGAIN;
     buf_t name;
     buf_init(&name, 0);
     channel_name(&name, scope, id);
@@ -361,6 +386,7 @@ int broker_watch(broker_t *b, broker_scope scope, const char *id, broker_fn fn,
 }
 
 void broker_unwatch(broker_t *b, broker_scope scope, const char *id) {
+    if (b->closing) return;
     buf_t name;
     buf_init(&name, 0);
     channel_name(&name, scope, id);
@@ -538,14 +564,18 @@ static void conn_down(void *ud, bconn_t *c, const char *why) {
     if (c == b->cmd) b->synced = 0;
     if (c == b->sub) {
         b->fixed_ok[0] = b->fixed_ok[1] = 0;
+        /* The waiters are told after the walk: what they do may watch or
+         * unwatch, which changes the table. */
+        chan all = {0};
+        take_waiters(b, &all);
         size_t pos = 0;
         const char *name;
         void *v;
-        while (dict_next(b->chans, &pos, &name, &v)) {
-            chan *ch = v;
-            ch->confirmed = 0;
-            chan_wake(ch, -EAGAIN);
-        }
+        while (dict_next(b->chans, &pos, &name, &v))
+            ((chan *)v)->confirmed = 0;
+        update_ready(b);
+        chan_wake(&all, -EAGAIN);
+        return;
     }
     update_ready(b);
 }
@@ -628,11 +658,6 @@ broker_t *broker_create(void *loop, const broker_options *opt,
     return b;
 }
 
-static void free_chan(void *v) {
-    chan *c = v;
-    chan_wake(c, -EAGAIN);
-    free(c);
-}
 
 static void tick_closed(uv_handle_t *h) {
     free(h->data);
@@ -640,9 +665,14 @@ static void tick_closed(uv_handle_t *h) {
 
 void broker_destroy(broker_t *b) {
     if (!b) return;
+    b->closing = 1;
+    chan all = {0};
+    take_waiters(b, &all);
+    dict_destroy(b->chans, free);
+    b->chans = NULL;
+    chan_wake(&all, -ECANCELED);
     bconn_destroy(b->cmd);
     bconn_destroy(b->sub);
-    dict_destroy(b->chans, free_chan);
     uv_close((uv_handle_t *)&b->tick, tick_closed);
 }
 
@@ -710,12 +740,13 @@ int broker_send(broker_t *b, broker_scope scope, const char *id,
 
 int broker_send_users(broker_t *b, const char *const *ids, size_t n,
                       const char *except_conn, const char *xconn_user,
-                      const char *json, size_t len, broker_fn fn, void *ctx) {
+                      const char *except_user, const char *json, size_t len,
+                      broker_fn fn, void *ctx) {
     args a;
     eval_args(&a);
     args_str(&a, except_conn);
     args_str(&a, except_conn ? xconn_user : "");
-    args_str(&a, "");
+    args_str(&a, except_user);
     args_add(&a, json, len);
     for (size_t i = 0; i < n; i++) args_str(&a, ids[i]);
     return eval(b, BS_SEND_USERS, R_INT, fn, ctx, &a);

@@ -143,12 +143,14 @@ int broker_publish(broker_t *b, const char *room, const char *member,
 int broker_send(broker_t *b, broker_scope scope, const char *id,
                 const char *except_conn, const char *except_user,
                 const char *json, size_t len, broker_fn fn, void *ctx);
-/* A frame to every connection of each user (ids distinct); except_conn is
- * not counted (it is one of xconn_user's connections). rc = how many
- * connections it reached (on every node). */
+/* A frame to every connection of each user (ids distinct) but except_user
+ * (may be NULL) and except_conn (may be NULL; not counted: it is one of
+ * xconn_user's connections). rc = how many connections it reached, on
+ * every node. */
 int broker_send_users(broker_t *b, const char *const *ids, size_t n,
                       const char *except_conn, const char *xconn_user,
-                      const char *json, size_t len, broker_fn fn, void *ctx);
+                      const char *except_user, const char *json, size_t len,
+                      broker_fn fn, void *ctx);
 /* rc 1 joined, 0 already a member. v = {seq, members, created_at}; str =
  * epoch. */
 int broker_join(broker_t *b, const char *room, const char *user, broker_fn fn,

@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/adapters/libuv.h>
-
 #include "alloc.h"
 #include "broker_int.h"
 #include "clock.h"
@@ -53,6 +51,77 @@ struct bconn {
     bcmd *head, *tail;
     char last_error[160]; /* logged once until it changes */
 };
+
+/* ---- hiredis on libuv ---------------------------------------------------
+ * hiredis' own libuv adapter ignores a poll error (a refused connect shows
+ * up as one), so a connection to a Redis that is down would hang until
+ * our timeout: this one hands errors to hiredis as events, and hiredis
+ * finds the socket's error itself. */
+
+typedef struct uvev {
+    redisAsyncContext *ac;
+    uv_poll_t poll;
+    int events;
+} uvev;
+
+static void uvev_cb(uv_poll_t *h, int status, int events) {
+    uvev *e = h->data;
+    if (status < 0) events = e->events; /* let hiredis see the error */
+    if (e->ac && (events & UV_READABLE)) redisAsyncHandleRead(e->ac);
+    if (e->ac && (events & UV_WRITABLE)) redisAsyncHandleWrite(e->ac);
+}
+
+static void uvev_set(uvev *e, int events) {
+    e->events = events;
+    if (events) uv_poll_start(&e->poll, events, uvev_cb);
+    else uv_poll_stop(&e->poll);
+}
+
+static void uvev_add_read(void *p) {
+    uvev *e = p;
+    uvev_set(e, e->events | UV_READABLE);
+}
+static void uvev_del_read(void *p) {
+    uvev *e = p;
+    uvev_set(e, e->events & ~UV_READABLE);
+}
+static void uvev_add_write(void *p) {
+    uvev *e = p;
+    uvev_set(e, e->events | UV_WRITABLE);
+}
+static void uvev_del_write(void *p) {
+    uvev *e = p;
+    uvev_set(e, e->events & ~UV_WRITABLE);
+}
+
+static void uvev_closed(uv_handle_t *h) {
+    free(h->data);
+}
+
+static void uvev_cleanup(void *p) {
+    uvev *e = p;
+    e->ac = NULL;
+    uv_close((uv_handle_t *)&e->poll, uvev_closed);
+}
+
+static int uvev_attach(redisAsyncContext *ac, uv_loop_t *loop) {
+    uvev *e = xcalloc(1, sizeof *e);
+    if (uv_poll_init(loop, &e->poll, ac->c.fd) != 0) {
+        free(e);
+        return -1;
+    }
+    e->ac = ac;
+    e->poll.data = e;
+    ac->ev.data = e;
+    ac->ev.addRead = uvev_add_read;
+    ac->ev.delRead = uvev_del_read;
+    ac->ev.addWrite = uvev_add_write;
+    ac->ev.delWrite = uvev_del_write;
+    ac->ev.cleanup = uvev_cleanup;
+    return 0;
+}
+
+/* ---- commands ------------------------------------------------------------ */
 
 static void cmd_unlink(bconn_t *c, bcmd *k) {
     if (k->prev) k->prev->next = k->next;
@@ -176,7 +245,7 @@ static void connect_to(bconn_t *c, const char *ip) {
         return;
     }
     ac->data = c;
-    if (redisLibuvAttach(ac, c->loop) != REDIS_OK) {
+    if (uvev_attach(ac, c->loop) < 0) {
         redisAsyncFree(ac);
         lost(c, "cannot watch the socket");
         return;

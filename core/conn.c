@@ -18,7 +18,6 @@ struct user {
 /* Laid out small: one of these per connection (192 bytes with malloc's
  * header). */
 struct conn {
-    char id[16]; /* decimal, from a counter: 15 digits are plenty */
     user_t *user;
     void *transport;
     conns_t *owner;
@@ -36,6 +35,7 @@ struct conn {
     conn_t *dirty_next;
     int close_code; /* non-zero: closing */
     int dirty;
+    char id[]; /* the prefix, then a counter in decimal */
 };
 
 struct conns {
@@ -46,6 +46,7 @@ struct conns {
     uint64_t next_id;
     size_t limit;
     conn_t *dirty_head, *dirty_tail;
+    char prefix[72];
 };
 
 conns_t *conns_create(size_t send_queue_limit) {
@@ -56,6 +57,10 @@ conns_t *conns_create(size_t send_queue_limit) {
     cs->limit = send_queue_limit;
     cs->next_id = 1;
     return cs;
+}
+
+void conns_set_prefix(conns_t *cs, const char *prefix) {
+    snprintf(cs->prefix, sizeof cs->prefix, "%s", prefix);
 }
 
 static void conn_free(conn_t *c) {
@@ -96,8 +101,11 @@ int conns_valid_user_id(const char *s, size_t n) {
 
 conn_t *conns_add(conns_t *cs, const char *uid, void *transport, int64_t now_ms,
                   int *first_of_user) {
-    conn_t *c = xcalloc(1, sizeof *c);
-    snprintf(c->id, sizeof c->id, "%llu", (unsigned long long)cs->next_id++);
+    char id[96];
+    int idlen = snprintf(id, sizeof id, "%s%llu", cs->prefix,
+                         (unsigned long long)cs->next_id++);
+    conn_t *c = xcalloc(1, sizeof *c + (size_t)idlen + 1);
+    memcpy(c->id, id, (size_t)idlen + 1);
     c->transport = transport;
     c->owner = cs;
     c->connected_at = c->last_activity = c->ping_sent_at = now_ms;

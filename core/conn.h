@@ -27,6 +27,9 @@ typedef struct conn_stats {
 /* send_queue_limit: bytes of queued frames above which conn_enqueue
  * reports an overflow. */
 conns_t *conns_create(size_t send_queue_limit);
+/* Connection ids made from now on start with prefix (at most 71 bytes):
+ * "<node>." with several nodes, so that ids are unique among them. */
+void conns_set_prefix(conns_t *cs, const char *prefix);
 /* Frees every connection and user still registered, dropping their
  * queued frames. */
 void conns_destroy(conns_t *cs);

@@ -74,6 +74,10 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
     h->fo = (fanout_t){h->conns, on_drain, on_overflow, h};
     hub__host_init(h);
     h->store = store_create();
+    if (cfg->redis[0] && hub__cluster_start(h, err, errlen) < 0) {
+        hub_destroy(h);
+        return NULL;
+    }
     h->script = load_scripts(h, err, errlen);
     if (!h->script) {
         hub_destroy(h);
@@ -90,6 +94,7 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
 void hub_destroy(hub_t *h) {
     if (!h) return;
     if (h->natives) dict_destroy(h->natives, free);
+    if (h->broker) hub__cluster_stop(h);
     script_destroy(h->script);
     store_destroy(h->store);
     presence_destroy(h->presence);
@@ -145,8 +150,10 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
 
     log_info("conn", "open conn=%s user=%s ip=%s conns=%zu", conn_id(c), uid,
              ip, conns_count(h->conns));
-    if (first &&
-        presence_set(h->presence, user_id(conn_user(c)), PRESENCE_ONLINE))
+    if (h->broker)
+        hub__cluster_conn_open(h, c, first);
+    else if (first && presence_set(h->presence, user_id(conn_user(c)),
+                                   PRESENCE_ONLINE))
         hub__notify_presence(h, uid, PRESENCE_ONLINE);
     h->t->wake(h->t->ud);
     return c;
@@ -158,12 +165,16 @@ void hub_conn_closed(hub_t *h, conn_t *c) {
     const char *meta = conn_meta(c, &metalen);
     script_on_disconnect(live_script(h), conn_id(c), user_id(u),
                          conn_close_code(c), meta, metalen);
-    presence_conn_closed(h->presence, c);
     char ip[64];
     log_info("conn", "close conn=%s user=%s ip=%s code=%d in=%llu out=%llu",
              conn_id(c), user_id(u), conn_ip(h, c, ip, sizeof ip),
              conn_close_code(c), (unsigned long long)conn_stats(c)->messages_in,
              (unsigned long long)conn_stats(c)->messages_out);
+    if (h->broker) {
+        hub__cluster_conn_closed(h, c);
+        return;
+    }
+    presence_conn_closed(h->presence, c);
     if (user_conn_count(u) == 1) {
         /* The user's last connection: membership and presence end with it.
          * Copy the room ids first, since leaving changes the index. */

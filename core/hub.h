@@ -47,6 +47,10 @@ void hub_destroy(hub_t *h);
 
 conns_t *hub_conns(hub_t *h);
 
+/* 1 when the node can serve (no --redis, or Redis reachable, subscribed
+ * and this node's users registered); 0 with the reason in why. */
+int hub_ready(hub_t *h, char *why, size_t cap);
+
 /* A WebSocket connection was established for user_id (already
  * validated): registers it, queues the welcome frame, and makes the user
  * online on their first connection. */

@@ -7,6 +7,7 @@
 #ifndef LUAHUB_HUB_INT_H
 #define LUAHUB_HUB_INT_H
 
+#include "broker.h"
 #include "buf.h"
 #include "conn.h"
 #include "dict.h"
@@ -29,6 +30,11 @@ struct hub {
     int64_t replace_tried; /* when an unhealthy state last failed to go */
     store_t *store;
     dict_t *natives; /* type -> hub_native_fn (boxed); NULL: none */
+    /* --redis: the broker (NULL: one node), its events (ud = the hub),
+     * whether it says the node can serve. */
+    broker_t *broker;
+    broker_events broker_events;
+    int cluster_ready;
 };
 
 typedef struct native {
@@ -48,6 +54,17 @@ frame_t *hub__room_event(const char *type, const char *room, const char *from);
 void hub__notify_presence(hub_t *h, const char *uid, presence_status st);
 /* u leaves room; a room left empty is deleted, its stored state with it. */
 void hub__leave_room(hub_t *h, const char *room, user_t *u);
+
+/* ---- hub_cluster.c ---- */
+
+/* Creates the broker (cfg->redis is set): -1 with the reason in err. */
+int hub__cluster_start(hub_t *h, char *err, size_t errlen);
+void hub__cluster_stop(hub_t *h);
+/* c was registered here (first_local: the user's first connection on
+ * this node): registers it in Redis, and mirrors the user's rooms. */
+void hub__cluster_conn_open(hub_t *h, conn_t *c, int first_local);
+/* c is gone: the mirror and Redis told; frees c. */
+void hub__cluster_conn_closed(hub_t *h, conn_t *c);
 
 /* ---- hub_host.c ---- */
 

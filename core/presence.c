@@ -97,7 +97,9 @@ int presence_subscribe(presence_t *p, conn_t *c, const char *uid) {
     return 0;
 }
 
-void presence_conn_closed(presence_t *p, conn_t *c) {
+void presence_conn_closed_each(presence_t *p, conn_t *c,
+                               void (*unwatched)(void *ctx, const char *uid),
+                               void *ctx) {
     vec_t *mine = dict_remove(p->watching, conn_id(c));
     if (!mine) return;
     for (size_t i = 0; i < mine->len; i++) {
@@ -105,9 +107,15 @@ void presence_conn_closed(presence_t *p, conn_t *c) {
         vec_t *w = dict_get(p->watchers, uid);
         if (!w) continue;
         vec_remove(w, c);
-        if (!w->len) vec_free(dict_remove(p->watchers, uid)); /* frees uid */
+        if (w->len) continue;
+        if (unwatched) unwatched(ctx, uid);
+        vec_free(dict_remove(p->watchers, uid)); /* frees uid */
     }
     vec_free(mine);
+}
+
+void presence_conn_closed(presence_t *p, conn_t *c) {
+    presence_conn_closed_each(p, c, NULL, NULL);
 }
 
 conn_t *presence_next_subscriber(const presence_t *p, const char *uid,

@@ -40,6 +40,11 @@ int presence_set(presence_t *p, const char *user_id, presence_status st);
 int presence_subscribe(presence_t *p, conn_t *c, const char *user_id);
 /* Forgets every subscription of c. Call before c is freed. */
 void presence_conn_closed(presence_t *p, conn_t *c);
+/* The same, calling unwatched(ctx, uid) for each user c was the last
+ * watcher of (uid is valid for the call). */
+void presence_conn_closed_each(presence_t *p, conn_t *c,
+                               void (*unwatched)(void *ctx, const char *uid),
+                               void *ctx);
 /* Subscribers of user_id: start with *pos = 0; NULL at the end. */
 conn_t *presence_next_subscriber(const presence_t *p, const char *user_id,
                                  size_t *pos);

@@ -42,7 +42,7 @@ struct server {
     int ctx_destroying;
     int64_t stop_started;
     struct lws_protocols protocols[2];
-    struct lws_http_mount mount_static, mount_healthz;
+    struct lws_http_mount mount_static, mount_healthz, mount_readyz;
 };
 
 static server_t *server_of(struct lws *wsi) {
@@ -87,16 +87,36 @@ static int serve_healthz(server_t *s, struct lws *wsi) {
     return reply(wsi, HTTP_STATUS_OK, "application/json", body, (size_t)blen);
 }
 
+/* Readiness, for load balancers: 200 while the node can serve (with
+ * --redis: Redis reachable and subscribed), 503 with the reason
+ * otherwise. */
+static int serve_readyz(server_t *s, struct lws *wsi) {
+    char why[160], body[256];
+    int ready = hub_ready(s->hub, why, sizeof why);
+    int blen;
+    if (ready)
+        blen = snprintf(body, sizeof body, "{\"ready\":true}\n");
+    else
+        blen = snprintf(body, sizeof body,
+                        "{\"ready\":false,\"reason\":\"%.160s\"}\n", why);
+    return reply(wsi, ready ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
+                 "application/json", body, (size_t)blen);
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len) {
     if (reason == LWS_CALLBACK_HTTP) {
-        /* The /healthz mount routes here, and so does a static file lws
-         * could not find. */
+        /* The /healthz and /readyz mounts route here, and so does a static
+         * file lws could not find. */
         char uri[16];
-        if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) == 8 &&
-            lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0 &&
-            strcmp(uri, "/healthz") == 0)
-            return serve_healthz(server_of(wsi), wsi);
+        int n = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI);
+        if ((n == 8 || n == 7) &&
+            lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0) {
+            if (strcmp(uri, "/healthz") == 0)
+                return serve_healthz(server_of(wsi), wsi);
+            if (strcmp(uri, "/readyz") == 0)
+                return serve_readyz(server_of(wsi), wsi);
+        }
         static const char nf[] = "not found\n";
         return reply(wsi, HTTP_STATUS_NOT_FOUND, "text/plain; charset=utf-8",
                      nf, sizeof nf - 1);
@@ -225,7 +245,14 @@ server_t *server_create(const config_t *cfg) {
         .name = "http",
         .callback = callback,
     };
+    s->mount_readyz = (struct lws_http_mount){
+        .mountpoint = "/readyz",
+        .mountpoint_len = 7,
+        .origin = "http",
+        .origin_protocol = LWSMPRO_CALLBACK,
+    };
     s->mount_healthz = (struct lws_http_mount){
+        .mount_next = &s->mount_readyz,
         .mountpoint = "/healthz",
         .mountpoint_len = 8,
         .origin = "http",
