@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client, ROOT, sleep, tempScripts } from './lib/harness.mjs';
-import { restartNode, startCluster } from './lib/redis.mjs';
+import { joined, restartNode, startCluster } from './lib/redis.mjs';
 
 const chatsIn = (room) => (m) => m.type === 'chat' && m.room_id === room;
 const range = (a, b) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
@@ -283,10 +283,7 @@ describe('hub.store shared by the nodes (examples/handlers/poll.lua)', () => {
   test('a poll opened on node 1 is voted on from node 2, and survives a restart of node 1', async () => {
     const [n1, n2] = cl.nodes;
     const room = 'poll-room';
-    let alice = await Client.connect(n1, 'poll-alice');
-    const bob = await Client.connect(n2, 'poll-bob');
-    await alice.request({ type: 'join_room', room_id: room });
-    await bob.request({ type: 'join_room', room_id: room });
+    let [alice, bob] = await joined(room, [n1, 'poll-alice'], [n2, 'poll-bob']);
     const opened = await alice.request({ type: 'poll', room_id: room,
       payload: { question: 'Lunch?', options: ['pizza', 'sushi'], seconds: 3600 } });
     assert.equal(opened.type, 'ack', JSON.stringify(opened));
@@ -298,8 +295,7 @@ describe('hub.store shared by the nodes (examples/handlers/poll.lua)', () => {
     // Node 1 restarts (its users reconnect); bob kept the room alive on n2.
     await restartNode(n1);
     await alice.closed();
-    alice = await Client.connect(n1, 'poll-alice');
-    await alice.request({ type: 'join_room', room_id: room });
+    [alice] = await joined(room, [n1, 'poll-alice']);
     ack = await alice.request({ type: 'poll', room_id: room, payload: { poll: 1, vote: 1 } });
     assert.equal(ack.type, 'ack', JSON.stringify(ack));
     assert.deepEqual(ack.votes, [1, 1]);

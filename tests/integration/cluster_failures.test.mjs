@@ -5,7 +5,7 @@ import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { Client } from './lib/harness.mjs';
-import { startCluster, waitFor, waitReadyz } from './lib/redis.mjs';
+import { joined, startCluster, waitFor, waitReadyz } from './lib/redis.mjs';
 
 const TTL = 2;
 const chatsIn = (room) => (m) => m.type === 'chat' && m.room_id === room;
@@ -62,10 +62,7 @@ test('Redis killed then restarted empty: nobody is dropped, unavailable meanwhil
   cl = await startCluster(2, { args: ['--presence-ttl', String(TTL)] });
   const [n1, n2] = cl.nodes;
   const room = 'rk-room';
-  const a = await Client.connect(n1, 'rk-a');
-  const b = await Client.connect(n2, 'rk-b');
-  await a.request({ type: 'join_room', room_id: room });
-  await b.request({ type: 'join_room', room_id: room });
+  const [a, b] = await joined(room, [n1, 'rk-a'], [n2, 'rk-b']);
   assert.equal((await b.request({ type: 'status_update', payload: { status: 'away' } })).status, 'away');
   assert.equal((await a.request({ type: 'chat', room_id: room, payload: { text: 'before' } })).seq, 1);
   await b.take(chatsIn(room), 1);
@@ -116,10 +113,7 @@ test('Redis killed then restarted with its data: the room\'s seq goes on where i
   cl = await startCluster(2, { redis: { persist: true } });
   const [n1, n2] = cl.nodes;
   const room = 'rkd-room';
-  const a = await Client.connect(n1, 'rkd-a');
-  const b = await Client.connect(n2, 'rkd-b');
-  await a.request({ type: 'join_room', room_id: room });
-  await b.request({ type: 'join_room', room_id: room });
+  const [a, b] = await joined(room, [n1, 'rkd-a'], [n2, 'rkd-b']);
   for (let i = 1; i <= 3; i++) assert.equal((await a.request({ type: 'chat', room_id: room, payload: { i } })).seq, i);
   await cl.redis.kill();
   await waitReadyz(n2, 503, 4000);
@@ -137,10 +131,7 @@ test('CLIENT KILL TYPE pubsub: the nodes resubscribe and chat crosses nodes agai
   cl = await startCluster(2);
   const [n1, n2] = cl.nodes;
   const room = 'ps-room';
-  const a = await Client.connect(n1, 'ps-a');
-  const b = await Client.connect(n2, 'ps-b');
-  await a.request({ type: 'join_room', room_id: room });
-  await b.request({ type: 'join_room', room_id: room });
+  const [a, b] = await joined(room, [n1, 'ps-a'], [n2, 'ps-b']);
   await a.request({ type: 'chat', room_id: room, payload: { n: 0 } });
   await b.take(chatsIn(room), 1);
 

@@ -5,7 +5,7 @@ import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { BIN, Client, Server, runToExit, sleep } from './lib/harness.mjs';
-import { Redis, freePort, makeNode, startNode, waitReadyz } from './lib/redis.mjs';
+import { Redis, freePort, joined, makeNode, startNode, waitReadyz } from './lib/redis.mjs';
 
 // What a test started, stopped after it whatever happened.
 let started = [];
@@ -20,10 +20,7 @@ const track = (x) => { started.push(x); return x; };
 
 // alice on one node and bob on the other chat in a room: both see it.
 async function chatAcross(na, nb, room) {
-  const a = await Client.connect(na, 'fl-alice');
-  const b = await Client.connect(nb, 'fl-bob');
-  await a.request({ type: 'join_room', room_id: room });
-  await b.request({ type: 'join_room', room_id: room });
+  const [a, b] = await joined(room, [na, 'fl-alice'], [nb, 'fl-bob']);
   const ack = await a.request({ type: 'chat', room_id: room, payload: { text: 'across' } });
   assert.equal(ack.seq, 1, JSON.stringify(ack));
   const m = await b.next((f) => f.type === 'chat' && f.room_id === room);

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Server, sleep, withTimeout } from './harness.mjs';
+import { Client, Server, sleep, withTimeout } from './harness.mjs';
 
 export const REDIS_SERVER = process.env.REDIS_SERVER || '/usr/bin/redis-server';
 
@@ -277,4 +277,17 @@ export async function startCluster(n, { redis: redisOpts = {}, url, args = [], s
     throw e;
   }
   return { redis, nodes, stop };
+}
+
+// Connects each [node, user] and has it join room (asserting the ack);
+// resolves with the clients, in order.
+export async function joined(room, ...who) {
+  const clients = [];
+  for (const [node, user] of who) {
+    const c = await Client.connect(node, user);
+    const ack = await c.request({ type: 'join_room', room_id: room });
+    if (ack.type !== 'ack') throw new Error(`${user} could not join ${room} on ${node.id}: ${JSON.stringify(ack)}`);
+    clients.push(c);
+  }
+  return clients;
 }
