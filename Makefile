@@ -2,9 +2,10 @@
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 PORT ?= 8080
+REDIS_PORT ?= 6390
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps test-deps build run test test-asan check bench bench-lua fuzz format lint clean
+.PHONY: all deps test-deps cluster-deps build run run-cluster test test-asan check bench bench-lua fuzz format lint clean
 
 all: build
 
@@ -14,6 +15,9 @@ deps:
 test-deps:
 	.ci/install-deps --test
 
+cluster-deps:
+	.ci/install-deps --cluster
+
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(BUILD) -j$(JOBS)
@@ -22,6 +26,12 @@ build: deps
 # page at http://localhost:$(PORT)/
 run: build
 	./$(BUILD)/luahub --port $(PORT) --scripts scripts --lua lua --static examples/chat
+
+# Two nodes over a local Redis (redis-server on 127.0.0.1:$(REDIS_PORT), no
+# persistence, in a temp dir), as `make run` with --redis: the chat page at
+# http://localhost:$(PORT)/ and on the next port. Ctrl-C stops all three.
+run-cluster: cluster-deps build
+	PORT=$(PORT) REDIS_PORT=$(REDIS_PORT) .ci/run-cluster $(BUILD)
 
 # Every test: C unit tests (cmocka), Lua specs (busted), integration tests
 # against the real binary (Node.js + ws), the browser test (Chromium).

@@ -4,13 +4,11 @@
 // status or a close code) and must cost other clients nothing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
-import { BIN, ROOT, Server, Client, sleep, withTimeout } from './lib/harness.mjs';
+import { Server, Client, runToExit, sleep, withTimeout } from './lib/harness.mjs';
 
 // Listening sockets of this port from /proc/net/tcp{,6}: ["127.0.0.1", ...].
 function listeners(port) {
@@ -39,17 +37,6 @@ function listeners(port) {
 }
 
 // Runs luahub with args until it exits (or 5 s): { code, stderr }.
-function runToExit(args) {
-  return new Promise((resolve) => {
-    const p = spawn(BIN, ['--lua', path.join(ROOT, 'lua'), '--scripts', path.join(ROOT, 'scripts'),
-      '--static', path.join(ROOT, 'examples/chat'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    p.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
-    p.on('exit', (code) => { clearTimeout(timer); resolve({ code, stderr }); });
-  });
-}
-
 // Sends raw bytes on a fresh TCP connection and collects what comes back
 // until the server closes (or ms pass).
 function exchange(port, bytes, ms = 3000) {

@@ -30,6 +30,20 @@ export function tempScripts() {
   return dir;
 }
 
+// Runs the binary with the usual directories and args until it exits (a
+// start that should fail): { code, stderr }. Killed after ms, so a server
+// that starts when it should not fails the test instead of hanging it.
+export function runToExit(args, ms = 5000) {
+  return new Promise((resolve) => {
+    const p = spawn(BIN, ['--lua', path.join(ROOT, 'lua'), '--scripts', path.join(ROOT, 'scripts'),
+      '--static', path.join(ROOT, 'examples/chat'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => p.kill('SIGKILL'), ms);
+    p.on('exit', (code) => { clearTimeout(timer); resolve({ code, stderr }); });
+  });
+}
+
 export class Server {
   constructor(args = [], { scripts = path.join(ROOT, 'scripts'), bin = BIN, env = {} } = {}) {
     this.args = args;
@@ -170,6 +184,24 @@ export class Client {
         },
       });
     }), ms, `frame matching ${pred}`);
+  }
+
+  // The first n frames matching pred (already received or still to come),
+  // consumed, in the order they arrived.
+  async take(pred, n, ms = 3000) {
+    const t0 = Date.now();
+    for (;;) {
+      const got = this.frames.filter(pred);
+      if (got.length >= n) {
+        const mine = new Set(got.slice(0, n));
+        this.frames = this.frames.filter((m) => !mine.has(m));
+        return got.slice(0, n);
+      }
+      if (Date.now() - t0 > ms) {
+        throw new Error(`timed out after ${ms} ms: ${got.length} of ${n} frames matching ${pred}`);
+      }
+      await sleep(10);
+    }
   }
 
   // Frames of a type received so far (not consumed).
