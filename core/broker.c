@@ -180,6 +180,7 @@ static void on_request(void *ctx, redisReply *r) {
                 out.str = e->str;
                 out.len = e->len;
             }
+            out.ids = ids = ids_of(elem(r, 6), &out.nids);
             break;
         }
         case R_IDS:
@@ -951,8 +952,7 @@ int broker_parse_url(const char *s, broker_url *out, char *err, size_t errlen) {
     if (strncmp(s, "redis://", 8) != 0) {
         snprintf(err, errlen,
                  "expected redis://[:password@]host[:port][/db] or a unix "
-                 "socket path, got '%s'",
-                 s);
+                 "socket path");
         return -EINVAL;
     }
     const char *p = s + 8;

@@ -161,8 +161,8 @@ int broker_leave(broker_t *b, const char *room, const char *user, broker_fn fn,
 /* rc 1 or 0. */
 int broker_is_member(broker_t *b, const char *room, const char *user,
                      broker_fn fn, void *ctx);
-/* rc 0, or -ENOENT. v = {created_at, message_count, seq, members}; str =
- * epoch. */
+/* rc 0, or -ENOENT. v = {created_at, message_count, seq, member count};
+ * str = epoch; ids = the members. */
 int broker_room_info(broker_t *b, const char *room, broker_fn fn, void *ctx);
 /* ids: the room's members (-ENOENT when none). */
 int broker_room_members(broker_t *b, const char *room, broker_fn fn, void *ctx);

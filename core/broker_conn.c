@@ -138,7 +138,12 @@ static void lost(bconn_t *c, const char *why) {
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
                                                        : c->backoff_ms * 2;
     if (was_up || strcmp(why, c->last_error) != 0) {
-        log_warn("redis", "%s connection %s: %s", c->name,
+        char where[320];
+        if (c->url.path[0])
+            snprintf(where, sizeof where, "%s", c->url.path);
+        else
+            snprintf(where, sizeof where, "%s:%d", c->url.host, c->url.port);
+        log_warn("redis", "%s connection to %s %s: %s", c->name, where,
                  was_up ? "lost" : "failed", why);
         snprintf(c->last_error, sizeof c->last_error, "%s", why);
     }

@@ -228,16 +228,16 @@ static const char *const sources[BS_COUNT] = {
     "end\n"
     "return 1\n",
 
-    /* ARGV: room. {exists, created_at, message_count, seq, members,
-     * epoch}. */
+    /* ARGV: room. {exists, created_at, message_count, seq, member count,
+     * epoch, members}. */
     [BS_ROOM_INFO] = PRELUDE
     "local mk, ik = rk(ARGV[1], 'members'), rk(ARGV[1], 'info')\n"
-    "local m = redis.call('SCARD', mk)\n"
-    "if m == 0 then return {0, 0, 0, 0, 0, ''} end\n"
+    "local m = redis.call('SMEMBERS', mk)\n"
+    "if #m == 0 then return {0, 0, 0, 0, 0, '', {}} end\n"
     "local i = redis.call('HMGET', ik, 'created_at', 'message_count', 'seq', "
     "'epoch')\n"
     "return {1, tonumber(i[1]) or 0, tonumber(i[2]) or 0, tonumber(i[3]) or "
-    "0, m, i[4] or ''}\n",
+    "0, #m, i[4] or '', m}\n",
 
     /* ARGV: users... Their statuses: offline unless online somewhere. */
     [BS_PRESENCE_GET] = PRELUDE

@@ -416,8 +416,13 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             broker_url u;
             char why[256];
             rc = parse_string(err, flag, val, cfg->redis, sizeof cfg->redis);
-            if (!rc && broker_parse_url(val, &u, why, sizeof why) < 0)
-                rc = list_error(err, flag, why);
+            if (!rc && broker_parse_url(val, &u, why, sizeof why) < 0) {
+                fprintf(err,
+                        "luahub: %s: '%s' is not a Redis address: %s\n"
+                        "try 'luahub --help'\n",
+                        flag, val, why);
+                rc = -1;
+            }
         } else if (!strcmp(flag, "--node-id")) {
             if (!broker_valid_node_id(val))
                 rc = bad(err, flag, val, "1 to 64 of A-Za-z0-9_.-");

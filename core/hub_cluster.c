@@ -50,9 +50,11 @@ typedef struct pending_join {
 static void joined_when_watched(void *ctx, const broker_reply *r) {
     pending_join *p = ctx;
     hub_t *h = p->h;
-    user_t *u = conns_user(h->conns, p->uid);
-    if (r->rc >= 0 && u) mirror_add(h, p->room, u);
-    broker_unwatch(h->broker, BROKER_ROOM, p->room);
+    if (r->rc != -ECANCELED) {
+        user_t *u = conns_user(h->conns, p->uid);
+        if (r->rc >= 0 && u) mirror_add(h, p->room, u);
+        broker_unwatch(h->broker, BROKER_ROOM, p->room);
+    }
     free(p->room);
     free(p->uid);
     free(p);
@@ -68,6 +70,18 @@ static void learn_membership(hub_t *h, const char *room, user_t *u) {
      * resync registers it). */
     broker_reply now = {.rc = 0};
     joined_when_watched(p, &now);
+}
+
+/* The marker of a join this node made came: the watch the join held is
+ * let go (the mirror holds one of its own now). */
+static void marker_came(hub_t *h, const char *room, const char *uid) {
+    char key[1024];
+    snprintf(key, sizeof key, "%s\t%s", room, uid);
+    uintptr_t n = (uintptr_t)dict_get(h->pending_joins, key);
+    if (!n) return;
+    if (n == 1) dict_remove(h->pending_joins, key);
+    else dict_set(h->pending_joins, key, (void *)(n - 1));
+    broker_unwatch(h->broker, BROKER_ROOM, room);
 }
 
 /* ---- what reaches the node -------------------------------------------------- */
@@ -128,9 +142,10 @@ static void on_message(void *ud, const broker_msg *m) {
         if (!u) break;
         if (m->kind == BROKER_LEFT)
             mirror_remove(h, m->room, u);
-        else if (m->scope == BROKER_ROOM)
+        else if (m->scope == BROKER_ROOM) {
             mirror_add(h, m->room, u);
-        else
+            marker_came(h, m->room, m->user);
+        } else
             learn_membership(h, m->room, u);
         break;
     }
@@ -213,7 +228,7 @@ typedef struct opened {
 /* The user's rooms, for a user new on this node: mirrored. */
 static void on_opened(void *ctx, const broker_reply *r) {
     opened *o = ctx;
-    user_t *u = conns_user(o->h->conns, o->uid);
+    user_t *u = r->rc == -ECANCELED ? NULL : conns_user(o->h->conns, o->uid);
     for (size_t i = 0; u && r->rc >= 0 && i < r->nids; i++)
         learn_membership(o->h, r->ids[i], u);
     free(o->uid);
@@ -293,6 +308,7 @@ int hub__cluster_start(hub_t *h, char *err, size_t errlen) {
     broker_events ev = events;
     ev.ud = h;
     h->broker_events = ev;
+    h->pending_joins = dict_create();
     h->broker = broker_create(h->t->loop, &opt, &h->broker_events);
     char prefix[72];
     snprintf(prefix, sizeof prefix, "%s.", node);
@@ -305,6 +321,8 @@ int hub__cluster_start(hub_t *h, char *err, size_t errlen) {
 void hub__cluster_stop(hub_t *h) {
     broker_destroy(h->broker);
     h->broker = NULL;
+    dict_destroy(h->pending_joins, NULL);
+    h->pending_joins = NULL;
 }
 
 int hub_ready(hub_t *h, char *why, size_t cap) {

@@ -35,6 +35,9 @@ struct hub {
     broker_t *broker;
     broker_events broker_events;
     int cluster_ready;
+    /* Joins answered before their marker came: "room\tuser" -> how many
+     * (as a pointer); each holds a watch of the room until the marker. */
+    dict_t *pending_joins;
 };
 
 typedef struct native {
