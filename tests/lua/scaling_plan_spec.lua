@@ -1,5 +1,5 @@
--- docs/scaling-plan.lua: the table docs/scaling.md quotes adds up and
--- follows its inputs.
+-- docs/scaling-plan.lua: the table docs/scaling.md quotes adds up, follows
+-- its inputs, and is quoted exactly.
 
 local function run(args)
   local p = assert(io.popen("luajit docs/scaling-plan.lua " .. (args or "")
@@ -167,5 +167,27 @@ describe("docs/scaling-plan.lua", function()
     text, code = run("--conns_per_node=0")
     assert.equal(2, code)
     assert.matches("conns and conns_per_node must be >= 1", text, 1, true)
+  end)
+
+  it("is quoted exactly by docs/scaling.md", function()
+    local f = assert(io.open("docs/scaling.md"))
+    local doc = f:read("*a")
+    f:close()
+    local quoted = 0
+    local marker = "<!%-%- luajit docs/scaling%-plan%.lua([^\n]-) %-%->\n(.-)<!%-%- end of output %-%->"
+    for args, block in doc:gmatch(marker) do
+      assert(args:match("^[%w %-%._=]*$"), "arguments a shell would read: " .. args)
+      local text, code = run(args)
+      assert.equal(0, code, text)
+      -- A quote may sit in a list item (indented) or a code fence.
+      block = ("\n" .. block):gsub("\n[ \t]*```[^\n]*", ""):gsub("\n[ \t]+", "\n")
+      block = block:gsub("^%s+", ""):gsub("%s+$", "")
+      assert(text:find(block, 1, true), "docs/scaling.md quotes output that `luajit "
+        .. "docs/scaling-plan.lua " .. args .. "` does not print:\n" .. block)
+      quoted = quoted + 1
+    end
+    local _, ends = doc:gsub("<!%-%- end of output %-%->", "")
+    assert(quoted >= 1, "docs/scaling.md quotes no output of the script")
+    assert.equal(ends, quoted, "a quote whose opening marker does not name the command")
   end)
 end)
