@@ -1,5 +1,6 @@
 -- docs/scaling-plan.lua: the table docs/scaling.md quotes adds up, follows
--- its inputs, and is quoted exactly.
+-- its inputs, and is quoted exactly; the systemd unit the page shows is
+-- the one in examples/.
 
 local function run(args)
   local p = assert(io.popen("luajit docs/scaling-plan.lua " .. (args or "")
@@ -189,5 +190,24 @@ describe("docs/scaling-plan.lua", function()
     local _, ends = doc:gsub("<!%-%- end of output %-%->", "")
     assert(quoted >= 1, "docs/scaling.md quotes no output of the script")
     assert.equal(ends, quoted, "a quote whose opening marker does not name the command")
+  end)
+end)
+
+describe("examples/systemd/luahub@.service", function()
+  it("is the unit docs/scaling.md shows, but for comments", function()
+    local function lines(text)
+      local t = {}
+      for l in text:gmatch("[^\n]+") do
+        if not l:find("^#") then t[#t + 1] = l end
+      end
+      return t
+    end
+    local f = assert(io.open("examples/systemd/luahub@.service"))
+    local unit = f:read("*a")
+    f:close()
+    f = assert(io.open("docs/scaling.md"))
+    local shown = assert(f:read("*a"):match("```ini\n(.-)```"), "no ini block in docs/scaling.md")
+    f:close()
+    assert.same(lines(unit), lines(shown))
   end)
 end)
