@@ -59,6 +59,7 @@ local inputs = {
   -- Failures.
   { "storm_s", 10, "seconds over which a lost node's clients reconnect (jittered backoff)" },
   { "restart_s", 300, "seconds over which every client reconnects after a full outage" },
+  { "recover_s", 10, "seconds for every node to register its users again when Redis is back" },
 }
 
 local P, doc = {}, {}
@@ -90,10 +91,10 @@ for _, a in ipairs(arg or {}) do
   P[name] = n
 end
 if P.conns < 1 or P.conns_per_node < 1 or P.shard_target <= 0 or P.shard_gib <= 0
-  or P.session_s <= 0 or P.storm_s <= 0 or P.restart_s <= 0 or P.ping_interval <= 0
-  or P.block_ms <= 0 then
+  or P.session_s <= 0 or P.storm_s <= 0 or P.restart_s <= 0 or P.recover_s <= 0
+  or P.ping_interval <= 0 or P.block_ms <= 0 then
   io.stderr:write("scaling-plan.lua: conns and conns_per_node must be >= 1; shard_target,",
-    " shard_gib, session_s, storm_s, restart_s, ping_interval and block_ms > 0\n")
+    " shard_gib, session_s, storm_s, restart_s, recover_s, ping_interval and block_ms > 0\n")
   os.exit(2)
 end
 
@@ -280,6 +281,10 @@ limit("a node's core, a lost node's users reconnecting (us/s)",
   node_us + storm / math.max(nodes - 1, 1) * (P.connect_us + rooms_per_conn * P.redis_in_us), 1e6)
 limit("the luahub:online shard, every client reconnecting (us/s)",
   P.conns / P.restart_s * conn_us, P.shard_target * 1e6)
+-- Redis back (empty or not): every node registers all its users again, at
+-- once; the online shard takes one open each, at a whole core.
+limit("the luahub:online shard, every user registered again when Redis is back (s)",
+  P.conns * P.conn_script_us / 1e6, P.recover_s)
 local reap = P.conns_per_node * (1 + rooms_per_conn) * P.conn_script_us
 limit("a shard blocked by one script reaping a dead node (ms)", reap / 1e3, P.block_ms)
 for _, name in ipairs(classes) do
