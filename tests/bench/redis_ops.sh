@@ -9,10 +9,13 @@
 #
 # Rows: PUBLISH and SPUBLISH of a 200-byte chat frame to a channel with 0,
 # 1, 16 and 64 subscribed connections (a subscribed connection stands for a
-# node with members of the room), and EVALSHA of scripts shaped like
-# design11.md's atomic steps: publish (membership check, seq, count, build
-# the frame, PUBLISH) and join (SADD x2, SCARD, PUBLISH). Bounded: each row
-# takes a few seconds.
+# node with members of the room), pipelined from 50 clients and one at a
+# time from one; EVALSHA of scripts shaped like issue 11's atomic steps:
+# publish (membership check, seq, count, build the frame, PUBLISH) and join
+# (SADD x2, SCARD, PUBLISH); SSUBSCRIBE. Then bytes of Redis memory per
+# set member, hash field, user, room and subscription. The subscribers are
+# redis-cli processes, slower than Redis, so their output buffers are left
+# unbounded here. Bounded in time: about a minute in all.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
