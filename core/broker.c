@@ -583,6 +583,17 @@ static void conn_down(void *ud, bconn_t *c, const char *why) {
 
 /* ---- the tick: heartbeat, reaping, the subscriber's echo ---------------- */
 
+static void beat_answer(void *ctx, const broker_reply *r) {
+    broker_t *b = ctx;
+    if (r->rc != 0 || !b->synced) return;
+    log_warn("redis", "node %s was taken for dead (no heartbeat for "
+             "--presence-ttl): registering its users again", b->node);
+    b->synced = 0;
+    set_why(b, "registering this node's users again");
+    update_ready(b);
+    if (b->ev.resync) b->ev.resync(b->ev.ud);
+}
+
 static void on_tick(uv_timer_t *t) {
     broker_t *b = t->data;
     if (!bconn_is_up(b->cmd)) return;
@@ -590,16 +601,16 @@ static void on_tick(uv_timer_t *t) {
     int ttl = b->opt.presence_ttl_ms;
     if (b->synced && now >= b->next_beat) {
         b->next_beat = now + ttl / 4;
+        /* PEXPIRE, not SET: if the key is gone, this node was taken for
+         * dead (it stalled past --presence-ttl) and its users reaped, so
+         * it registers them again. */
         char px[24];
         snprintf(px, sizeof px, "%d", ttl * 3 / 4);
         char key[128];
         snprintf(key, sizeof key, PREFIX "node:%s", b->node);
-        const char *set[5] = {"SET", key, "1", "PX", px};
-        size_t setl[5] = {3, strlen(key), 1, 2, strlen(px)};
-        request_argv(b, R_INTERNAL, NULL, NULL, 5, set, setl);
-        const char *add[3] = {"SADD", PREFIX "nodes", b->node};
-        size_t addl[3] = {4, strlen(add[1]), strlen(b->node)};
-        request_argv(b, R_INTERNAL, NULL, NULL, 3, add, addl);
+        const char *argv[3] = {"PEXPIRE", key, px};
+        size_t lens[3] = {7, strlen(key), strlen(px)};
+        request_argv(b, R_INTERNAL, beat_answer, b, 3, argv, lens);
     }
     if (b->synced && now >= b->next_reap) {
         b->next_reap = now + (ttl / 4 < 1000 ? ttl / 4 : 1000);
