@@ -26,5 +26,7 @@ enum close_code {
 #define ERR_FORBIDDEN "forbidden"
 #define ERR_RATE_LIMITED "rate_limited"
 #define ERR_HANDLER_ERROR "handler_error"
+/* The cluster (Redis) cannot be reached: retry later, nothing was done. */
+#define ERR_UNAVAILABLE "unavailable"
 
 #endif

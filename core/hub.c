@@ -91,9 +91,18 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
     return h;
 }
 
+static void held_free(void *p);
+
 void hub_destroy(hub_t *h) {
     if (!h) return;
     if (h->natives) dict_destroy(h->natives, free);
+    if (h->held) dict_destroy(h->held, held_free);
+    while (h->retired) {
+        retired_t *r = h->retired;
+        h->retired = r->next;
+        script_destroy(r->s);
+        free(r);
+    }
     if (h->broker) hub__cluster_stop(h);
     script_destroy(h->script);
     store_destroy(h->store);
@@ -161,6 +170,9 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
 
 void hub_conn_closed(hub_t *h, conn_t *c) {
     user_t *u = conn_user(c);
+    /* Messages waiting behind a call that waits go with the connection
+     * (the call itself runs on; its answer finds no connection). */
+    if (h->held) held_free(dict_remove(h->held, conn_id(c)));
     size_t metalen;
     const char *meta = conn_meta(c, &metalen);
     script_on_disconnect(live_script(h), conn_id(c), user_id(u),
@@ -235,11 +247,10 @@ static int dispatch_native(hub_t *h, conn_t *c, const char *data, size_t len) {
     return done;
 }
 
-void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {
-    conn_stats_t *st = conn_stats(c);
-    st->messages_in++;
-    st->bytes_in += len;
-    if (h->natives && dispatch_native(h, c, data, len)) return;
+/* Runs one message of c: a native handler, or the scripts. Returns 1 when
+ * its handler call waits on the host (its answer comes later). */
+static int run_message(hub_t *h, conn_t *c, const char *data, size_t len) {
+    if (h->natives && dispatch_native(h, c, data, len)) return 0;
     size_t metalen;
     const char *meta = conn_meta(c, &metalen);
     envelope_t env;
@@ -247,15 +258,127 @@ void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {
                              data, len, meta, metalen, &env);
     if (rc == -EINVAL)
         reject(h, c, &env);
-    else if (rc < 0)
+    else if (rc < 0 && rc != -EINPROGRESS)
         hub_send_error(h, c, env.id_json, ERR_HANDLER_ERROR,
-                       rc == -ETIMEDOUT ? "timed out"
-                       : rc == -EAGAIN
-                           ? "scripts unavailable until they load again"
-                           : "the handler failed");
+                       rc == -ETIMEDOUT ? SCRIPT_MSG_TIMED_OUT
+                       : rc == -EAGAIN  ? SCRIPT_MSG_POISONED
+                                        : SCRIPT_MSG_FAILED);
     /* Replace a state this call broke now, not on the next message. */
     live_script(h);
     envelope_clear(&env);
+    return rc == -EINPROGRESS;
+}
+
+/* ---- messages behind a call that waits -------------------------------------
+ *
+ * While a connection's handler call waits on the host (a cluster's round
+ * trip), its next messages wait too, copied, in order, so that a client
+ * sees its answers in the order it sent its frames; hub__call_over runs
+ * them. The queue is bounded: a stranger may not hold memory for long. */
+
+typedef struct held_msg {
+    struct held_msg *next;
+    size_t len;
+    char data[];
+} held_msg;
+
+/* A connection with a call waiting (h->held, by connection id). */
+typedef struct held {
+    held_msg *head, *tail;
+    size_t n, bytes;
+} held_t;
+
+static void held_free(void *p) {
+    held_t *q = p;
+    if (!q) return;
+    while (q->head) {
+        held_msg *m = q->head;
+        q->head = m->next;
+        free(m);
+    }
+    free(q);
+}
+
+/* Answers c's frame data[0..len) rate_limited with message (and the
+ * frame's id when it has one). */
+static void answer_limited(hub_t *h, conn_t *c, const char *data, size_t len,
+                           const char *message) {
+    envelope_t env;
+    const char *id = NULL;
+    if (data) {
+        envelope_parse(data, len, &env);
+        id = env.id_json;
+    }
+    hub_send_error(h, c, id, ERR_RATE_LIMITED, message);
+    if (data) envelope_clear(&env);
+}
+
+static void hold(hub_t *h, conn_t *c, held_t *q, const char *data, size_t len) {
+    if (q->n >= HUB_HELD_MAX || len > HUB_HELD_BYTES - q->bytes) {
+        log_debug("conn", "too many messages waiting conn=%s queued=%zu",
+                  conn_id(c), q->n);
+        answer_limited(h, c, data, len,
+                       "too many messages waiting for the cluster");
+        return;
+    }
+    held_msg *m = xmalloc(sizeof *m + len);
+    m->next = NULL;
+    m->len = len;
+    memcpy(m->data, data, len);
+    if (q->tail)
+        q->tail->next = m;
+    else
+        q->head = m;
+    q->tail = m;
+    q->n++;
+    q->bytes += len;
+}
+
+void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {
+    conn_stats_t *st = conn_stats(c);
+    st->messages_in++;
+    st->bytes_in += len;
+    held_t *q =
+        h->held && dict_size(h->held) ? dict_get(h->held, conn_id(c)) : NULL;
+    if (q) {
+        hold(h, c, q, data, len);
+        return;
+    }
+    if (!run_message(h, c, data, len)) return;
+    if (!h->held) h->held = dict_create();
+    dict_set(h->held, conn_id(c), xcalloc(1, sizeof(held_t)));
+}
+
+/* Destroys the retired states whose calls are all over. */
+static void retired_sweep(hub_t *h) {
+    for (retired_t **p = &h->retired; *p;) {
+        retired_t *r = *p;
+        if (script_waiting(r->s)) {
+            p = &r->next;
+            continue;
+        }
+        *p = r->next;
+        script_destroy(r->s);
+        free(r);
+    }
+}
+
+void hub__call_over(hub_t *h, const char *conn_id) {
+    retired_sweep(h);
+    held_t *q = h->held && *conn_id ? dict_get(h->held, conn_id) : NULL;
+    if (!q) return;
+    conn_t *c = conns_lookup(h->conns, conn_id);
+    while (c && q->head) {
+        held_msg *m = q->head;
+        q->head = m->next;
+        if (!q->head) q->tail = NULL;
+        q->n--;
+        q->bytes -= m->len;
+        int waits = run_message(h, c, m->data, m->len);
+        free(m);
+        if (waits) return; /* the rest waits for this one */
+    }
+    held_free(dict_remove(h->held, conn_id));
 }
 
 void hub_set_native(hub_t *h, const char *type, hub_native_fn fn) {
@@ -276,14 +399,7 @@ void hub_conn_limited(hub_t *h, conn_t *c, const char *data, size_t len,
     conn_stats_t *st = conn_stats(c);
     st->messages_in++;
     st->bytes_in += len;
-    envelope_t env;
-    const char *id = NULL;
-    if (data) {
-        envelope_parse(data, len, &env);
-        id = env.id_json;
-    }
-    hub_send_error(h, c, id, ERR_RATE_LIMITED, message);
-    if (data) envelope_clear(&env);
+    answer_limited(h, c, data, len, message);
 }
 
 void hub_conn_binary(hub_t *h, conn_t *c) {
@@ -356,7 +472,16 @@ int hub_reload(hub_t *h) {
                      sizeof changes);
     size_t kept, cancelled;
     script_adopt_timers(s, h->script, &kept, &cancelled);
-    script_destroy(h->script);
+    if (script_waiting(h->script)) {
+        /* Calls of the old state wait on the host: it stays until they
+         * are over (hub__call_over). */
+        retired_t *r = xmalloc(sizeof *r);
+        r->s = h->script;
+        r->next = h->retired;
+        h->retired = r;
+    } else {
+        script_destroy(h->script);
+    }
     h->script = s;
     if (kept)
         log_info("script", "%zu named timers carried over to the new state",

@@ -18,6 +18,8 @@
 #include "broker.h"
 #include "clock.h"
 #include "hub_int.h"
+#include "json.h"
+#include "store.h"
 #include "log.h"
 
 /* ---- the mirror ------------------------------------------------------------ */
@@ -278,6 +280,358 @@ void hub__cluster_conn_closed(hub_t *h, conn_t *c) {
     conns_remove(h->conns, c, &last);
     free(uid);
     h->t->wake(h->t->ud);
+}
+
+/* ---- the host's requests, with several nodes -------------------------------
+ * Each waits for Redis: a request goes out, the handler's coroutine
+ * waits, and the answer wakes it (script_wake) from the broker's
+ * callback, on the loop. */
+
+typedef enum cop {
+    OP_COUNT,   /* rc as it comes */
+    OP_PUBLISH, /* seq */
+    OP_JOIN,
+    OP_INFO,
+    OP_IDS,       /* a listing; -ENOENT when empty (ENOENT_EMPTY) */
+    OP_IDS_OK,    /* a listing, empty or not */
+    OP_STATUS,    /* presence_get: one status */
+    OP_STATUSES,  /* presence_subscribe */
+    OP_STORE_GET,
+    OP_STORE_SET,
+    OP_PRESENCE_SET,
+} cop;
+
+typedef struct call {
+    hub_t *h;
+    script_wait *w;
+    cop op;
+    char *room, *uid; /* join: the pending membership; presence_set: uid */
+    int status;       /* presence_set */
+} call;
+
+static call *call_new(hub_t *h, script_wait *w, cop op) {
+    call *k = xcalloc(1, sizeof *k);
+    k->h = h;
+    k->w = w;
+    k->op = op;
+    return k;
+}
+
+static void call_free(call *k) {
+    free(k->room);
+    free(k->uid);
+    free(k);
+}
+
+/* Wakes the handler with sr, then runs what its connection sent
+ * meanwhile. */
+static void wake(call *k, const script_reply *sr) {
+    hub_t *h = k->h;
+    char *cid = xstrdup(script_wait_conn(k->w));
+    if (script_wake(k->w, sr) == 1) hub__call_over(h, cid);
+    free(cid);
+}
+
+static int status_of(const char *s) {
+    presence_status st = PRESENCE_OFFLINE;
+    if (s) presence_parse_status(s, &st);
+    return (int)st;
+}
+
+/* A join's answer: the room's channel was watched for it; the watch is
+ * let go once the mirror has the user (the marker may come before or
+ * after this answer), or now when there is no marker to wait for. */
+static void join_done(hub_t *h, call *k, int joined) {
+    user_t *u = conns_user(h->conns, k->uid);
+    if (joined == 1 && u && !rooms_is_member(h->rooms, k->room, u)) {
+        char key[1024];
+        snprintf(key, sizeof key, "%s\t%s", k->room, k->uid);
+        uintptr_t n = (uintptr_t)dict_get(h->pending_joins, key);
+        dict_set(h->pending_joins, key, (void *)(n + 1));
+        return;
+    }
+    if (joined == 0 && u) mirror_add(h, k->room, u);
+    broker_unwatch(h->broker, BROKER_ROOM, k->room);
+}
+
+static void on_answer(void *ctx, const broker_reply *r) {
+    call *k = ctx;
+    hub_t *h = k->h;
+    if (r->rc == -ECANCELED) {
+        /* The hub is going: the states free their waiting calls. */
+        call_free(k);
+        return;
+    }
+    script_reply sr = {.rc = r->rc};
+    int *st = NULL;
+    switch (k->op) {
+    case OP_COUNT:
+        break;
+    case OP_PUBLISH:
+        sr.seq = (uint64_t)r->v[0];
+        break;
+    case OP_JOIN:
+        if (r->rc >= 0) join_done(h, k, r->rc);
+        else broker_unwatch(h->broker, BROKER_ROOM, k->room);
+        break;
+    case OP_INFO:
+        sr.ids = (const char *const *)r->ids;
+        sr.nids = r->nids;
+        sr.room.created_at = r->v[0];
+        sr.room.message_count = (uint64_t)r->v[1];
+        sr.room.seq = (uint64_t)r->v[2];
+        sr.room.members = (size_t)r->v[3];
+        break;
+    case OP_IDS:
+    case OP_IDS_OK:
+        sr.ids = (const char *const *)r->ids;
+        sr.nids = r->nids;
+        if (k->op == OP_IDS && r->rc >= 0 && !r->nids) sr.rc = -ENOENT;
+        break;
+    case OP_STATUS:
+        if (r->rc >= 0) sr.rc = status_of(r->nids ? r->ids[0] : NULL);
+        break;
+    case OP_STATUSES:
+        st = xmalloc((r->nids ? r->nids : 1) * sizeof *st);
+        for (size_t i = 0; i < r->nids; i++) st[i] = status_of(r->ids[i]);
+        sr.statuses = st;
+        break;
+    case OP_STORE_GET:
+        sr.json = r->str;
+        sr.len = r->len;
+        break;
+    case OP_STORE_SET:
+        if (r->rc == -1) sr.rc = -ENOENT;
+        else if (r->rc == -2) sr.rc = -ENOSPC;
+        break;
+    case OP_PRESENCE_SET:
+        if (r->rc == -1) sr.rc = -ENOENT;
+        if (r->rc == 1) {
+            user_t *u = conns_user(h->conns, k->uid);
+            if (u)
+                presence_set(h->presence, user_id(u),
+                             (presence_status)k->status);
+        }
+        break;
+    }
+    wake(k, &sr);
+    free(st);
+    call_free(k);
+}
+
+/* Sends the request start made with k as its context: -EINPROGRESS, or
+ * -EAGAIN (Redis unreachable) with k freed. */
+static int started(call *k, int rc) {
+    if (rc < 0) {
+        call_free(k);
+        return -EAGAIN;
+    }
+    return -EINPROGRESS;
+}
+
+#define NEED_WAIT(w)                                                           \
+    do {                                                                       \
+        if (!(w)) return -EDEADLK;                                             \
+    } while (0)
+
+static void join_watched(void *ctx, const broker_reply *r) {
+    call *k = ctx;
+    hub_t *h = k->h;
+    if (r->rc == -ECANCELED) {
+        call_free(k);
+        return;
+    }
+    if (r->rc >= 0 &&
+        broker_join(h->broker, k->room, k->uid, on_answer, k) == 0)
+        return;
+    broker_unwatch(h->broker, BROKER_ROOM, k->room);
+    script_reply sr = {.rc = -EAGAIN};
+    wake(k, &sr);
+    call_free(k);
+}
+
+int hub__cluster_join(hub_t *h, const char *room, const char *uid,
+                      script_wait *w) {
+    NEED_WAIT(w);
+    if (!conns_user(h->conns, uid)) return -ENOENT;
+    call *k = call_new(h, w, OP_JOIN);
+    k->room = xstrdup(room);
+    k->uid = xstrdup(uid);
+    /* The room's channel first: the marker of this join, and every frame
+     * after it, must reach this node. */
+    int rc = broker_watch(h->broker, BROKER_ROOM, room, join_watched, k);
+    if (rc == 0) return -EINPROGRESS;
+    if (rc > 0 && broker_join(h->broker, room, uid, on_answer, k) == 0)
+        return -EINPROGRESS;
+    broker_unwatch(h->broker, BROKER_ROOM, room);
+    call_free(k);
+    return -EAGAIN;
+}
+
+int hub__cluster_publish(hub_t *h, const char *room, const char *member,
+                         const char *head, size_t headlen, script_wait *w) {
+    NEED_WAIT(w);
+    /* head is "{" and the message's members; Redis adds the seq. */
+    buf_t hb, tail;
+    buf_init(&hb, 0);
+    buf_init(&tail, 0);
+    buf_append(&hb, head, headlen);
+    buf_puts(&hb, headlen > 1 ? ",\"seq\":" : "\"seq\":");
+    buf_puts(&tail, ",\"room_id\":");
+    json_write_string(&tail, room, strlen(room));
+    buf_putc(&tail, '}');
+    call *k = call_new(h, w, OP_PUBLISH);
+    int rc = broker_publish(h->broker, room, member, buf_content(&hb), hb.len,
+                            buf_content(&tail), tail.len, on_answer, k);
+    buf_close(&hb);
+    buf_close(&tail);
+    return started(k, rc);
+}
+
+/* Distinct ids, in order (a multicast may name a user twice). */
+static size_t distinct(const char *const *ids, size_t n, const char **out) {
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < m && !dup; j++) dup = strcmp(ids[i], out[j]) == 0;
+        if (!dup) out[m++] = ids[i];
+    }
+    return m;
+}
+
+int hub__cluster_send(hub_t *h, const script_target *t, frame_t *f,
+                      script_wait *w) {
+    size_t len;
+    const char *json = frame_payload(f, &len);
+    switch (t->kind) {
+    case SCRIPT_TO_CONN: {
+        conn_t *c = conns_lookup(h->conns, t->ids[0]);
+        if (c) {
+            /* Here: at once (the answer to a frame comes this way). */
+            conn_t *xc =
+                t->except_conn ? conns_lookup(h->conns, t->except_conn) : NULL;
+            if (c == xc || (t->except_user &&
+                            strcmp(user_id(conn_user(c)), t->except_user) == 0))
+                return 0;
+            int n = fanout_conn(&h->fo, c, f);
+            if (n) h->t->wake(h->t->ud);
+            return n;
+        }
+        if (strncmp(t->ids[0], broker_node_id(h->broker),
+                    strlen(broker_node_id(h->broker))) == 0)
+            return 0; /* ours, and gone */
+        return broker_send(h->broker, BROKER_CONN, t->ids[0], NULL, NULL, json,
+                           len, NULL, NULL) < 0
+                   ? -EAGAIN
+                   : 1;
+    }
+    case SCRIPT_TO_USERS: {
+        NEED_WAIT(w);
+        const char **ids = xmalloc((t->nids ? t->nids : 1) * sizeof *ids);
+        size_t n = distinct(t->ids, t->nids, ids);
+        conn_t *xc =
+            t->except_conn ? conns_lookup(h->conns, t->except_conn) : NULL;
+        call *k = call_new(h, w, OP_COUNT);
+        int rc = broker_send_users(h->broker, ids, n, t->except_conn,
+                                   xc ? user_id(conn_user(xc)) : NULL,
+                                   t->except_user, json, len, on_answer, k);
+        free(ids);
+        return started(k, rc);
+    }
+    case SCRIPT_TO_ROOM:
+    case SCRIPT_TO_ALL:
+        /* Through Redis, in the room's order; how many connections it
+         * reaches is not known here (0). */
+        return broker_send(h->broker,
+                           t->kind == SCRIPT_TO_ROOM ? BROKER_ROOM : BROKER_ALL,
+                           t->kind == SCRIPT_TO_ROOM ? t->ids[0] : "",
+                           t->except_conn, t->except_user, json, len, NULL,
+                           NULL) < 0
+                   ? -EAGAIN
+                   : 0;
+    }
+    return 0;
+}
+
+
+int hub__cluster_leave(hub_t *h, const char *room, const char *uid,
+                       script_wait *w) {
+    NEED_WAIT(w);
+    call *k = call_new(h, w, OP_COUNT);
+    return started(k, broker_leave(h->broker, room, uid, on_answer, k));
+}
+
+int hub__cluster_is_member(hub_t *h, const char *room, const char *uid,
+                           script_wait *w) {
+    NEED_WAIT(w);
+    call *k = call_new(h, w, OP_COUNT);
+    return started(k, broker_is_member(h->broker, room, uid, on_answer, k));
+}
+
+int hub__cluster_room_info(hub_t *h, const char *room, script_wait *w) {
+    NEED_WAIT(w);
+    call *k = call_new(h, w, OP_INFO);
+    return started(k, broker_room_info(h->broker, room, on_answer, k));
+}
+
+/* room_members (-ENOENT when empty), user_rooms, online_users,
+ * user_connections (-ENOENT when none). */
+int hub__cluster_list(hub_t *h, int what, const char *id, script_wait *w) {
+    NEED_WAIT(w);
+    call *k = call_new(h, w, what == 1 || what == 2 ? OP_IDS_OK : OP_IDS);
+    int rc = what == 0   ? broker_room_members(h->broker, id, on_answer, k)
+             : what == 1 ? broker_user_rooms(h->broker, id, on_answer, k)
+             : what == 2 ? broker_online_users(h->broker, on_answer, k)
+                         : broker_user_conns(h->broker, id, on_answer, k);
+    return started(k, rc);
+}
+
+int hub__cluster_presence_get(hub_t *h, const char *uid, script_wait *w) {
+    NEED_WAIT(w);
+    call *k = call_new(h, w, OP_STATUS);
+    return started(k, broker_presence_get(h->broker, &uid, 1, on_answer, k));
+}
+
+int hub__cluster_presence_set(hub_t *h, const char *uid, int st,
+                              script_wait *w) {
+    NEED_WAIT(w);
+    call *k = call_new(h, w, OP_PRESENCE_SET);
+    k->uid = xstrdup(uid);
+    k->status = st;
+    return started(k, broker_presence_set(h->broker, uid,
+                                          presence_status_name(st), on_answer,
+                                          k));
+}
+
+int hub__cluster_presence_subscribe(hub_t *h, const char *cid,
+                                    const char *const *uids, size_t n,
+                                    script_wait *w) {
+    NEED_WAIT(w);
+    conn_t *c = conns_lookup(h->conns, cid);
+    if (!c) return -ENOENT;
+    for (size_t i = 0; i < n; i++) {
+        int fresh = presence_subscriber_count(h->presence, uids[i]) == 0;
+        if (presence_subscribe(h->presence, c, uids[i]) < 0) return -ENOSPC;
+        if (fresh) broker_watch(h->broker, BROKER_STATUS, uids[i], NULL, NULL);
+    }
+    call *k = call_new(h, w, OP_STATUSES);
+    return started(k, broker_presence_get(h->broker, uids, n, on_answer, k));
+}
+
+int hub__cluster_store(hub_t *h, int op, int kind, const char *scope,
+                       const char *key, const char *json, size_t len,
+                       script_wait *w) {
+    NEED_WAIT(w);
+    if (op == 1 && len > STORE_MAX_VALUE) return -ENOSPC;
+    call *k = call_new(h, w, op == 0 ? OP_STORE_GET
+                             : op == 1 ? OP_STORE_SET
+                                       : OP_COUNT);
+    int rc = op == 0 ? broker_store_get(h->broker, kind, scope, key, on_answer, k)
+             : op == 1 ? broker_store_set(h->broker, kind, scope, key, json,
+                                          len, on_answer, k)
+                       : broker_store_delete(h->broker, kind, scope, key,
+                                             on_answer, k);
+    return started(k, rc);
 }
 
 /* ---- life ----------------------------------------------------------------- */

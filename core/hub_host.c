@@ -10,8 +10,12 @@
 #include "hub_int.h"
 #include "log.h"
 
-static size_t host_send(void *ud, const script_target *t, frame_t *f) {
+/* The hub's own host answers every call at once: w is never taken. */
+
+static int host_send(void *ud, const script_target *t, frame_t *f,
+                     script_wait *w) {
     hub_t *h = ud;
+    if (h->broker) return hub__cluster_send(h, t, f, w);
     conn_t *xc = t->except_conn ? conns_lookup(h->conns, t->except_conn) : NULL;
     user_t *xu = t->except_user ? conns_user(h->conns, t->except_user) : NULL;
     size_t n = 0;
@@ -45,12 +49,15 @@ static size_t host_send(void *ud, const script_target *t, frame_t *f) {
         break;
     }
     if (n) h->t->wake(h->t->ud);
-    return n;
+    return (int)n;
 }
 
 static int host_publish(void *ud, const char *room, const char *member,
-                        script_stamp_fn stamp, void *ctx, uint64_t *seq) {
+                        script_stamp_fn stamp, void *ctx, const char *head,
+                        size_t headlen, uint64_t *seq,
+                        script_wait *w) {
     hub_t *h = ud;
+    if (h->broker) return hub__cluster_publish(h, room, member, head, headlen, w);
     room_t *r = rooms_get(h->rooms, room);
     if (member) {
         user_t *u = conns_user(h->conns, member);
@@ -64,15 +71,19 @@ static int host_publish(void *ud, const char *room, const char *member,
     return 0;
 }
 
-static int host_join(void *ud, const char *room, const char *uid) {
+static int host_join(void *ud, const char *room, const char *uid,
+                     script_wait *w) {
     hub_t *h = ud;
+    if (h->broker) return hub__cluster_join(h, room, uid, w);
     user_t *u = conns_user(h->conns, uid);
     if (!u) return -ENOENT;
     return rooms_join(h->rooms, room, u, clock_now_ms());
 }
 
-static int host_leave(void *ud, const char *room, const char *uid) {
+static int host_leave(void *ud, const char *room, const char *uid,
+                      script_wait *w) {
     hub_t *h = ud;
+    if (h->broker) return hub__cluster_leave(h, room, uid, w);
     user_t *u = conns_user(h->conns, uid);
     if (!u || !rooms_is_member(h->rooms, room, u)) return 0;
     /* Copied: the room id may be the room's own key, freed with it. */
@@ -82,14 +93,18 @@ static int host_leave(void *ud, const char *room, const char *uid) {
     return 1;
 }
 
-static int host_is_member(void *ud, const char *room, const char *uid) {
+static int host_is_member(void *ud, const char *room, const char *uid,
+                          script_wait *w) {
     hub_t *h = ud;
+    if (h->broker) return hub__cluster_is_member(h, room, uid, w);
     user_t *u = conns_user(h->conns, uid);
     return u ? rooms_is_member(h->rooms, room, u) : 0;
 }
 
-static int host_room_info(void *ud, const char *room, script_room_info *out) {
+static int host_room_info(void *ud, const char *room, script_room_info *out,
+                          script_wait *w) {
     hub_t *h = ud;
+    if (h->broker) return hub__cluster_room_info(h, room, w);
     room_t *r = rooms_get(h->rooms, room);
     if (!r) return -ENOENT;
     out->created_at = room_created_at(r);
@@ -100,8 +115,9 @@ static int host_room_info(void *ud, const char *room, script_room_info *out) {
 }
 
 static int host_room_members(void *ud, const char *room, script_each_fn each,
-                             void *ctx) {
+                             void *ctx, script_wait *w) {
     hub_t *h = ud;
+    if (h->broker) return hub__cluster_list(h, 0, room, w);
     room_t *r = rooms_get(h->rooms, room);
     if (!r) return -ENOENT;
     size_t pos = 0;
@@ -111,26 +127,32 @@ static int host_room_members(void *ud, const char *room, script_each_fn each,
     return 0;
 }
 
-static void host_user_rooms(void *ud, const char *uid, script_each_fn each,
-                            void *ctx) {
+static int host_user_rooms(void *ud, const char *uid, script_each_fn each,
+                           void *ctx, script_wait *w) {
     hub_t *h = ud;
+    if (h->broker) return hub__cluster_list(h, 1, uid, w);
     size_t pos = 0;
     const char *room;
     while ((room = rooms_next_of_user(h->rooms, uid, &pos)))
         each(ctx, room);
+    return 0;
 }
 
-static void host_online_users(void *ud, script_each_fn each, void *ctx) {
+static int host_online_users(void *ud, script_each_fn each, void *ctx,
+                             script_wait *w) {
     hub_t *h = ud;
+    if (h->broker) return hub__cluster_list(h, 2, NULL, w);
     size_t pos = 0;
     user_t *u;
     while ((u = conns_next_user(h->conns, &pos)))
         each(ctx, user_id(u));
+    return 0;
 }
 
 static int host_user_connections(void *ud, const char *uid, script_each_fn each,
-                                 void *ctx) {
+                                 void *ctx, script_wait *w) {
     hub_t *h = ud;
+    if (h->broker) return hub__cluster_list(h, 3, uid, w);
     user_t *u = conns_user(h->conns, uid);
     if (!u) return -ENOENT;
     for (conn_t *c = user_next_conn(u, NULL); c; c = user_next_conn(u, c))
@@ -138,13 +160,16 @@ static int host_user_connections(void *ud, const char *uid, script_each_fn each,
     return 0;
 }
 
-static int host_presence_get(void *ud, const char *uid) {
+static int host_presence_get(void *ud, const char *uid, script_wait *w) {
     hub_t *h = ud;
+    if (h->broker) return hub__cluster_presence_get(h, uid, w);
     return (int)presence_get(h->presence, uid);
 }
 
-static int host_presence_set(void *ud, const char *uid, int st) {
+static int host_presence_set(void *ud, const char *uid, int st,
+                             script_wait *w) {
     hub_t *h = ud;
+    if (h->broker) return hub__cluster_presence_set(h, uid, st, w);
     user_t *u = conns_user(h->conns, uid);
     if (!u) return -ENOENT;
     /* The user's own id: the presence table keeps the pointer. */
@@ -154,11 +179,18 @@ static int host_presence_set(void *ud, const char *uid, int st) {
     return 1;
 }
 
-static int host_presence_subscribe(void *ud, const char *cid, const char *uid) {
+static int host_presence_subscribe(void *ud, const char *cid,
+                                   const char *const *uids, size_t n,
+                                   int *statuses, script_wait *w) {
     hub_t *h = ud;
+    if (h->broker) return hub__cluster_presence_subscribe(h, cid, uids, n, w);
     conn_t *c = conns_lookup(h->conns, cid);
     if (!c) return -ENOENT;
-    return presence_subscribe(h->presence, c, uid) < 0 ? -ENOSPC : 0;
+    for (size_t i = 0; i < n; i++) {
+        if (presence_subscribe(h->presence, c, uids[i]) < 0) return -ENOSPC;
+        statuses[i] = (int)presence_get(h->presence, uids[i]);
+    }
+    return 0;
 }
 
 static int host_conn_info(void *ud, const char *cid, script_conn_info *out) {
@@ -178,15 +210,20 @@ static int host_conn_info(void *ud, const char *cid, script_conn_info *out) {
     return 0;
 }
 
-static const char *host_store_get(void *ud, int kind, const char *scope,
-                                  const char *key, size_t *len) {
+static int host_store_get(void *ud, int kind, const char *scope,
+                          const char *key, const char **json, size_t *len,
+                          script_wait *w) {
     hub_t *h = ud;
-    return store_get(h->store, (store_scope_kind)kind, scope, key, len);
+    if (h->broker) return hub__cluster_store(h, 0, kind, scope, key, NULL, 0, w);
+    *json = store_get(h->store, (store_scope_kind)kind, scope, key, len);
+    return 0;
 }
 
 static int host_store_set(void *ud, int kind, const char *scope,
-                          const char *key, const char *json, size_t len) {
+                          const char *key, const char *json, size_t len,
+                          script_wait *w) {
     hub_t *h = ud;
+    if (h->broker) return hub__cluster_store(h, 1, kind, scope, key, json, len, w);
     /* A room's or user's scope only while it exists, so that it is dropped
      * with it and nothing piles up. */
     if (kind == STORE_ROOM && !rooms_get(h->rooms, scope)) return -ENOENT;
@@ -195,8 +232,9 @@ static int host_store_set(void *ud, int kind, const char *scope,
 }
 
 static int host_store_delete(void *ud, int kind, const char *scope,
-                             const char *key) {
+                             const char *key, script_wait *w) {
     hub_t *h = ud;
+    if (h->broker) return hub__cluster_store(h, 2, kind, scope, key, NULL, 0, w);
     return store_delete(h->store, (store_scope_kind)kind, scope, key);
 }
 

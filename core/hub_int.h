@@ -18,6 +18,18 @@
 #include "script.h"
 #include "store.h"
 
+/* A connection's messages that wait behind its call that waits: at most
+ * this many, of at most this many bytes in all (a client that pipelines
+ * its chats waits a Redis round trip per message with several nodes). */
+#define HUB_HELD_MAX 1024
+#define HUB_HELD_BYTES (1024 * 1024)
+
+/* A state replaced while calls of it still wait (hub_reload). */
+typedef struct retired {
+    script_t *s;
+    struct retired *next;
+} retired_t;
+
 struct hub {
     const config_t *cfg;
     const hub_transport *t;
@@ -38,6 +50,10 @@ struct hub {
     /* Joins answered before their marker came: "room\tuser" -> how many
      * (as a pointer); each holds a watch of the room until the marker. */
     dict_t *pending_joins;
+    /* conn id -> held_t: the connections whose handler call waits, with
+     * the messages queued behind it (hub.c); NULL until the first. */
+    dict_t *held;
+    retired_t *retired; /* replaced states with calls still waiting */
 };
 
 typedef struct native {
@@ -68,6 +84,42 @@ void hub__cluster_stop(hub_t *h);
 void hub__cluster_conn_open(hub_t *h, conn_t *c, int first_local);
 /* c is gone: the mirror and Redis told; frees c. */
 void hub__cluster_conn_closed(hub_t *h, conn_t *c);
+
+/* The script_host functions with several nodes (hub_host.c calls them
+ * when there is a broker): the same contracts (script.h), answered
+ * through Redis, so they wait (-EINPROGRESS; -EDEADLK given no w; -EAGAIN
+ * when Redis is unreachable). The listings: what 0 room_members, 1
+ * user_rooms, 2 online_users, 3 user_connections. The store: op 0 get, 1
+ * set, 2 delete. */
+int hub__cluster_send(hub_t *h, const script_target *t, frame_t *f,
+                      script_wait *w);
+int hub__cluster_publish(hub_t *h, const char *room, const char *member,
+                         const char *head, size_t headlen, script_wait *w);
+int hub__cluster_join(hub_t *h, const char *room, const char *uid,
+                      script_wait *w);
+int hub__cluster_leave(hub_t *h, const char *room, const char *uid,
+                       script_wait *w);
+int hub__cluster_is_member(hub_t *h, const char *room, const char *uid,
+                           script_wait *w);
+int hub__cluster_room_info(hub_t *h, const char *room, script_wait *w);
+int hub__cluster_list(hub_t *h, int what, const char *id, script_wait *w);
+int hub__cluster_presence_get(hub_t *h, const char *uid, script_wait *w);
+int hub__cluster_presence_set(hub_t *h, const char *uid, int st,
+                              script_wait *w);
+int hub__cluster_presence_subscribe(hub_t *h, const char *cid,
+                                    const char *const *uids, size_t n,
+                                    script_wait *w);
+int hub__cluster_store(hub_t *h, int op, int kind, const char *scope,
+                       const char *key, const char *json, size_t len,
+                       script_wait *w);
+/* ---- hub.c ---- */
+
+/* After every script_wake that returned 1 (the call is over), with
+ * script_wait_conn(w) as read before the wake ("" for a timer): runs the
+ * connection's messages that waited behind the call, in order, until one
+ * of them waits in turn, and destroys replaced states whose calls are all
+ * over. Never call it from inside a script call (a host function). */
+void hub__call_over(hub_t *h, const char *conn_id);
 
 /* ---- hub_host.c ---- */
 

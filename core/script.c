@@ -24,48 +24,64 @@
 
 /* ---- a host with nothing in it ------------------------------------------- */
 
-static size_t null_send(void *ud, const script_target *t, frame_t *f) {
+static int null_send(void *ud, const script_target *t, frame_t *f,
+                     script_wait *w) {
     return 0;
 }
 static int null_publish(void *ud, const char *room, const char *member,
-                        script_stamp_fn stamp, void *ctx, uint64_t *seq) {
+                        script_stamp_fn stamp, void *ctx, const char *head,
+                        size_t headlen, uint64_t *seq,
+                        script_wait *w) {
     return member ? -EPERM : -ENOENT;
 }
-static int null_join(void *ud, const char *room, const char *uid) {
+static int null_join(void *ud, const char *room, const char *uid,
+                     script_wait *w) {
     return -ENOENT;
 }
-static int null_zero(void *ud, const char *a, const char *b) {
+static int null_zero(void *ud, const char *a, const char *b, script_wait *w) {
     return 0;
 }
-static int null_room_info(void *ud, const char *room, script_room_info *o) {
+static int null_room_info(void *ud, const char *room, script_room_info *o,
+                          script_wait *w) {
     return -ENOENT;
 }
-static int null_list(void *ud, const char *id, script_each_fn each, void *ctx) {
+static int null_list(void *ud, const char *id, script_each_fn each, void *ctx,
+                     script_wait *w) {
     return -ENOENT;
 }
-static void null_each(void *ud, const char *id, script_each_fn each,
-                      void *ctx) {}
-static void null_online(void *ud, script_each_fn each, void *ctx) {}
-static int null_presence_get(void *ud, const char *uid) {
+static int null_online(void *ud, script_each_fn each, void *ctx,
+                       script_wait *w) {
     return 0;
 }
-static int null_presence_set(void *ud, const char *uid, int st) {
+static int null_presence_get(void *ud, const char *uid, script_wait *w) {
+    return 0;
+}
+static int null_presence_set(void *ud, const char *uid, int st,
+                             script_wait *w) {
+    return -ENOENT;
+}
+static int null_presence_subscribe(void *ud, const char *cid,
+                                   const char *const *uids, size_t n, int *st,
+                                   script_wait *w) {
     return -ENOENT;
 }
 static int null_conn_info(void *ud, const char *cid, script_conn_info *o) {
     return -ENOENT;
 }
 
-static const char *null_store_get(void *ud, int kind, const char *scope,
-                                  const char *key, size_t *len) {
-    return NULL;
+static int null_store_get(void *ud, int kind, const char *scope,
+                          const char *key, const char **json, size_t *len,
+                          script_wait *w) {
+    *json = NULL;
+    return 0;
 }
 static int null_store_set(void *ud, int kind, const char *scope,
-                          const char *key, const char *json, size_t len) {
+                          const char *key, const char *json, size_t len,
+                          script_wait *w) {
     return kind == 0 ? 0 : -ENOENT;
 }
 static int null_store_delete(void *ud, int kind, const char *scope,
-                             const char *key) {
+                             const char *key, script_wait *w) {
     return 0;
 }
 
@@ -80,12 +96,12 @@ static const script_host null_host = {
     .is_member = null_zero,
     .room_info = null_room_info,
     .room_members = null_list,
-    .user_rooms = null_each,
+    .user_rooms = null_list,
     .online_users = null_online,
     .user_connections = null_list,
     .presence_get = null_presence_get,
     .presence_set = null_presence_set,
-    .presence_subscribe = null_join,
+    .presence_subscribe = null_presence_subscribe,
     .conn_info = null_conn_info,
 };
 
@@ -169,6 +185,7 @@ static void push_api(lua_State *L, script_t *s) {
     script__inject_json(L, s, -2, -1);
     script__inject_store(L, s, -1);
     script__inject_log(L, s, -1);
+    script__inject_wait(L, s, -1);
     script__inject_limits(L, -2);
 }
 
@@ -199,7 +216,8 @@ script_t *script_create(const script_options *opt, const script_host *host,
     s->loop = opt->loop;
     s->timeout_ms = opt->timeout_ms;
     s->dispatch_ref = s->array_mt_ref = s->fail_ref = LUA_NOREF;
-    s->timer_ref = LUA_NOREF;
+    s->timer_ref = s->timer_call_ref = s->resume_ref = LUA_NOREF;
+    s->where = "while the scripts load";
     s->connect_ref = s->disconnect_ref = LUA_NOREF;
     lua_State *L = s->L = luaL_newstate();
     if (!L) {
@@ -261,6 +279,10 @@ script_t *script_create(const script_options *opt, const script_host *host,
         goto fail;
     }
     s->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "resume");
+    s->resume_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "timer");
+    s->timer_call_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "connect");
     s->connect_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "disconnect");
@@ -288,6 +310,7 @@ fail:
 void script_destroy(script_t *s) {
     if (!s) return;
     script__timers_close(s);
+    script__waits_close(s);
     script__guard_close(s);
     free(s->ids.ids);
     free(s->types);
@@ -312,7 +335,8 @@ size_t script_count(const script_t *s) {
 /* Pushes the connection's metadata (decoded) or nil. */
 static void push_meta(script_t *s, const char *meta, size_t metalen) {
     json_error jerr;
-    if (!meta || script__decode(s, meta, metalen, &jerr) < 0) lua_pushnil(s->L);
+    if (!meta || script__decode(s, s->L, meta, metalen, &jerr) < 0)
+        lua_pushnil(s->L);
 }
 
 int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
@@ -340,8 +364,14 @@ int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
     s->call_id = env->id_json;
     s->call_id_len = env->id_json_len;
     s->answered = 0;
-    int rc = script__pcall(s, 5, 1, 0);
+    s->call_kind = SCRIPT_CALL_MESSAGE;
+    int rc = script__pcall(s, 5, 2, 0);
+    int waits = script__run_end(s, rc);
     s->call_conn = s->call_id = NULL;
+    if (waits) {
+        lua_settop(L, 0);
+        return -EINPROGRESS;
+    }
     if (rc == -ETIMEDOUT) return s->answered ? 0 : -ETIMEDOUT;
     if (rc) {
         /* The runtime contains handler errors itself; reaching here means
@@ -355,9 +385,9 @@ int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
     /* The runtime returns the type when no handler has it (a hook may
      * have changed it): answered, like a type that cannot name one, by the
      * caller, through the envelope. */
-    if (lua_type(L, -1) == LUA_TSTRING) {
+    if (lua_type(L, -2) == LUA_TSTRING) {
         size_t n;
-        const char *type = lua_tolstring(L, -1, &n);
+        const char *type = lua_tolstring(L, -2, &n);
         envelope_set_no_handler(env, type, n);
         lua_settop(L, 0);
         return -EINVAL;
@@ -374,6 +404,7 @@ int script_on_connect(script_t *s, const char *conn_id, const char *user_id,
     lua_pushstring(L, conn_id);
     lua_pushstring(L, user_id);
     int accepted = 0;
+    s->where = "in on_connect";
     int rc = script__pcall(s, 2, 2, 0);
     if (rc == -ETIMEDOUT) {
         snprintf(reason, reasonlen, "connection hook timed out");
@@ -408,6 +439,7 @@ void script_on_disconnect(script_t *s, const char *conn_id, const char *user_id,
     lua_pushstring(L, user_id);
     lua_pushinteger(L, code);
     push_meta(s, meta, metalen);
+    s->where = "in on_disconnect";
     int rc = script__pcall(s, 4, 0, 0);
     if (rc == -ETIMEDOUT) return;
     if (rc)

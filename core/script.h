@@ -26,6 +26,12 @@
 
 typedef struct script script_t;
 
+/* The messages of the handler_error answers the core writes itself, for a
+ * frame whose call failed before the runtime could answer it. */
+#define SCRIPT_MSG_TIMED_OUT "timed out"
+#define SCRIPT_MSG_POISONED "scripts unavailable until they load again"
+#define SCRIPT_MSG_FAILED "the handler failed"
+
 typedef enum script_target_kind {
     SCRIPT_TO_CONN,  /* ids[0] is a connection id */
     SCRIPT_TO_USERS, /* ids are user ids (duplicates reach once) */
@@ -54,6 +60,9 @@ typedef struct script_conn_info {
     char ip[64]; /* the client's address ("" when unknown: no ip field) */
 } script_conn_info;
 
+/* A handler call waiting on the host (see "Waiting" below). */
+typedef struct script_wait script_wait;
+
 /* Called once per id by the listing functions; the string is borrowed for
  * the call. */
 typedef void (*script_each_fn)(void *ctx, const char *id);
@@ -63,54 +72,135 @@ typedef void (*script_each_fn)(void *ctx, const char *id);
 typedef frame_t *(*script_stamp_fn)(void *ctx, uint64_t seq);
 
 /* What the scripts may ask of the core. Every string is borrowed for the
- * call. Presence statuses are the presence_status values. */
+ * call. Presence statuses are the presence_status values.
+ *
+ * Waiting. The functions with a trailing script_wait *w may wait for the
+ * host (a cluster's round trip) instead of answering at once: given a w,
+ * such a function may return -EINPROGRESS, and then it owns w and later
+ * answers through script_wake(w, reply) with what it would have returned
+ * (and filled in) at once; until then the handler's coroutine is
+ * suspended and the loop goes on. Given w == NULL the caller cannot wait
+ * (on_connect, on_disconnect, a native C handler, luahub --check, a call
+ * inside a function that cannot yield): a function that would need to
+ * wait returns -EDEADLK instead (not -EWOULDBLOCK: on Linux that is
+ * -EAGAIN), and the script gets an error saying that the call cannot wait
+ * there. -EAGAIN, at once or in a reply, means
+ * the cluster is unavailable (nothing was done): the script gets the
+ * protocol error `unavailable`. Strings, stamp and ctx are borrowed for
+ * the call only: a host that waits copies what it needs. A host that
+ * answers at once (the hub's own, the null host, tests) ignores w. */
 typedef struct script_host {
     void *ud;
-    /* Queues f (borrowed) on every target connection; returns how many. */
-    size_t (*send)(void *ud, const script_target *t, frame_t *f);
+    /* Queues f (borrowed) on every target connection; returns how many
+     * (for users: how many connections it was delivered to). The answer
+     * to the frame being dispatched goes to its own connection with w ==
+     * NULL, and must not fail. */
+    int (*send)(void *ud, const script_target *t, frame_t *f, script_wait *w);
     /* A room message, with one look-up of the room: when member is given
      * (may be NULL) and is not a member of room_id, or there is no such
      * room, -EPERM; with no member and no such room, -ENOENT. Otherwise
-     * takes the room's next seq into *seq, queues stamp(ctx, *seq) on
-     * every member connection and returns 0. */
+     * takes the room's next seq into *seq (waited: reply.seq), queues
+     * stamp(ctx, *seq) on every member connection and returns 0. head is
+     * the message's JSON before its stamp ("{" and its members, without a
+     * trailing comma), for a host that stamps it elsewhere (Redis). */
     int (*publish)(void *ud, const char *room_id, const char *member,
-                   script_stamp_fn stamp, void *ctx, uint64_t *seq);
+                   script_stamp_fn stamp, void *ctx, const char *head,
+                   size_t headlen, uint64_t *seq, script_wait *w);
     /* 1 joined, 0 already a member, -ENOENT the user has no connection. */
-    int (*join)(void *ud, const char *room_id, const char *user_id);
+    int (*join)(void *ud, const char *room_id, const char *user_id,
+                script_wait *w);
     /* 1 was a member (and left), 0 was not. */
-    int (*leave)(void *ud, const char *room_id, const char *user_id);
-    int (*is_member)(void *ud, const char *room_id, const char *user_id);
-    /* 0 and *out filled, or -ENOENT when there is no such room. */
-    int (*room_info)(void *ud, const char *room_id, script_room_info *out);
-    /* -ENOENT when there is no such room. */
+    int (*leave)(void *ud, const char *room_id, const char *user_id,
+                 script_wait *w);
+    int (*is_member)(void *ud, const char *room_id, const char *user_id,
+                     script_wait *w);
+    /* 0 and *out filled, or -ENOENT when there is no such room. Answered
+     * at once, the members come from room_members (called with w == NULL,
+     * so it must answer at once too); waited, from reply.ids. */
+    int (*room_info)(void *ud, const char *room_id, script_room_info *out,
+                     script_wait *w);
+    /* The listings call each once per id when they answer at once, and
+     * give reply.ids when they waited. -ENOENT when there is no such room
+     * (no such user). */
     int (*room_members)(void *ud, const char *room_id, script_each_fn each,
-                        void *ctx);
-    void (*user_rooms)(void *ud, const char *user_id, script_each_fn each,
-                       void *ctx);
-    void (*online_users)(void *ud, script_each_fn each, void *ctx);
-    /* -ENOENT when the user has no connection. */
+                        void *ctx, script_wait *w);
+    int (*user_rooms)(void *ud, const char *user_id, script_each_fn each,
+                      void *ctx, script_wait *w);
+    int (*online_users)(void *ud, script_each_fn each, void *ctx,
+                        script_wait *w);
     int (*user_connections)(void *ud, const char *user_id, script_each_fn each,
-                            void *ctx);
-    int (*presence_get)(void *ud, const char *user_id);
+                            void *ctx, script_wait *w);
+    int (*presence_get)(void *ud, const char *user_id, script_wait *w);
     /* 1 changed (subscribers told), 0 unchanged, -ENOENT user not
      * connected. */
-    int (*presence_set)(void *ud, const char *user_id, int status);
-    /* 0, or a negative errno when the connection is gone or at its
-     * subscription cap. */
+    int (*presence_set)(void *ud, const char *user_id, int status,
+                        script_wait *w);
+    /* Subscribes conn_id to the presence of the n user_ids, in order, and
+     * fills statuses_out[i] with each one's status (waited:
+     * reply.statuses). 0, or a negative errno when the connection is gone
+     * or at its subscription cap (those before stay subscribed). */
     int (*presence_subscribe)(void *ud, const char *conn_id,
-                              const char *user_id);
-    /* 0 and *out filled, or -ENOENT when there is no such connection. */
+                              const char *const *user_ids, size_t n,
+                              int *statuses_out, script_wait *w);
+    /* 0 and *out filled, or -ENOENT when there is no such connection.
+     * Never waits (a node knows its own connections). */
     int (*conn_info)(void *ud, const char *conn_id, script_conn_info *out);
     /* hub.store; kind is a store_scope_kind, scope a room or user id ("" for
-     * global). get: the JSON text, borrowed for the call, or NULL. set: 0,
-     * -ENOSPC value too large or scope full, -ENOENT no such room or user.
-     * delete: 1 when the key existed. */
-    const char *(*store_get)(void *ud, int kind, const char *scope,
-                             const char *key, size_t *len);
+     * global). get: 0 with *json the JSON text (borrowed for the call) and
+     * *len, or *json NULL when there is none (waited: reply.json/len).
+     * set: 0, -ENOSPC value too large or scope full, -ENOENT no such room
+     * or user. delete: 1 when the key existed. */
+    int (*store_get)(void *ud, int kind, const char *scope, const char *key,
+                     const char **json, size_t *len, script_wait *w);
     int (*store_set)(void *ud, int kind, const char *scope, const char *key,
-                     const char *json, size_t len);
-    int (*store_delete)(void *ud, int kind, const char *scope, const char *key);
+                     const char *json, size_t len, script_wait *w);
+    int (*store_delete)(void *ud, int kind, const char *scope, const char *key,
+                        script_wait *w);
 } script_host;
+
+/* What a host call that waited answers with (script_wake); strings are
+ * borrowed for the script_wake call. */
+typedef struct script_reply {
+    int rc;       /* what the call would have returned at once: 0, a count, 1/0,
+                   * or a negative errno */
+    uint64_t seq; /* publish: the seq taken */
+    script_room_info room; /* room_info */
+    /* listings (room_members, user_rooms, online_users, user_connections,
+     * room_info's members) */
+    const char *const *ids;
+    size_t nids;
+    const int *statuses; /* presence_subscribe: the status of each id asked,
+                          * in the order asked */
+    const char *json;    /* store_get: the value (NULL: none) */
+    size_t len;
+} script_reply;
+
+/* The connection id of the call w belongs to ("" for a timer, or for a
+ * call that is already over: nothing to run after it). Valid until
+ * script_wake. */
+const char *script_wait_conn(const script_wait *w);
+
+/* Completes a host call that returned -EINPROGRESS (exactly once per such
+ * call): the handler resumes with r, as if the call had returned r at
+ * once; it runs guarded like any call (its time limit counts this run
+ * only). Frees w. Returns 1 when the call (the whole handler run) is now
+ * over (answered), 0 when it waits again on another host call (which was
+ * given a w of its own: this one is gone either way). Works on a state that
+ * is no longer the hub's current one (reloaded since) and on a poisoned
+ * state (the frame is then answered handler_error, in C, and it returns
+ * 1).
+ *
+ * Never call it while a script call is running: from inside a script_host
+ * function, or from anything such a function runs synchronously (a hiredis
+ * callback that redisAsyncFree or redisAsyncDisconnect fires from inside
+ * a host function, say). Then it does nothing and returns -EBUSY: w stays
+ * the caller's, to wake later from the loop. */
+int script_wake(script_wait *w, const script_reply *r);
+
+/* How many handler calls of s are waiting (a state with waiting calls must
+ * not be destroyed: script_destroy frees them, and the host must not wake
+ * them after). */
+size_t script_waiting(const script_t *s);
 
 typedef struct script_options {
     const char *lua_dir;     /* the runtime: lua/runtime.lua and friends */
@@ -185,8 +275,11 @@ const char *script_stray_hooks(const script_t *s);
  *   -EAGAIN     the state was already poisoned; no reply;
  *   -EIO        the runtime itself failed (out of memory outside a
  *               handler, say) before answering; no reply.
- * In the last three cases the caller answers handler_error with env's id,
- * so that each frame gets exactly one answer. Answers from the runtime
+ *   -EINPROGRESS the handler is waiting on the host: its answer comes
+ *               through a later script_wake (the caller runs this
+ *               connection's next messages only after that call is over);
+ * In the three cases before it the caller answers handler_error with env's
+ * id, so that each frame gets exactly one answer. Answers from the runtime
  * carry env->id_json as the client wrote it (the runtime's answer).
  * The caller clears env (envelope_clear) in every case. */
 int script_dispatch(script_t *s, const char *conn_id, const char *user_id,

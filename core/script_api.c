@@ -20,6 +20,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "codes.h"
 #include "conn.h"
 #include "log.h"
 #include "presence.h"
@@ -65,10 +66,20 @@ static script_idlist *idlist_start(lua_State *L) {
     return l;
 }
 
-/* Pushes the ids as a sorted array. The ids are still valid here: nothing
- * ran between collecting and pushing. */
-static void push_idlist(lua_State *L, script_idlist *l) {
+/* Pushes the n ids as a sorted array: ids collected into the state's
+ * scratch list (idlist_start), or a reply's (copied there to be sorted).
+ * The ids are still valid here: nothing ran between collecting and
+ * pushing. */
+static void push_ids(lua_State *L, const char *const *ids, size_t n) {
     script_t *s = script__self(L);
+    script_idlist *l = &s->ids;
+    if (ids != l->ids) {
+        l->len = 0;
+        for (size_t i = 0; i < n; i++)
+            script__idlist_add(l, ids[i]);
+    } else {
+        l->len = n;
+    }
     script__idlist_sort(l);
     lua_createtable(L, (int)l->len, 0);
     for (size_t i = 0; i < l->len; i++) {
@@ -77,6 +88,20 @@ static void push_idlist(lua_State *L, script_idlist *l) {
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->array_mt_ref);
     lua_setmetatable(L, -2); /* stack: ids */
+}
+
+static int push_count(lua_State *L, const script_reply *r) {
+    if (r->rc < 0) return script__host_error(L, r->rc);
+    lua_pushinteger(L, r->rc);
+    return 1;
+}
+
+/* A listing: the ids, or an empty list when there is no such room or
+ * user. */
+static int push_list(lua_State *L, const script_reply *r) {
+    script__host_failed(L, r->rc);
+    push_ids(L, r->rc < 0 ? NULL : r->ids, r->rc < 0 ? 0 : r->nids);
+    return 1;
 }
 
 static void set_number(lua_State *L, const char *k, double v) {
@@ -125,10 +150,10 @@ static void arg_opts(lua_State *L, int idx, script_target *t) {
 static int send_to(lua_State *L, script_target *t, int msg_idx) {
     script_t *s = script__self(L);
     frame_t *f = arg_frame(L, msg_idx);
-    size_t n = s->host->send(s->host->ud, t, f);
+    script_wait *w = script__wait_slot(L);
+    script_reply r = {.rc = s->host->send(s->host->ud, t, f, w)};
     frame_unref(f);
-    lua_pushinteger(L, (lua_Integer)n);
-    return 1;
+    return script__reply_or_wait(L, w, &r, push_count);
 }
 
 static int l_send(lua_State *L) {
@@ -192,6 +217,19 @@ static frame_t *stamp_message(void *ctx, uint64_t seq) {
     return frame_from_buf(&p->b);
 }
 
+static int push_publish(lua_State *L, const script_reply *r) {
+    if (r->rc == -EPERM)
+        return script__fail(L, ERR_NOT_IN_ROOM, "you are not in room '%s'",
+                            lua_tostring(L, 1));
+    if (r->rc < 0) {
+        script__host_failed(L, r->rc);
+        return script__fail(L, ERR_NOT_FOUND, "no room '%s'",
+                            lua_tostring(L, 1));
+    }
+    lua_pushnumber(L, (lua_Number)r->seq);
+    return 1;
+}
+
 /* publish(room_id, msg [, member]): sends msg with the room's next seq
  * and the room id added (msg itself is left as it was) to every member
  * connection; returns the seq. With member (a user id), only when that
@@ -217,18 +255,13 @@ static int l_publish(lua_State *L) {
     /* The seq is taken only once the frame is sure to go out: a message
      * that cannot be encoded (NaN, a function, a cycle) must not leave a
      * gap in the room's sequence. */
-    uint64_t seq;
-    int rc =
-        s->host->publish(s->host->ud, room, member, stamp_message, &p, &seq);
-    if (rc < 0) {
-        buf_close(&p.b);
-        if (rc == -EPERM)
-            return script__fail(L, "not_in_room", "you are not in room '%s'",
-                                room);
-        return script__fail(L, "not_found", "no room '%s'", room);
-    }
-    lua_pushnumber(L, (lua_Number)seq);
-    return 1;
+    script_wait *w = script__wait_slot(L);
+    script_reply r = {0};
+    r.rc = s->host->publish(s->host->ud, room, member, stamp_message, &p,
+                            buf_content(&p.b), p.b.len, &r.seq, w);
+    /* Taken by the stamp when the message went out (then empty). */
+    buf_close(&p.b);
+    return script__reply_or_wait(L, w, &r, push_publish);
 }
 
 /* answer(type, fields), the runtime's: the answer to the frame being
@@ -259,8 +292,9 @@ static int l_answer(lua_State *L) {
     }
     buf_putc(&b, '}');
     frame_t *f = frame_from_buf(&b);
+    /* The frame's own connection: never waits. */
     script_target t = {SCRIPT_TO_CONN, &s->call_conn, 1, NULL, NULL};
-    s->host->send(s->host->ud, &t, f);
+    s->host->send(s->host->ud, &t, f, NULL);
     frame_unref(f);
     s->answered = 1;
     return 0;
@@ -292,30 +326,51 @@ static const char *check_room_id(lua_State *L, int idx) {
     return room;
 }
 
+static int push_join(lua_State *L, const script_reply *r) {
+    if (r->rc < 0) {
+        script__host_failed(L, r->rc);
+        return script__fail(L, ERR_NOT_FOUND, "user '%s' is not connected",
+                            lua_tostring(L, 2));
+    }
+    lua_pushboolean(L, r->rc);
+    return 1;
+}
+
 static int l_join(lua_State *L) {
     script_t *s = script__self(L);
     const char *room = check_room_id(L, 1);
     const char *uid = luaL_checkstring(L, 2);
-    int rc = s->host->join(s->host->ud, room, uid);
-    if (rc < 0)
-        return script__fail(L, "not_found", "user '%s' is not connected", uid);
-    lua_pushboolean(L, rc);
-    return 1;
+    script_wait *w = script__wait_slot(L);
+    script_reply r = {.rc = s->host->join(s->host->ud, room, uid, w)};
+    return script__reply_or_wait(L, w, &r, push_join);
 }
 
 static int l_leave(lua_State *L) {
     script_t *s = script__self(L);
     const char *room = luaL_checkstring(L, 1);
     const char *uid = luaL_checkstring(L, 2);
-    lua_pushboolean(L, s->host->leave(s->host->ud, room, uid));
-    return 1;
+    script_wait *w = script__wait_slot(L);
+    script_reply r = {.rc = s->host->leave(s->host->ud, room, uid, w)};
+    return script__reply_or_wait(L, w, &r, script__push_bool);
 }
 
 static int l_is_member(lua_State *L) {
     script_t *s = script__self(L);
     const char *room = luaL_checkstring(L, 1);
     const char *uid = luaL_checkstring(L, 2);
-    lua_pushboolean(L, s->host->is_member(s->host->ud, room, uid));
+    script_wait *w = script__wait_slot(L);
+    script_reply r = {.rc = s->host->is_member(s->host->ud, room, uid, w)};
+    return script__reply_or_wait(L, w, &r, script__push_bool);
+}
+
+/* The ids, or nil when there is no such room. */
+static int push_members(lua_State *L, const script_reply *r) {
+    script__host_failed(L, r->rc);
+    if (r->rc < 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    push_ids(L, r->ids, r->nids);
     return 1;
 }
 
@@ -323,19 +378,17 @@ static int l_room_members(lua_State *L) {
     script_t *s = script__self(L);
     const char *room = luaL_checkstring(L, 1);
     script_idlist *l = idlist_start(L);
-    if (s->host->room_members(s->host->ud, room, script__idlist_add, l) < 0) {
-        lua_pushnil(L);
-        return 1;
-    }
-    push_idlist(L, l);
-    return 1;
+    script_wait *w = script__wait_slot(L);
+    script_reply r = {.rc = s->host->room_members(s->host->ud, room,
+                                                  script__idlist_add, l, w)};
+    r.ids = l->ids;
+    r.nids = l->len;
+    return script__reply_or_wait(L, w, &r, push_members);
 }
 
-static int l_room_info(lua_State *L) {
-    script_t *s = script__self(L);
-    const char *room = luaL_checkstring(L, 1);
-    script_room_info info;
-    if (s->host->room_info(s->host->ud, room, &info) < 0) {
+static int push_room_info(lua_State *L, const script_reply *r) {
+    script__host_failed(L, r->rc);
+    if (r->rc < 0) {
         lua_pushnil(L);
         return 1;
     }
@@ -344,23 +397,42 @@ static int l_room_info(lua_State *L) {
     lua_setfield(L, -2, "room_id");
     lua_pushvalue(L, 1);
     lua_setfield(L, -2, "name");
-    set_number(L, "created_at", (double)info.created_at);
-    set_number(L, "message_count", (double)info.message_count);
-    set_number(L, "seq", (double)info.seq);
-    script_idlist *l = idlist_start(L);
-    s->host->room_members(s->host->ud, room, script__idlist_add, l);
-    push_idlist(L, l);
+    set_number(L, "created_at", (double)r->room.created_at);
+    set_number(L, "message_count", (double)r->room.message_count);
+    set_number(L, "seq", (double)r->room.seq);
+    push_ids(L, r->ids, r->nids);
     lua_setfield(L, -2, "members"); /* stack: info */
     return 1;
+}
+
+static int l_room_info(lua_State *L) {
+    script_t *s = script__self(L);
+    const char *room = luaL_checkstring(L, 1);
+    script_wait *w = script__wait_slot(L);
+    script_reply r = {0};
+    r.rc = s->host->room_info(s->host->ud, room, &r.room, w);
+    if (r.rc == -EINPROGRESS && w)
+        return script__wait_begin(L, w, push_room_info);
+    /* Answered at once: so are the members. */
+    script_idlist *l = idlist_start(L);
+    if (r.rc == 0 && s->host->room_members(s->host->ud, room,
+                                           script__idlist_add, l, NULL) < 0)
+        l->len = 0;
+    r.ids = l->ids;
+    r.nids = l->len;
+    return push_room_info(L, &r);
 }
 
 static int l_user_rooms(lua_State *L) {
     script_t *s = script__self(L);
     const char *uid = luaL_checkstring(L, 1);
     script_idlist *l = idlist_start(L);
-    s->host->user_rooms(s->host->ud, uid, script__idlist_add, l);
-    push_idlist(L, l);
-    return 1;
+    script_wait *w = script__wait_slot(L);
+    script_reply r = {
+        .rc = s->host->user_rooms(s->host->ud, uid, script__idlist_add, l, w)};
+    r.ids = l->ids;
+    r.nids = l->len;
+    return script__reply_or_wait(L, w, &r, push_list);
 }
 
 void script__inject_rooms(lua_State *L, script_t *s, int hub) {
@@ -378,11 +450,27 @@ void script__inject_rooms(lua_State *L, script_t *s, int hub) {
 
 /* ---- presence: hub.presence_get, presence_set, presence_subscribe -------- */
 
+static int push_status(lua_State *L, const script_reply *r) {
+    if (r->rc < 0) return script__host_error(L, r->rc);
+    lua_pushstring(L, presence_status_name((presence_status)r->rc));
+    return 1;
+}
+
 static int l_presence_get(lua_State *L) {
     script_t *s = script__self(L);
     const char *uid = luaL_checkstring(L, 1);
-    int st = s->host->presence_get(s->host->ud, uid);
-    lua_pushstring(L, presence_status_name((presence_status)st));
+    script_wait *w = script__wait_slot(L);
+    script_reply r = {.rc = s->host->presence_get(s->host->ud, uid, w)};
+    return script__reply_or_wait(L, w, &r, push_status);
+}
+
+static int push_presence_set(lua_State *L, const script_reply *r) {
+    if (r->rc < 0) {
+        script__host_failed(L, r->rc);
+        return script__fail(L, ERR_NOT_FOUND, "user '%s' is not connected",
+                            lua_tostring(L, 1));
+    }
+    lua_pushboolean(L, r->rc);
     return 1;
 }
 
@@ -392,12 +480,33 @@ static int l_presence_set(lua_State *L) {
     const char *name = luaL_checkstring(L, 2);
     presence_status st;
     if (presence_parse_status(name, &st) < 0)
-        return script__fail(L, "bad_message",
+        return script__fail(L, ERR_BAD_MESSAGE,
                             "status must be online, away, busy or offline");
-    int rc = s->host->presence_set(s->host->ud, uid, (int)st);
-    if (rc < 0)
-        return script__fail(L, "not_found", "user '%s' is not connected", uid);
-    lua_pushboolean(L, rc);
+    script_wait *w = script__wait_slot(L);
+    script_reply r = {.rc =
+                          s->host->presence_set(s->host->ud, uid, (int)st, w)};
+    return script__reply_or_wait(L, w, &r, push_presence_set);
+}
+
+/* statuses[uid] = status for each id asked: the list at 2, as many as
+ * r->nids, which is how many were asked (script__wait_asked: the list
+ * may have changed while the call waited). */
+static int push_statuses(lua_State *L, const script_reply *r) {
+    if (r->rc < 0) {
+        script__host_failed(L, r->rc);
+        return script__fail(L, ERR_RATE_LIMITED,
+                            "at most %d presence subscriptions per connection",
+                            PRESENCE_MAX_SUBSCRIPTIONS);
+    }
+    size_t n = lua_objlen(L, 2);
+    if (n > r->nids) n = r->nids;
+    lua_createtable(L, 0, (int)n);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 2, (int)i + 1);
+        lua_pushstring(L,
+                       presence_status_name((presence_status)r->statuses[i]));
+        lua_rawset(L, -3); /* stack: statuses */
+    }
     return 1;
 }
 
@@ -406,22 +515,27 @@ static int l_presence_subscribe(lua_State *L) {
     const char *cid = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     size_t n = lua_objlen(L, 2);
-    lua_createtable(L, 0, (int)n);
-    for (size_t i = 1; i <= n; i++) {
-        lua_rawgeti(L, 2, (int)i);
+    /* Userdata, not malloc: if anything below raises, the GC frees them. */
+    const char **ids = lua_newuserdata(L, (n ? n : 1) * sizeof *ids);
+    int *statuses = lua_newuserdata(L, (n ? n : 1) * sizeof *statuses);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 2, (int)i + 1);
         if (lua_type(L, -1) != LUA_TSTRING)
-            return script__fail(L, "bad_message", "user_ids must be strings");
-        const char *uid = lua_tostring(L, -1);
-        if (s->host->presence_subscribe(s->host->ud, cid, uid) < 0)
-            return script__fail(
-                L, "rate_limited",
-                "at most %d presence subscriptions per connection",
-                PRESENCE_MAX_SUBSCRIPTIONS);
-        int st = s->host->presence_get(s->host->ud, uid);
-        lua_pushstring(L, presence_status_name((presence_status)st));
-        lua_rawset(L, -3); /* stack: statuses (statuses[uid] = status) */
+            return script__fail(L, ERR_BAD_MESSAGE, "user_ids must be strings");
+        ids[i] = lua_tostring(L, -1);
+        lua_pop(L, 1); /* the table keeps the string alive */
     }
-    return 1;
+    script_wait *w = script__wait_slot(L);
+    script_reply r = {0};
+    r.rc = s->host->presence_subscribe(s->host->ud, cid, ids, n, statuses, w);
+    if (r.rc == -EINPROGRESS && w) {
+        script__wait_begin(L, w, push_statuses);
+        script__wait_asked(w, n);
+        return 1;
+    }
+    r.statuses = statuses;
+    r.nids = n;
+    return push_statuses(L, &r);
 }
 
 void script__inject_presence(lua_State *L, script_t *s, int hub) {
@@ -439,18 +553,24 @@ void script__inject_presence(lua_State *L, script_t *s, int hub) {
 static int l_online_users(lua_State *L) {
     script_t *s = script__self(L);
     script_idlist *l = idlist_start(L);
-    s->host->online_users(s->host->ud, script__idlist_add, l);
-    push_idlist(L, l);
-    return 1;
+    script_wait *w = script__wait_slot(L);
+    script_reply r = {
+        .rc = s->host->online_users(s->host->ud, script__idlist_add, l, w)};
+    r.ids = l->ids;
+    r.nids = l->len;
+    return script__reply_or_wait(L, w, &r, push_list);
 }
 
 static int l_user_connections(lua_State *L) {
     script_t *s = script__self(L);
     const char *uid = luaL_checkstring(L, 1);
     script_idlist *l = idlist_start(L);
-    s->host->user_connections(s->host->ud, uid, script__idlist_add, l);
-    push_idlist(L, l);
-    return 1;
+    script_wait *w = script__wait_slot(L);
+    script_reply r = {.rc = s->host->user_connections(
+                          s->host->ud, uid, script__idlist_add, l, w)};
+    r.ids = l->ids;
+    r.nids = l->len;
+    return script__reply_or_wait(L, w, &r, push_list);
 }
 
 static int l_conn_info(lua_State *L) {

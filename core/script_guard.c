@@ -312,14 +312,26 @@ static int pcall_result(int rc) {
     return rc == LUA_ERRMEM ? -ENOMEM : -EINVAL;
 }
 
+/* How deep guarded calls are nested (0 or 1 in practice: script_wake
+ * refuses to start one inside another). */
+static int call_depth;
+
+int script__in_call(void) {
+    return call_depth > 0;
+}
+
 int script__pcall(script_t *s, int nargs, int nresults, int msgh) {
     before_call(s);
     if (s->timeout_ms <= 0 || watchdog_init() < 0) {
+        call_depth++;
         int rc = lua_pcall(s->L, nargs, nresults, msgh);
+        call_depth--;
         after_call(s);
         return pcall_result(rc);
     }
+    int depth = call_depth;
     if (sigsetjmp(escape, 0)) {
+        call_depth = depth;
         running = NULL;
         s->poisoned = 1;
         s->closable = in_compiled_code(escape_pc);
@@ -344,7 +356,9 @@ int script__pcall(script_t *s, int nargs, int nresults, int msgh) {
     running = s;
     atomic_signal_fence(memory_order_seq_cst);
     if (!armed) watchdog_start(call_limit_ns);
+    call_depth++;
     int rc = lua_pcall(s->L, nargs, nresults, msgh);
+    call_depth--;
     running = NULL;
     atomic_signal_fence(memory_order_seq_cst);
     if (stage >= 1) lua_sethook(s->L, NULL, 0, 0);

@@ -1,6 +1,6 @@
 /* script_int.h -- what the files of the script module share.
  *
- * The module is six files, one concern each, and they call only down:
+ * The module is seven files, one concern each, and they call only down:
  *
  *   script.c        creating, reloading and dispatching: the public API of
  *                   script.h, the loading of lua/runtime.lua;
@@ -9,11 +9,13 @@
  *   script_api.c    the rest of the `hub` table scripts get (sending,
  *                   rooms, presence, connections, limits), one injector per
  *                   area, and the runtime's answer, log and set_fail;
+ *   script_wait.c   calls that wait on the host: the per-call record,
+ *                   script_wake, and the runtime's resume and reply;
  *   script_json.c   JSON to and from Lua values (and hub.encode/decode);
  *   script_guard.c  the memory cap, the watchdog and the guarded call.
  *
  *   script.c -> script_timer.c, script_store.c -> script_api.c
- *            -> script_json.c -> script_guard.c
+ *            -> script_wait.c -> script_json.c -> script_guard.c
  *   (a file may skip a level down, never call up: script_timer.c calls
  *   script_json.c and script_guard.c; script_store.c calls script__fail.)
  *
@@ -42,6 +44,14 @@
 
 typedef struct script_timer script_timer_t;
 
+/* Pushes the results of a host call (the at-once answer, or the reply of
+ * one that waited) with the call's own arguments at 1..n; raises as the
+ * function raises for what the reply says. Returns how many it pushed. */
+typedef int (*script_push_fn)(lua_State *L, const script_reply *r);
+
+/* What a call is, for its end (script_wait.c). */
+enum script_call_kind { SCRIPT_CALL_MESSAGE, SCRIPT_CALL_TIMER };
+
 /* Ids collected from the host (borrowed for the call), before they are
  * pushed as a sorted array. */
 typedef struct script_idlist {
@@ -57,7 +67,8 @@ struct script {
     int closable; /* poisoned, but left in compiled code: lua_close is safe */
     script_timer_t *timers;
     size_t ntimers;
-    int timer_ref; /* the runtime's runner of named timers */
+    int timer_ref;      /* the runtime's runner of named timers */
+    int timer_call_ref; /* the runtime's timer(fn, name, arg) */
     const script_host *host;
     int dispatch_ref, connect_ref, disconnect_ref;
     int has_connect_hook, has_disconnect_hook;
@@ -69,6 +80,20 @@ struct script {
     const char *call_conn, *call_id;
     size_t call_id_len;
     int answered; /* the frame has had its answer */
+    /* Waiting (script_wait.c). What is running: its kind, a label for the
+     * log (a timer's), the coroutine it runs in (set by core.resume), and
+     * its record once it has waited (NULL: it has not). */
+    int call_kind;
+    const char *call_label;
+    lua_State *call_L;
+    script_wait *call;
+    script_wait *spare; /* the record the next call's first wait takes */
+    script_wait *waits; /* every record the host holds, or a call owns */
+    size_t nwaiting;
+    const char *where;         /* why a call outside a coroutine cannot wait */
+    int resume_ref;            /* the runtime's resume(co) */
+    const script_reply *reply; /* the reply of a script_wake, for its run */
+    script_push_fn reply_push;
     size_t count;
     char *types;
     char *hooks;       /* the hooks loaded, ", "-separated */
@@ -90,6 +115,10 @@ static inline script_t *script__self(lua_State *L) {
 }
 
 /* ---- script_guard.c ----------------------------------------------------- */
+
+/* 1 while a guarded call runs (in any state): script_wake must not start
+ * another one then. */
+int script__in_call(void);
 
 /* Caps the state's memory at mb megabytes (0: no cap). */
 void script__guard_cap(script_t *s, size_t mb);
@@ -132,9 +161,11 @@ extern const json_sink script__decoder_sink;
 
 void script__decoder_init(script_decoder *d, script_t *s);
 
-/* Pushes json[0..len) decoded. Returns 0, or -EINVAL with the stack as it
- * was and the reason in err. */
-int script__decode(script_t *s, const char *json, size_t len, json_error *err);
+/* Pushes json[0..len) decoded on L (s's main thread, or the coroutine a C
+ * function runs in). Returns 0, or -EINVAL with the stack as it was and
+ * the reason in err. */
+int script__decode(script_t *s, lua_State *L, const char *json, size_t len,
+                   json_error *err);
 
 /* Appends the Lua value at idx (absolute) to b as JSON. Returns 0, or
  * -EINVAL with a message pushed (b then holds part of the value). */
@@ -159,6 +190,63 @@ int script__encode_members(lua_State *L, int idx, buf_t *b, int depth,
 
 /* hub.encode, hub.decode, hub.null; core.set_array_mt. */
 void script__inject_json(lua_State *L, script_t *s, int hub, int core);
+
+/* ---- script_wait.c ------------------------------------------------------ */
+
+/* What a C function that may wait passes the host: the current call's
+ * record (one it has not handed out yet), or NULL when the call cannot
+ * wait here (outside a call's coroutine, inside a function that cannot
+ * yield, or on a coroutine of the script's own). */
+script_wait *script__wait_slot(lua_State *L);
+
+/* After the host returned -EINPROGRESS for w (from script__wait_slot):
+ * the record keeps the call's context, push will push the reply, and the
+ * marker the runtime's wrapper yields is pushed. Returns 1 (pushed). */
+int script__wait_begin(lua_State *L, script_wait *w, script_push_fn push);
+
+/* For a call that waits on a list of n items (presence_subscribe): the
+ * reply it gets at the wake has nids = n, whatever the host put there. */
+void script__wait_asked(script_wait *w, size_t n);
+
+/* Raises what a host failure that is the cluster's says: -EAGAIN is the
+ * protocol error unavailable, -EDEADLK (or -EINPROGRESS where the call
+ * could not wait) a plain error that the running function cannot wait
+ * here. Returns 0 for any other rc. */
+int script__host_failed(lua_State *L, int rc);
+/* script__host_failed, and a plain error for any other rc (a failure no
+ * push routine expects: the host's bug). Does not return. */
+int script__host_error(lua_State *L, int rc);
+
+/* What the C functions that may wait end with: the host's answer r at once
+ * is pushed by push; -EINPROGRESS (with a record w given) makes the call
+ * wait (script__wait_begin), and push pushes the reply at the wake. */
+int script__reply_or_wait(lua_State *L, script_wait *w, const script_reply *r,
+                          script_push_fn push);
+/* A push routine: r->rc as a boolean. */
+int script__push_bool(lua_State *L, const script_reply *r);
+
+/* The end of a run of a call (its start or a resume), with rc what
+ * script__pcall returned and, when 0, the runtime's two results on the
+ * stack. Returns 1 when the call now waits (its record keeps the
+ * coroutine), 0 when it is over (its record, if any, is freed, or, when the
+ * host still holds it, left for script_wake to free). */
+int script__run_end(script_t *s, int rc);
+
+/* A timer's call is over with rc (and, when 0, the runtime's timer
+ * results on the stack: nothing, "failed" and the error, or "gone" and
+ * why): logs its failure as "timer <label> failed". Returns 1 when the
+ * timer's name no longer resolves (the caller cancels it). */
+int script__timer_over(script_t *s, const char *label, int rc);
+
+/* The runtime's resume and reply, and the marker, into the table at core. */
+void script__inject_wait(lua_State *L, script_t *s, int core);
+
+/* Frees every record of s (at its destruction). */
+void script__waits_close(script_t *s);
+
+/* Sends {"type":"error","id":<the call's id>,"code":…,"message":…} to the
+ * call's connection. */
+void script__answer_error(script_t *s, const char *code, const char *msg);
 
 /* ---- script_api.c ------------------------------------------------------- */
 

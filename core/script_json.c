@@ -93,11 +93,12 @@ void script__decoder_init(script_decoder *d, script_t *s) {
     d->depth = 0;
 }
 
-int script__decode(script_t *s, const char *json, size_t len, json_error *err) {
-    lua_State *L = s->L;
+int script__decode(script_t *s, lua_State *L, const char *json, size_t len,
+                   json_error *err) {
     int top = lua_gettop(L);
     decoder_t d;
     script__decoder_init(&d, s);
+    d.L = L;
     if (json_parse(json, len, JSON_MAX_DEPTH, &script__decoder_sink, &d, err) !=
         JSON_OK) {
         lua_settop(L, top);
@@ -289,7 +290,7 @@ static int l_decode(lua_State *L) {
     size_t n;
     const char *json = luaL_checklstring(L, 1, &n);
     json_error err;
-    if (script__decode(s, json, n, &err) < 0)
+    if (script__decode(s, L, json, n, &err) < 0)
         return luaL_error(L, "not JSON: %s", err.message);
     return 1;
 }

@@ -58,11 +58,12 @@ static void timer_link(script_t *s, script_timer_t *t) {
 }
 
 /* Unlinks t, lets go of its function, and closes its handle (the memory
- * goes in the close callback, as libuv requires). */
-static void timer_remove(script_t *s, script_timer_t *t) {
+ * goes in the close callback, as libuv requires). L is the thread running
+ * (s's, or a call's coroutine). */
+static void timer_remove(lua_State *L, script_t *s, script_timer_t *t) {
     timer_unlink(s, t);
     if (!s->poisoned && t->fn_ref != LUA_NOREF)
-        luaL_unref(s->L, LUA_REGISTRYINDEX, t->fn_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, t->fn_ref);
     uv_timer_stop(&t->handle);
     uv_close((uv_handle_t *)&t->handle, timer_free);
 }
@@ -73,57 +74,55 @@ static script_timer_t *timer_find(script_t *s, double id) {
     return NULL;
 }
 
-static int traceback_msgh(lua_State *L) {
-    if (lua_isstring(L, 1)) luaL_traceback(L, L, lua_tostring(L, 1), 1);
-    return 1;
-}
-
-/* Pushes what a named timer calls: the runtime's runner, the name and the
- * argument (decoded afresh, so that every call gets its own copy). */
-static void push_named_call(script_t *s, const script_timer_t *t) {
-    lua_State *L = s->L;
-    json_error jerr;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->timer_ref);
-    lua_pushstring(L, t->name);
-    if (!t->arg || script__decode(s, t->arg, t->arglen, &jerr) < 0)
-        lua_pushnil(L);
-}
-
 static void on_timer(uv_timer_t *h) {
     script_timer_t *t = h->data;
     script_t *s = t->s;
     if (s->poisoned) return;
     lua_State *L = s->L;
     double id = t->id;
-    char name[SCRIPT_MAX_TIMER_NAME + 1] = "";
-    int msgh = lua_gettop(L) + 1;
-    lua_pushcfunction(L, traceback_msgh);
-    int nargs = 0;
-    if (t->name) {
-        snprintf(name, sizeof name, "%s", t->name);
-        push_named_call(s, t);
-        nargs = 2;
+    char label[SCRIPT_MAX_TIMER_NAME + 40];
+    if (t->name)
+        snprintf(label, sizeof label, "%.0f (%s)", id, t->name);
+    else
+        snprintf(label, sizeof label, "%.0f", id);
+    int named = t->name != NULL;
+    /* The runtime's timer(fn, name, arg), which runs the call in a
+     * coroutine: a named timer's name is resolved by the runtime, and its
+     * argument decoded afresh, so that every call gets its own copy. */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->timer_call_ref);
+    json_error jerr;
+    if (named) {
+        lua_pushnil(L);
+        lua_pushstring(L, t->name);
+        if (!t->arg || script__decode(s, L, t->arg, t->arglen, &jerr) < 0)
+            lua_pushnil(L);
     } else {
         lua_rawgeti(L, LUA_REGISTRYINDEX, t->fn_ref);
+        lua_pushnil(L);
+        lua_pushnil(L);
     }
     /* A one-shot timer is gone before it runs, so that its function may
      * start new timers or cancel others freely. */
-    if (!t->repeat) timer_remove(s, t);
-    /* stack: msgh, fn[, name, arg] */
-    int rc = script__pcall(s, nargs, nargs ? 2 : 0, msgh);
-    if (rc == -ETIMEDOUT) return;
-    if (rc) {
-        log_error("lua", "timer %.0f%s%s%s failed: %s%s", id, *name ? " (" : "",
-                  name, *name ? ")" : "",
-                  rc == -ENOMEM ? "out of memory: " : "",
-                  lua_isstring(L, -1) ? lua_tostring(L, -1) : "(no message)");
-    } else if (nargs && !lua_toboolean(L, -2)) {
+    if (!t->repeat) timer_remove(L, s, t);
+    /* stack: timer, fn, name, arg */
+    s->call_kind = SCRIPT_CALL_TIMER;
+    s->call_label = label;
+    s->call_conn = NULL;
+    s->call_id = NULL;
+    int rc = script__pcall(s, 3, 2, 0);
+    int waits = script__run_end(s, rc);
+    s->call_label = NULL;
+    if (waits || rc == -ETIMEDOUT) {
+        if (!s->poisoned) lua_settop(L, 0);
+        return;
+    }
+    if (script__timer_over(s, label, rc)) {
         /* The name no longer resolves (the module or function is gone from
          * the scripts since the timer was set): nothing to call, ever. */
         log_warn("script", "timer %.0f cancelled: %s", id,
-                 lua_isstring(L, -1) ? lua_tostring(L, -1) : name);
+                 lua_isstring(L, -1) ? lua_tostring(L, -1) : label);
         script_timer_t *still = timer_find(s, id);
-        if (still) timer_remove(s, still);
+        if (still) timer_remove(L, s, still);
     }
     lua_settop(L, 0);
 }
@@ -209,7 +208,7 @@ static int l_cancel(lua_State *L) {
     script_t *s = script__self(L);
     double id = luaL_checknumber(L, 1);
     script_timer_t *t = timer_find(s, id);
-    if (t) timer_remove(s, t);
+    if (t) timer_remove(L, s, t);
     lua_pushboolean(L, t != NULL);
     return 1;
 }
@@ -231,7 +230,7 @@ void script_adopt_timers(script_t *to, script_t *from, size_t *kept,
     while (from->timers) {
         script_timer_t *t = from->timers;
         if (!t->name) {
-            timer_remove(from, t);
+            timer_remove(from->L, from, t);
             ++*cancelled;
             continue;
         }
@@ -247,7 +246,7 @@ void script_adopt_timers(script_t *to, script_t *from, size_t *kept,
 
 void script__timers_close(script_t *s) {
     while (s->timers)
-        timer_remove(s, s->timers);
+        timer_remove(s->L, s, s->timers);
 }
 
 void script__inject_timers(lua_State *L, script_t *s, int hub, int core) {

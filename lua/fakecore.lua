@@ -499,6 +499,12 @@ local function c_side(kit, state)
     return had
   end
 
+  -- waiting: the kit's host answers every call at once, so no call waits;
+  -- the runtime still runs calls in coroutines, resumed as C resumes them
+  core.WAIT = setmetatable({}, { __tostring = function() return "core.WAIT" end })
+  core.resume = coroutine.resume
+  function core.reply() error("no reply to push: the kit's host answers at once", 0) end
+
   -- logging, protocol.fail
   function core.log(level, msg)
     level, msg = check_string(level, 1, "log"), check_string(msg, 2, "log")

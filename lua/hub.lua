@@ -16,6 +16,40 @@ local hub, core, protocol = ...
 core.set_array_mt(protocol.array_mt)
 core.set_fail(protocol.fail)
 
+-- The functions that may wait for the host (a cluster's round trip). Each
+-- C function answers at once, or returns core.WAIT when the host will
+-- answer later: its wrapper then yields the call's coroutine (the
+-- runtime's, lua/runtime.lua) and, once resumed, has core.reply push the
+-- reply with the function's own arguments, as the function would have
+-- pushed it at once (raising what it raises). One wrapper, made from one
+-- template per function so that an argument error still names the
+-- function ("bad argument #1 to 'publish'").
+local WAITING = {
+  hub = { "send", "send_user", "send_users", "send_room", "broadcast", "publish",
+    "join", "leave", "is_member", "room_info", "room_members", "user_rooms",
+    "online_users", "user_connections", "presence_get", "presence_set",
+    "presence_subscribe" },
+  core = { "store_get", "store_set", "store_delete" },
+}
+local TEMPLATE = [[
+local fns, WAIT, yield, reply = ...
+return function(...)
+  local r = fns.NAME(...)
+  if r ~= WAIT then return r end
+  yield(WAIT)
+  return reply(...)
+end
+]]
+for where, names in pairs(WAITING) do
+  local t = where == "hub" and hub or core
+  local fns = {}
+  for _, name in ipairs(names) do
+    fns[name] = t[name]
+    local make = assert(loadstring(TEMPLATE:gsub("NAME", name), "=hub." .. name))
+    t[name] = make(fns, core.WAIT, coroutine.yield, core.reply)
+  end
+end
+
 hub.array_mt = protocol.array_mt
 hub.array = protocol.array
 hub.NO_ACK = protocol.NO_ACK

@@ -10,6 +10,13 @@
 -- nothing: if any handler fails to load, this raises with every failure
 -- (file:line each) and the core keeps the previous state in service. On
 -- success it returns { dispatch = fn, types = {...}, hooks = {...}, ... }.
+--
+-- Every call (a message's dispatch, the on_message hook with it, a
+-- timer's callback) runs in a coroutine, so that a hub function may wait
+-- for the host (a cluster's round trip) without blocking the server: the
+-- function's wrapper (lua/hub.lua) yields core.WAIT, and the call returns
+-- core.WAIT and the coroutine to C, which resumes it later through
+-- resume(co). on_connect and on_disconnect run outside: they cannot wait.
 
 local hub, core, scripts_dir, types, lua_dir, unsafe, hook_files = ...
 
@@ -128,6 +135,18 @@ end
 -- every frame; protocol errors (hub.fail) pass through untouched.
 local function traceback(e)
   if type(e) == "string" then
+    -- An error raised in a hub function is positioned in its wrapper
+    -- (lua/hub.lua, "hub.send:3: ..."): name the script's line that
+    -- called it instead.
+    local msg = e:match("^hub%.[%w_]+:%d+: (.*)$")
+    for level = 3, msg and 12 or 0 do
+      local info = debug.getinfo(level, "Sl")
+      if not info then break end
+      if info.what ~= "C" and not info.source:find("^=hub%.") then
+        e = info.short_src .. ":" .. info.currentline .. ": " .. msg
+        break
+      end
+    end
     return debug.traceback(e, 2)
   end
   return e
@@ -171,7 +190,7 @@ local function call(handler, conn, msg, type_name)
   end
 end
 
-local function dispatch(conn_id, user_id, type_name, msg, meta)
+local function dispatch_body(conn_id, user_id, type_name, msg, meta)
   local conn = { id = conn_id, user = user_id, meta = meta }
   local id = msg.id
   if hooks.on_message then
@@ -232,6 +251,80 @@ local function disconnect(conn_id, user_id, code, meta)
   run_hook("on_disconnect", { id = conn_id, user = user_id, meta = meta }, { code = code })
 end
 
+-- ---- calls in coroutines ---------------------------------------------------
+--
+-- A coroutine runs one call after another: a call that ends puts its
+-- coroutine back among the idle ones (a few are kept), so a message costs
+-- no new coroutine. core.resume is coroutine.resume that tells C which
+-- coroutine runs, so that only a call's own coroutine waits (one a script
+-- makes itself cannot: its resume would get the marker).
+
+local WAIT, core_resume = core.WAIT, core.resume
+local create, yield = coroutine.create, coroutine.yield
+local DONE = {}
+local IDLE_MAX = 16
+local idle = {}
+
+local function worker(fn, a, b, c, d, e)
+  while true do
+    fn, a, b, c, d, e = yield(DONE, fn(a, b, c, d, e))
+  end
+end
+
+-- What a run of a call returns to C: the call's two results when it is
+-- over (its coroutine, suspended between calls, goes back among the idle
+-- ones), or WAIT and the coroutine when it waits on the host.
+local function step(co, ok, what, r1, r2)
+  if what == DONE then
+    if #idle < IDLE_MAX then idle[#idle + 1] = co end
+    return r1, r2
+  end
+  if not ok then error(what, 0) end
+  if what == WAIT then return WAIT, co end
+  -- The script yielded by itself, outside a coroutine of its own: the
+  -- call can never go on.
+  error("attempt to yield from outside a coroutine", 0)
+end
+
+local function start(fn, a, b, c, d, e)
+  local n = #idle
+  local co = idle[n]
+  if co then idle[n] = nil else co = create(worker) end
+  return step(co, core_resume(co, fn, a, b, c, d, e))
+end
+
+-- Resumes a call that waited; its wrapper picks up the reply.
+local function resume(co)
+  return step(co, core_resume(co))
+end
+
+local function dispatch(conn_id, user_id, type_name, msg, meta)
+  return start(dispatch_body, conn_id, user_id, type_name, msg, meta)
+end
+
+-- A timer's call: fn, or the function a named timer names (resolved
+-- afresh: the scripts may have been reloaded since it was set) called
+-- with arg. Returns nothing, "failed" and the error, or "gone" and why the
+-- name does not resolve.
+local function timer_body(fn, name, arg)
+  if name then
+    local why
+    fn, why = protocol.timer_function(name, require_module)
+    if not fn then return "gone", why end
+  end
+  local ok, err = xpcall(fn, traceback, arg)
+  if not ok then
+    err = tostring(err)
+    -- LuaJIT's out-of-memory error: the state hit --script-memory.
+    if err:match("^[^\n]*") == "not enough memory" then err = "out of memory: " .. err end
+    return "failed", err
+  end
+end
+
+local function timer(fn, name, arg)
+  return start(timer_body, fn, name, arg)
+end
+
 local loaded = {}
 for _, t in ipairs(types) do
   loaded[#loaded + 1] = t
@@ -246,7 +339,8 @@ local function run(handler, conn_id, user_id, msg, meta)
 end
 
 return {
-  dispatch = dispatch, connect = connect, disconnect = disconnect,
+  dispatch = dispatch, resume = resume, timer = timer,
+  connect = connect, disconnect = disconnect,
   load = load_file, run = run,
   types = loaded, hooks = hooks_loaded, stray_hooks = stray_hooks,
   has_connect_hook = hooks.on_connect ~= nil,

@@ -24,7 +24,7 @@ void native_ping(hub_t *h, const hub_call *call) {
     frame_t *f = frame_from_buf(&b);
     const script_host *host = hub_host(h);
     script_target t = {SCRIPT_TO_CONN, &call->conn_id, 1, NULL, NULL};
-    host->send(host->ud, &t, f);
+    host->send(host->ud, &t, f, NULL);
     frame_unref(f);
 }
 
@@ -215,8 +215,8 @@ void native_chat(hub_t *h, const hub_call *call) {
     json_write_number(&cf.b, (double)clock_now_ms());
     buf_close(&payload);
     uint64_t seq = 0;
-    if (host->publish(host->ud, sc.room, call->user_id, chat_stamp, &cf, &seq) <
-        0) {
+    if (host->publish(host->ud, sc.room, call->user_id, chat_stamp, &cf,
+                      buf_content(&cf.b), cf.b.len, &seq, NULL) < 0) {
         char msg[192];
         snprintf(msg, sizeof msg, "you are not in room '%s'", sc.room);
         buf_close(&cf.b);
@@ -233,7 +233,7 @@ void native_chat(hub_t *h, const hub_call *call) {
     buf_putc(&b, '}');
     frame_t *f = frame_from_buf(&b);
     script_target t = {SCRIPT_TO_CONN, &call->conn_id, 1, NULL, NULL};
-    host->send(host->ud, &t, f);
+    host->send(host->ud, &t, f, NULL);
     frame_unref(f);
 }
 

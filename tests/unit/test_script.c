@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <uv.h>
 
 #include "frame.h"
 #include "script.h"
@@ -38,10 +39,37 @@ typedef struct host_state {
     uint64_t seq;
     int room_exists;
     int not_member; /* the user publishing is not a member */
+    /* A host of a cluster, played by the test: with defer set, every call
+     * that may wait and is given a record waits (the record is kept in
+     * waits[], by the name of what waits in what[], for the test to wake)
+     * and one given none answers -EDEADLK; with unavailable set, it
+     * answers -EAGAIN at once. */
+    int defer, unavailable;
+    script_wait *waits[8];
+    const char *what[8];
+    int nwaits;
 } host_state_t;
 
-static size_t h_send(void *ud, const script_target *t, frame_t *f) {
-    host_state_t *h = ud;
+/* What a call that may wait answers when the test plays a cluster; 1 when
+ * it answers at once as below. */
+static int cluster(host_state_t *h, script_wait *w, const char *what, int *rc) {
+    if (h->unavailable) {
+        *rc = -EAGAIN;
+        return 0;
+    }
+    if (!h->defer) return 1;
+    if (!w) {
+        *rc = -EDEADLK;
+        return 0;
+    }
+    assert_true(h->nwaits < 8);
+    h->what[h->nwaits] = what;
+    h->waits[h->nwaits++] = w;
+    *rc = -EINPROGRESS;
+    return 0;
+}
+
+static int record(host_state_t *h, const script_target *t, frame_t *f) {
     if (h->nsent == MAX_SENT) return 0;
     sent_t *s = &h->sent[h->nsent++];
     size_t len;
@@ -54,56 +82,110 @@ static size_t h_send(void *ud, const script_target *t, frame_t *f) {
     return 1;
 }
 
-static int h_publish(void *ud, const char *room, const char *member,
-                     script_stamp_fn stamp, void *ctx, uint64_t *seq) {
+static int h_send(void *ud, const script_target *t, frame_t *f,
+                  script_wait *w) {
     host_state_t *h = ud;
+    int rc;
+    /* The answer (w NULL, to the frame's own connection) never waits. */
+    if (w && !cluster(h, w, "send", &rc)) return rc;
+    return record(h, t, f);
+}
+
+static int h_publish(void *ud, const char *room, const char *member,
+                     script_stamp_fn stamp, void *ctx, const char *head,
+                        size_t headlen, uint64_t *seq,
+                     script_wait *w) {
+    host_state_t *h = ud;
+    int rc;
+    if (!cluster(h, w, "publish", &rc)) return rc;
     if (member && (h->not_member || !h->room_exists)) return -EPERM;
     if (!h->room_exists) return -ENOENT;
     *seq = ++h->seq;
     frame_t *f = stamp(ctx, *seq);
     script_target t = {SCRIPT_TO_ROOM, &room, 1, NULL, NULL};
-    h_send(ud, &t, f);
+    record(h, &t, f);
     frame_unref(f);
     return 0;
 }
 
-static int h_join(void *ud, const char *room, const char *uid) {
-    return 1;
+static int h_join(void *ud, const char *room, const char *uid, script_wait *w) {
+    int rc;
+    return cluster(ud, w, "join", &rc) ? 1 : rc;
 }
-static int h_leave(void *ud, const char *room, const char *uid) {
-    return 1;
+static int h_leave(void *ud, const char *room, const char *uid,
+                   script_wait *w) {
+    int rc;
+    return cluster(ud, w, "leave", &rc) ? 1 : rc;
 }
-static int h_is_member(void *ud, const char *room, const char *uid) {
-    return 1;
+static int h_is_member(void *ud, const char *room, const char *uid,
+                       script_wait *w) {
+    int rc;
+    return cluster(ud, w, "is_member", &rc) ? 1 : rc;
 }
-static int h_room_info(void *ud, const char *room, script_room_info *out) {
-    return -ENOENT;
+static int h_room_info(void *ud, const char *room, script_room_info *out,
+                       script_wait *w) {
+    int rc;
+    return cluster(ud, w, "room_info", &rc) ? -ENOENT : rc;
 }
 static int h_room_members(void *ud, const char *room, script_each_fn each,
-                          void *ctx) {
+                          void *ctx, script_wait *w) {
+    int rc;
+    if (!cluster(ud, w, "room_members", &rc)) return rc;
     each(ctx, "carol");
     each(ctx, "alice");
     each(ctx, "bob");
     return 0;
 }
-static void h_user_rooms(void *ud, const char *uid, script_each_fn each,
-                         void *ctx) {}
-static void h_online_users(void *ud, script_each_fn each, void *ctx) {}
+static int h_user_rooms(void *ud, const char *uid, script_each_fn each,
+                        void *ctx, script_wait *w) {
+    int rc;
+    return cluster(ud, w, "user_rooms", &rc) ? 0 : rc;
+}
+static int h_online_users(void *ud, script_each_fn each, void *ctx,
+                          script_wait *w) {
+    int rc;
+    return cluster(ud, w, "online_users", &rc) ? 0 : rc;
+}
 static int h_user_connections(void *ud, const char *uid, script_each_fn each,
-                              void *ctx) {
-    return -ENOENT;
+                              void *ctx, script_wait *w) {
+    int rc;
+    return cluster(ud, w, "user_connections", &rc) ? -ENOENT : rc;
 }
-static int h_presence_get(void *ud, const char *uid) {
-    return 0;
+static int h_presence_get(void *ud, const char *uid, script_wait *w) {
+    int rc;
+    return cluster(ud, w, "presence_get", &rc) ? 0 : rc;
 }
-static int h_presence_set(void *ud, const char *uid, int st) {
-    return 1;
+static int h_presence_set(void *ud, const char *uid, int st, script_wait *w) {
+    int rc;
+    return cluster(ud, w, "presence_set", &rc) ? 1 : rc;
 }
-static int h_presence_subscribe(void *ud, const char *cid, const char *uid) {
+static int h_presence_subscribe(void *ud, const char *cid,
+                                const char *const *uids, size_t n,
+                                int *statuses, script_wait *w) {
+    int rc;
+    if (!cluster(ud, w, "presence_subscribe", &rc)) return rc;
+    for (size_t i = 0; i < n; i++)
+        statuses[i] = 0;
     return 0;
 }
 static int h_conn_info(void *ud, const char *cid, script_conn_info *out) {
     return -ENOENT;
+}
+static int h_store_get(void *ud, int kind, const char *scope, const char *key,
+                       const char **json, size_t *len, script_wait *w) {
+    int rc;
+    *json = NULL;
+    return cluster(ud, w, "store_get", &rc) ? 0 : rc;
+}
+static int h_store_set(void *ud, int kind, const char *scope, const char *key,
+                       const char *json, size_t len, script_wait *w) {
+    int rc;
+    return cluster(ud, w, "store_set", &rc) ? 0 : rc;
+}
+static int h_store_delete(void *ud, int kind, const char *scope,
+                          const char *key, script_wait *w) {
+    int rc;
+    return cluster(ud, w, "store_delete", &rc) ? 0 : rc;
 }
 
 typedef struct fixture {
@@ -131,6 +213,9 @@ static int setup(void **state) {
         .presence_set = h_presence_set,
         .presence_subscribe = h_presence_subscribe,
         .conn_info = h_conn_info,
+        .store_get = h_store_get,
+        .store_set = h_store_set,
+        .store_delete = h_store_delete,
     };
     strcpy(fx->dir, "/tmp/luahub-test-script-XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
@@ -159,9 +244,12 @@ static void write_script(fixture_t *fx, const char *name, const char *src) {
 
 static int unsafe_lua;
 static size_t memory_mb;
+static double timeout_ms;
+static void *timer_loop;
 
 static script_t *load(fixture_t *fx, char *err, size_t errlen) {
-    script_options opt = {"lua", fx->dir, unsafe_lua, NULL, 0, memory_mb};
+    script_options opt = {"lua",      fx->dir,    unsafe_lua,
+                          timer_loop, timeout_ms, memory_mb};
     return script_create(&opt, &fx->host, err, errlen);
 }
 
@@ -919,9 +1007,381 @@ static void test_a_load_that_needs_more_than_the_cap_fails(void **state) {
     assert_non_null(strstr(err, "memory"));
 }
 
+/* ---- calls that wait on the host (a cluster) ---------------------------- */
+
+/* Dispatches json on connection "7" and expects it to wait. */
+static void dispatch_waits(fixture_t *fx, const char *json) {
+    envelope_t env;
+    int rc =
+        script_dispatch(fx->s, "7", "alice", json, strlen(json), NULL, 0, &env);
+    envelope_clear(&env);
+    assert_int_equal(rc, -EINPROGRESS);
+}
+
+/* The oldest call the host holds, which must be waiting on what. */
+static script_wait *held(fixture_t *fx, const char *what) {
+    host_state_t *h = &fx->st;
+    assert_true(h->nwaits > 0);
+    assert_string_equal(h->what[0], what);
+    script_wait *w = h->waits[0];
+    h->nwaits--;
+    memmove(h->waits, h->waits + 1, h->nwaits * sizeof *h->waits);
+    memmove(h->what, h->what + 1, h->nwaits * sizeof *h->what);
+    return w;
+}
+
+static void test_waiting_handler_is_answered_after_the_wake(void **state) {
+    fixture_t *fx = *state;
+    write_script(
+        fx, "chat.lua",
+        "local hub = require 'hub'\n"
+        "return function(conn, msg)\n"
+        "  return { seq = hub.publish('r', { text = 'x' }, conn.user) }\n"
+        "end\n");
+    load_ok(fx);
+    fx->st.defer = 1;
+    dispatch_waits(fx, "{\"type\":\"chat\",\"id\":12345678901234567890}");
+    /* Nothing answered yet: the call waits, the loop goes on. */
+    assert_int_equal(fx->st.nsent, 0);
+    assert_int_equal(script_waiting(fx->s), 1);
+    script_wait *w = held(fx, "publish");
+    assert_string_equal(script_wait_conn(w), "7");
+    script_reply r = {.rc = 0, .seq = 42};
+    assert_int_equal(script_wake(w, &r), 1);
+    assert_int_equal(fx->st.nsent, 1);
+    assert_string_equal(fx->st.sent[0].id, "7");
+    assert_string_equal(last(fx),
+                        "{\"type\":\"ack\",\"id\":12345678901234567890,"
+                        "\"seq\":42}");
+    assert_int_equal(script_waiting(fx->s), 0);
+}
+
+static void test_a_handler_waits_twice(void **state) {
+    fixture_t *fx = *state;
+    write_script(
+        fx, "enter.lua",
+        "local hub = require 'hub'\n"
+        "return function(conn, msg)\n"
+        "  local joined = hub.join('r', conn.user)\n"
+        "  return { joined = joined, members = hub.room_members('r') }\n"
+        "end\n");
+    load_ok(fx);
+    fx->st.defer = 1;
+    dispatch_waits(fx, "{\"type\":\"enter\",\"id\":\"a\"}");
+    script_reply joined = {.rc = 1};
+    assert_int_equal(script_wake(held(fx, "join"), &joined), 0);
+    assert_int_equal(fx->st.nsent, 0);
+    assert_int_equal(script_waiting(fx->s), 1);
+    const char *ids[] = {"zed", "amy"};
+    script_reply members = {.rc = 0, .ids = ids, .nids = 2};
+    assert_int_equal(script_wake(held(fx, "room_members"), &members), 1);
+    assert_non_null(strstr(last(fx), "{\"type\":\"ack\",\"id\":\"a\","));
+    assert_non_null(strstr(last(fx), "\"joined\":true"));
+    assert_non_null(strstr(last(fx), "\"members\":[\"amy\",\"zed\"]"));
+    assert_int_equal(script_waiting(fx->s), 0);
+}
+
+static void test_a_reply_raises_what_an_answer_at_once_raises(void **state) {
+    fixture_t *fx = *state;
+    write_script(
+        fx, "chat.lua",
+        "local hub = require 'hub'\n"
+        "return function(conn, msg)\n"
+        "  return { seq = hub.publish('r', { text = 'x' }, conn.user) }\n"
+        "end\n");
+    load_ok(fx);
+    /* At once... */
+    fx->st.room_exists = 1;
+    fx->st.not_member = 1;
+    dispatch(fx, "chat", "{\"type\":\"chat\",\"id\":1}");
+    char at_once[1024];
+    snprintf(at_once, sizeof at_once, "%s", last(fx));
+    assert_non_null(strstr(at_once, "\"code\":\"not_in_room\""));
+    /* ...and after a wake. */
+    fx->st.defer = 1;
+    dispatch_waits(fx, "{\"type\":\"chat\",\"id\":1}");
+    script_reply r = {.rc = -EPERM};
+    assert_int_equal(script_wake(held(fx, "publish"), &r), 1);
+    assert_string_equal(last(fx), at_once);
+}
+
+static void test_unavailable_cluster_is_a_protocol_error(void **state) {
+    fixture_t *fx = *state;
+    static const char want[] =
+        "\"message\":\"the cluster is unavailable; retry later (nothing was "
+        "delivered)\"";
+    write_script(fx, "look.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn, msg)\n"
+                 "  return { v = hub.store.get('k') }\n"
+                 "end\n");
+    load_ok(fx);
+    /* At once: the host knows the cluster is gone. */
+    fx->st.unavailable = 1;
+    dispatch(fx, "look", "{\"type\":\"look\",\"id\":1}");
+    assert_non_null(strstr(last(fx), want));
+    /* In a reply: it went while the call waited. */
+    fx->st.unavailable = 0;
+    fx->st.defer = 1;
+    dispatch_waits(fx, "{\"type\":\"look\",\"id\":1}");
+    script_reply r = {.rc = -EAGAIN};
+    assert_int_equal(script_wake(held(fx, "store_get"), &r), 1);
+    assert_non_null(strstr(last(fx), want));
+    assert_non_null(strstr(last(fx), "\"code\":\"unavailable\""));
+}
+
+/* Every kind of reply is pushed as the answer at once would be. */
+static void test_replies_of_every_shape(void **state) {
+    fixture_t *fx = *state;
+    write_script(
+        fx, "all.lua",
+        "local hub = require 'hub'\n"
+        "return function(conn, msg)\n"
+        "  local info = hub.room_info('r')\n"
+        "  local st = hub.presence_subscribe(conn.id, { 'bo', 'cy' })\n"
+        "  return { info = info, st = st, v = hub.store.get('k'),\n"
+        "           n = hub.send_room('r', { type = 'x' }) }\n"
+        "end\n");
+    load_ok(fx);
+    fx->st.defer = 1;
+    dispatch_waits(fx, "{\"type\":\"all\",\"id\":1}");
+    const char *ids[] = {"bo"};
+    script_reply info = {
+        .rc = 0,
+        .room = {.created_at = 5, .message_count = 6, .seq = 7},
+        .ids = ids,
+        .nids = 1};
+    assert_int_equal(script_wake(held(fx, "room_info"), &info), 0);
+    const int statuses[] = {1, 3};
+    script_reply st = {.rc = 0, .statuses = statuses};
+    assert_int_equal(script_wake(held(fx, "presence_subscribe"), &st), 0);
+    script_reply v = {.rc = 0, .json = "{\"a\":[1]}", .len = 9};
+    assert_int_equal(script_wake(held(fx, "store_get"), &v), 0);
+    script_reply n = {.rc = 3};
+    assert_int_equal(script_wake(held(fx, "send"), &n), 1);
+    const char *r = last(fx);
+    assert_non_null(strstr(r, "\"info\":{"));
+    assert_non_null(strstr(r, "\"members\":[\"bo\"]"));
+    assert_non_null(strstr(r, "\"seq\":7"));
+    assert_non_null(strstr(r, "\"message_count\":6"));
+    assert_non_null(strstr(r, "\"room_id\":\"r\""));
+    assert_non_null(strstr(r, "\"st\":{"));
+    assert_non_null(strstr(r, "\"bo\":\"online\""));
+    assert_non_null(strstr(r, "\"cy\":\"busy\""));
+    assert_non_null(strstr(r, "\"v\":{\"a\":[1]}"));
+    assert_non_null(strstr(r, "\"n\":3"));
+}
+
+static void test_time_limit_counts_only_the_time_lua_runs(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "slow.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn, msg)\n"
+                 "  return { in_room = hub.is_member('r', conn.user) }\n"
+                 "end\n");
+    timeout_ms = 50;
+    load_ok(fx);
+    timeout_ms = 0;
+    fx->st.defer = 1;
+    dispatch_waits(fx, "{\"type\":\"slow\",\"id\":1}");
+    /* Three times the limit on the host: the handler itself ran briefly. */
+    usleep(150 * 1000);
+    script_reply r = {.rc = 1};
+    assert_int_equal(script_wake(held(fx, "is_member"), &r), 1);
+    assert_string_equal(last(fx),
+                        "{\"type\":\"ack\",\"id\":1,\"in_room\":true}");
+    assert_null(script_unhealthy(fx->s));
+}
+
+static void test_a_poisoned_states_waiting_call_is_answered_in_c(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "wait.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn, msg)\n"
+                 "  return { in_room = hub.is_member('r', conn.user) }\n"
+                 "end\n");
+    /* Compiled code ignores the hook: the call is abandoned, the state
+     * poisoned. */
+    write_script(fx, "spin.lua",
+                 "return function()\n"
+                 "  local x = 0\n"
+                 "  while true do x = x + 1 end\n"
+                 "end\n");
+    timeout_ms = 30;
+    load_ok(fx);
+    timeout_ms = 0;
+    fx->st.defer = 1;
+    dispatch_waits(fx, "{\"type\":\"wait\",\"id\":7}");
+    envelope_t env;
+    static const char spin[] = "{\"type\":\"spin\",\"id\":8}";
+    assert_int_equal(
+        script_dispatch(fx->s, "8", "bob", spin, strlen(spin), NULL, 0, &env),
+        -ETIMEDOUT);
+    envelope_clear(&env);
+    assert_non_null(script_unhealthy(fx->s));
+    script_reply r = {.rc = 1};
+    assert_int_equal(script_wake(held(fx, "is_member"), &r), 1);
+    assert_string_equal(last(fx), "{\"type\":\"error\",\"id\":7,\"code\":"
+                                  "\"handler_error\",\"message\":\"scripts "
+                                  "unavailable until they load again\"}");
+    assert_int_equal(script_waiting(fx->s), 0);
+}
+
+static void test_a_replaced_state_completes_its_waiting_calls(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "wait.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn, msg)\n"
+                 "  return { v = hub.presence_get('bo'), gen = 'old' }\n"
+                 "end\n");
+    load_ok(fx);
+    fx->st.defer = 1;
+    dispatch_waits(fx, "{\"type\":\"wait\",\"id\":1}");
+    /* A reload: the new state takes over, the old one stays for its call. */
+    script_t *old = fx->s;
+    write_script(fx, "wait.lua",
+                 "return function() return { gen = 'new' } end\n");
+    load_ok(fx);
+    dispatch(fx, "wait", "{\"type\":\"wait\",\"id\":2}");
+    assert_non_null(strstr(last(fx), "\"gen\":\"new\""));
+    script_reply r = {.rc = 2};
+    assert_int_equal(script_wake(held(fx, "presence_get"), &r), 1);
+    assert_non_null(strstr(last(fx), "{\"type\":\"ack\",\"id\":1,"));
+    assert_non_null(strstr(last(fx), "\"v\":\"away\""));
+    assert_non_null(strstr(last(fx), "\"gen\":\"old\""));
+    assert_int_equal(script_waiting(old), 0);
+    script_destroy(old);
+}
+
+static void test_a_timer_callback_can_wait(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "later.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn, msg)\n"
+                 "  hub.after(1, function()\n"
+                 "    local n = hub.send_room('r', { type = 'tick' })\n"
+                 "    hub.send(conn.id, { type = 'done', n = n })\n"
+                 "  end)\n"
+                 "end\n");
+    timer_loop = uv_default_loop();
+    load_ok(fx);
+    timer_loop = NULL;
+    dispatch(fx, "later", "{\"type\":\"later\"}");
+    fx->st.defer = 1;
+    while (!fx->st.nwaits)
+        uv_run(uv_default_loop(), UV_RUN_ONCE);
+    script_wait *w = held(fx, "send");
+    assert_string_equal(script_wait_conn(w), "");
+    assert_int_equal(fx->st.nsent, 0);
+    fx->st.defer = 0;
+    script_reply r = {.rc = 3};
+    assert_int_equal(script_wake(w, &r), 1);
+    assert_non_null(strstr(last(fx), "\"type\":\"done\""));
+    assert_non_null(strstr(last(fx), "\"n\":3"));
+    assert_int_equal(script_waiting(fx->s), 0);
+}
+
+static void test_where_a_call_cannot_wait_it_says_so(void **state) {
+    fixture_t *fx = *state;
+    char hooks[128];
+    snprintf(hooks, sizeof hooks, "%s/hooks", fx->dir);
+    assert_int_equal(mkdir(hooks, 0700), 0);
+    write_script(fx, "hooks/on_connect.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn)\n"
+                 "  local ok, err = pcall(hub.publish, 'r', {}, conn.user)\n"
+                 "  return false, err\n"
+                 "end\n");
+    write_script(fx, "sorted.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn, msg)\n"
+                 "  local t = { 'b', 'a', 'c' }\n"
+                 "  table.sort(t, function(a, b)\n"
+                 "    hub.is_member('r', a)\n"
+                 "    return a < b\n"
+                 "  end)\n"
+                 "end\n");
+    write_script(fx, "own.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn, msg)\n"
+                 "  local ok, err = coroutine.wrap(function()\n"
+                 "    return pcall(hub.store.set, 'k', 1)\n"
+                 "  end)()\n"
+                 "  hub.fail('x', err)\n"
+                 "end\n");
+    load_ok(fx);
+    fx->st.defer = 1;
+    buf_t meta;
+    buf_init(&meta, 0);
+    char reason[256];
+    assert_int_equal(
+        script_on_connect(fx->s, "9", "alice", &meta, reason, sizeof reason),
+        0);
+    buf_close(&meta);
+    assert_non_null(strstr(
+        reason, "hub.publish cannot wait for the cluster in on_connect"));
+    dispatch(fx, "sorted", "{\"type\":\"sorted\",\"id\":1}");
+    assert_non_null(strstr(last(fx), "\"message\":\"hub.is_member cannot wait "
+                                     "for the cluster inside a function that "
+                                     "cannot yield"));
+    dispatch(fx, "own", "{\"type\":\"own\",\"id\":1}");
+    assert_non_null(strstr(last(fx), "hub.store.set cannot wait for the "
+                                     "cluster inside a coroutine of the "
+                                     "script's own\""));
+    assert_int_equal(fx->st.nwaits, 0);
+}
+
+/* A host that wakes a call from inside another call's host function. */
+static int wake_rc;
+static int h_is_member_wakes(void *ud, const char *room, const char *uid,
+                             script_wait *w) {
+    host_state_t *h = ud;
+    script_reply r = {.rc = 1};
+    wake_rc = script_wake(h->waits[0], &r);
+    return 1;
+}
+
+static void test_a_wake_inside_a_script_call_is_refused(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "wait.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn, msg)\n"
+                 "  return { v = hub.presence_get('bo') }\n"
+                 "end\n");
+    write_script(fx, "check.lua",
+                 "local hub = require 'hub'\n"
+                 "return function(conn, msg)\n"
+                 "  return { m = hub.is_member('r', 'bo') }\n"
+                 "end\n");
+    load_ok(fx);
+    fx->st.defer = 1;
+    dispatch_waits(fx, "{\"type\":\"wait\",\"id\":1}");
+    fx->st.defer = 0;
+    fx->host.is_member = h_is_member_wakes;
+    dispatch(fx, "check", "{\"type\":\"check\",\"id\":2}");
+    assert_int_equal(wake_rc, -EBUSY);
+    /* The record is still the host's, and wakes from the loop. */
+    assert_int_equal(script_waiting(fx->s), 1);
+    script_reply r = {.rc = 0};
+    assert_int_equal(script_wake(held(fx, "presence_get"), &r), 1);
+    assert_string_equal(last(fx),
+                        "{\"type\":\"ack\",\"id\":1,\"v\":\"offline\"}");
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
+        T(test_waiting_handler_is_answered_after_the_wake),
+        T(test_a_handler_waits_twice),
+        T(test_a_reply_raises_what_an_answer_at_once_raises),
+        T(test_unavailable_cluster_is_a_protocol_error),
+        T(test_replies_of_every_shape),
+        T(test_time_limit_counts_only_the_time_lua_runs),
+        T(test_a_poisoned_states_waiting_call_is_answered_in_c),
+        T(test_a_replaced_state_completes_its_waiting_calls),
+        T(test_a_timer_callback_can_wait),
+        T(test_where_a_call_cannot_wait_it_says_so),
+        T(test_a_wake_inside_a_script_call_is_refused),
         T(test_returned_table_is_merged_into_ack),
         T(test_no_ack_without_id),
         T(test_runtime_error_is_handler_error_without_position),
