@@ -62,6 +62,7 @@ typedef struct waiter {
 typedef struct chan {
     int refs;
     int confirmed;
+    int resub; /* subscribed again after the subscriber reconnected */
     waiter *waiters;
     size_t nwaiters, capwaiters;
 } chan;
@@ -75,6 +76,7 @@ struct broker {
     dict_t *chans; /* channel name -> chan */
     char fixed[2][128];
     int fixed_ok[2];
+    size_t resub_left; /* channels subscribed again, not yet confirmed */
     int synced;      /* the node's state is registered since cmd came up */
     int ready;       /* as last told */
     char why[160];   /* why not ready */
@@ -94,7 +96,7 @@ static void set_why(broker_t *b, const char *why) {
 
 static void update_ready(broker_t *b) {
     int r = bconn_is_up(b->cmd) && bconn_is_up(b->sub) && b->synced &&
-            b->fixed_ok[0] && b->fixed_ok[1];
+            b->fixed_ok[0] && b->fixed_ok[1] && !b->resub_left;
     if (r) b->why[0] = '\0';
     else if (!b->why[0]) set_why(b, "connecting to Redis");
     if (r == b->ready) return;
@@ -393,6 +395,7 @@ void broker_unwatch(broker_t *b, broker_scope scope, const char *id) {
     channel_name(&name, scope, id);
     chan *c = dict_get(b->chans, buf_content(&name));
     if (c && --c->refs <= 0) {
+        if (c->resub && !--b->resub_left) update_ready(b);
         dict_remove(b->chans, buf_content(&name));
         subscribe_one(b, "UNSUBSCRIBE", buf_content(&name));
         chan_wake(c, -EAGAIN);
@@ -518,6 +521,7 @@ static void on_push(void *ud, redisReply *r) {
     if (strcmp(kind->str, "message") == 0 && body->type == REDIS_REPLY_STRING) {
         on_message(b, ch->str, ch->len, body->str, body->len);
     } else if (strcmp(kind->str, "subscribe") == 0) {
+        log_debug("redis", "subscribed %s", ch->str);
         for (int i = 0; i < 2; i++)
             if (strcmp(ch->str, b->fixed[i]) == 0 && !b->fixed_ok[i]) {
                 b->fixed_ok[i] = 1;
@@ -527,6 +531,10 @@ static void on_push(void *ud, redisReply *r) {
         chan *c = dict_get(b->chans, ch->str);
         if (c && !c->confirmed) {
             c->confirmed = 1;
+            if (c->resub) {
+                c->resub = 0;
+                if (!--b->resub_left) update_ready(b);
+            }
             chan_wake(c, 0);
         }
     }
@@ -547,11 +555,16 @@ static void sub_up(void *ud, bconn_t *c) {
     broker_t *b = ud;
     b->fixed_ok[0] = b->fixed_ok[1] = 0;
     for (int i = 0; i < 2; i++) subscribe_one(b, "SUBSCRIBE", b->fixed[i]);
+    /* The node is ready once every channel it had is subscribed again. */
     size_t pos = 0;
     const char *name;
     void *v;
-    while (dict_next(b->chans, &pos, &name, &v))
+    b->resub_left = 0;
+    while (dict_next(b->chans, &pos, &name, &v)) {
+        ((chan *)v)->resub = 1;
+        b->resub_left++;
         subscribe_one(b, "SUBSCRIBE", name);
+    }
     set_why(b, "subscribing");
     update_ready(b);
 }
@@ -573,7 +586,8 @@ static void conn_down(void *ud, bconn_t *c, const char *why) {
         const char *name;
         void *v;
         while (dict_next(b->chans, &pos, &name, &v))
-            ((chan *)v)->confirmed = 0;
+            ((chan *)v)->confirmed = ((chan *)v)->resub = 0;
+        b->resub_left = 0;
         update_ready(b);
         chan_wake(&all, -EAGAIN);
         return;

@@ -95,6 +95,8 @@ static frame_t *frame_of(const char *json, size_t len) {
 }
 
 static void deliver(hub_t *h, const broker_msg *m) {
+    log_debug("redis", "frame scope=%d target=%s len=%zu", (int)m->scope,
+              m->target, m->len);
     conn_t *xc = m->except_conn ? conns_lookup(h->conns, m->except_conn) : NULL;
     user_t *xu = m->except_user ? conns_user(h->conns, m->except_user) : NULL;
     size_t n = 0;

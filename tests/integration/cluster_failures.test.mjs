@@ -65,7 +65,7 @@ test('Redis killed then restarted empty: nobody is dropped, unavailable meanwhil
   const [a, b] = await joined(room, [n1, 'rk-a'], [n2, 'rk-b']);
   assert.equal((await b.request({ type: 'status_update', payload: { status: 'away' } })).status, 'away');
   assert.equal((await a.request({ type: 'chat', room_id: room, payload: { text: 'before' } })).seq, 1);
-  await b.take(chatsIn(room), 1);
+  for (const c of [a, b]) await c.take(chatsIn(room), 1);
 
   await cl.redis.kill();
   for (const n of [n1, n2]) {
@@ -115,6 +115,10 @@ test('Redis killed then restarted with its data: the room\'s seq goes on where i
   const room = 'rkd-room';
   const [a, b] = await joined(room, [n1, 'rkd-a'], [n2, 'rkd-b']);
   for (let i = 1; i <= 3; i++) assert.equal((await a.request({ type: 'chat', room_id: room, payload: { i } })).seq, i);
+  // Delivered before the kill: a frame Redis had not yet written to the
+  // subscribers dies with it (pub/sub keeps nothing; issue 12 recovers).
+  const early = await a.take(chatsIn(room), 3);
+  await b.take(chatsIn(room), 3);
   await cl.redis.kill();
   await waitReadyz(n2, 503, 4000);
   assert.equal((await b.request({ type: 'chat', room_id: room, payload: { i: 0 } }, 5000)).code, 'unavailable');
@@ -122,7 +126,7 @@ test('Redis killed then restarted with its data: the room\'s seq goes on where i
   for (const n of [n1, n2]) await waitReadyz(n, 200, 5000);
   const ack = await b.request({ type: 'chat', room_id: room, payload: { i: 4 } });
   assert.equal(ack.seq, 4, JSON.stringify(ack));
-  const got = await a.take(chatsIn(room), 4);
+  const got = early.concat(await a.take(chatsIn(room), 1));
   assert.deepEqual(got.map((m) => m.seq), [1, 2, 3, 4]);
   await allAlive([n1, n2], [a, b]);
 });
