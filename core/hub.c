@@ -154,15 +154,17 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
     hub__put_field(&b, "user_id", uid);
     buf_printf(&b, ",\"timestamp\":%lld}", (long long)now);
     frame_t *f = frame_from_buf(&b);
-    fanout_conn(&h->fo, c, f);
-    frame_unref(f);
-
     log_info("conn", "open conn=%s user=%s ip=%s conns=%zu", conn_id(c), uid,
              ip, conns_count(h->conns));
-    if (h->broker)
-        hub__cluster_conn_open(h, c, first);
-    else if (first && presence_set(h->presence, user_id(conn_user(c)),
-                                   PRESENCE_ONLINE))
+    /* With several nodes, a user new to this node is welcomed once the
+     * node has subscribed to the user's rooms (what the client sends
+     * meanwhile waits), so that from the welcome on no frame of theirs is
+     * missed. */
+    if (!h->broker || !hub__cluster_conn_open(h, c, first, f))
+        fanout_conn(&h->fo, c, f);
+    frame_unref(f);
+    if (!h->broker && first &&
+        presence_set(h->presence, user_id(conn_user(c)), PRESENCE_ONLINE))
         hub__notify_presence(h, uid, PRESENCE_ONLINE);
     h->t->wake(h->t->ud);
     return c;
@@ -332,6 +334,12 @@ static void hold(hub_t *h, conn_t *c, held_t *q, const char *data, size_t len) {
     q->tail = m;
     q->n++;
     q->bytes += len;
+}
+
+void hub__hold(hub_t *h, conn_t *c) {
+    if (!h->held) h->held = dict_create();
+    if (!dict_get(h->held, conn_id(c)))
+        dict_set(h->held, conn_id(c), xcalloc(1, sizeof(held_t)));
 }
 
 void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {

@@ -95,8 +95,6 @@ static frame_t *frame_of(const char *json, size_t len) {
 }
 
 static void deliver(hub_t *h, const broker_msg *m) {
-    log_debug("redis", "frame scope=%d target=%s len=%zu", (int)m->scope,
-              m->target, m->len);
     conn_t *xc = m->except_conn ? conns_lookup(h->conns, m->except_conn) : NULL;
     user_t *xu = m->except_user ? conns_user(h->conns, m->except_user) : NULL;
     size_t n = 0;
@@ -224,31 +222,86 @@ static void on_resync(void *ud) {
 
 /* ---- the node's connections -------------------------------------------------- */
 
+/* A connection of a user new to this node, until its welcome: the rooms
+ * the user is in are subscribed first. */
 typedef struct opened {
     hub_t *h;
-    char *uid;
+    char *cid, *uid;
+    frame_t *welcome;
+    size_t waiting; /* room subscriptions not yet confirmed, + 1 meanwhile */
+    char **rooms;
+    size_t nrooms;
 } opened;
 
-/* The user's rooms, for a user new on this node: mirrored. */
-static void on_opened(void *ctx, const broker_reply *r) {
-    opened *o = ctx;
-    user_t *u = r->rc == -ECANCELED ? NULL : conns_user(o->h->conns, o->uid);
-    for (size_t i = 0; u && r->rc >= 0 && i < r->nids; i++)
-        learn_membership(o->h, r->ids[i], u);
+/* Every room is subscribed (or given up): the welcome first, then the
+ * user in the rooms, then what the client sent meanwhile. With going set
+ * (the hub is being destroyed) it only frees. */
+static void welcome(opened *o, int going) {
+    hub_t *h = o->h;
+    conn_t *c = going ? NULL : conns_lookup(h->conns, o->cid);
+    user_t *u = going ? NULL : conns_user(h->conns, o->uid);
+    if (c) {
+        fanout_conn(&h->fo, c, o->welcome);
+        h->t->wake(h->t->ud);
+    }
+    for (size_t i = 0; i < o->nrooms; i++) {
+        if (u) mirror_add(h, o->rooms[i], u);
+        if (!going) broker_unwatch(h->broker, BROKER_ROOM, o->rooms[i]);
+        free(o->rooms[i]);
+    }
+    free(o->rooms);
+    frame_unref(o->welcome);
+    if (c) hub__call_over(h, o->cid);
+    free(o->cid);
     free(o->uid);
     free(o);
 }
 
-void hub__cluster_conn_open(hub_t *h, conn_t *c, int first_local) {
+static void room_watched(void *ctx, const broker_reply *r) {
+    opened *o = ctx;
+    if (--o->waiting == 0) welcome(o, r->rc == -ECANCELED);
+}
+
+/* The user's rooms, from Redis: each subscribed before the welcome. */
+static void on_opened(void *ctx, const broker_reply *r) {
+    opened *o = ctx;
+    if (r->rc == -ECANCELED) {
+        welcome(o, 1);
+        return;
+    }
+    hub_t *h = o->h;
+    o->rooms = xmalloc((r->nids ? r->nids : 1) * sizeof *o->rooms);
+    o->waiting = 1;
+    for (size_t i = 0; r->rc >= 0 && i < r->nids; i++) {
+        o->rooms[o->nrooms++] = xstrdup(r->ids[i]);
+        if (broker_watch(h->broker, BROKER_ROOM, r->ids[i], room_watched, o) ==
+            0)
+            o->waiting++;
+    }
+    if (--o->waiting == 0) welcome(o, 0);
+}
+
+int hub__cluster_conn_open(hub_t *h, conn_t *c, int first_local,
+                           frame_t *welcome_frame) {
     const char *uid = user_id(conn_user(c));
     if (first_local) broker_watch(h->broker, BROKER_USER, uid, NULL, NULL);
-    opened *o = xmalloc(sizeof *o);
-    *o = (opened){h, xstrdup(uid)};
-    if (broker_conn_open(h->broker, conn_id(c), uid, on_opened, o) < 0) {
-        /* Redis is down: the resync registers the connection. */
+    opened *o = xcalloc(1, sizeof *o);
+    *o = (opened){h, xstrdup(conn_id(c)), xstrdup(uid), NULL, 0, NULL, 0};
+    /* A user already here has the rooms mirrored: welcomed at once. */
+    if (first_local) o->welcome = frame_ref(welcome_frame);
+    if (broker_conn_open(h->broker, conn_id(c), uid,
+                         first_local ? on_opened : NULL, o) < 0 ||
+        !first_local) {
+        /* Redis is down (the resync registers the connection), or nothing
+         * to wait for. */
+        if (o->welcome) frame_unref(o->welcome);
+        free(o->cid);
         free(o->uid);
         free(o);
+        return 0;
     }
+    hub__hold(h, c);
+    return 1;
 }
 
 static void status_unwatched(void *ctx, const char *uid) {

@@ -80,8 +80,12 @@ void hub__leave_room(hub_t *h, const char *room, user_t *u);
 int hub__cluster_start(hub_t *h, char *err, size_t errlen);
 void hub__cluster_stop(hub_t *h);
 /* c was registered here (first_local: the user's first connection on
- * this node): registers it in Redis, and mirrors the user's rooms. */
-void hub__cluster_conn_open(hub_t *h, conn_t *c, int first_local);
+ * this node): registers it in Redis, and mirrors the user's rooms.
+ * Returns 1 when it took welcome (a reference) to send once the user's
+ * rooms are subscribed (c's messages are held meanwhile: hub__hold), 0
+ * when the caller sends it now. */
+int hub__cluster_conn_open(hub_t *h, conn_t *c, int first_local,
+                           frame_t *welcome);
 /* c is gone: the mirror and Redis told; frees c. */
 void hub__cluster_conn_closed(hub_t *h, conn_t *c);
 
@@ -120,6 +124,9 @@ int hub__cluster_store(hub_t *h, int op, int kind, const char *scope,
  * of them waits in turn, and destroys replaced states whose calls are all
  * over. Never call it from inside a script call (a host function). */
 void hub__call_over(hub_t *h, const char *conn_id);
+/* c's messages wait (queued as behind a call) until hub__call_over(h,
+ * conn_id(c)). */
+void hub__hold(hub_t *h, conn_t *c);
 
 /* ---- hub_host.c ---- */
 
