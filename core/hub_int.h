@@ -20,7 +20,7 @@
 /* A connection's messages that wait behind its call that waits: at most
  * this many, of at most this many bytes in all. */
 #define HUB_HELD_MAX 64
-#define HUB_HELD_BYTES (1024 * 1024)
+#define HUB_HELD_BYTES ((size_t)1024 * 1024)
 
 /* A state replaced while calls of it still wait (hub_reload). */
 typedef struct retired {

@@ -68,7 +68,7 @@ struct script {
     script_timer_t *timers;
     size_t ntimers;
     int timer_ref;      /* the runtime's runner of named timers */
-    int timer_call_ref; /* the runtime's timer(fn, name, arg) */
+    int timer_call_ref; /* the runtime's timer body (fn, name, arg) */
     const script_host *host;
     int dispatch_ref, connect_ref, disconnect_ref;
     int has_connect_hook, has_disconnect_hook;
@@ -91,6 +91,7 @@ struct script {
     script_wait *waits; /* every record the host holds, or a call owns */
     size_t nwaiting;
     const char *where;         /* why a call outside a coroutine cannot wait */
+    int start_ref;             /* the runtime's start(body, ...) */
     int resume_ref;            /* the runtime's resume(co) */
     const script_reply *reply; /* the reply of a script_wake, for its run */
     script_push_fn reply_push;

@@ -56,6 +56,14 @@ static void wait_link(script_t *s, script_wait *w) {
     s->nwaiting++;
 }
 
+static void wait_release(script_wait *w) {
+    free(w->conn);
+    free(w->id_json);
+    free(w->label);
+    free(w);
+}
+
+/* Unlinks w from its state and frees it. */
 static void wait_free(script_wait *w) {
     script_t *s = w->s;
     if (w->prev)
@@ -64,10 +72,7 @@ static void wait_free(script_wait *w) {
         s->waits = w->next;
     if (w->next) w->next->prev = w->prev;
     s->nwaiting--;
-    free(w->conn);
-    free(w->id_json);
-    free(w->label);
-    free(w);
+    wait_release(w);
 }
 
 const char *script_wait_conn(const script_wait *w) {
@@ -365,8 +370,12 @@ int script_wake(script_wait *w, const script_reply *r) {
 }
 
 void script__waits_close(script_t *s) {
-    while (s->waits)
-        wait_free(s->waits);
+    for (script_wait *w = s->waits, *next; w; w = next) {
+        next = w->next;
+        wait_release(w);
+    }
+    s->waits = NULL;
+    s->nwaiting = 0;
     free(s->spare);
     s->spare = NULL;
 }
