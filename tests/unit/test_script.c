@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1008,6 +1009,18 @@ static void test_a_load_that_needs_more_than_the_cap_fails(void **state) {
 
 /* ---- calls that wait on the host (a cluster) ---------------------------- */
 
+/* Sleeps ms, signals or not (the watchdog's interrupt a plain usleep). */
+static void sleep_ms(int ms) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        usleep(1000);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 +
+                 (t.tv_nsec - t0.tv_nsec) / 1000000 <
+             ms);
+}
+
 /* Dispatches json on connection "7" and expects it to wait. */
 static void dispatch_waits(fixture_t *fx, const char *json) {
     envelope_t env;
@@ -1173,18 +1186,25 @@ static void test_replies_of_every_shape(void **state) {
 
 static void test_time_limit_counts_only_the_time_lua_runs(void **state) {
     fixture_t *fx = *state;
-    write_script(fx, "slow.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  return { in_room = hub.is_member('r', conn.user) }\n"
-                 "end\n");
-    timeout_ms = 50;
+    write_script(
+        fx, "slow.lua",
+        "local hub = require 'hub'\n"
+        "return function(conn, msg)\n"
+        "  local in_room = hub.is_member('r', conn.user)\n"
+        "  -- A third of the limit, after the wait (the watchdog ticks at\n"
+        "  -- least every 50 ms, so it looks at least once).\n"
+        "  local t = hub.now()\n"
+        "  while hub.now() - t < 70 do end\n"
+        "  return { in_room = in_room }\n"
+        "end\n");
+    timeout_ms = 200;
     load_ok(fx);
     timeout_ms = 0;
     fx->st.defer = 1;
     dispatch_waits(fx, "{\"type\":\"slow\",\"id\":1}");
-    /* Three times the limit on the host: the handler itself ran briefly. */
-    usleep(150 * 1000);
+    /* Twice the limit on the host: the handler itself runs a third of
+     * it. */
+    sleep_ms(400);
     script_reply r = {.rc = 1};
     assert_int_equal(script_wake(held(fx, "is_member"), &r), 1);
     assert_string_equal(last(fx),
@@ -1267,8 +1287,9 @@ static void test_a_timer_callback_can_wait(void **state) {
     timer_loop = NULL;
     dispatch(fx, "later", "{\"type\":\"later\"}");
     fx->st.defer = 1;
-    while (!fx->st.nwaits)
+    for (int i = 0; i < 100 && !fx->st.nwaits; i++)
         uv_run(uv_default_loop(), UV_RUN_ONCE);
+    assert_int_equal(fx->st.nwaits, 1);
     script_wait *w = held(fx, "send");
     assert_string_equal(script_wait_conn(w), "");
     assert_int_equal(fx->st.nsent, 0);
