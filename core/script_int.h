@@ -245,8 +245,13 @@ void script__inject_wait(lua_State *L, script_t *s, int core);
 /* Frees every record of s (at its destruction). */
 void script__waits_close(script_t *s);
 
-/* Sends {"type":"error","id":<the call's id>,"code":…,"message":…} to the
- * call's connection. */
+/* The answer to the call's frame: begin starts b with
+ * {"type":<type>,"id":<the frame's id as the client wrote it> (no id when
+ * it had none); the caller adds members; send closes it and sends it to
+ * the call's connection (taking b). */
+void script__answer_begin(script_t *s, buf_t *b, const char *type, size_t tlen);
+void script__answer_send(script_t *s, buf_t *b);
+/* {"type":"error","id":…,"code":code,"message":msg}, the same way. */
 void script__answer_error(script_t *s, const char *code, const char *msg);
 
 /* ---- script_api.c ------------------------------------------------------- */

@@ -260,24 +260,35 @@ int script__run_end(script_t *s, int rc) {
     return waits;
 }
 
-void script__answer_error(script_t *s, const char *code, const char *msg) {
-    buf_t b;
-    buf_init(&b, FRAME_HEADROOM);
-    buf_puts(&b, "{\"type\":\"error\"");
+void script__answer_begin(script_t *s, buf_t *b, const char *type,
+                          size_t tlen) {
+    buf_init(b, FRAME_HEADROOM);
+    buf_puts(b, "{\"type\":");
+    json_write_string(b, type, tlen);
     if (s->call_id) {
-        buf_puts(&b, ",\"id\":");
-        buf_append(&b, s->call_id, s->call_id_len);
+        buf_puts(b, ",\"id\":");
+        buf_append(b, s->call_id, s->call_id_len);
     }
-    buf_puts(&b, ",\"code\":");
-    json_write_string(&b, code, strlen(code));
-    buf_puts(&b, ",\"message\":");
-    json_write_string(&b, msg, strlen(msg));
-    buf_putc(&b, '}');
-    frame_t *f = frame_from_buf(&b);
+}
+
+void script__answer_send(script_t *s, buf_t *b) {
+    buf_putc(b, '}');
+    frame_t *f = frame_from_buf(b);
+    /* The frame's own connection: never waits. */
     script_target t = {SCRIPT_TO_CONN, &s->call_conn, 1, NULL, NULL};
     s->host->send(s->host->ud, &t, f, NULL);
     frame_unref(f);
     s->answered = 1;
+}
+
+void script__answer_error(script_t *s, const char *code, const char *msg) {
+    buf_t b;
+    script__answer_begin(s, &b, "error", 5);
+    buf_puts(&b, ",\"code\":");
+    json_write_string(&b, code, strlen(code));
+    buf_puts(&b, ",\"message\":");
+    json_write_string(&b, msg, strlen(msg));
+    script__answer_send(s, &b);
 }
 
 /* A message's call is over after a wake with rc (and, when 0, the

@@ -1009,6 +1009,17 @@ static void test_a_load_that_needs_more_than_the_cap_fails(void **state) {
 
 /* ---- calls that wait on the host (a cluster) ---------------------------- */
 
+/* Writes scripts/<type>.lua: a handler with hub required, body its
+ * statements. */
+static void write_handler(fixture_t *fx, const char *type, const char *body) {
+    char name[64], src[2048];
+    snprintf(name, sizeof name, "%s.lua", type);
+    snprintf(src, sizeof src,
+             "local hub = require 'hub'\nreturn function(conn, msg)\n%send\n",
+             body);
+    write_script(fx, name, src);
+}
+
 /* Sleeps ms, signals or not (the watchdog's interrupt a plain usleep). */
 static void sleep_ms(int ms) {
     struct timespec t0, t;
@@ -1044,12 +1055,9 @@ static script_wait *held(fixture_t *fx, const char *what) {
 
 static void test_waiting_handler_is_answered_after_the_wake(void **state) {
     fixture_t *fx = *state;
-    write_script(
-        fx, "chat.lua",
-        "local hub = require 'hub'\n"
-        "return function(conn, msg)\n"
-        "  return { seq = hub.publish('r', { text = 'x' }, conn.user) }\n"
-        "end\n");
+    write_handler(
+        fx, "chat",
+        "  return { seq = hub.publish('r', { text = 'x' }, conn.user) }\n");
     load_ok(fx);
     fx->st.defer = 1;
     dispatch_waits(fx, "{\"type\":\"chat\",\"id\":12345678901234567890}");
@@ -1070,13 +1078,10 @@ static void test_waiting_handler_is_answered_after_the_wake(void **state) {
 
 static void test_a_handler_waits_twice(void **state) {
     fixture_t *fx = *state;
-    write_script(
-        fx, "enter.lua",
-        "local hub = require 'hub'\n"
-        "return function(conn, msg)\n"
+    write_handler(
+        fx, "enter",
         "  local joined = hub.join('r', conn.user)\n"
-        "  return { joined = joined, members = hub.room_members('r') }\n"
-        "end\n");
+        "  return { joined = joined, members = hub.room_members('r') }\n");
     load_ok(fx);
     fx->st.defer = 1;
     dispatch_waits(fx, "{\"type\":\"enter\",\"id\":\"a\"}");
@@ -1095,12 +1100,9 @@ static void test_a_handler_waits_twice(void **state) {
 
 static void test_a_reply_raises_what_an_answer_at_once_raises(void **state) {
     fixture_t *fx = *state;
-    write_script(
-        fx, "chat.lua",
-        "local hub = require 'hub'\n"
-        "return function(conn, msg)\n"
-        "  return { seq = hub.publish('r', { text = 'x' }, conn.user) }\n"
-        "end\n");
+    write_handler(
+        fx, "chat",
+        "  return { seq = hub.publish('r', { text = 'x' }, conn.user) }\n");
     load_ok(fx);
     /* At once... */
     fx->st.room_exists = 1;
@@ -1122,11 +1124,7 @@ static void test_unavailable_cluster_is_a_protocol_error(void **state) {
     static const char want[] =
         "\"message\":\"the cluster is unavailable; retry later (nothing was "
         "delivered)\"";
-    write_script(fx, "look.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  return { v = hub.store.get('k') }\n"
-                 "end\n");
+    write_handler(fx, "look", "  return { v = hub.store.get('k') }\n");
     load_ok(fx);
     /* At once: the host knows the cluster is gone. */
     fx->st.unavailable = 1;
@@ -1145,15 +1143,12 @@ static void test_unavailable_cluster_is_a_protocol_error(void **state) {
 /* Every kind of reply is pushed as the answer at once would be. */
 static void test_replies_of_every_shape(void **state) {
     fixture_t *fx = *state;
-    write_script(
-        fx, "all.lua",
-        "local hub = require 'hub'\n"
-        "return function(conn, msg)\n"
+    write_handler(
+        fx, "all",
         "  local info = hub.room_info('r')\n"
         "  local st = hub.presence_subscribe(conn.id, { 'bo', 'cy' })\n"
         "  return { info = info, st = st, v = hub.store.get('k'),\n"
-        "           n = hub.send_room('r', { type = 'x' }) }\n"
-        "end\n");
+        "           n = hub.send_room('r', { type = 'x' }) }\n");
     load_ok(fx);
     fx->st.defer = 1;
     dispatch_waits(fx, "{\"type\":\"all\",\"id\":1}");
@@ -1186,17 +1181,14 @@ static void test_replies_of_every_shape(void **state) {
 
 static void test_time_limit_counts_only_the_time_lua_runs(void **state) {
     fixture_t *fx = *state;
-    write_script(
-        fx, "slow.lua",
-        "local hub = require 'hub'\n"
-        "return function(conn, msg)\n"
+    write_handler(
+        fx, "slow",
         "  local in_room = hub.is_member('r', conn.user)\n"
         "  -- A third of the limit, after the wait (the watchdog ticks at\n"
         "  -- least every 50 ms, so it looks at least once).\n"
         "  local t = hub.now()\n"
         "  while hub.now() - t < 70 do end\n"
-        "  return { in_room = in_room }\n"
-        "end\n");
+        "  return { in_room = in_room }\n");
     timeout_ms = 200;
     load_ok(fx);
     timeout_ms = 0;
@@ -1214,11 +1206,8 @@ static void test_time_limit_counts_only_the_time_lua_runs(void **state) {
 
 static void test_a_poisoned_states_waiting_call_is_answered_in_c(void **state) {
     fixture_t *fx = *state;
-    write_script(fx, "wait.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  return { in_room = hub.is_member('r', conn.user) }\n"
-                 "end\n");
+    write_handler(fx, "wait",
+                  "  return { in_room = hub.is_member('r', conn.user) }\n");
     /* Compiled code ignores the hook: the call is abandoned, the state
      * poisoned. */
     write_script(fx, "spin.lua",
@@ -1248,11 +1237,8 @@ static void test_a_poisoned_states_waiting_call_is_answered_in_c(void **state) {
 
 static void test_a_replaced_state_completes_its_waiting_calls(void **state) {
     fixture_t *fx = *state;
-    write_script(fx, "wait.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  return { v = hub.presence_get('bo'), gen = 'old' }\n"
-                 "end\n");
+    write_handler(fx, "wait",
+                  "  return { v = hub.presence_get('bo'), gen = 'old' }\n");
     load_ok(fx);
     fx->st.defer = 1;
     dispatch_waits(fx, "{\"type\":\"wait\",\"id\":1}");
@@ -1274,14 +1260,11 @@ static void test_a_replaced_state_completes_its_waiting_calls(void **state) {
 
 static void test_a_timer_callback_can_wait(void **state) {
     fixture_t *fx = *state;
-    write_script(fx, "later.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  hub.after(1, function()\n"
-                 "    local n = hub.send_room('r', { type = 'tick' })\n"
-                 "    hub.send(conn.id, { type = 'done', n = n })\n"
-                 "  end)\n"
-                 "end\n");
+    write_handler(fx, "later",
+                  "  hub.after(1, function()\n"
+                  "    local n = hub.send_room('r', { type = 'tick' })\n"
+                  "    hub.send(conn.id, { type = 'done', n = n })\n"
+                  "  end)\n");
     timer_loop = uv_default_loop();
     load_ok(fx);
     timer_loop = NULL;
@@ -1312,23 +1295,17 @@ static void test_where_a_call_cannot_wait_it_says_so(void **state) {
                  "  local ok, err = pcall(hub.publish, 'r', {}, conn.user)\n"
                  "  return false, err\n"
                  "end\n");
-    write_script(fx, "sorted.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  local t = { 'b', 'a', 'c' }\n"
-                 "  table.sort(t, function(a, b)\n"
-                 "    hub.is_member('r', a)\n"
-                 "    return a < b\n"
-                 "  end)\n"
-                 "end\n");
-    write_script(fx, "own.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  local ok, err = coroutine.wrap(function()\n"
-                 "    return pcall(hub.store.set, 'k', 1)\n"
-                 "  end)()\n"
-                 "  hub.fail('x', err)\n"
-                 "end\n");
+    write_handler(fx, "sorted",
+                  "  local t = { 'b', 'a', 'c' }\n"
+                  "  table.sort(t, function(a, b)\n"
+                  "    hub.is_member('r', a)\n"
+                  "    return a < b\n"
+                  "  end)\n");
+    write_handler(fx, "own",
+                  "  local ok, err = coroutine.wrap(function()\n"
+                  "    return pcall(hub.store.set, 'k', 1)\n"
+                  "  end)()\n"
+                  "  hub.fail('x', err)\n");
     load_ok(fx);
     fx->st.defer = 1;
     buf_t meta;
@@ -1363,16 +1340,8 @@ static int h_is_member_wakes(void *ud, const char *room, const char *uid,
 
 static void test_a_wake_inside_a_script_call_is_refused(void **state) {
     fixture_t *fx = *state;
-    write_script(fx, "wait.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  return { v = hub.presence_get('bo') }\n"
-                 "end\n");
-    write_script(fx, "check.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  return { m = hub.is_member('r', 'bo') }\n"
-                 "end\n");
+    write_handler(fx, "wait", "  return { v = hub.presence_get('bo') }\n");
+    write_handler(fx, "check", "  return { m = hub.is_member('r', 'bo') }\n");
     load_ok(fx);
     fx->st.defer = 1;
     dispatch_waits(fx, "{\"type\":\"wait\",\"id\":1}");
