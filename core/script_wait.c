@@ -201,11 +201,16 @@ static int l_resume(lua_State *L) {
 }
 
 /* reply(...): in a call that waited and was woken, pushes the reply with
- * the waiting function's arguments (...), through its push routine. */
+ * the waiting function's arguments (...), through its push routine. A
+ * resume that is not script_wake's (a script resumed the coroutine
+ * itself) gets the marker again: the call still waits. */
 static int l_reply(lua_State *L) {
     script_t *s = script__self(L);
     const script_reply *r = s->reply;
-    if (!r) return luaL_error(L, "no reply to push");
+    if (!r || L != s->call_L) {
+        lua_pushlightuserdata(L, &wait_marker);
+        return 1;
+    }
     s->reply = NULL;
     return s->reply_push(L, r);
 }
@@ -336,7 +341,8 @@ int script_wake(script_wait *w, const script_reply *r) {
         wait_free(w);
         return 1;
     }
-    s->call_conn = w->conn;
+    /* A timer's call has no frame to answer. */
+    s->call_conn = w->kind == SCRIPT_CALL_MESSAGE ? w->conn : NULL;
     s->call_id = w->id_json;
     s->call_id_len = w->id_len;
     s->answered = w->answered;

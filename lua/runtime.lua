@@ -265,9 +265,16 @@ local DONE = {}
 local IDLE_MAX = 16
 local idle, nidle = {}, 0
 
-local function worker(fn, a, b, c, d, e)
+-- A coroutine between calls waits for start's next one, which comes with
+-- the key DONE: a resume of a script's that got hold of the coroutine
+-- (coroutine.running() in a handler) runs nothing.
+local function worker(key, fn, a, b, c, d, e)
   while true do
-    fn, a, b, c, d, e = yield(DONE, fn(a, b, c, d, e))
+    if key == DONE then
+      key, fn, a, b, c, d, e = yield(DONE, fn(a, b, c, d, e))
+    else
+      key, fn, a, b, c, d, e = yield()
+    end
   end
 end
 
@@ -300,7 +307,7 @@ local function start(fn, a, b, c, d, e)
   else
     co = create(worker)
   end
-  return step(co, core_resume(co, fn, a, b, c, d, e))
+  return step(co, core_resume(co, DONE, fn, a, b, c, d, e))
 end
 
 -- Resumes a call that waited; its wrapper picks up the reply.

@@ -1328,6 +1328,37 @@ static void test_where_a_call_cannot_wait_it_says_so(void **state) {
     assert_int_equal(fx->st.nwaits, 0);
 }
 
+/* A script that resumes a waiting call's coroutine itself does not wake
+ * it: only the host's reply does, and the frame is answered once. */
+static void test_a_scripts_own_resume_does_not_wake_a_call(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "poke.lua",
+                 "local hub = require 'hub'\n"
+                 "local saved\n"
+                 "return function(conn, msg)\n"
+                 "  if msg.poke then\n"
+                 "    local ok, what = coroutine.resume(saved)\n"
+                 "    return { ok = ok, what = type(what) }\n"
+                 "  end\n"
+                 "  saved = coroutine.running()\n"
+                 "  return { v = hub.presence_get('bo') }\n"
+                 "end\n");
+    load_ok(fx);
+    fx->st.defer = 1;
+    dispatch_waits(fx, "{\"type\":\"poke\",\"id\":1}");
+    fx->st.defer = 0;
+    dispatch(fx, "poke", "{\"type\":\"poke\",\"id\":2,\"poke\":true}");
+    assert_int_equal(fx->st.nsent, 1);
+    assert_non_null(strstr(last(fx), "\"id\":2"));
+    assert_non_null(strstr(last(fx), "\"ok\":true"));
+    assert_int_equal(script_waiting(fx->s), 1);
+    script_reply r = {.rc = 1};
+    assert_int_equal(script_wake(held(fx, "presence_get"), &r), 1);
+    assert_int_equal(fx->st.nsent, 2);
+    assert_non_null(strstr(last(fx), "\"id\":1"));
+    assert_non_null(strstr(last(fx), "\"v\":\"online\""));
+}
+
 /* A host that wakes a call from inside another call's host function. */
 static int wake_rc;
 static int h_is_member_wakes(void *ud, const char *room, const char *uid,
@@ -1371,6 +1402,7 @@ int main(void) {
         T(test_a_timer_callback_can_wait),
         T(test_where_a_call_cannot_wait_it_says_so),
         T(test_a_wake_inside_a_script_call_is_refused),
+        T(test_a_scripts_own_resume_does_not_wake_a_call),
         T(test_returned_table_is_merged_into_ack),
         T(test_no_ack_without_id),
         T(test_runtime_error_is_handler_error_without_position),
