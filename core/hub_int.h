@@ -22,7 +22,7 @@
  * this many, of at most this many bytes in all (a client that pipelines
  * its chats waits a Redis round trip per message with several nodes). */
 #define HUB_HELD_MAX 1024
-#define HUB_HELD_BYTES (1024 * 1024)
+#define HUB_HELD_BYTES ((size_t)1024 * 1024)
 
 /* A state replaced while calls of it still wait (hub_reload). */
 typedef struct retired {

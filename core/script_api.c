@@ -277,26 +277,14 @@ static int l_answer(lua_State *L) {
     const char *type = luaL_checklstring(L, 1, &tlen);
     if (!s->call_conn) return luaL_error(L, "no frame to answer");
     buf_t b;
-    buf_init(&b, FRAME_HEADROOM);
-    buf_puts(&b, "{\"type\":");
-    json_write_string(&b, type, tlen);
-    if (s->call_id) {
-        buf_puts(&b, ",\"id\":");
-        buf_append(&b, s->call_id, s->call_id_len);
-    }
+    script__answer_begin(s, &b, type, tlen);
     int first = 0;
     if (lua_istable(L, 2) &&
         script__encode_members(L, 2, &b, 1, s->array_mt_ref, &first, own)) {
         buf_close(&b);
         return lua_error(L);
     }
-    buf_putc(&b, '}');
-    frame_t *f = frame_from_buf(&b);
-    /* The frame's own connection: never waits. */
-    script_target t = {SCRIPT_TO_CONN, &s->call_conn, 1, NULL, NULL};
-    s->host->send(s->host->ud, &t, f, NULL);
-    frame_unref(f);
-    s->answered = 1;
+    script__answer_send(s, &b);
     return 0;
 }
 

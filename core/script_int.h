@@ -68,7 +68,7 @@ struct script {
     script_timer_t *timers;
     size_t ntimers;
     int timer_ref;      /* the runtime's runner of named timers */
-    int timer_call_ref; /* the runtime's timer(fn, name, arg) */
+    int timer_call_ref; /* the runtime's timer body (fn, name, arg) */
     const script_host *host;
     int dispatch_ref, connect_ref, disconnect_ref;
     int has_connect_hook, has_disconnect_hook;
@@ -91,6 +91,7 @@ struct script {
     script_wait *waits; /* every record the host holds, or a call owns */
     size_t nwaiting;
     const char *where;         /* why a call outside a coroutine cannot wait */
+    int start_ref;             /* the runtime's start(body, ...) */
     int resume_ref;            /* the runtime's resume(co) */
     const script_reply *reply; /* the reply of a script_wake, for its run */
     script_push_fn reply_push;
@@ -244,8 +245,13 @@ void script__inject_wait(lua_State *L, script_t *s, int core);
 /* Frees every record of s (at its destruction). */
 void script__waits_close(script_t *s);
 
-/* Sends {"type":"error","id":<the call's id>,"code":…,"message":…} to the
- * call's connection. */
+/* The answer to the call's frame: begin starts b with
+ * {"type":<type>,"id":<the frame's id as the client wrote it> (no id when
+ * it had none); the caller adds members; send closes it and sends it to
+ * the call's connection (taking b). */
+void script__answer_begin(script_t *s, buf_t *b, const char *type, size_t tlen);
+void script__answer_send(script_t *s, buf_t *b);
+/* {"type":"error","id":…,"code":code,"message":msg}, the same way. */
 void script__answer_error(script_t *s, const char *code, const char *msg);
 
 /* ---- script_api.c ------------------------------------------------------- */

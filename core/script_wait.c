@@ -56,6 +56,14 @@ static void wait_link(script_t *s, script_wait *w) {
     s->nwaiting++;
 }
 
+static void wait_release(script_wait *w) {
+    free(w->conn);
+    free(w->id_json);
+    free(w->label);
+    free(w);
+}
+
+/* Unlinks w from its state and frees it. */
 static void wait_free(script_wait *w) {
     script_t *s = w->s;
     if (w->prev)
@@ -64,10 +72,7 @@ static void wait_free(script_wait *w) {
         s->waits = w->next;
     if (w->next) w->next->prev = w->prev;
     s->nwaiting--;
-    free(w->conn);
-    free(w->id_json);
-    free(w->label);
-    free(w);
+    wait_release(w);
 }
 
 const char *script_wait_conn(const script_wait *w) {
@@ -196,11 +201,16 @@ static int l_resume(lua_State *L) {
 }
 
 /* reply(...): in a call that waited and was woken, pushes the reply with
- * the waiting function's arguments (...), through its push routine. */
+ * the waiting function's arguments (...), through its push routine. A
+ * resume that is not script_wake's (a script resumed the coroutine
+ * itself) gets the marker again: the call still waits. */
 static int l_reply(lua_State *L) {
     script_t *s = script__self(L);
     const script_reply *r = s->reply;
-    if (!r) return luaL_error(L, "no reply to push");
+    if (!r || L != s->call_L) {
+        lua_pushlightuserdata(L, &wait_marker);
+        return 1;
+    }
     s->reply = NULL;
     return s->reply_push(L, r);
 }
@@ -255,24 +265,35 @@ int script__run_end(script_t *s, int rc) {
     return waits;
 }
 
-void script__answer_error(script_t *s, const char *code, const char *msg) {
-    buf_t b;
-    buf_init(&b, FRAME_HEADROOM);
-    buf_puts(&b, "{\"type\":\"error\"");
+void script__answer_begin(script_t *s, buf_t *b, const char *type,
+                          size_t tlen) {
+    buf_init(b, FRAME_HEADROOM);
+    buf_puts(b, "{\"type\":");
+    json_write_string(b, type, tlen);
     if (s->call_id) {
-        buf_puts(&b, ",\"id\":");
-        buf_append(&b, s->call_id, s->call_id_len);
+        buf_puts(b, ",\"id\":");
+        buf_append(b, s->call_id, s->call_id_len);
     }
-    buf_puts(&b, ",\"code\":");
-    json_write_string(&b, code, strlen(code));
-    buf_puts(&b, ",\"message\":");
-    json_write_string(&b, msg, strlen(msg));
-    buf_putc(&b, '}');
-    frame_t *f = frame_from_buf(&b);
+}
+
+void script__answer_send(script_t *s, buf_t *b) {
+    buf_putc(b, '}');
+    frame_t *f = frame_from_buf(b);
+    /* The frame's own connection: never waits. */
     script_target t = {SCRIPT_TO_CONN, &s->call_conn, 1, NULL, NULL};
     s->host->send(s->host->ud, &t, f, NULL);
     frame_unref(f);
     s->answered = 1;
+}
+
+void script__answer_error(script_t *s, const char *code, const char *msg) {
+    buf_t b;
+    script__answer_begin(s, &b, "error", 5);
+    buf_puts(&b, ",\"code\":");
+    json_write_string(&b, code, strlen(code));
+    buf_puts(&b, ",\"message\":");
+    json_write_string(&b, msg, strlen(msg));
+    script__answer_send(s, &b);
 }
 
 /* A message's call is over after a wake with rc (and, when 0, the
@@ -320,7 +341,8 @@ int script_wake(script_wait *w, const script_reply *r) {
         wait_free(w);
         return 1;
     }
-    s->call_conn = w->conn;
+    /* A timer's call has no frame to answer. */
+    s->call_conn = w->kind == SCRIPT_CALL_MESSAGE ? w->conn : NULL;
     s->call_id = w->id_json;
     s->call_id_len = w->id_len;
     s->answered = w->answered;
@@ -365,8 +387,12 @@ int script_wake(script_wait *w, const script_reply *r) {
 }
 
 void script__waits_close(script_t *s) {
-    while (s->waits)
-        wait_free(s->waits);
+    for (script_wait *w = s->waits, *next; w; w = next) {
+        next = w->next;
+        wait_release(w);
+    }
+    s->waits = NULL;
+    s->nwaiting = 0;
     free(s->spare);
     s->spare = NULL;
 }

@@ -21,7 +21,9 @@ core.set_fail(protocol.fail)
 -- answer later: its wrapper then yields the call's coroutine (the
 -- runtime's, lua/runtime.lua) and, once resumed, has core.reply push the
 -- reply with the function's own arguments, as the function would have
--- pushed it at once (raising what it raises). One wrapper, made from one
+-- pushed it at once (raising what it raises); core.reply answers WAIT
+-- again to a resume that did not come with the reply (a script's own
+-- coroutine.resume of the call's coroutine), and the call waits on. One wrapper, made from one
 -- template per function so that an argument error still names the
 -- function ("bad argument #1 to 'publish'").
 local WAITING = {
@@ -35,9 +37,11 @@ local TEMPLATE = [[
 local fns, WAIT, yield, reply = ...
 return function(...)
   local r = fns.NAME(...)
-  if r ~= WAIT then return r end
-  yield(WAIT)
-  return reply(...)
+  while r == WAIT do
+    yield(WAIT)
+    r = reply(...)
+  end
+  return r
 end
 ]]
 for where, names in pairs(WAITING) do

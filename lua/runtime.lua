@@ -190,7 +190,7 @@ local function call(handler, conn, msg, type_name)
   end
 end
 
-local function dispatch_body(conn_id, user_id, type_name, msg, meta)
+local function dispatch(conn_id, user_id, type_name, msg, meta)
   local conn = { id = conn_id, user = user_id, meta = meta }
   local id = msg.id
   if hooks.on_message then
@@ -263,11 +263,18 @@ local WAIT, core_resume = core.WAIT, core.resume
 local create, yield = coroutine.create, coroutine.yield
 local DONE = {}
 local IDLE_MAX = 16
-local idle = {}
+local idle, nidle = {}, 0
 
-local function worker(fn, a, b, c, d, e)
+-- A coroutine between calls waits for start's next one, which comes with
+-- the key DONE: a resume of a script's that got hold of the coroutine
+-- (coroutine.running() in a handler) runs nothing.
+local function worker(key, fn, a, b, c, d, e)
   while true do
-    fn, a, b, c, d, e = yield(DONE, fn(a, b, c, d, e))
+    if key == DONE then
+      key, fn, a, b, c, d, e = yield(DONE, fn(a, b, c, d, e))
+    else
+      key, fn, a, b, c, d, e = yield()
+    end
   end
 end
 
@@ -276,7 +283,10 @@ end
 -- ones), or WAIT and the coroutine when it waits on the host.
 local function step(co, ok, what, r1, r2)
   if what == DONE then
-    if #idle < IDLE_MAX then idle[#idle + 1] = co end
+    if nidle < IDLE_MAX then
+      nidle = nidle + 1
+      idle[nidle] = co
+    end
     return r1, r2
   end
   if not ok then error(what, 0) end
@@ -286,11 +296,18 @@ local function step(co, ok, what, r1, r2)
   error("attempt to yield from outside a coroutine", 0)
 end
 
+-- start(fn, ...): runs fn(...) as a call (C calls it with the body of a
+-- dispatch or of a timer).
 local function start(fn, a, b, c, d, e)
-  local n = #idle
-  local co = idle[n]
-  if co then idle[n] = nil else co = create(worker) end
-  return step(co, core_resume(co, fn, a, b, c, d, e))
+  local co
+  if nidle > 0 then
+    co = idle[nidle]
+    idle[nidle] = nil
+    nidle = nidle - 1
+  else
+    co = create(worker)
+  end
+  return step(co, core_resume(co, DONE, fn, a, b, c, d, e))
 end
 
 -- Resumes a call that waited; its wrapper picks up the reply.
@@ -298,15 +315,11 @@ local function resume(co)
   return step(co, core_resume(co))
 end
 
-local function dispatch(conn_id, user_id, type_name, msg, meta)
-  return start(dispatch_body, conn_id, user_id, type_name, msg, meta)
-end
-
--- A timer's call: fn, or the function a named timer names (resolved
+-- A timer's call (the body start runs): fn, or the function a named timer names (resolved
 -- afresh: the scripts may have been reloaded since it was set) called
 -- with arg. Returns nothing, "failed" and the error, or "gone" and why the
 -- name does not resolve.
-local function timer_body(fn, name, arg)
+local function timer(fn, name, arg)
   if name then
     local why
     fn, why = protocol.timer_function(name, require_module)
@@ -319,10 +332,6 @@ local function timer_body(fn, name, arg)
     if err:match("^[^\n]*") == "not enough memory" then err = "out of memory: " .. err end
     return "failed", err
   end
-end
-
-local function timer(fn, name, arg)
-  return start(timer_body, fn, name, arg)
 end
 
 local loaded = {}
@@ -339,7 +348,7 @@ local function run(handler, conn_id, user_id, msg, meta)
 end
 
 return {
-  dispatch = dispatch, resume = resume, timer = timer,
+  start = start, dispatch = dispatch, resume = resume, timer = timer,
   connect = connect, disconnect = disconnect,
   load = load_file, run = run,
   types = loaded, hooks = hooks_loaded, stray_hooks = stray_hooks,

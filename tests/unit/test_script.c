@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1009,6 +1010,29 @@ static void test_a_load_that_needs_more_than_the_cap_fails(void **state) {
 
 /* ---- calls that wait on the host (a cluster) ---------------------------- */
 
+/* Writes scripts/<type>.lua: a handler with hub required, body its
+ * statements. */
+static void write_handler(fixture_t *fx, const char *type, const char *body) {
+    char name[64], src[2048];
+    snprintf(name, sizeof name, "%s.lua", type);
+    snprintf(src, sizeof src,
+             "local hub = require 'hub'\nreturn function(conn, msg)\n%send\n",
+             body);
+    write_script(fx, name, src);
+}
+
+/* Sleeps ms, signals or not (the watchdog's interrupt a plain usleep). */
+static void sleep_ms(int ms) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        usleep(1000);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 +
+                 (t.tv_nsec - t0.tv_nsec) / 1000000 <
+             ms);
+}
+
 /* Dispatches json on connection "7" and expects it to wait. */
 static void dispatch_waits(fixture_t *fx, const char *json) {
     envelope_t env;
@@ -1032,12 +1056,9 @@ static script_wait *held(fixture_t *fx, const char *what) {
 
 static void test_waiting_handler_is_answered_after_the_wake(void **state) {
     fixture_t *fx = *state;
-    write_script(
-        fx, "chat.lua",
-        "local hub = require 'hub'\n"
-        "return function(conn, msg)\n"
-        "  return { seq = hub.publish('r', { text = 'x' }, conn.user) }\n"
-        "end\n");
+    write_handler(
+        fx, "chat",
+        "  return { seq = hub.publish('r', { text = 'x' }, conn.user) }\n");
     load_ok(fx);
     fx->st.defer = 1;
     dispatch_waits(fx, "{\"type\":\"chat\",\"id\":12345678901234567890}");
@@ -1058,13 +1079,10 @@ static void test_waiting_handler_is_answered_after_the_wake(void **state) {
 
 static void test_a_handler_waits_twice(void **state) {
     fixture_t *fx = *state;
-    write_script(
-        fx, "enter.lua",
-        "local hub = require 'hub'\n"
-        "return function(conn, msg)\n"
+    write_handler(
+        fx, "enter",
         "  local joined = hub.join('r', conn.user)\n"
-        "  return { joined = joined, members = hub.room_members('r') }\n"
-        "end\n");
+        "  return { joined = joined, members = hub.room_members('r') }\n");
     load_ok(fx);
     fx->st.defer = 1;
     dispatch_waits(fx, "{\"type\":\"enter\",\"id\":\"a\"}");
@@ -1083,12 +1101,9 @@ static void test_a_handler_waits_twice(void **state) {
 
 static void test_a_reply_raises_what_an_answer_at_once_raises(void **state) {
     fixture_t *fx = *state;
-    write_script(
-        fx, "chat.lua",
-        "local hub = require 'hub'\n"
-        "return function(conn, msg)\n"
-        "  return { seq = hub.publish('r', { text = 'x' }, conn.user) }\n"
-        "end\n");
+    write_handler(
+        fx, "chat",
+        "  return { seq = hub.publish('r', { text = 'x' }, conn.user) }\n");
     load_ok(fx);
     /* At once... */
     fx->st.room_exists = 1;
@@ -1110,11 +1125,7 @@ static void test_unavailable_cluster_is_a_protocol_error(void **state) {
     static const char want[] =
         "\"message\":\"the cluster is unavailable; retry later (nothing was "
         "delivered)\"";
-    write_script(fx, "look.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  return { v = hub.store.get('k') }\n"
-                 "end\n");
+    write_handler(fx, "look", "  return { v = hub.store.get('k') }\n");
     load_ok(fx);
     /* At once: the host knows the cluster is gone. */
     fx->st.unavailable = 1;
@@ -1133,15 +1144,12 @@ static void test_unavailable_cluster_is_a_protocol_error(void **state) {
 /* Every kind of reply is pushed as the answer at once would be. */
 static void test_replies_of_every_shape(void **state) {
     fixture_t *fx = *state;
-    write_script(
-        fx, "all.lua",
-        "local hub = require 'hub'\n"
-        "return function(conn, msg)\n"
+    write_handler(
+        fx, "all",
         "  local info = hub.room_info('r')\n"
         "  local st = hub.presence_subscribe(conn.id, { 'bo', 'cy' })\n"
         "  return { info = info, st = st, v = hub.store.get('k'),\n"
-        "           n = hub.send_room('r', { type = 'x' }) }\n"
-        "end\n");
+        "           n = hub.send_room('r', { type = 'x' }) }\n");
     load_ok(fx);
     fx->st.defer = 1;
     dispatch_waits(fx, "{\"type\":\"all\",\"id\":1}");
@@ -1174,18 +1182,22 @@ static void test_replies_of_every_shape(void **state) {
 
 static void test_time_limit_counts_only_the_time_lua_runs(void **state) {
     fixture_t *fx = *state;
-    write_script(fx, "slow.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  return { in_room = hub.is_member('r', conn.user) }\n"
-                 "end\n");
-    timeout_ms = 50;
+    write_handler(
+        fx, "slow",
+        "  local in_room = hub.is_member('r', conn.user)\n"
+        "  -- A third of the limit, after the wait (the watchdog ticks at\n"
+        "  -- least every 50 ms, so it looks at least once).\n"
+        "  local t = hub.now()\n"
+        "  while hub.now() - t < 70 do end\n"
+        "  return { in_room = in_room }\n");
+    timeout_ms = 200;
     load_ok(fx);
     timeout_ms = 0;
     fx->st.defer = 1;
     dispatch_waits(fx, "{\"type\":\"slow\",\"id\":1}");
-    /* Three times the limit on the host: the handler itself ran briefly. */
-    usleep(150 * 1000);
+    /* Twice the limit on the host: the handler itself runs a third of
+     * it. */
+    sleep_ms(400);
     script_reply r = {.rc = 1};
     assert_int_equal(script_wake(held(fx, "is_member"), &r), 1);
     assert_string_equal(last(fx),
@@ -1195,11 +1207,8 @@ static void test_time_limit_counts_only_the_time_lua_runs(void **state) {
 
 static void test_a_poisoned_states_waiting_call_is_answered_in_c(void **state) {
     fixture_t *fx = *state;
-    write_script(fx, "wait.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  return { in_room = hub.is_member('r', conn.user) }\n"
-                 "end\n");
+    write_handler(fx, "wait",
+                  "  return { in_room = hub.is_member('r', conn.user) }\n");
     /* Compiled code ignores the hook: the call is abandoned, the state
      * poisoned. */
     write_script(fx, "spin.lua",
@@ -1229,11 +1238,8 @@ static void test_a_poisoned_states_waiting_call_is_answered_in_c(void **state) {
 
 static void test_a_replaced_state_completes_its_waiting_calls(void **state) {
     fixture_t *fx = *state;
-    write_script(fx, "wait.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  return { v = hub.presence_get('bo'), gen = 'old' }\n"
-                 "end\n");
+    write_handler(fx, "wait",
+                  "  return { v = hub.presence_get('bo'), gen = 'old' }\n");
     load_ok(fx);
     fx->st.defer = 1;
     dispatch_waits(fx, "{\"type\":\"wait\",\"id\":1}");
@@ -1255,21 +1261,19 @@ static void test_a_replaced_state_completes_its_waiting_calls(void **state) {
 
 static void test_a_timer_callback_can_wait(void **state) {
     fixture_t *fx = *state;
-    write_script(fx, "later.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  hub.after(1, function()\n"
-                 "    local n = hub.send_room('r', { type = 'tick' })\n"
-                 "    hub.send(conn.id, { type = 'done', n = n })\n"
-                 "  end)\n"
-                 "end\n");
+    write_handler(fx, "later",
+                  "  hub.after(1, function()\n"
+                  "    local n = hub.send_room('r', { type = 'tick' })\n"
+                  "    hub.send(conn.id, { type = 'done', n = n })\n"
+                  "  end)\n");
     timer_loop = uv_default_loop();
     load_ok(fx);
     timer_loop = NULL;
     dispatch(fx, "later", "{\"type\":\"later\"}");
     fx->st.defer = 1;
-    while (!fx->st.nwaits)
+    for (int i = 0; i < 100 && !fx->st.nwaits; i++)
         uv_run(uv_default_loop(), UV_RUN_ONCE);
+    assert_int_equal(fx->st.nwaits, 1);
     script_wait *w = held(fx, "send");
     assert_string_equal(script_wait_conn(w), "");
     assert_int_equal(fx->st.nsent, 0);
@@ -1292,23 +1296,17 @@ static void test_where_a_call_cannot_wait_it_says_so(void **state) {
                  "  local ok, err = pcall(hub.publish, 'r', {}, conn.user)\n"
                  "  return false, err\n"
                  "end\n");
-    write_script(fx, "sorted.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  local t = { 'b', 'a', 'c' }\n"
-                 "  table.sort(t, function(a, b)\n"
-                 "    hub.is_member('r', a)\n"
-                 "    return a < b\n"
-                 "  end)\n"
-                 "end\n");
-    write_script(fx, "own.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  local ok, err = coroutine.wrap(function()\n"
-                 "    return pcall(hub.store.set, 'k', 1)\n"
-                 "  end)()\n"
-                 "  hub.fail('x', err)\n"
-                 "end\n");
+    write_handler(fx, "sorted",
+                  "  local t = { 'b', 'a', 'c' }\n"
+                  "  table.sort(t, function(a, b)\n"
+                  "    hub.is_member('r', a)\n"
+                  "    return a < b\n"
+                  "  end)\n");
+    write_handler(fx, "own",
+                  "  local ok, err = coroutine.wrap(function()\n"
+                  "    return pcall(hub.store.set, 'k', 1)\n"
+                  "  end)()\n"
+                  "  hub.fail('x', err)\n");
     load_ok(fx);
     fx->st.defer = 1;
     buf_t meta;
@@ -1331,6 +1329,37 @@ static void test_where_a_call_cannot_wait_it_says_so(void **state) {
     assert_int_equal(fx->st.nwaits, 0);
 }
 
+/* A script that resumes a waiting call's coroutine itself does not wake
+ * it: only the host's reply does, and the frame is answered once. */
+static void test_a_scripts_own_resume_does_not_wake_a_call(void **state) {
+    fixture_t *fx = *state;
+    write_script(fx, "poke.lua",
+                 "local hub = require 'hub'\n"
+                 "local saved\n"
+                 "return function(conn, msg)\n"
+                 "  if msg.poke then\n"
+                 "    local ok, what = coroutine.resume(saved)\n"
+                 "    return { ok = ok, what = type(what) }\n"
+                 "  end\n"
+                 "  saved = coroutine.running()\n"
+                 "  return { v = hub.presence_get('bo') }\n"
+                 "end\n");
+    load_ok(fx);
+    fx->st.defer = 1;
+    dispatch_waits(fx, "{\"type\":\"poke\",\"id\":1}");
+    fx->st.defer = 0;
+    dispatch(fx, "poke", "{\"type\":\"poke\",\"id\":2,\"poke\":true}");
+    assert_int_equal(fx->st.nsent, 1);
+    assert_non_null(strstr(last(fx), "\"id\":2"));
+    assert_non_null(strstr(last(fx), "\"ok\":true"));
+    assert_int_equal(script_waiting(fx->s), 1);
+    script_reply r = {.rc = 1};
+    assert_int_equal(script_wake(held(fx, "presence_get"), &r), 1);
+    assert_int_equal(fx->st.nsent, 2);
+    assert_non_null(strstr(last(fx), "\"id\":1"));
+    assert_non_null(strstr(last(fx), "\"v\":\"online\""));
+}
+
 /* A host that wakes a call from inside another call's host function. */
 static int wake_rc;
 static int h_is_member_wakes(void *ud, const char *room, const char *uid,
@@ -1343,16 +1372,8 @@ static int h_is_member_wakes(void *ud, const char *room, const char *uid,
 
 static void test_a_wake_inside_a_script_call_is_refused(void **state) {
     fixture_t *fx = *state;
-    write_script(fx, "wait.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  return { v = hub.presence_get('bo') }\n"
-                 "end\n");
-    write_script(fx, "check.lua",
-                 "local hub = require 'hub'\n"
-                 "return function(conn, msg)\n"
-                 "  return { m = hub.is_member('r', 'bo') }\n"
-                 "end\n");
+    write_handler(fx, "wait", "  return { v = hub.presence_get('bo') }\n");
+    write_handler(fx, "check", "  return { m = hub.is_member('r', 'bo') }\n");
     load_ok(fx);
     fx->st.defer = 1;
     dispatch_waits(fx, "{\"type\":\"wait\",\"id\":1}");
@@ -1382,6 +1403,7 @@ int main(void) {
         T(test_a_timer_callback_can_wait),
         T(test_where_a_call_cannot_wait_it_says_so),
         T(test_a_wake_inside_a_script_call_is_refused),
+        T(test_a_scripts_own_resume_does_not_wake_a_call),
         T(test_returned_table_is_merged_into_ack),
         T(test_no_ack_without_id),
         T(test_runtime_error_is_handler_error_without_position),
