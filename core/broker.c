@@ -77,9 +77,9 @@ struct broker {
     char fixed[2][128];
     int fixed_ok[2];
     size_t resub_left; /* channels subscribed again, not yet confirmed */
-    int synced;      /* the node's state is registered since cmd came up */
-    int ready;       /* as last told */
-    char why[160];   /* why not ready */
+    int synced;        /* the node's state is registered since cmd came up */
+    int ready;         /* as last told */
+    char why[160];     /* why not ready */
     uv_timer_t tick;
     int64_t next_beat, next_reap, next_ping, last_echo;
     uint64_t pings;
@@ -97,8 +97,10 @@ static void set_why(broker_t *b, const char *why) {
 static void update_ready(broker_t *b) {
     int r = bconn_is_up(b->cmd) && bconn_is_up(b->sub) && b->synced &&
             b->fixed_ok[0] && b->fixed_ok[1] && !b->resub_left;
-    if (r) b->why[0] = '\0';
-    else if (!b->why[0]) set_why(b, "connecting to Redis");
+    if (r)
+        b->why[0] = '\0';
+    else if (!b->why[0])
+        set_why(b, "connecting to Redis");
     if (r == b->ready) return;
     b->ready = r;
     log_info("redis", "node %s %s%s%s", b->node, r ? "ready" : "not ready",
@@ -221,7 +223,7 @@ typedef struct args {
     const char **v;
     size_t *len;
     int n, cap;
-    buf_t arena; /* numbers written as text */
+    buf_t arena;      /* numbers written as text */
     size_t *arena_at; /* per arg: offset into arena + 1, or 0 */
 } args;
 
@@ -404,7 +406,6 @@ void broker_unwatch(broker_t *b, broker_scope scope, const char *id) {
     buf_close(&name);
 }
 
-
 /* A message's header fields: up to 3, tab-separated, before '\n'; the
  * body after it. Copies into fields (NUL-terminated). */
 typedef struct header {
@@ -439,8 +440,8 @@ static int starts(const char *s, size_t n, const char *prefix, size_t *plen) {
 }
 
 /* A message on one of the node's channels, as the hub gets it. */
-static void on_message(broker_t *b, const char *ch, size_t chlen,
-                       const char *s, size_t n) {
+static void on_message(broker_t *b, const char *ch, size_t chlen, const char *s,
+                       size_t n) {
     header h;
     if (parse_header(s, n, &h) < 0) {
         log_warn("redis", "a message that is not luahub's on %.*s", (int)chlen,
@@ -554,7 +555,8 @@ static void cmd_up(void *ud, bconn_t *c) {
 static void sub_up(void *ud, bconn_t *c) {
     broker_t *b = ud;
     b->fixed_ok[0] = b->fixed_ok[1] = 0;
-    for (int i = 0; i < 2; i++) subscribe_one(b, "SUBSCRIBE", b->fixed[i]);
+    for (int i = 0; i < 2; i++)
+        subscribe_one(b, "SUBSCRIBE", b->fixed[i]);
     /* The node is ready once every channel it had is subscribed again. */
     size_t pos = 0;
     const char *name;
@@ -600,8 +602,10 @@ static void conn_down(void *ud, bconn_t *c, const char *why) {
 static void beat_answer(void *ctx, const broker_reply *r) {
     broker_t *b = ctx;
     if (r->rc != 0 || !b->synced) return;
-    log_warn("redis", "node %s was taken for dead (no heartbeat for "
-             "--presence-ttl): registering its users again", b->node);
+    log_warn("redis",
+             "node %s was taken for dead (no heartbeat for "
+             "--presence-ttl): registering its users again",
+             b->node);
     b->synced = 0;
     set_why(b, "registering this node's users again");
     update_ready(b);
@@ -672,8 +676,8 @@ broker_t *broker_create(void *loop, const broker_options *opt,
     set_why(b, "connecting to Redis");
     bconn_events ce = {b, cmd_up, conn_down, NULL};
     bconn_events se = {b, sub_up, conn_down, on_push};
-    b->cmd = bconn_create(loop, &opt->url, "command", opt->command_timeout_ms,
-                          &ce);
+    b->cmd =
+        bconn_create(loop, &opt->url, "command", opt->command_timeout_ms, &ce);
     b->sub = bconn_create(loop, &opt->url, "subscriber",
                           opt->command_timeout_ms, &se);
     uv_timer_init(loop, &b->tick);
@@ -683,7 +687,6 @@ broker_t *broker_create(void *loop, const broker_options *opt,
     bconn_start(b->sub);
     return b;
 }
-
 
 static void tick_closed(uv_handle_t *h) {
     free(h->data);
@@ -774,7 +777,8 @@ int broker_send_users(broker_t *b, const char *const *ids, size_t n,
     args_str(&a, except_conn ? xconn_user : "");
     args_str(&a, except_user);
     args_add(&a, json, len);
-    for (size_t i = 0; i < n; i++) args_str(&a, ids[i]);
+    for (size_t i = 0; i < n; i++)
+        args_str(&a, ids[i]);
     return eval(b, BS_SEND_USERS, R_INT, fn, ctx, &a);
 }
 
@@ -858,7 +862,8 @@ int broker_presence_get(broker_t *b, const char *const *users, size_t n,
                         broker_fn fn, void *ctx) {
     args a;
     eval_args(&a);
-    for (size_t i = 0; i < n; i++) args_str(&a, users[i]);
+    for (size_t i = 0; i < n; i++)
+        args_str(&a, users[i]);
     return eval(b, BS_PRESENCE_GET, R_IDS, fn, ctx, &a);
 }
 
@@ -951,7 +956,8 @@ void broker_sync(broker_t *b, const broker_state *st) {
     b->next_beat = clock_now_ms() + b->opt.presence_ttl_ms / 4;
 }
 
-/* ---- the URL --------------------------------------------------------------- */
+/* ---- the URL ---------------------------------------------------------------
+ */
 
 int broker_valid_node_id(const char *id) {
     size_t n = strlen(id);
@@ -986,8 +992,9 @@ int broker_parse_url(const char *s, broker_url *out, char *err, size_t errlen) {
         /* [user]:password@ -- the user part (ACL) is not supported. */
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (!colon || colon != p) {
-            snprintf(err, errlen,
-                     "only a password may come before '@' (redis://:password@host)");
+            snprintf(
+                err, errlen,
+                "only a password may come before '@' (redis://:password@host)");
             return -EINVAL;
         }
         size_t n = (size_t)(at - colon - 1);

@@ -42,14 +42,14 @@ int broker_valid_node_id(const char *id);
 
 /* The answer to a request. Strings are borrowed for the callback. */
 typedef struct broker_reply {
-    int rc; /* >= 0: the answer (a count, a flag); < 0: -EAGAIN (Redis
-               unreachable or too slow: nothing was done that the caller
-               can count on), -EPERM (not a member), -ENOENT (no such
-               room) */
-    int64_t v[4];       /* numbers; each request says which */
-    const char *str;    /* a string (an epoch, a stored value), or NULL */
-    size_t len;         /* its length */
-    const char **ids;   /* a list of ids, for listings */
+    int rc;           /* >= 0: the answer (a count, a flag); < 0: -EAGAIN (Redis
+                         unreachable or too slow: nothing was done that the caller
+                         can count on), -EPERM (not a member), -ENOENT (no such
+                         room) */
+    int64_t v[4];     /* numbers; each request says which */
+    const char *str;  /* a string (an epoch, a stored value), or NULL */
+    size_t len;       /* its length */
+    const char **ids; /* a list of ids, for listings */
     size_t nids;
 } broker_reply;
 
@@ -66,10 +66,10 @@ typedef enum broker_msg_kind {
 } broker_msg_kind;
 
 typedef enum broker_scope {
-    BROKER_ROOM, /* target: a room id */
-    BROKER_USER, /* target: a user id */
-    BROKER_CONN, /* target: a connection of this node */
-    BROKER_ALL,  /* target: "" */
+    BROKER_ROOM,   /* target: a room id */
+    BROKER_USER,   /* target: a user id */
+    BROKER_CONN,   /* target: a connection of this node */
+    BROKER_ALL,    /* target: "" */
     BROKER_STATUS, /* a user's presence (only to watch): target a user id */
 } broker_scope;
 
@@ -81,7 +81,7 @@ typedef struct broker_msg {
     const char *room;   /* JOINED, LEFT: the room */
     const char *status; /* PRESENCE: online, away, busy, offline */
     const char *except_conn, *except_user; /* FRAME: NULL, or who not */
-    const char *json;                       /* FRAME */
+    const char *json;                      /* FRAME */
     size_t len;
 } broker_msg;
 
@@ -99,8 +99,8 @@ typedef struct broker_events {
 typedef struct broker_options {
     broker_url url;
     const char *node_id;
-    int presence_ttl_ms;     /* how long a dead node's users stay online */
-    int command_timeout_ms;  /* a command not answered by then: Redis lost */
+    int presence_ttl_ms;    /* how long a dead node's users stay online */
+    int command_timeout_ms; /* a command not answered by then: Redis lost */
 } broker_options;
 
 /* Starts connecting (and keeps reconnecting, with backoff); events are

@@ -43,9 +43,9 @@ struct bconn {
     int started, closing;
     uv_timer_t timer;
     uv_getaddrinfo_t gai;
-    int resolving;   /* gai in flight */
+    int resolving; /* gai in flight */
     int timer_closed;
-    int hello_left;  /* AUTH/SELECT answers still to come */
+    int hello_left; /* AUTH/SELECT answers still to come */
     int backoff_ms;
     int64_t next_try;
     bcmd *head, *tail;
@@ -73,8 +73,10 @@ static void uvev_cb(uv_poll_t *h, int status, int events) {
 
 static void uvev_set(uvev *e, int events) {
     e->events = events;
-    if (events) uv_poll_start(&e->poll, events, uvev_cb);
-    else uv_poll_stop(&e->poll);
+    if (events)
+        uv_poll_start(&e->poll, events, uvev_cb);
+    else
+        uv_poll_stop(&e->poll);
 }
 
 static void uvev_add_read(void *p) {
@@ -124,10 +126,14 @@ static int uvev_attach(redisAsyncContext *ac, uv_loop_t *loop) {
 /* ---- commands ------------------------------------------------------------ */
 
 static void cmd_unlink(bconn_t *c, bcmd *k) {
-    if (k->prev) k->prev->next = k->next;
-    else c->head = k->next;
-    if (k->next) k->next->prev = k->prev;
-    else c->tail = k->prev;
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        c->head = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    else
+        c->tail = k->prev;
 }
 
 static void lost(bconn_t *c, const char *why) {
@@ -135,8 +141,8 @@ static void lost(bconn_t *c, const char *why) {
     c->state = B_DOWN;
     c->ac = NULL;
     c->next_try = clock_now_ms() + c->backoff_ms;
-    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                       : c->backoff_ms * 2;
+    c->backoff_ms =
+        c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
     if (was_up || strcmp(why, c->last_error) != 0) {
         char where[320];
         if (c->url.path[0])
@@ -153,8 +159,9 @@ static void lost(bconn_t *c, const char *why) {
 static void on_disconnect(const redisAsyncContext *ac, int status) {
     bconn_t *c = ac->data;
     if (!c || c->state == B_DOWN) return;
-    lost(c, status == REDIS_OK ? "closed" : (ac->errstr[0] ? ac->errstr
-                                                           : "closed by Redis"));
+    lost(c, status == REDIS_OK
+                ? "closed"
+                : (ac->errstr[0] ? ac->errstr : "closed by Redis"));
 }
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
@@ -173,8 +180,10 @@ static int send_argv(bconn_t *c, bconn_reply_fn fn, void *ctx, int argc,
     k->ctx = ctx;
     k->sent = clock_now_ms();
     k->prev = c->tail;
-    if (c->tail) c->tail->next = k;
-    else c->head = k;
+    if (c->tail)
+        c->tail->next = k;
+    else
+        c->head = k;
     c->tail = k;
     if (redisAsyncCommandArgv(c->ac, on_reply, k, argc, argv, lens) !=
         REDIS_OK) {
@@ -235,9 +244,8 @@ static void on_connect(const redisAsyncContext *ac, int status) {
 }
 
 static void connect_to(bconn_t *c, const char *ip) {
-    redisAsyncContext *ac = c->url.path[0]
-                                ? redisAsyncConnectUnix(c->url.path)
-                                : redisAsyncConnect(ip, c->url.port);
+    redisAsyncContext *ac = c->url.path[0] ? redisAsyncConnectUnix(c->url.path)
+                                           : redisAsyncConnect(ip, c->url.port);
     if (!ac) {
         lost(c, "out of memory");
         return;

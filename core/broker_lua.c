@@ -16,10 +16,14 @@
 
 #include "broker_int.h"
 
-/* Names, and what leaving for good means, shared by the scripts. */
+/* Names, and what leaving for good means, shared by the scripts: gone()
+ * is a user's last connection anywhere (out of every room, user_left to
+ * the rest, offline, the user's store scope dropped); conn_gone() one
+ * connection closed (or its node died), 1 when it was the user's last
+ * one; conn_new() one opened, 1 when the user was online nowhere. */
 #define PRELUDE                                                                \
     "local P = 'luahub:'\n"                                                    \
-    "local function rk(room, what) return P .. '{' .. room .. '}:' .. what "  \
+    "local function rk(room, what) return P .. '{' .. room .. '}:' .. what "   \
     "end\n"                                                                    \
     "local function rch(room) return P .. 'room:{' .. room .. '}' end\n"       \
     "local function uk(uid, what) return P .. 'user:' .. uid .. ':' .. what "  \
@@ -27,9 +31,8 @@
     "local function room_gone(room)\n"                                         \
     "  redis.call('DEL', rk(room, 'info'), P .. 'store:room:{' .. room .. "    \
     "'}')\n"                                                                   \
-    "end\n"                                                                    \
-    /* The user's last connection anywhere: out of every room (user_left    \
-     * to the rest), offline, its store scope dropped. */                    \
+    "end\n" /* The user's last connection anywhere: out of every room          \
+             * (user_left to the rest), offline, its store scope dropped. */   \
     "local function gone(uid, now)\n"                                          \
     "  for _, room in ipairs(redis.call('SMEMBERS', uk(uid, 'rooms'))) do\n"   \
     "    local mk = rk(room, 'members')\n"                                     \
@@ -37,7 +40,8 @@
     "    redis.call('PUBLISH', rch(room), 'L\\t' .. uid .. '\\n')\n"           \
     "    if redis.call('SCARD', mk) == 0 then room_gone(room) else\n"          \
     "      redis.call('PUBLISH', rch(room), 'F\\t\\t\\n' ..\n"                 \
-    "        '{\"type\":\"user_left\",\"room_id\":' .. cjson.encode(room) ..\n" \
+    "        '{\"type\":\"user_left\",\"room_id\":' .. cjson.encode(room) "    \
+    "..\n"                                                                     \
     "        ',\"from\":\"' .. uid .. '\",\"timestamp\":' .. now .. '}')\n"    \
     "    end\n"                                                                \
     "  end\n"                                                                  \
@@ -46,9 +50,8 @@
     "  redis.call('SREM', P .. 'online', uid)\n"                               \
     "  redis.call('HDEL', P .. 'presence', uid)\n"                             \
     "  redis.call('PUBLISH', P .. 'presence:' .. uid, 'S\\toffline\\n')\n"     \
-    "end\n"                                                                    \
-    /* One connection of the user closed (or its node died): 1 when it was  \
-     * the user's last one anywhere. */                                      \
+    "end\n" /* One connection of the user closed (or its node died): 1 when it \
+             * was the user's last one anywhere. */                            \
     "local function conn_gone(cid, uid, node, now)\n"                          \
     "  redis.call('SREM', P .. 'node:' .. node .. ':conns', cid .. '\\t' .. "  \
     "uid)\n"                                                                   \
@@ -164,8 +167,8 @@ static const char *const sources[BS_COUNT] = {
     "return {first, redis.call('SMEMBERS', uk(ARGV[2], 'rooms'))}\n",
 
     /* ARGV: conn, user, node, now. */
-    [BS_CONN_CLOSE] = PRELUDE
-    "return conn_gone(ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n",
+    [BS_CONN_CLOSE] =
+        PRELUDE "return conn_gone(ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n",
 
     /* ARGV: now. Every node whose heartbeat has expired: its connections
      * closed as if each said goodbye, then it is forgotten. */
@@ -263,7 +266,7 @@ const char *broker__sha(broker_script s) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned int n = 0;
         EVP_Digest(sources[s], strlen(sources[s]), md, &n, EVP_sha1(), NULL);
-        for (unsigned int i = 0; i < n && i < 20; i++)
+        for (size_t i = 0; i < n && i < 20; i++)
             snprintf(shas[s] + 2 * i, 3, "%02x", md[i]);
     }
     return shas[s];

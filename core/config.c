@@ -433,7 +433,7 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             if (!rc && cfg->presence_ttl < 2)
                 rc = bad(err, flag, val, "at least 2 seconds");
         } else if (!strcmp(flag, "--max-conns") ||
-                 !strcmp(flag, "--max-conns-per-ip"))
+                   !strcmp(flag, "--max-conns-per-ip"))
             rc = parse_count(err, flag, val,
                              !strcmp(flag, "--max-conns")
                                  ? &cfg->max_conns

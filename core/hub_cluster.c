@@ -19,10 +19,11 @@
 #include "clock.h"
 #include "hub_int.h"
 #include "json.h"
-#include "store.h"
 #include "log.h"
+#include "store.h"
 
-/* ---- the mirror ------------------------------------------------------------ */
+/* ---- the mirror ------------------------------------------------------------
+ */
 
 /* u (local) is in room from now on: the room's channel is watched for as
  * long as the mirror has the room. */
@@ -81,12 +82,15 @@ static void marker_came(hub_t *h, const char *room, const char *uid) {
     snprintf(key, sizeof key, "%s\t%s", room, uid);
     uintptr_t n = (uintptr_t)dict_get(h->pending_joins, key);
     if (!n) return;
-    if (n == 1) dict_remove(h->pending_joins, key);
-    else dict_set(h->pending_joins, key, (void *)(n - 1));
+    if (n == 1)
+        dict_remove(h->pending_joins, key);
+    else
+        dict_set(h->pending_joins, key, (void *)(n - 1));
     broker_unwatch(h->broker, BROKER_ROOM, room);
 }
 
-/* ---- what reaches the node -------------------------------------------------- */
+/* ---- what reaches the node --------------------------------------------------
+ */
 
 static frame_t *frame_of(const char *json, size_t len) {
     buf_t b = hub__frame_buf();
@@ -220,7 +224,8 @@ static void on_resync(void *ud) {
     free(st.statuses);
 }
 
-/* ---- the node's connections -------------------------------------------------- */
+/* ---- the node's connections
+ * -------------------------------------------------- */
 
 /* A connection of a user new to this node, until its welcome: the rooms
  * the user is in are subscribed first. */
@@ -347,10 +352,10 @@ typedef enum cop {
     OP_PUBLISH, /* seq */
     OP_JOIN,
     OP_INFO,
-    OP_IDS,       /* a listing; -ENOENT when empty (ENOENT_EMPTY) */
-    OP_IDS_OK,    /* a listing, empty or not */
-    OP_STATUS,    /* presence_get: one status */
-    OP_STATUSES,  /* presence_subscribe */
+    OP_IDS,      /* a listing; -ENOENT when empty (ENOENT_EMPTY) */
+    OP_IDS_OK,   /* a listing, empty or not */
+    OP_STATUS,   /* presence_get: one status */
+    OP_STATUSES, /* presence_subscribe */
     OP_STORE_GET,
     OP_STORE_SET,
     OP_PRESENCE_SET,
@@ -426,8 +431,10 @@ static void on_answer(void *ctx, const broker_reply *r) {
         sr.seq = (uint64_t)r->v[0];
         break;
     case OP_JOIN:
-        if (r->rc >= 0) join_done(h, k, r->rc);
-        else broker_unwatch(h->broker, BROKER_ROOM, k->room);
+        if (r->rc >= 0)
+            join_done(h, k, r->rc);
+        else
+            broker_unwatch(h->broker, BROKER_ROOM, k->room);
         break;
     case OP_INFO:
         sr.ids = (const char *const *)r->ids;
@@ -448,7 +455,8 @@ static void on_answer(void *ctx, const broker_reply *r) {
         break;
     case OP_STATUSES:
         st = xmalloc((r->nids ? r->nids : 1) * sizeof *st);
-        for (size_t i = 0; i < r->nids; i++) st[i] = status_of(r->ids[i]);
+        for (size_t i = 0; i < r->nids; i++)
+            st[i] = status_of(r->ids[i]);
         sr.statuses = st;
         break;
     case OP_STORE_GET:
@@ -456,8 +464,10 @@ static void on_answer(void *ctx, const broker_reply *r) {
         sr.len = r->len;
         break;
     case OP_STORE_SET:
-        if (r->rc == -1) sr.rc = -ENOENT;
-        else if (r->rc == -2) sr.rc = -ENOSPC;
+        if (r->rc == -1)
+            sr.rc = -ENOENT;
+        else if (r->rc == -2)
+            sr.rc = -ENOSPC;
         break;
     case OP_PRESENCE_SET:
         if (r->rc == -1) sr.rc = -ENOENT;
@@ -548,7 +558,8 @@ static size_t distinct(const char *const *ids, size_t n, const char **out) {
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         int dup = 0;
-        for (size_t j = 0; j < m && !dup; j++) dup = strcmp(ids[i], out[j]) == 0;
+        for (size_t j = 0; j < m && !dup; j++)
+            dup = strcmp(ids[i], out[j]) == 0;
         if (!dup) out[m++] = ids[i];
     }
     return m;
@@ -608,7 +619,6 @@ int hub__cluster_send(hub_t *h, const script_target *t, frame_t *f,
     return 0;
 }
 
-
 int hub__cluster_leave(hub_t *h, const char *room, const char *uid,
                        script_wait *w) {
     NEED_WAIT(w);
@@ -653,9 +663,9 @@ int hub__cluster_presence_set(hub_t *h, const char *uid, int st,
     call *k = call_new(h, w, OP_PRESENCE_SET);
     k->uid = xstrdup(uid);
     k->status = st;
-    return started(k, broker_presence_set(h->broker, uid,
-                                          presence_status_name(st), on_answer,
-                                          k));
+    return started(k,
+                   broker_presence_set(h->broker, uid, presence_status_name(st),
+                                       on_answer, k));
 }
 
 int hub__cluster_presence_subscribe(hub_t *h, const char *cid,
@@ -678,18 +688,21 @@ int hub__cluster_store(hub_t *h, int op, int kind, const char *scope,
                        script_wait *w) {
     NEED_WAIT(w);
     if (op == 1 && len > STORE_MAX_VALUE) return -ENOSPC;
-    call *k = call_new(h, w, op == 0 ? OP_STORE_GET
-                             : op == 1 ? OP_STORE_SET
-                                       : OP_COUNT);
-    int rc = op == 0 ? broker_store_get(h->broker, kind, scope, key, on_answer, k)
-             : op == 1 ? broker_store_set(h->broker, kind, scope, key, json,
-                                          len, on_answer, k)
-                       : broker_store_delete(h->broker, kind, scope, key,
-                                             on_answer, k);
+    call *k = call_new(h, w,
+                       op == 0   ? OP_STORE_GET
+                       : op == 1 ? OP_STORE_SET
+                                 : OP_COUNT);
+    int rc =
+        op == 0 ? broker_store_get(h->broker, kind, scope, key, on_answer, k)
+        : op == 1
+            ? broker_store_set(h->broker, kind, scope, key, json, len,
+                               on_answer, k)
+            : broker_store_delete(h->broker, kind, scope, key, on_answer, k);
     return started(k, rc);
 }
 
-/* ---- life ----------------------------------------------------------------- */
+/* ---- life -----------------------------------------------------------------
+ */
 
 static const broker_events events = {NULL, on_message, on_ready, on_resync};
 
@@ -705,9 +718,9 @@ int hub__cluster_start(hub_t *h, char *err, size_t errlen) {
         gethostname(host, sizeof host);
         host[sizeof host - 1] = '\0';
         for (char *p = host; *p; p++)
-            if (!strchr("_.-", *p) && !((*p >= 'a' && *p <= 'z') ||
-                                         (*p >= 'A' && *p <= 'Z') ||
-                                         (*p >= '0' && *p <= '9')))
+            if (!strchr("_.-", *p) &&
+                !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9')))
                 *p = '-';
         snprintf(node, sizeof node, "%.40s-%d", host, (int)getpid());
     }
@@ -722,8 +735,7 @@ int hub__cluster_start(hub_t *h, char *err, size_t errlen) {
     char prefix[72];
     snprintf(prefix, sizeof prefix, "%s.", node);
     conns_set_prefix(h->conns, prefix);
-    log_info("redis", "node %s joining the cluster at %s", node,
-             h->cfg->redis);
+    log_info("redis", "node %s joining the cluster at %s", node, h->cfg->redis);
     return 0;
 }
 

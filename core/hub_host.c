@@ -54,10 +54,10 @@ static int host_send(void *ud, const script_target *t, frame_t *f,
 
 static int host_publish(void *ud, const char *room, const char *member,
                         script_stamp_fn stamp, void *ctx, const char *head,
-                        size_t headlen, uint64_t *seq,
-                        script_wait *w) {
+                        size_t headlen, uint64_t *seq, script_wait *w) {
     hub_t *h = ud;
-    if (h->broker) return hub__cluster_publish(h, room, member, head, headlen, w);
+    if (h->broker)
+        return hub__cluster_publish(h, room, member, head, headlen, w);
     room_t *r = rooms_get(h->rooms, room);
     if (member) {
         user_t *u = conns_user(h->conns, member);
@@ -141,7 +141,7 @@ static int host_user_rooms(void *ud, const char *uid, script_each_fn each,
 static int host_online_users(void *ud, script_each_fn each, void *ctx,
                              script_wait *w) {
     hub_t *h = ud;
-    if (h->broker) return hub__cluster_list(h, 2, NULL, w);
+    if (h->broker) return hub__cluster_list(h, 2, "", w);
     size_t pos = 0;
     user_t *u;
     while ((u = conns_next_user(h->conns, &pos)))
@@ -214,7 +214,8 @@ static int host_store_get(void *ud, int kind, const char *scope,
                           const char *key, const char **json, size_t *len,
                           script_wait *w) {
     hub_t *h = ud;
-    if (h->broker) return hub__cluster_store(h, 0, kind, scope, key, NULL, 0, w);
+    if (h->broker)
+        return hub__cluster_store(h, 0, kind, scope, key, NULL, 0, w);
     *json = store_get(h->store, (store_scope_kind)kind, scope, key, len);
     return 0;
 }
@@ -223,7 +224,8 @@ static int host_store_set(void *ud, int kind, const char *scope,
                           const char *key, const char *json, size_t len,
                           script_wait *w) {
     hub_t *h = ud;
-    if (h->broker) return hub__cluster_store(h, 1, kind, scope, key, json, len, w);
+    if (h->broker)
+        return hub__cluster_store(h, 1, kind, scope, key, json, len, w);
     /* A room's or user's scope only while it exists, so that it is dropped
      * with it and nothing piles up. */
     if (kind == STORE_ROOM && !rooms_get(h->rooms, scope)) return -ENOENT;
@@ -234,7 +236,8 @@ static int host_store_set(void *ud, int kind, const char *scope,
 static int host_store_delete(void *ud, int kind, const char *scope,
                              const char *key, script_wait *w) {
     hub_t *h = ud;
-    if (h->broker) return hub__cluster_store(h, 2, kind, scope, key, NULL, 0, w);
+    if (h->broker)
+        return hub__cluster_store(h, 2, kind, scope, key, NULL, 0, w);
     return store_delete(h->store, (store_scope_kind)kind, scope, key);
 }
 

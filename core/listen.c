@@ -125,9 +125,8 @@ int listen_open(listen_set *ls, const char *host, int port, int flags,
         /* Port 0: the kernel picks for the first address, and the others
          * get the same port. */
         set_port(ai->ai_addr, ls->port);
-        int fd =
-            open_one(ai->ai_addr, ai->ai_addrlen, ls->port, flags, host, err,
-                     errlen);
+        int fd = open_one(ai->ai_addr, ai->ai_addrlen, ls->port, flags, host,
+                          err, errlen);
         if (fd < 0) {
             freeaddrinfo(res);
             listen_close(ls);

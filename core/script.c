@@ -30,8 +30,7 @@ static int null_send(void *ud, const script_target *t, frame_t *f,
 }
 static int null_publish(void *ud, const char *room, const char *member,
                         script_stamp_fn stamp, void *ctx, const char *head,
-                        size_t headlen, uint64_t *seq,
-                        script_wait *w) {
+                        size_t headlen, uint64_t *seq, script_wait *w) {
     return member ? -EPERM : -ENOENT;
 }
 static int null_join(void *ud, const char *room, const char *uid,

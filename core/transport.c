@@ -219,9 +219,9 @@ void transport_set_tls(transport_t *t, tls_t *tls) {
 }
 
 int transport_listen(transport_t *t, char *err, size_t errlen) {
-    int rc = listen_open(&t->ls, t->cfg->host, t->cfg->port,
-                         t->cfg->reuse_port ? LISTEN_REUSE_PORT : 0, err,
-                         errlen);
+    int rc =
+        listen_open(&t->ls, t->cfg->host, t->cfg->port,
+                    t->cfg->reuse_port ? LISTEN_REUSE_PORT : 0, err, errlen);
     if (rc < 0) return rc;
     for (size_t i = 0; i < t->ls.count; i++) {
         uv_poll_t *p = &t->lpoll[t->nlpoll];

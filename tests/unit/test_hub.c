@@ -214,8 +214,8 @@ static void test_reload_keeps_rooms_and_connections(void **state) {
 
 static script_wait *waiting; /* the publish that waits */
 static int h_deferred_publish(void *ud, const char *room, const char *member,
-                              script_stamp_fn stamp, void *ctx, const char *head,
-                        size_t headlen, uint64_t *seq,
+                              script_stamp_fn stamp, void *ctx,
+                              const char *head, size_t headlen, uint64_t *seq,
                               script_wait *w) {
     assert_non_null(w);
     assert_null(waiting);

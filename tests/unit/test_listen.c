@@ -85,8 +85,9 @@ static void test_listen_port_in_use_is_said(void **state) {
     char err[256] = "";
     assert_int_equal(listen_open(&ls, "127.0.0.1", 0, 0, err, sizeof err), 0);
     memset(&again, 0x5a, sizeof again);
-    assert_int_equal(listen_open(&again, "127.0.0.1", ls.port, 0, err, sizeof err),
-                     -EADDRINUSE);
+    assert_int_equal(
+        listen_open(&again, "127.0.0.1", ls.port, 0, err, sizeof err),
+        -EADDRINUSE);
     assert_contains(err, "is in use");
     char port[16];
     snprintf(port, sizeof port, "%d", ls.port);
@@ -113,8 +114,8 @@ static void test_listen_reuse_port_shares_a_port(void **state) {
                                  err, sizeof err),
                      0);
     assert_int_equal(b.port, a.port);
-    assert_int_equal(
-        listen_open(&c, "127.0.0.1", a.port, 0, err, sizeof err), -EADDRINUSE);
+    assert_int_equal(listen_open(&c, "127.0.0.1", a.port, 0, err, sizeof err),
+                     -EADDRINUSE);
     assert_contains(err, "is in use");
     listen_close(&a);
     listen_close(&b);
@@ -134,8 +135,9 @@ static void test_listen_address_of_another_machine_is_said(void **state) {
 static void test_listen_unresolvable_name_is_said(void **state) {
     listen_set ls;
     char err[256] = "";
-    assert_int_equal(listen_open(&ls, "nosuchhost.invalid", 0, 0, err, sizeof err),
-                     -EADDRNOTAVAIL);
+    assert_int_equal(
+        listen_open(&ls, "nosuchhost.invalid", 0, 0, err, sizeof err),
+        -EADDRNOTAVAIL);
     assert_contains(err, "cannot resolve");
     assert_contains(err, "nosuchhost.invalid");
     assert_int_equal(ls.count, 0);

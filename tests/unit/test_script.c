@@ -94,8 +94,7 @@ static int h_send(void *ud, const script_target *t, frame_t *f,
 
 static int h_publish(void *ud, const char *room, const char *member,
                      script_stamp_fn stamp, void *ctx, const char *head,
-                        size_t headlen, uint64_t *seq,
-                     script_wait *w) {
+                     size_t headlen, uint64_t *seq, script_wait *w) {
     host_state_t *h = ud;
     int rc;
     if (!cluster(h, w, "publish", &rc)) return rc;
