@@ -668,19 +668,74 @@ int hub__cluster_presence_set(hub_t *h, const char *uid, int st,
                                        on_answer, k));
 }
 
+/* presence_subscribe: the statuses are read once every new watch is
+ * confirmed, so that no change falls between the read and the
+ * subscription. */
+typedef struct psub {
+    call *k;
+    char **uids;
+    size_t n, waiting;
+} psub;
+
+static void psub_free(psub *p) {
+    for (size_t i = 0; i < p->n; i++)
+        free(p->uids[i]);
+    free(p->uids);
+    free(p);
+}
+
+static void psub_read(psub *p) {
+    call *k = p->k;
+    if (broker_presence_get(k->h->broker, (const char *const *)p->uids, p->n,
+                            on_answer, k) < 0) {
+        script_reply sr = {.rc = -EAGAIN};
+        wake(k, &sr);
+        call_free(k);
+    }
+    psub_free(p);
+}
+
+static void psub_watched(void *ctx, const broker_reply *r) {
+    psub *p = ctx;
+    if (r->rc == -ECANCELED) {
+        if (--p->waiting == 0) {
+            call_free(p->k);
+            psub_free(p);
+        }
+        return;
+    }
+    if (--p->waiting == 0) psub_read(p);
+}
+
 int hub__cluster_presence_subscribe(hub_t *h, const char *cid,
                                     const char *const *uids, size_t n,
                                     script_wait *w) {
     NEED_WAIT(w);
     conn_t *c = conns_lookup(h->conns, cid);
     if (!c) return -ENOENT;
+    psub *p = xcalloc(1, sizeof *p);
+    p->uids = xmalloc((n ? n : 1) * sizeof *p->uids);
+    p->waiting = 1;
     for (size_t i = 0; i < n; i++) {
         int fresh = presence_subscriber_count(h->presence, uids[i]) == 0;
-        if (presence_subscribe(h->presence, c, uids[i]) < 0) return -ENOSPC;
-        if (fresh) broker_watch(h->broker, BROKER_STATUS, uids[i], NULL, NULL);
+        if (presence_subscribe(h->presence, c, uids[i]) < 0) {
+            psub_free(p);
+            return -ENOSPC;
+        }
+        p->uids[p->n++] = xstrdup(uids[i]);
+        if (fresh && broker_watch(h->broker, BROKER_STATUS, uids[i],
+                                  psub_watched, p) == 0)
+            p->waiting++;
     }
-    call *k = call_new(h, w, OP_STATUSES);
-    return started(k, broker_presence_get(h->broker, uids, n, on_answer, k));
+    p->k = call_new(h, w, OP_STATUSES);
+    if (--p->waiting > 0) return -EINPROGRESS;
+    /* Every watch was confirmed already: read now (a failure is told
+     * here, not through a wake: this is inside the script's call). */
+    call *k = p->k;
+    int rc = broker_presence_get(h->broker, (const char *const *)p->uids, p->n,
+                                 on_answer, k);
+    psub_free(p);
+    return started(k, rc);
 }
 
 int hub__cluster_store(hub_t *h, int op, int kind, const char *scope,
