@@ -86,6 +86,8 @@ struct broker {
     char epoch_seed[24];
     uint64_t epochs;
     int closing; /* broker_destroy: every callback gets -ECANCELED */
+    int shut;    /* broker_shutdown: the tick is closed (or closing) */
+    int tick_closed;
 };
 
 /* ---- parsing what comes from Redis --------------------------------------- */
@@ -689,7 +691,27 @@ broker_t *broker_create(void *loop, const broker_options *opt,
 }
 
 static void tick_closed(uv_handle_t *h) {
-    free(h->data);
+    broker_t *b = h->data;
+    b->tick_closed = 1;
+    if (b->closing) free(b);
+}
+
+void broker_shutdown(broker_t *b) {
+    if (b->shut) return;
+    b->shut = 1;
+    uv_close((uv_handle_t *)&b->tick, tick_closed);
+    if (bconn_is_up(b->cmd)) {
+        /* The goodbye: without its heartbeat the node is reaped by the
+         * others at once (within a second), whatever connections of it
+         * Redis still holds. */
+        char key[128];
+        snprintf(key, sizeof key, PREFIX "node:%s", b->node);
+        const char *argv[2] = {"DEL", key};
+        size_t lens[2] = {3, strlen(key)};
+        request_argv(b, R_INTERNAL, NULL, NULL, 2, argv, lens);
+    }
+    bconn_shutdown(b->cmd, 1000);
+    bconn_shutdown(b->sub, 0);
 }
 
 void broker_destroy(broker_t *b) {
@@ -702,7 +724,10 @@ void broker_destroy(broker_t *b) {
     chan_wake(&all, -ECANCELED);
     bconn_destroy(b->cmd);
     bconn_destroy(b->sub);
-    uv_close((uv_handle_t *)&b->tick, tick_closed);
+    if (!b->shut)
+        uv_close((uv_handle_t *)&b->tick, tick_closed);
+    else if (b->tick_closed)
+        free(b);
 }
 
 int broker_ready(const broker_t *b) {

@@ -107,8 +107,15 @@ typedef struct broker_options {
  * borrowed for the broker's life. loop is a uv_loop_t. */
 broker_t *broker_create(void *loop, const broker_options *opt,
                         const broker_events *ev);
-/* Says goodbye (this node's users gone, as if each closed) when it can,
- * and closes. */
+/* For a graceful exit, once the node's connections are closed (their
+ * goodbyes sent): deletes the node's heartbeat, so that the other nodes
+ * reap whatever Redis still holds of it at once, lets what was sent go
+ * out (at most a second), and closes every handle so that the loop can
+ * end. */
+void broker_shutdown(broker_t *b);
+/* Frees the broker; callbacks still pending get -ECANCELED. Without
+ * broker_shutdown first, the loop must run once more to close its
+ * handles. */
 void broker_destroy(broker_t *b);
 
 int broker_ready(const broker_t *b);

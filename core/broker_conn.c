@@ -41,6 +41,8 @@ struct bconn {
     redisAsyncContext *ac;
     bstate state;
     int started, closing;
+    int shutting; /* bconn_shutdown: finishing, then closing */
+    int64_t shut_deadline;
     uv_timer_t timer;
     uv_getaddrinfo_t gai;
     int resolving; /* gai in flight */
@@ -138,6 +140,11 @@ static void cmd_unlink(bconn_t *c, bcmd *k) {
 
 static void lost(bconn_t *c, const char *why) {
     int was_up = c->state == B_UP;
+    if (c->shutting) {
+        c->state = B_DOWN;
+        c->ac = NULL;
+        return;
+    }
     c->state = B_DOWN;
     c->ac = NULL;
     c->next_try = clock_now_ms() + c->backoff_ms;
@@ -273,9 +280,9 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
                         struct addrinfo *res) {
     bconn_t *c = req->data;
     c->resolving = 0;
-    if (c->closing) {
+    if (c->closing || c->shutting) {
         if (res) uv_freeaddrinfo(res);
-        if (c->timer_closed) free(c);
+        if (c->closing && c->timer_closed) free(c);
         return;
     }
     if (status < 0 || !res) {
@@ -323,9 +330,18 @@ void bconn_drop(bconn_t *c, const char *why) {
     redisAsyncFree(ac);
 }
 
+static void timer_closed(uv_handle_t *h);
+
 static void on_tick(uv_timer_t *t) {
     bconn_t *c = t->data;
     int64_t now = clock_now_ms();
+    if (c->shutting) {
+        /* Gone, or given the grace it had: the timer goes last. */
+        if (c->ac && now >= c->shut_deadline) bconn_drop(c, "shutting down");
+        if (!c->ac && !uv_is_closing((uv_handle_t *)&c->timer))
+            uv_close((uv_handle_t *)&c->timer, timer_closed);
+        return;
+    }
     if (c->state == B_DOWN && now >= c->next_try) {
         try_connect(c);
         return;
@@ -367,16 +383,35 @@ void bconn_start(bconn_t *c) {
 }
 
 /* The struct goes with the last of the timer and a resolution in flight
- * (a cancelled one still calls back). */
+ * (a cancelled one still calls back), once bconn_destroy has let go. */
 static void timer_closed(uv_handle_t *h) {
     bconn_t *c = h->data;
     c->timer_closed = 1;
-    if (!c->resolving) free(c);
+    if (!c->resolving && c->closing) free(c);
+}
+
+void bconn_shutdown(bconn_t *c, int grace_ms) {
+    if (c->shutting) return;
+    c->shutting = 1;
+    c->shut_deadline = clock_now_ms() + grace_ms;
+    if (c->resolving) uv_cancel((uv_req_t *)&c->gai);
+    if (!c->ac) return;
+    if (c->state == B_UP) {
+        /* What was sent goes out and is answered; then it closes. */
+        redisAsyncDisconnect(c->ac);
+    } else {
+        bconn_drop(c, "shutting down");
+    }
 }
 
 void bconn_destroy(bconn_t *c) {
     if (!c) return;
     c->closing = 1;
+    if (c->timer_closed) {
+        /* Shut down, and the loop has closed everything already. */
+        if (!c->resolving) free(c);
+        return;
+    }
     if (c->ac) {
         redisAsyncContext *ac = c->ac;
         ac->data = NULL;
@@ -394,7 +429,7 @@ int bconn_is_up(const bconn_t *c) {
 
 int bconn_command(bconn_t *c, bconn_reply_fn fn, void *ctx, int argc,
                   const char **argv, const size_t *lens) {
-    if (c->state != B_UP) return -EAGAIN;
+    if (c->state != B_UP || c->shutting) return -EAGAIN;
     return send_argv(c, fn, ctx, argc, argv, lens);
 }
 

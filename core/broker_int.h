@@ -37,6 +37,12 @@ typedef struct bconn_events {
 bconn_t *bconn_create(uv_loop_t *loop, const broker_url *url, const char *name,
                       int timeout_ms, const bconn_events *ev);
 void bconn_start(bconn_t *c);
+/* For a graceful exit: nothing new is sent; what was sent goes out and is
+ * answered (at most grace_ms), then the connection and its timer close,
+ * so that the loop can end. bconn_destroy frees it after. */
+void bconn_shutdown(bconn_t *c, int grace_ms);
+/* Frees c (closing what is still open: the loop must run once more to
+ * finish, unless bconn_shutdown closed it all already). */
 void bconn_destroy(bconn_t *c);
 int bconn_is_up(const bconn_t *c);
 /* Sends a command: 0 (fn called once, later), or -EAGAIN when the

@@ -44,6 +44,10 @@ typedef struct hub_transport {
 hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
                   size_t errlen);
 void hub_destroy(hub_t *h);
+/* The server is stopping and its connections are closed: with several
+ * nodes, the node says goodbye and closes its Redis connections so that
+ * the loop can end. */
+void hub_shutdown(hub_t *h);
 
 conns_t *hub_conns(hub_t *h);
 

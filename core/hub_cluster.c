@@ -794,6 +794,10 @@ int hub__cluster_start(hub_t *h, char *err, size_t errlen) {
     return 0;
 }
 
+void hub_shutdown(hub_t *h) {
+    if (h->broker) broker_shutdown(h->broker);
+}
+
 void hub__cluster_stop(hub_t *h) {
     broker_destroy(h->broker);
     h->broker = NULL;

@@ -150,6 +150,7 @@ static void close_handle(uv_handle_t *h) {
 static void finish_stop(server_t *s) {
     uv_timer_stop(&s->shutdown_timer);
     transport_close_all(s->transport);
+    if (s->hub) hub_shutdown(s->hub);
     /* On a foreign loop, destruction finishes while the loop runs; lws
      * clears s->ctx (info.pcontext) when it is complete. */
     if (s->ctx && !s->ctx_destroying) {
@@ -327,6 +328,8 @@ void server_destroy(server_t *s) {
     uv_run(&s->loop, UV_RUN_DEFAULT);
     if (s->hub) hub_destroy(s->hub);
     s->hub = NULL;
+    /* What the hub closed finishes closing. */
+    uv_run(&s->loop, UV_RUN_DEFAULT);
     transport_destroy(s->transport);
     s->transport = NULL;
     tls_destroy(s->tls);

@@ -166,3 +166,29 @@ test('CLIENT KILL TYPE pubsub: the nodes resubscribe and chat crosses nodes agai
   await waitReadyz(n1, 200, 1000);
   await allAlive([n1, n2], [a, b]);
 });
+
+// A node stopped (SIGTERM) says goodbye: its users leave at once, not
+// after --presence-ttl, and the process exits promptly, with Redis up or
+// down (its Redis connections must not keep it running).
+test('SIGTERM: the node exits at once and its users are gone from the others at once; with Redis down it still exits', async () => {
+  cl = await startCluster(2, { args: ['--presence-ttl', '30'] });
+  const [n1, n2] = cl.nodes;
+  const [, b] = await joined('bye-room', [n1, 'bye-a'], [n2, 'bye-b']);
+  const exitOf = (n) => new Promise((r) => n.proc.on('exit', (code) => r(code)));
+  let t0 = Date.now();
+  const gone = exitOf(n1);
+  n1.signal('SIGTERM');
+  const ev = await b.next((m) => m.type === 'user_left', 2000);
+  assert.deepEqual([ev.room_id, ev.from], ['bye-room', 'bye-a']);
+  assert.equal(await gone, 0);
+  assert.ok(Date.now() - t0 < 2000, `n1 took ${Date.now() - t0} ms to exit`);
+  assert.deepEqual((await b.request({ type: 'online_users' })).users, ['bye-b']);
+
+  await cl.redis.kill();
+  await waitReadyz(n2, 503, 4000);
+  t0 = Date.now();
+  const gone2 = exitOf(n2);
+  n2.signal('SIGTERM');
+  assert.equal(await gone2, 0);
+  assert.ok(Date.now() - t0 < 3000, `n2 took ${Date.now() - t0} ms to exit with Redis down`);
+});
