@@ -192,3 +192,30 @@ test('SIGTERM: the node exits at once and its users are gone from the others at 
   assert.equal(await gone2, 0);
   assert.ok(Date.now() - t0 < 3000, `n2 took ${Date.now() - t0} ms to exit with Redis down`);
 });
+
+// A half-dead Redis (stopped, its sockets open): hiredis 0.14 has no
+// timeouts of its own; the node's do: a chat is answered unavailable
+// within the command timeout (3 s), not never, and the node recovers when
+// Redis does.
+test('a Redis that stops answering (SIGSTOP): unavailable within seconds, not a hang; ready again after SIGCONT', async () => {
+  cl = await startCluster(2);
+  const [n1, n2] = cl.nodes;
+  const [a, b] = await joined('hd-room', [n1, 'hd-a'], [n2, 'hd-b']);
+  cl.redis.proc.kill('SIGSTOP');
+  try {
+    const t0 = Date.now();
+    const err = await a.request({ type: 'chat', room_id: 'hd-room', payload: { n: 1 } }, 8000);
+    assert.deepEqual([err.type, err.code], ['error', 'unavailable']);
+    assert.ok(Date.now() - t0 < 5000, `answered after ${Date.now() - t0} ms`);
+    await waitReadyz(n1, 503, 5000);
+  } finally {
+    cl.redis.proc.kill('SIGCONT');
+  }
+  for (const n of [n1, n2]) await waitReadyz(n, 200, 6000);
+  await waitFor(async () => {
+    const ack = await a.request({ type: 'chat', room_id: 'hd-room', payload: { n: 2 } });
+    if (ack.type !== 'ack') return false;
+    return b.next((m) => chatsIn('hd-room')(m) && m.seq === ack.seq, 500).then(() => true, () => false);
+  }, 5000, 'chat crossing nodes again');
+  await allAlive([n1, n2], [a, b]);
+});
