@@ -193,12 +193,9 @@ void hub_conn_closed(hub_t *h, conn_t *c) {
         /* The user's last connection: membership and presence end with it.
          * Copy the room ids first, since leaving changes the index. */
         char *uid = xstrdup(user_id(u));
-        size_t n = rooms_count_of_user(h->rooms, uid), pos = 0, i = 0;
-        char **ids = xmalloc((n ? n : 1) * sizeof *ids);
-        const char *room;
-        while (i < n && (room = rooms_next_of_user(h->rooms, uid, &pos)))
-            ids[i++] = xstrdup(room);
-        for (i = 0; i < n; i++) {
+        size_t n;
+        char **ids = hub__rooms_of(h, uid, &n);
+        for (size_t i = 0; i < n; i++) {
             hub__leave_room(h, ids[i], u);
             room_t *r = rooms_get(h->rooms, ids[i]);
             if (r) {
@@ -206,9 +203,8 @@ void hub_conn_closed(hub_t *h, conn_t *c) {
                 fanout_room(&h->fo, r, f, c, NULL);
                 frame_unref(f);
             }
-            free(ids[i]);
         }
-        free(ids);
+        hub__free_ids(ids, n);
         /* Offline before the user is freed: the presence table holds the
          * user's own id. */
         int offline = presence_set(h->presence, uid, PRESENCE_OFFLINE);

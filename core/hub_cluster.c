@@ -322,16 +322,11 @@ void hub__cluster_conn_closed(hub_t *h, conn_t *c) {
         /* The user's last connection here: the mirror forgets the user
          * (whether the user leaves the rooms is Redis's to say: the user
          * may have connections on other nodes). */
-        size_t n = rooms_count_of_user(h->rooms, uid), pos = 0, i = 0;
-        char **ids = xmalloc((n ? n : 1) * sizeof *ids);
-        const char *room;
-        while (i < n && (room = rooms_next_of_user(h->rooms, uid, &pos)))
-            ids[i++] = xstrdup(room);
-        for (i = 0; i < n; i++) {
+        size_t n;
+        char **ids = hub__rooms_of(h, uid, &n);
+        for (size_t i = 0; i < n; i++)
             mirror_remove(h, ids[i], u);
-            free(ids[i]);
-        }
-        free(ids);
+        hub__free_ids(ids, n);
         presence_set(h->presence, user_id(u), PRESENCE_OFFLINE);
         broker_unwatch(h->broker, BROKER_USER, uid);
     }

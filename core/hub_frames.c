@@ -1,7 +1,9 @@
 /* hub_frames.c -- the frames the core writes itself (room events,
  * presence, errors) and leaving a room (see hub_int.h). */
+#include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "hub_int.h"
 #include "json.h"
@@ -67,4 +69,20 @@ void hub_send_error(hub_t *h, conn_t *c, const char *id_json, const char *code,
 void hub__leave_room(hub_t *h, const char *room, user_t *u) {
     if (rooms_leave(h->rooms, room, u) && !rooms_get(h->rooms, room))
         store_drop(h->store, STORE_ROOM, room);
+}
+
+char **hub__rooms_of(hub_t *h, const char *uid, size_t *n) {
+    size_t cap = rooms_count_of_user(h->rooms, uid), pos = 0, i = 0;
+    char **ids = xmalloc((cap ? cap : 1) * sizeof *ids);
+    const char *room;
+    while (i < cap && (room = rooms_next_of_user(h->rooms, uid, &pos)))
+        ids[i++] = xstrdup(room);
+    *n = i;
+    return ids;
+}
+
+void hub__free_ids(char **ids, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
 }

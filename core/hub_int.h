@@ -73,6 +73,10 @@ frame_t *hub__room_event(const char *type, const char *room, const char *from);
 void hub__notify_presence(hub_t *h, const char *uid, presence_status st);
 /* u leaves room; a room left empty is deleted, its stored state with it. */
 void hub__leave_room(hub_t *h, const char *room, user_t *u);
+/* Copies of uid's room ids (*n of them), to walk while leaving changes
+ * the index; hub__free_ids frees them. */
+char **hub__rooms_of(hub_t *h, const char *uid, size_t *n);
+void hub__free_ids(char **ids, size_t n);
 
 /* ---- hub_cluster.c ---- */
 
