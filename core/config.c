@@ -29,6 +29,8 @@ void config_defaults(config_t *cfg) {
     cfg->script_timeout = 100;
     cfg->script_memory = 256;
     cfg->presence_ttl = 30;
+    cfg->history_size = 100;
+    cfg->history_ttl = 300;
 }
 
 static void usage(FILE *out) {
@@ -165,6 +167,17 @@ static void usage(FILE *out) {
             "died without a\n"
             "                           goodbye stay online elsewhere "
             "(default: %g)\n"
+            "  --history-size N         each room keeps its newest N chat "
+            "messages for\n"
+            "                           clients that reconnect (join_room "
+            "with since) and\n"
+            "                           the history request; 0 keeps none, "
+            "at most 100000\n"
+            "                           (default: %ld)\n"
+            "  --history-ttl SECONDS    how long those messages are kept, "
+            "and how long a room\n"
+            "                           left empty keeps its seq and "
+            "history (default: %g)\n"
             "  --reuse-port             SO_REUSEPORT: several nodes may "
             "listen on one\n"
             "                           port (default: off)\n"
@@ -181,7 +194,7 @@ static void usage(FILE *out) {
             d.ping_interval, d.idle_timeout, d.handshake_timeout, d.max_message,
             d.send_queue, log_level_name(d.level), d.script_timeout,
             d.script_memory, d.rate_limit, d.max_conns, d.max_conns_per_ip,
-            d.presence_ttl);
+            d.presence_ttl, d.history_size, d.history_ttl);
 }
 
 static int bad(FILE *err, const char *flag, const char *val, const char *what) {
@@ -326,6 +339,8 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                                             "--redis",
                                             "--node-id",
                                             "--presence-ttl",
+                                            "--history-size",
+                                            "--history-ttl",
                                             NULL};
         int k = 0;
         while (known[k] && strcmp(known[k], flag) != 0)
@@ -432,6 +447,16 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             rc = parse_seconds(err, flag, val, &cfg->presence_ttl);
             if (!rc && cfg->presence_ttl < 2)
                 rc = bad(err, flag, val, "at least 2 seconds");
+        } else if (!strcmp(flag, "--history-size")) {
+            char *end;
+            errno = 0;
+            long v = strtol(val, &end, 10);
+            if (!*val || *end || errno || v < 0 || v > 100000)
+                rc = bad(err, flag, val, "a number of messages, 0-100000");
+            else
+                cfg->history_size = v;
+        } else if (!strcmp(flag, "--history-ttl")) {
+            rc = parse_seconds(err, flag, val, &cfg->history_ttl);
         } else if (!strcmp(flag, "--max-conns") ||
                    !strcmp(flag, "--max-conns-per-ip"))
             rc = parse_count(err, flag, val,

@@ -46,6 +46,11 @@ typedef struct config {
     char node_id[65];
     double presence_ttl;
     int reuse_port;
+    /* --history-size N (default 100; 0: none kept), --history-ttl SECONDS
+     * (default 300): each room's newest room chats, and how long they and
+     * a room left empty are kept. */
+    long history_size;
+    double history_ttl;
     double rate_limit; /* --rate-limit N messages/s per connection; 0: none */
     int rate_burst;    /* --rate-burst N, default: rate_limit rounded up */
     /* --allowed-origins A,B: origins whose pages may connect ("*": any);

@@ -78,6 +78,16 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
         hub_destroy(h);
         return NULL;
     }
+    if (!h->broker) {
+        /* One node: history beside the rooms. With several nodes the rooms
+         * here are a mirror of the local members, and history lives in
+         * Redis. */
+        rooms_set_history(h->rooms, (size_t)cfg->history_size,
+                          (int64_t)(cfg->history_ttl * 1000), clock_now_ms());
+        h->history_frames =
+            xmalloc((cfg->history_size ? (size_t)cfg->history_size : 1) *
+                    sizeof *h->history_frames);
+    }
     h->script = load_scripts(h, err, errlen);
     if (!h->script) {
         hub_destroy(h);
@@ -109,7 +119,14 @@ void hub_destroy(hub_t *h) {
     presence_destroy(h->presence);
     rooms_destroy(h->rooms);
     conns_destroy(h->conns);
+    free(h->history_frames);
     free(h);
+}
+
+void hub_sweep(hub_t *h) {
+    if (h->broker) return;
+    size_t gone = rooms_expire(h->rooms, clock_now_ms());
+    if (gone) log_debug("room", "%zu empty rooms expired", gone);
 }
 
 conns_t *hub_conns(hub_t *h) {

@@ -51,6 +51,11 @@ void hub_shutdown(hub_t *h);
 
 conns_t *hub_conns(hub_t *h);
 
+/* Drops the room history past --history-ttl and deletes the rooms empty
+ * for that long (one node; with several, Redis expires them). The server
+ * calls it once a second; reads drop what is past its time anyway. */
+void hub_sweep(hub_t *h);
+
 /* 1 when the node can serve (no --redis, or Redis reachable, subscribed
  * and this node's users registered); 0 with the reason in why. */
 int hub_ready(hub_t *h, char *why, size_t cap);

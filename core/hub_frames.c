@@ -65,10 +65,13 @@ void hub_send_error(hub_t *h, conn_t *c, const char *id_json, const char *code,
     h->t->wake(h->t->ud);
 }
 
-/* A room left empty is deleted: its stored state goes with it. */
+/* A room left empty drops its stored state: what the store holds for a
+ * room is the state of its live session (a topic, counters), made by its
+ * members; only the room's seq and history outlive them. */
 void hub__leave_room(hub_t *h, const char *room, user_t *u) {
-    if (rooms_leave(h->rooms, room, u) && !rooms_get(h->rooms, room))
-        store_drop(h->store, STORE_ROOM, room);
+    if (!rooms_leave(h->rooms, room, u)) return;
+    room_t *r = rooms_get(h->rooms, room);
+    if (!r || !room_member_count(r)) store_drop(h->store, STORE_ROOM, room);
 }
 
 char **hub__rooms_of(hub_t *h, const char *uid, size_t *n) {

@@ -67,6 +67,9 @@ static int host_publish(void *ud, const char *room, const char *member,
     *seq = room_next_seq(r);
     frame_t *f = stamp(ctx, *seq);
     if (fanout_room(&h->fo, r, f, NULL, NULL)) h->t->wake(h->t->ud);
+    /* The frame that went out, kept as it is: recovery hands out the
+     * bytes delivered live. */
+    room_keep(h->rooms, r, f, *seq, clock_now_ms());
     frame_unref(f);
     return 0;
 }
@@ -111,6 +114,33 @@ static int host_room_info(void *ud, const char *room, script_room_info *out,
     out->message_count = room_message_count(r);
     out->seq = room_seq(r);
     out->members = room_member_count(r);
+    out->epoch = room_epoch(r);
+    return 0;
+}
+
+static int host_history(void *ud, const char *room, const char *member,
+                        int64_t since, size_t limit, script_history *out,
+                        script_wait *w) {
+    hub_t *h = ud;
+    /* The lead's Redis Streams replace this. */
+    if (h->broker) return -ENOTSUP;
+    room_t *r = rooms_get(h->rooms, room);
+    if (member) {
+        user_t *u = conns_user(h->conns, member);
+        if (!r || !u || !room_has_member(r, u)) return -EPERM;
+    }
+    if (!r) return -ENOENT;
+    const history_t *hist = room_history(h->rooms, r, clock_now_ms());
+    size_t len = history_len(hist), from;
+    if (since >= 0) {
+        from = history_after(hist, (uint64_t)since);
+    } else {
+        from = len > limit ? len - limit : 0;
+    }
+    size_t n = len - from < limit ? len - from : limit;
+    for (size_t i = 0; i < n; i++)
+        h->history_frames[i] = history_at(hist, from + i)->frame;
+    *out = (script_history){room_epoch(r), room_seq(r), h->history_frames, n};
     return 0;
 }
 
@@ -250,6 +280,7 @@ void hub__host_init(hub_t *h) {
         .leave = host_leave,
         .is_member = host_is_member,
         .room_info = host_room_info,
+        .history = host_history,
         .room_members = host_room_members,
         .user_rooms = host_user_rooms,
         .online_users = host_online_users,

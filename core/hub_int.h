@@ -54,6 +54,9 @@ struct hub {
      * the messages queued behind it (hub.c); NULL until the first. */
     dict_t *held;
     retired_t *retired; /* replaced states with calls still waiting */
+    /* The frames a history read hands the scripts (host_history):
+     * --history-size slots, or NULL. */
+    frame_t **history_frames;
 };
 
 typedef struct native {
@@ -71,7 +74,9 @@ void hub__put_field(buf_t *b, const char *key, const char *val);
 frame_t *hub__room_event(const char *type, const char *room, const char *from);
 /* Tells uid's presence subscribers its status st. */
 void hub__notify_presence(hub_t *h, const char *uid, presence_status st);
-/* u leaves room; a room left empty is deleted, its stored state with it. */
+/* u leaves room; a room left empty drops its stored state (hub.store's
+ * room scope), and is deleted unless rooms keep history (rooms_set_history:
+ * then it stays for --history-ttl with its seq and history). */
 void hub__leave_room(hub_t *h, const char *room, user_t *u);
 /* Copies of uid's room ids (*n of them), to walk while leaving changes
  * the index; hub__free_ids frees them. */

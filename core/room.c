@@ -1,35 +1,101 @@
 /* room.c -- see room.h. */
 #include "room.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "dict.h"
+
+/* A list of rooms threaded through the rooms themselves (idle: the empty
+ * rooms kept, in the order they emptied; kept: the rooms with history). */
+typedef struct room_link {
+    room_t *prev, *next;
+} room_link;
+
+typedef struct room_list {
+    room_t *head, *tail;
+} room_list;
 
 struct room {
     char *id;
     dict_t *members; /* user id -> user_t (borrowed) */
     int64_t created_at;
     uint64_t seq, message_count;
+    char epoch[ROOM_EPOCH_MAX + 1];
+    history_t history;
+    int64_t empty_since; /* while on the idle list */
+    int idle, kept;      /* on the idle list, on the kept list */
+    room_link idle_link, kept_link;
 };
 
 struct rooms {
     dict_t *rooms;      /* room id -> room_t */
     dict_t *user_rooms; /* user id -> dict(room id -> room_t) */
+    size_t history_size;
+    int64_t ttl_ms;     /* 0: an empty room is deleted at once */
+    int64_t started_ms; /* the epochs' first part */
+    uint64_t epochs;    /* epochs given so far */
+    room_list idle, kept;
 };
 
 rooms_t *rooms_create(void) {
-    rooms_t *rs = xmalloc(sizeof *rs);
+    rooms_t *rs = xcalloc(1, sizeof *rs);
     rs->rooms = dict_create();
     rs->user_rooms = dict_create();
     return rs;
 }
 
+void rooms_set_history(rooms_t *rs, size_t size, int64_t ttl_ms,
+                       int64_t started_ms) {
+    rs->history_size = size;
+    rs->ttl_ms = ttl_ms;
+    rs->started_ms = started_ms;
+}
+
+/* The link of r in list l. */
+static room_link *link_of(const rooms_t *rs, const room_list *l, room_t *r) {
+    return l == &rs->idle ? &r->idle_link : &r->kept_link;
+}
+
+static void list_push(rooms_t *rs, room_list *l, room_t *r) {
+    room_link *k = link_of(rs, l, r);
+    *k = (room_link){l->tail, NULL};
+    if (l->tail)
+        link_of(rs, l, l->tail)->next = r;
+    else
+        l->head = r;
+    l->tail = r;
+}
+
+static void list_remove(rooms_t *rs, room_list *l, room_t *r) {
+    room_link *k = link_of(rs, l, r);
+    if (k->prev)
+        link_of(rs, l, k->prev)->next = k->next;
+    else
+        l->head = k->next;
+    if (k->next)
+        link_of(rs, l, k->next)->prev = k->prev;
+    else
+        l->tail = k->prev;
+    *k = (room_link){NULL, NULL};
+}
+
 static void room_free(void *p) {
     room_t *r = p;
+    history_close(&r->history);
     dict_destroy(r->members, NULL);
     free(r->id);
     free(r);
+}
+
+/* Deletes r (no members): room pointers to it die. */
+static void room_delete(rooms_t *rs, room_t *r) {
+    if (r->idle) list_remove(rs, &rs->idle, r);
+    if (r->kept) list_remove(rs, &rs->kept, r);
+    dict_remove(rs->rooms, r->id);
+    room_free(r);
 }
 
 static void user_rooms_free(void *p) {
@@ -53,12 +119,26 @@ size_t rooms_count(const rooms_t *rs) {
 
 int rooms_join(rooms_t *rs, const char *id, user_t *u, int64_t now_ms) {
     room_t *r = dict_get(rs->rooms, id);
+    /* An empty room past its time that the sweep has not reached yet is
+     * gone all the same: the room made again has a new epoch. */
+    if (r && r->idle && now_ms - r->empty_since >= rs->ttl_ms) {
+        room_delete(rs, r);
+        r = NULL;
+    }
     if (!r) {
         r = xcalloc(1, sizeof *r);
         r->id = xstrdup(id);
         r->members = dict_create();
         r->created_at = now_ms;
+        history_init(&r->history);
+        snprintf(r->epoch, sizeof r->epoch, "%llx-%llx",
+                 (unsigned long long)rs->started_ms,
+                 (unsigned long long)++rs->epochs);
         dict_set(rs->rooms, id, r);
+    }
+    if (r->idle) {
+        list_remove(rs, &rs->idle, r);
+        r->idle = 0;
     }
     if (!dict_set(r->members, user_id(u), u)) return 0;
     dict_t *mine = dict_get(rs->user_rooms, user_id(u));
@@ -84,10 +164,64 @@ int rooms_leave(rooms_t *rs, const char *id, user_t *u) {
         }
     }
     if (!dict_size(r->members)) {
-        dict_remove(rs->rooms, id);
-        room_free(r);
+        if (rs->ttl_ms > 0) {
+            /* Kept, empty, for --history-ttl: its seq, epoch and history
+             * outlive its members. */
+            r->empty_since = clock_now_ms();
+            r->idle = 1;
+            list_push(rs, &rs->idle, r);
+        } else {
+            room_delete(rs, r);
+        }
     }
     return 1;
+}
+
+/* Drops r's frames kept --history-ttl ago or earlier; off the kept list
+ * when none is left. */
+static void expire_history(rooms_t *rs, room_t *r, int64_t now_ms) {
+    history_expire(&r->history, now_ms - rs->ttl_ms);
+    if (r->kept && !history_len(&r->history)) {
+        list_remove(rs, &rs->kept, r);
+        r->kept = 0;
+    }
+}
+
+void room_keep(rooms_t *rs, room_t *r, frame_t *f, uint64_t seq,
+               int64_t now_ms) {
+    if (!rs->history_size) return;
+    /* The oldest frame only, in the common case: one comparison. */
+    expire_history(rs, r, now_ms);
+    history_add(&r->history, f, seq, now_ms, rs->history_size);
+    if (!r->kept) {
+        r->kept = 1;
+        list_push(rs, &rs->kept, r);
+    }
+}
+
+const history_t *room_history(rooms_t *rs, room_t *r, int64_t now_ms) {
+    expire_history(rs, r, now_ms);
+    return &r->history;
+}
+
+const char *room_epoch(const room_t *r) {
+    return r->epoch;
+}
+
+size_t rooms_expire(rooms_t *rs, int64_t now_ms) {
+    size_t gone = 0;
+    room_t *r, *next;
+    for (r = rs->kept.head; r; r = next) {
+        next = r->kept_link.next;
+        expire_history(rs, r, now_ms);
+    }
+    /* The idle list is in the order the rooms emptied: the first still
+     * in its time ends the walk. */
+    while ((r = rs->idle.head) && now_ms - r->empty_since >= rs->ttl_ms) {
+        room_delete(rs, r);
+        gone++;
+    }
+    return gone;
 }
 
 int rooms_is_member(const rooms_t *rs, const char *id, const user_t *u) {

@@ -44,6 +44,11 @@ static int null_room_info(void *ud, const char *room, script_room_info *o,
                           script_wait *w) {
     return -ENOENT;
 }
+static int null_history(void *ud, const char *room, const char *member,
+                        int64_t since, size_t limit, script_history *out,
+                        script_wait *w) {
+    return member ? -EPERM : -ENOENT;
+}
 static int null_list(void *ud, const char *id, script_each_fn each, void *ctx,
                      script_wait *w) {
     return -ENOENT;
@@ -94,6 +99,7 @@ static const script_host null_host = {
     .leave = null_zero,
     .is_member = null_zero,
     .room_info = null_room_info,
+    .history = null_history,
     .room_members = null_list,
     .user_rooms = null_list,
     .online_users = null_online,
@@ -178,6 +184,7 @@ static void push_api(lua_State *L, script_t *s) {
     /* stack: hub, core */
     script__inject_send(L, s, -2, -1);
     script__inject_rooms(L, s, -2);
+    script__inject_history(L, s, -2);
     script__inject_presence(L, s, -2);
     script__inject_conns(L, s, -2);
     script__inject_timers(L, s, -2, -1);

@@ -51,7 +51,18 @@ typedef struct script_room_info {
     int64_t created_at;
     uint64_t message_count, seq;
     size_t members;
+    const char *epoch; /* the room's sequence stream (borrowed, as the
+                        * strings of the call or reply) */
 } script_room_info;
+
+/* A room's history as read by the host's history function; everything
+ * borrowed for the call (waited: for the script_wake call). */
+typedef struct script_history {
+    const char *epoch;
+    uint64_t seq;           /* the room's last seq (0: none yet) */
+    frame_t *const *frames; /* the frames, oldest first, as delivered live */
+    size_t n;
+} script_history;
 
 typedef struct script_conn_info {
     const char *user_id; /* borrowed for the call */
@@ -119,6 +130,18 @@ typedef struct script_host {
      * so it must answer at once too); waited, from reply.ids. */
     int (*room_info)(void *ud, const char *room_id, script_room_info *out,
                      script_wait *w);
+    /* A room's history, with one look-up of the room (so that the
+     * membership, the seq and the frames are of one moment: a member gets
+     * every frame after out->seq live): -EPERM when member is given (may
+     * be NULL) and is not a member of room_id, or there is no such room;
+     * with no member and no such room, -ENOENT. Otherwise 0 and *out: the
+     * room's epoch and seq and its kept frames (the room's chat frames
+     * with a seq, each the frame delivered live): with since >= 0 the
+     * first `limit` whose seq is greater than since, with since < 0 the
+     * newest `limit`. Waited: reply.history. */
+    int (*history)(void *ud, const char *room_id, const char *member,
+                   int64_t since, size_t limit, script_history *out,
+                   script_wait *w);
     /* The listings call each once per id when they answer at once, and
      * give reply.ids when they waited. -ENOENT when there is no such room
      * (no such user). */
@@ -173,6 +196,7 @@ typedef struct script_reply {
                           * in the order asked */
     const char *json;    /* store_get: the value (NULL: none) */
     size_t len;
+    script_history history; /* history */
 } script_reply;
 
 /* The connection id of the call w belongs to ("" for a timer, or for a

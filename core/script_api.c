@@ -380,7 +380,7 @@ static int push_room_info(lua_State *L, const script_reply *r) {
         lua_pushnil(L);
         return 1;
     }
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     lua_pushvalue(L, 1);
     lua_setfield(L, -2, "room_id");
     lua_pushvalue(L, 1);
@@ -388,6 +388,10 @@ static int push_room_info(lua_State *L, const script_reply *r) {
     set_number(L, "created_at", (double)r->room.created_at);
     set_number(L, "message_count", (double)r->room.message_count);
     set_number(L, "seq", (double)r->room.seq);
+    if (r->room.epoch) {
+        lua_pushstring(L, r->room.epoch);
+        lua_setfield(L, -2, "epoch");
+    }
     push_ids(L, r->ids, r->nids);
     lua_setfield(L, -2, "members"); /* stack: info */
     return 1;

@@ -192,6 +192,14 @@ int script__encode_members(lua_State *L, int idx, buf_t *b, int depth,
 /* hub.encode, hub.decode, hub.null; core.set_array_mt. */
 void script__inject_json(lua_State *L, script_t *s, int hub, int core);
 
+/* ---- script_history.c --------------------------------------------------- */
+
+/* hub.history, and the raw frames it returns with {raw = true}. */
+void script__inject_history(lua_State *L, script_t *s, int hub);
+/* When the value at idx is hub.history's raw frames: writes them into b
+ * as a JSON array of the frames' own text and returns 1; 0 otherwise. */
+int script__encode_frames(lua_State *L, int idx, buf_t *b);
+
 /* ---- script_wait.c ------------------------------------------------------ */
 
 /* What a C function that may wait passes the host: the current call's

@@ -251,6 +251,9 @@ static int encode_value(lua_State *L, int idx, buf_t *b, int depth,
         break;
     case LUA_TTABLE:
         return encode_table(L, idx, b, depth, array_mt_ref);
+    case LUA_TUSERDATA:
+        if (script__encode_frames(L, idx, b)) return 0;
+        break;
     }
     lua_pushfstring(L, "cannot encode a %s", luaL_typename(L, idx));
     return -EINVAL;

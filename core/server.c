@@ -38,6 +38,7 @@ struct server {
     hub_t *hub;
     hub_transport ops;
     uv_timer_t shutdown_timer;
+    uv_timer_t sweep_timer; /* hub_sweep, once a second */
     int stopping;
     int ctx_destroying;
     int64_t stop_started;
@@ -158,6 +159,12 @@ static void finish_stop(server_t *s) {
         lws_context_destroy(s->ctx);
     }
     close_handle((uv_handle_t *)&s->shutdown_timer);
+    close_handle((uv_handle_t *)&s->sweep_timer);
+}
+
+static void on_sweep(uv_timer_t *t) {
+    server_t *s = t->data;
+    hub_sweep(s->hub);
 }
 
 static void on_shutdown_tick(uv_timer_t *t) {
@@ -215,6 +222,10 @@ server_t *server_create(const config_t *cfg) {
     uv_loop_init(&s->loop);
     uv_timer_init(&s->loop, &s->shutdown_timer);
     s->shutdown_timer.data = s;
+    uv_timer_init(&s->loop, &s->sweep_timer);
+    s->sweep_timer.data = s;
+    /* Housekeeping: it must not keep the loop alive on its own. */
+    uv_unref((uv_handle_t *)&s->sweep_timer);
     s->transport = transport_create(&s->loop, cfg, s->auth, serve_http, s);
     if (cfg->tls_cert[0]) {
         s->tls = tls_create(cfg->tls_cert, cfg->tls_key, err, sizeof err);
@@ -241,6 +252,7 @@ server_t *server_create(const config_t *cfg) {
         return NULL;
     }
     transport_set_hub(s->transport, s->hub);
+    uv_timer_start(&s->sweep_timer, on_sweep, 1000, 1000);
 
     s->protocols[0] = (struct lws_protocols){
         .name = "http",

@@ -47,6 +47,9 @@ strict.decode_invalid_numbers(false)
 strict.decode_max_depth(MAX_DEPTH + 1)
 
 local RAW = { __tojson = function(t) return t[1] end }
+-- hub.history's raw frames ({raw = true}): the frames' own text, which
+-- the encoder writes as an array, as script_history.c's userdata.
+local FRAMES = { __metatable = "frames" }
 local ARRAY = { __jsontype = "array" }
 local OBJECT = { __jsontype = "object" }
 
@@ -80,6 +83,9 @@ function as_json(v, depth, array_mt)
   if t == "boolean" or t == "string" then return v end
   if t == "number" then return setmetatable({ number_text(v) }, RAW) end
   if t ~= "table" then error("cannot encode a " .. t, 0) end
+  if getmetatable(v) == "frames" and rawget(v, 0) == FRAMES then
+    return setmetatable({ "[" .. table.concat(v, ",") .. "]" }, RAW)
+  end
   if depth > MAX_DEPTH then error("cannot encode: nested too deeply (or a cycle)", 0) end
   local n, count = #v, 0
   local is_array = getmetatable(v) == array_mt
@@ -175,14 +181,40 @@ local function set_status(kit, uid, status)
   return true
 end
 
--- uid leaves room; a room left empty is deleted, its stored state with it.
+-- History, as core/room.c keeps it: each room's newest kit.history_size
+-- published frames, none older than kit.history_ttl seconds; a room left
+-- empty stays (seq, epoch, history) that long, then goes.
+local function ttl_ms(kit) return kit.history_ttl * 1000 end
+
+-- Drops what is past its time in room r (id) at the kit's clock; deletes
+-- the room if it has been empty that long. Returns the room, or nil.
+local function expire_room(kit, id, r)
+  local h, keep = r.history, {}
+  for _, e in ipairs(h) do
+    if e.at > kit.clock - ttl_ms(kit) then keep[#keep + 1] = e end
+  end
+  r.history = keep
+  if r.empty_since and kit.clock - r.empty_since >= ttl_ms(kit) then
+    kit.rooms[id] = nil
+    return nil
+  end
+  return r
+end
+
+-- What the server's once-a-second sweep does (hub_sweep).
+local function sweep(kit)
+  for id, r in pairs(kit.rooms) do expire_room(kit, id, r) end
+end
+
+-- uid leaves room; a room left empty drops its stored state and stays,
+-- empty, for the history's time.
 local function leave(kit, room, uid)
   local r = kit.rooms[room]
   if not kit.users[uid] or not r or not r.members[uid] then return false end
   r.members[uid] = nil
   if next(r.members) == nil then
-    kit.rooms[room] = nil
     kit.store.room[room] = nil
+    r.empty_since = kit.clock
   end
   return true
 end
@@ -287,6 +319,13 @@ local function c_side(kit, state)
     r.message_count = r.message_count + 1
     local text = frame_around(head, nil, nil, nil, '"seq":' .. number_text(r.seq) .. ',"room_id":' .. enc(room))
     for uid in pairs(r.members) do to_user(uid, text) end
+    -- The frame that went out, kept as it is.
+    if kit.history_size > 0 then
+      expire_room(kit, room, r)
+      local h = r.history
+      h[#h + 1] = { text = text, seq = r.seq, at = kit.clock }
+      if #h > kit.history_size then table.remove(h, 1) end
+    end
     return r.seq
   end
 
@@ -310,11 +349,14 @@ local function c_side(kit, state)
     end
     uid = check_string(uid, 2, "join")
     if not kit.users[uid] then return fail("not_found", "user '" .. uid .. "' is not connected") end
-    local r = kit.rooms[room]
+    local r = kit.rooms[room] and expire_room(kit, room, kit.rooms[room])
     if not r then
-      r = { members = {}, seq = 0, message_count = 0, created_at = kit.clock }
+      kit.epochs = kit.epochs + 1
+      r = { members = {}, seq = 0, message_count = 0, created_at = kit.clock, history = {},
+        epoch = string.format("%x-%x", kit.started, kit.epochs) }
       kit.rooms[room] = r
     end
+    r.empty_since = nil
     if r.members[uid] then return false end
     r.members[uid] = true
     return true
@@ -342,8 +384,44 @@ local function c_side(kit, state)
     if not r then return nil end
     return {
       room_id = room, name = room, members = sorted_keys(r.members, state.array_mt),
-      created_at = r.created_at, message_count = r.message_count, seq = r.seq,
+      created_at = r.created_at, message_count = r.message_count, seq = r.seq, epoch = r.epoch,
     }
+  end
+
+  -- hub.history (core/script_history.c over host_history)
+  function hub.history(room, o)
+    room = check_string(room, 1, "history")
+    if o ~= nil then check_table(o, 2, "history") end
+    o = o or {}
+    for _, k in ipairs({ "since", "limit" }) do
+      local v = o[k]
+      if v ~= nil and (type(v) ~= "number" or v < 0 or v > 2 ^ 53 or v ~= math.floor(v)) then
+        error("hub.history: " .. k .. " must be a whole number >= 0", 0)
+      end
+    end
+    local member = o.member ~= nil and check_string(o.member, 2, "history") or nil
+    local r = kit.rooms[room] and expire_room(kit, room, kit.rooms[room])
+    if member and not (r and r.members[member]) then
+      return fail("not_in_room", "you are not in room '" .. room .. "'")
+    end
+    if not r then return nil end
+    local h, limit, from = r.history, o.limit or math.huge, 1
+    if o.since then
+      while from <= #h and h[from].seq <= o.since do from = from + 1 end
+    else
+      from = math.max(1, #h - limit + 1)
+    end
+    local texts = {}
+    for i = from, math.min(#h, from + limit - 1) do texts[#texts + 1] = h[i].text end
+    local messages
+    if o.raw then
+      texts[0] = FRAMES
+      messages = setmetatable(texts, FRAMES)
+    else
+      messages = setmetatable({}, state.array_mt)
+      for i, text in ipairs(texts) do messages[i] = dec(text) end
+    end
+    return { epoch = r.epoch, seq = r.seq, messages = messages }
   end
 
   function hub.user_rooms(uid)
@@ -483,7 +561,7 @@ local function c_side(kit, state)
     key = check_string(key, 3, "store_set")
     local text = enc(value)
     if not s then
-      if (kind == "room" and not kit.rooms[name]) or (kind == "user" and not kit.users[name]) then
+      if (kind == "room" and not (kit.rooms[name] and next(kit.rooms[name].members))) or (kind == "user" and not kit.users[name]) then
         return fail("not_found", "no " .. kind .. " '" .. name .. "'")
       end
       s = {}
@@ -519,6 +597,7 @@ end
 M.encode, M.decode, M.number_text = encode, decode, number_text
 M.frame_around, M.id_member, M.sorted_keys = frame_around, id_member, sorted_keys
 M.deliver, M.set_status, M.leave, M.core_frame = deliver, set_status, leave, core_frame
+M.sweep = sweep
 M.c_side = c_side
 
 return M

@@ -86,13 +86,15 @@ end
 -- A fresh kit over opts.scripts_dir (default "scripts"), whose handlers
 -- and hooks it loads as the server does (an error if one fails to load).
 -- opts.now sets the virtual clock (ms); opts.unsafe lifts the sandbox, as
--- --unsafe-lua does.
+-- --unsafe-lua does; opts.history_size and opts.history_ttl (seconds) are
+-- --history-size and --history-ttl (default 100 and 300).
 function M.new(opts)
   opts = opts or {}
   local kit = setmetatable({
     conns = {},     -- conn id -> { user, inbox = {JSON text, ...}, meta, counters }
     users = {},     -- user id -> { conns = { [conn id] = true } }
-    rooms = {},     -- room id -> { members = set, seq, message_count, created_at }
+    rooms = {},     -- room id -> { members = set, seq, message_count, created_at, epoch,
+                    --   history = { {text, seq, at}, ... }, empty_since }
     status = {},    -- user id -> status (absent = offline)
     watchers = {},  -- user id -> { [conn id] = true }
     store = { global = { [""] = {} }, room = {}, user = {} }, -- scope -> key -> JSON
@@ -100,10 +102,15 @@ function M.new(opts)
     last_timer = 0,
     next_id = 0,
     clock = opts.now or 1700000000000,
+    history_size = opts.history_size or 100,
+    history_ttl = opts.history_ttl or 300,
+    epochs = 0,
     scripts_dir = opts.scripts_dir or "scripts",
     unsafe = opts.unsafe or false,
     logs = {},
   }, { __index = M })
+  -- The node's start: each room's epoch begins with it.
+  kit.started = kit.clock
   local state, err = start(kit)
   if not state then error(err, 2) end
   kit.state, kit.hub = state, state.hub
@@ -280,6 +287,18 @@ function M:advance(ms)
     fire(self, due)
   end
   self.clock = target
+  -- History and empty rooms past --history-ttl go, as the server's sweep
+  -- does them once a second.
+  fake.sweep(self)
+end
+
+-- A restart of the server, as far as rooms go: every room and its
+-- history are gone, and the rooms made from now on have new epochs (the
+-- connections are not touched: reconnect them as a client would).
+function M:restart(ms)
+  self.clock = self.clock + (ms or 1000)
+  self.rooms, self.store.room = {}, {}
+  self.started, self.epochs = self.clock, 0
 end
 
 -- A reload, as SIGHUP does: a new runtime state over the same core state

@@ -28,7 +28,7 @@ core.set_fail(protocol.fail)
 -- function ("bad argument #1 to 'publish'").
 local WAITING = {
   hub = { "send", "send_user", "send_users", "send_room", "broadcast", "publish",
-    "join", "leave", "is_member", "room_info", "room_members", "user_rooms",
+    "join", "leave", "is_member", "room_info", "history", "room_members", "user_rooms",
     "online_users", "user_connections", "presence_get", "presence_set",
     "presence_subscribe" },
   core = { "store_get", "store_set", "store_delete" },

@@ -1,15 +1,37 @@
 -- join_room: membership belongs to the user (every connection of theirs,
--- present and future, gets the room's frames).
+-- present and future, gets the room's frames). With payload.since (and
+-- payload.epoch), the ack also carries what the room published after
+-- since: recovery after a reconnect.
 local hub = require "hub"
 local validate = require "validate"
 
 return function(conn, msg)
   local room = validate.room_id(msg)
+  local since, epoch
+  if msg.payload ~= nil then
+    local payload = validate.payload(msg)
+    if payload.since ~= nil then since = validate.count(payload.since, "payload.since") end
+    epoch = payload.epoch
+    if epoch ~= nil and type(epoch) ~= "string" then
+      hub.fail("bad_message", "payload.epoch must be a string")
+    end
+  end
   if hub.join(room, conn.user) then
     hub.send_room(room, {
       type = "user_joined", room_id = room, from = conn.user, timestamp = hub.now(),
     }, { except_user = conn.user })
   end
   local info = hub.room_info(room)
-  return { room_id = room, members = info.members, seq = info.seq }
+  local ack = { room_id = room, members = info.members, seq = info.seq, epoch = info.epoch }
+  if since ~= nil then
+    -- The seq, the frames and the membership of one moment (one look-up
+    -- in the core): the member gets every frame after h.seq live. The
+    -- frames go into the ack as they were delivered (raw), untouched.
+    local h = hub.history(room, { since = since, member = conn.user, raw = true })
+    ack.seq, ack.epoch, ack.messages = h.seq, h.epoch, h.messages
+    -- The kept frames run without a gap up to h.seq: all of since+1 ..
+    -- h.seq are there when there are that many.
+    ack.recovered = epoch == h.epoch and since <= h.seq and #h.messages == h.seq - since
+  end
+  return ack
 end

@@ -38,6 +38,15 @@ function M.user_id(s, what)
   return s
 end
 
+-- A whole number from min (default 0) to 2^53, such as a seq.
+function M.count(v, what, min)
+  min = min or 0
+  if type(v) ~= "number" or v ~= math.floor(v) or v < min or v > 2 ^ 53 then
+    hub.fail("bad_message", what .. " must be a whole number of at least " .. min)
+  end
+  return v
+end
+
 -- A membership check that answers not_in_room.
 function M.member(room, user)
   if not hub.is_member(room, user) then

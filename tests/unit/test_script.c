@@ -908,7 +908,7 @@ static void test_memory_a_script_keeps_makes_the_state_unhealthy(void **state) {
  * hub.core to require. */
 static const char api_names[] =
     "NO_ACK,after,array,array_mt,broadcast,cancel,conn_info,decode,encode,"
-    "every,fail,is_member,join,leave,limits,log,now,null,online_users,"
+    "every,fail,history,is_member,join,leave,limits,log,now,null,online_users,"
     "presence_get,presence_set,presence_subscribe,publish,reply,room_info,"
     "room_members,send,send_room,send_user,send_users,store,"
     "user_connections,user_rooms,valid_user_id";
