@@ -198,6 +198,29 @@ static void test_script_limits(void **state) {
     done(&r);
 }
 
+static void test_history_flags(void **state) {
+    run_t r = parse(NULL);
+    assert_int_equal(r.cfg.history_size, 100);
+    assert_true(r.cfg.history_ttl == 300);
+    done(&r);
+    r = parse("--history-size", "0", "--history-ttl=0.5", NULL);
+    assert_int_equal(r.action, CONFIG_RUN);
+    assert_int_equal(r.cfg.history_size, 0);
+    assert_true(r.cfg.history_ttl == 0.5);
+    done(&r);
+    static const char *const bad[][2] = {
+        {"--history-size", "-1"},     {"--history-size", "100001"},
+        {"--history-size", "ten"},    {"--history-ttl", "0"},
+        {"--history-ttl", "forever"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        r = parse(bad[i][0], bad[i][1], NULL);
+        assert_int_equal(r.action, CONFIG_ERROR);
+        assert_non_null(strstr(r.err, bad[i][0]));
+        done(&r);
+    }
+}
+
 static void test_unknown_flag_missing_value_and_positional(void **state) {
     bad("--nope", "1");
     bad("--port", NULL); /* missing value */
@@ -248,6 +271,10 @@ static void test_help_lists_every_flag_and_default(void **state) {
         "--max-conns-per-ip",
         "--trusted-proxies",
         "X-Forwarded-For",
+        "--history-size",
+        "--history-ttl",
+        "(default: 100)",
+        "(default: 300)",
     };
     run_t r = parse("--help", NULL);
     assert_int_equal(r.action, CONFIG_HELP);
@@ -413,6 +440,7 @@ int main(void) {
         cmocka_unit_test(test_bad_values_are_errors_naming_the_flag),
         cmocka_unit_test(test_unknown_flag_missing_value_and_positional),
         cmocka_unit_test(test_help_lists_every_flag_and_default),
+        cmocka_unit_test(test_history_flags),
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_script_limits),
         cmocka_unit_test(test_rate_limit_and_auth_secret),
