@@ -217,7 +217,9 @@ size_t rooms_expire(rooms_t *rs, int64_t now_ms) {
     }
     /* The idle list is in the order the rooms emptied: the first still
      * in its time ends the walk. */
-    while ((r = rs->idle.head) && now_ms - r->empty_since >= rs->ttl_ms) {
+    for (r = rs->idle.head; r && now_ms - r->empty_since >= rs->ttl_ms;
+         r = next) {
+        next = r->idle_link.next;
         room_delete(rs, r);
         gone++;
     }
