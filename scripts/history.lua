@@ -8,14 +8,11 @@ local DEFAULT_LIMIT = 50
 
 return function(conn, msg)
   local room = validate.room_id(msg)
-  local since, limit
-  if msg.payload ~= nil then
-    local payload = validate.payload(msg)
-    if payload.since ~= nil then since = validate.count(payload.since, "payload.since") end
-    if payload.limit ~= nil then limit = validate.count(payload.limit, "payload.limit", 1) end
-  end
+  local payload = validate.optional_payload(msg)
   local h = hub.history(room, {
-    since = since, limit = limit or DEFAULT_LIMIT, member = conn.user, raw = true,
+    since = validate.count(payload.since, "payload.since"),
+    limit = validate.count(payload.limit, "payload.limit", 1) or DEFAULT_LIMIT,
+    member = conn.user, raw = true,
   })
   return { room_id = room, epoch = h.epoch, seq = h.seq, messages = h.messages }
 end

@@ -7,14 +7,10 @@ local validate = require "validate"
 
 return function(conn, msg)
   local room = validate.room_id(msg)
-  local since, epoch
-  if msg.payload ~= nil then
-    local payload = validate.payload(msg)
-    if payload.since ~= nil then since = validate.count(payload.since, "payload.since") end
-    epoch = payload.epoch
-    if epoch ~= nil and type(epoch) ~= "string" then
-      hub.fail("bad_message", "payload.epoch must be a string")
-    end
+  local payload = validate.optional_payload(msg)
+  local since, epoch = validate.count(payload.since, "payload.since"), payload.epoch
+  if epoch ~= nil and type(epoch) ~= "string" then
+    hub.fail("bad_message", "payload.epoch must be a string")
   end
   if hub.join(room, conn.user) then
     hub.send_room(room, {

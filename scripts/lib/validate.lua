@@ -38,8 +38,16 @@ function M.user_id(s, what)
   return s
 end
 
--- A whole number from min (default 0) to 2^53, such as a seq.
+-- The payload, or an empty table when the frame has none (a payload
+-- whose fields are all optional).
+function M.optional_payload(msg)
+  if msg.payload == nil then return {} end
+  return M.payload(msg)
+end
+
+-- nil, or a whole number from min (default 0) to 2^53, such as a seq.
 function M.count(v, what, min)
+  if v == nil then return nil end
   min = min or 0
   if type(v) ~= "number" or v ~= math.floor(v) or v < min or v > 2 ^ 53 then
     hub.fail("bad_message", what .. " must be a whole number of at least " .. min)

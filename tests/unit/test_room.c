@@ -3,7 +3,9 @@
  * Rooms are created by the first join and deleted by the last leave; the
  * user -> rooms index is what a disconnect walks to leave every room, so
  * it must agree with the room -> members index after any sequence of
- * joins and leaves. */
+ * joins and leaves. With history (rooms_set_history), a room outlives its
+ * members for the history's time, then goes, and each room made gets a new
+ * epoch. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +16,10 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "conn.h"
+#include "frame.h"
+#include "history.h"
 #include "room.h"
 
 typedef struct fixture {
@@ -340,8 +345,119 @@ static void test_room_destroy_with_rooms_left_frees_everything(void **state) {
     assert_int_equal(rooms_count(fx->rooms), 2);
 }
 
+/* ---- rooms with history ---------------------------------------------- */
+
+#define TTL 10000
+
+/* The fixture's rooms keep 3 frames for TTL ms; the node started at 1234. */
+static int setup_history(void **state) {
+    setup(state);
+    fixture_t *fx = *state;
+    rooms_set_history(fx->rooms, 3, TTL, 1234);
+    return 0;
+}
+
+static frame_t *text_frame(uint64_t seq) {
+    char json[64];
+    int n =
+        snprintf(json, sizeof json, "{\"seq\":%llu}", (unsigned long long)seq);
+    return frame_create_text(json, (size_t)n);
+}
+
+static void publish(fixture_t *fx, room_t *r, int64_t now) {
+    uint64_t seq = room_next_seq(r);
+    frame_t *f = text_frame(seq);
+    room_keep(fx->rooms, r, f, seq, now);
+    frame_unref(f);
+}
+
+/* Room "r" with alice in it and one message, as of now; its epoch copied
+ * into epoch. */
+static room_t *room_with_a_message(fixture_t *fx, int64_t now,
+                                   char epoch[ROOM_EPOCH_MAX + 1]) {
+    rooms_join(fx->rooms, "r", fx->alice, now);
+    room_t *r = rooms_get(fx->rooms, "r");
+    publish(fx, r, now);
+    snprintf(epoch, ROOM_EPOCH_MAX + 1, "%s", room_epoch(r));
+    return r;
+}
+
+static void test_room_history_keeps_the_newest_and_drops_old(void **state) {
+    fixture_t *fx = *state;
+    int64_t now = clock_now_ms();
+    rooms_join(fx->rooms, "r", fx->alice, now);
+    room_t *r = rooms_get(fx->rooms, "r");
+    for (int i = 0; i < 5; i++)
+        publish(fx, r, now + i);
+    const history_t *h = room_history(fx->rooms, r, now + 5);
+    assert_int_equal(history_len(h), 3);
+    assert_int_equal(history_at(h, 0)->seq, 3);
+    /* At TTL after the frame of seq 3 (kept at now + 2), it is gone. */
+    h = room_history(fx->rooms, r, now + 2 + TTL);
+    assert_int_equal(history_len(h), 2);
+    rooms_expire(fx->rooms, now + 10 + TTL);
+    assert_int_equal(history_len(room_history(fx->rooms, r, now)), 0);
+    assert_int_equal(room_seq(r), 5);
+}
+
+static void test_room_left_empty_stays_for_the_ttl_then_goes(void **state) {
+    fixture_t *fx = *state;
+    int64_t now = clock_now_ms();
+    char epoch[ROOM_EPOCH_MAX + 1];
+    room_t *r = room_with_a_message(fx, now, epoch);
+    assert_int_equal(rooms_leave(fx->rooms, "r", fx->alice), 1);
+    r = rooms_get(fx->rooms, "r");
+    assert_non_null(r);
+    assert_int_equal(room_member_count(r), 0);
+    assert_int_equal(room_seq(r), 1);
+    assert_int_equal(rooms_expire(fx->rooms, now + TTL / 2), 0);
+    /* Joined again within the time: the same stream. */
+    rooms_join(fx->rooms, "r", fx->alice, now + TTL / 2);
+    assert_ptr_equal(rooms_get(fx->rooms, "r"), r);
+    assert_string_equal(room_epoch(r), epoch);
+    rooms_leave(fx->rooms, "r", fx->alice);
+    int64_t left = clock_now_ms();
+    assert_int_equal(rooms_expire(fx->rooms, left + TTL + 1000), 1);
+    assert_null(rooms_get(fx->rooms, "r"));
+    assert_int_equal(rooms_count(fx->rooms), 0);
+}
+
+static void test_room_made_again_after_expiry_has_a_new_epoch(void **state) {
+    fixture_t *fx = *state;
+    int64_t now = clock_now_ms();
+    char epoch[ROOM_EPOCH_MAX + 1];
+    room_t *r = room_with_a_message(fx, now, epoch);
+    assert_non_null(strstr(epoch, "4d2")); /* the start, 1234, in hex */
+    rooms_leave(fx->rooms, "r", fx->alice);
+    /* Past its time but not swept yet: a join makes it anew all the same. */
+    rooms_join(fx->rooms, "r", fx->alice, clock_now_ms() + TTL + 1000);
+    r = rooms_get(fx->rooms, "r");
+    assert_int_equal(room_seq(r), 0);
+    assert_string_not_equal(room_epoch(r), epoch);
+    /* Another room's epoch differs too. */
+    rooms_join(fx->rooms, "s", fx->alice, now);
+    assert_string_not_equal(room_epoch(rooms_get(fx->rooms, "s")),
+                            room_epoch(r));
+}
+
+static void test_rooms_without_history_delete_an_empty_room(void **state) {
+    fixture_t *fx = *state;
+    rooms_t *plain = rooms_create();
+    rooms_join(plain, "r", fx->alice, 1);
+    room_t *r = rooms_get(plain, "r");
+    uint64_t seq = room_next_seq(r);
+    frame_t *f = text_frame(seq);
+    room_keep(plain, r, f, seq, 1);
+    assert_int_equal(frame_refs(f), 1);
+    frame_unref(f);
+    rooms_leave(plain, "r", fx->alice);
+    assert_null(rooms_get(plain, "r"));
+    rooms_destroy(plain);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define H(f) cmocka_unit_test_setup_teardown(f, setup_history, teardown)
     const struct CMUnitTest tests[] = {
         T(test_room_missing_room_is_null),
         T(test_room_join_creates_room_with_created_at),
@@ -359,7 +475,12 @@ int main(void) {
         T(test_room_members_iteration_visits_each_member_once),
         T(test_room_many_members_and_rooms_stay_consistent),
         T(test_room_destroy_with_rooms_left_frees_everything),
+        H(test_room_history_keeps_the_newest_and_drops_old),
+        H(test_room_left_empty_stays_for_the_ttl_then_goes),
+        H(test_room_made_again_after_expiry_has_a_new_epoch),
+        T(test_rooms_without_history_delete_an_empty_room),
     };
 #undef T
+#undef H
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
