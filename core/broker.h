@@ -83,6 +83,7 @@ typedef struct broker_msg {
     const char *except_conn, *except_user; /* FRAME: NULL, or who not */
     const char *json;                      /* FRAME */
     size_t len;
+    int ephemeral; /* FRAME: its delivery class (frame.h) */
 } broker_msg;
 
 typedef struct broker_events {
@@ -146,10 +147,12 @@ int broker_publish(broker_t *b, const char *room, const char *member,
                    const char *head, size_t headlen, const char *tail,
                    size_t taillen, broker_fn fn, void *ctx);
 /* A frame to a room's, a user's, a connection's or every connection;
- * except_conn / except_user may be NULL. rc = how many nodes it went to. */
+ * except_conn / except_user may be NULL; ephemeral: its class, delivered
+ * with it (broker_msg). rc = how many nodes it went to. */
 int broker_send(broker_t *b, broker_scope scope, const char *id,
                 const char *except_conn, const char *except_user,
-                const char *json, size_t len, broker_fn fn, void *ctx);
+                const char *json, size_t len, int ephemeral, broker_fn fn,
+                void *ctx);
 /* A frame to every connection of each user (ids distinct) but except_user
  * (may be NULL) and except_conn (may be NULL; not counted: it is one of
  * xconn_user's connections). rc = how many connections it reached, on
@@ -157,7 +160,7 @@ int broker_send(broker_t *b, broker_scope scope, const char *id,
 int broker_send_users(broker_t *b, const char *const *ids, size_t n,
                       const char *except_conn, const char *xconn_user,
                       const char *except_user, const char *json, size_t len,
-                      broker_fn fn, void *ctx);
+                      int ephemeral, broker_fn fn, void *ctx);
 /* rc 1 joined, 0 already a member. v = {seq, members, created_at}; str =
  * epoch. */
 int broker_join(broker_t *b, const char *room, const char *user, broker_fn fn,

@@ -4,10 +4,12 @@
  * built here from the ids, under "luahub:", with a room's keys and channel
  * tagged {room} (so that a Redis Cluster would keep them in one slot; see
  * docs/scaling.md). A message on a channel is a header line, then its
- * body: "F\t<except conn>\t<except user>\n<frame JSON>" (a frame),
+ * body: "F\t<except conn>\t<except user>[\te]\n<frame JSON>" (a frame;
+ * "\te" when it is ephemeral, broker_int.h),
  * "J\t<user>\n" / "L\t<user>\n" on a room's channel and "J\t\n<room>" /
  * "L\t\n<room>" on a user's (a membership), "S\t<status>\n" on a user's
- * presence channel, "C\t<conn>\n<frame JSON>" and "P\t<n>\n" on a node's.
+ * presence channel, "C\t<conn>[\te]\n<frame JSON>" and "P\t<n>\n" on a
+ * node's.
  * The Lua is Redis's own (5.1, with cjson); it never sees a node's
  * memory. */
 #include <openssl/evp.h>
@@ -117,11 +119,13 @@ static const char *const sources[BS_COUNT] = {
     "if redis.call('SCARD', mk) == 0 then room_gone(room) end\n"
     "return 1\n",
 
-    /* ARGV: except conn, its user, except user, frame, users... */
+    /* ARGV: except conn, its user, except user, the class field ('' or
+     * '\te'), frame, users... */
     [BS_SEND_USERS] = PRELUDE
     "local total = 0\n"
-    "local msg = 'F\\t' .. ARGV[1] .. '\\t' .. ARGV[3] .. '\\n' .. ARGV[4]\n"
-    "for i = 5, #ARGV do\n"
+    "local msg = 'F\\t' .. ARGV[1] .. '\\t' .. ARGV[3] .. ARGV[4] .. '\\n' .. "
+    "ARGV[5]\n"
+    "for i = 6, #ARGV do\n"
     "  local uid = ARGV[i]\n"
     "  local n = uid == ARGV[3] and 0 or redis.call('HLEN', uk(uid, "
     "'conns'))\n"

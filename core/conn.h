@@ -100,6 +100,12 @@ void conn_queue_clear(conn_t *c);
  * frame partly written must still be finished. */
 void conn_queue_truncate(conn_t *c, size_t keep);
 
+/* Drops the ephemeral frames queued on c (frame.h) but the first keep
+ * (a frame partly written must still be finished), keeping the order of
+ * the rest; they do not count as sent. Returns how many were dropped.
+ * For a connection that fell behind: what may go, goes first. */
+size_t conn_queue_drop_ephemeral(conn_t *c, size_t keep);
+
 /* Dirty list: connections with frames queued since the last flush. Each
  * connection is on it at most once. Returns the first and takes it off
  * the list, or NULL. */

@@ -36,6 +36,17 @@ static void on_drain(void *ud, conn_t *c) {
     if (h->t->drain) h->t->drain(h->t->ud, c);
 }
 
+static void on_shed(void *ud, conn_t *c) {
+    hub_t *h = ud;
+    size_t n =
+        h->t->shed ? h->t->shed(h->t->ud, c) : conn_queue_drop_ephemeral(c, 1);
+    if (n)
+        log_debug("fanout",
+                  "behind: dropped %zu ephemeral frames conn=%s user=%s "
+                  "queued=%zu",
+                  n, conn_id(c), user_id(conn_user(c)), conn_queue_bytes(c));
+}
+
 /* ---- lifecycle --------------------------------------------------------- */
 
 static script_t *load_scripts(hub_t *h, char *err, size_t errlen) {
@@ -71,7 +82,7 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
     h->conns = conns_create(cfg->send_queue);
     h->rooms = rooms_create();
     h->presence = presence_create();
-    h->fo = (fanout_t){h->conns, on_drain, on_overflow, h};
+    h->fo = (fanout_t){h->conns, on_drain, on_shed, on_overflow, h};
     hub__host_init(h);
     h->store = store_create();
     if (cfg->redis[0] && hub__cluster_start(h, err, errlen) < 0) {

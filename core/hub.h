@@ -36,6 +36,11 @@ typedef struct hub_transport {
     /* c's client address as text into out (cap bytes), for the logs.
      * Optional (NULL: "-"). */
     void (*address)(void *ud, conn_t *c, char *out, size_t cap);
+    /* c is still full after drain: drop its queued ephemeral frames but
+     * one partly written (conn_queue_drop_ephemeral with keep 1 when the
+     * head is begun, else 0); returns how many. Optional (NULL: the head
+     * is kept, begun or not). */
+    size_t (*shed)(void *ud, conn_t *c);
 } hub_transport;
 
 /* Creates the hub and loads the scripts. Returns NULL (with the reason in

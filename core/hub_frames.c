@@ -40,6 +40,9 @@ void hub__notify_presence(hub_t *h, const char *uid, presence_status st) {
     hub__put_field(&b, "status", presence_status_name(st));
     buf_printf(&b, "},\"timestamp\":%lld}", (long long)clock_now_ms());
     frame_t *f = frame_from_buf(&b);
+    /* A status is worth its latest value only: what falls behind may lose
+     * it first (the next change, or presence_subscribe, tells again). */
+    frame_set_ephemeral(f);
     size_t pos = 0;
     conn_t *c;
     while ((c = presence_next_subscriber(h->presence, uid, &pos)))
