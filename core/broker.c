@@ -953,6 +953,7 @@ int broker_conn_close(broker_t *b, const char *conn, const char *user,
     args_str(&a, user);
     args_str(&a, b->node);
     args_int(&a, clock_now_ms());
+    args_int(&a, b->opt.presence_grace_ms);
     return eval(b, BS_CONN_CLOSE, R_INT, fn, ctx, &a);
 }
 

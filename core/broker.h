@@ -100,7 +100,11 @@ typedef struct broker_events {
 typedef struct broker_options {
     broker_url url;
     const char *node_id;
-    int presence_ttl_ms;    /* how long a dead node's users stay online */
+    int presence_ttl_ms; /* how long a dead node's users stay online */
+    /* --presence-grace: how long a user whose last connection anywhere
+     * closed stays online and in their rooms, waiting for one to come
+     * back (on any node); 0: gone at once. */
+    int presence_grace_ms;
     int command_timeout_ms; /* a command not answered by then: Redis lost */
 } broker_options;
 
@@ -205,8 +209,9 @@ int broker_store_delete(broker_t *b, int kind, const char *scope,
 int broker_conn_open(broker_t *b, const char *conn, const char *user,
                      broker_fn fn, void *ctx);
 /* A connection closed here: on the user's last connection anywhere, the
- * user leaves every room (user_left to the others) and goes offline.
- * fn may be NULL. */
+ * user leaves every room (user_left to the others) and goes offline, at
+ * once or, with a presence grace, at the first reap (of any node) after
+ * it unless a connection of theirs opened meanwhile. fn may be NULL. */
 int broker_conn_close(broker_t *b, const char *conn, const char *user,
                       broker_fn fn, void *ctx);
 

@@ -140,7 +140,19 @@ conn_t *conns_add(conns_t *cs, const char *uid, void *transport, int64_t now_ms,
     return c;
 }
 
+void conns_drop_user(conns_t *cs, user_t *u) {
+    if (u->nconns) return;
+    dict_remove(cs->users, u->id);
+    user_free(u);
+}
+
 void conns_remove(conns_t *cs, conn_t *c, int *last_of_user) {
+    user_t *u = c->user;
+    conns_remove_keeping_user(cs, c, last_of_user);
+    if (*last_of_user) conns_drop_user(cs, u);
+}
+
+void conns_remove_keeping_user(conns_t *cs, conn_t *c, int *last_of_user) {
     user_t *u = c->user;
     if (c->user_prev)
         c->user_prev->user_next = c->user_next;
@@ -149,10 +161,6 @@ void conns_remove(conns_t *cs, conn_t *c, int *last_of_user) {
     if (c->user_next) c->user_next->user_prev = c->user_prev;
     u->nconns--;
     *last_of_user = (u->nconns == 0);
-    if (u->nconns == 0) {
-        dict_remove(cs->users, u->id);
-        user_free(u);
-    }
 
     if (c->prev)
         c->prev->next = c->next;

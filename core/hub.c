@@ -115,6 +115,7 @@ void hub_destroy(hub_t *h) {
         free(r);
     }
     if (h->broker) hub__cluster_stop(h);
+    hub__grace_stop(h);
     script_destroy(h->script);
     store_destroy(h->store);
     presence_destroy(h->presence);
@@ -174,6 +175,9 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
     if (!h->broker || !hub__cluster_conn_open(h, c, first, f))
         fanout_conn(&h->fo, c, f);
     frame_unref(f);
+    /* Back within --presence-grace: still online and in the rooms, so
+     * nothing to announce. */
+    if (!first && user_conn_count(conn_user(c)) == 1) hub__grace_cancel(h, uid);
     if (!h->broker && first &&
         presence_set(h->presence, user_id(conn_user(c)), PRESENCE_ONLINE))
         hub__notify_presence(h, uid, PRESENCE_ONLINE);
@@ -200,34 +204,15 @@ void hub_conn_closed(hub_t *h, conn_t *c) {
         return;
     }
     presence_conn_closed(h->presence, c);
-    if (user_conn_count(u) == 1) {
-        /* The user's last connection: membership and presence end with it.
-         * Copy the room ids first, since leaving changes the index. */
-        char *uid = xstrdup(user_id(u));
-        size_t n;
-        char **ids = hub__rooms_of(h, uid, &n);
-        for (size_t i = 0; i < n; i++) {
-            hub__leave_room(h, ids[i], u);
-            room_t *r = rooms_get(h->rooms, ids[i]);
-            if (r) {
-                frame_t *f = hub__room_event("user_left", ids[i], uid);
-                fanout_room(&h->fo, r, f, c, NULL);
-                frame_unref(f);
-            }
-        }
-        hub__free_ids(ids, n);
-        /* Offline before the user is freed: the presence table holds the
-         * user's own id. */
-        int offline = presence_set(h->presence, uid, PRESENCE_OFFLINE);
-        int last;
-        conns_remove(h->conns, c, &last);
-        if (offline) hub__notify_presence(h, uid, PRESENCE_OFFLINE);
-        store_drop(h->store, STORE_USER, uid);
-        free(uid);
-    } else {
-        int last;
-        conns_remove(h->conns, c, &last);
-    }
+    int last;
+    conns_remove_keeping_user(h->conns, c, &last);
+    /* The user's last connection: membership and presence end with it,
+     * now or, with --presence-grace, once the grace is over without a
+     * connection of theirs coming back. */
+    if (last && h->cfg->presence_grace > 0)
+        hub__grace_start(h, u);
+    else if (last)
+        hub__user_gone(h, u);
     h->t->wake(h->t->ud);
 }
 

@@ -780,6 +780,7 @@ int hub__cluster_start(hub_t *h, char *err, size_t errlen) {
     }
     opt.node_id = node;
     opt.presence_ttl_ms = (int)(h->cfg->presence_ttl * 1000);
+    opt.presence_grace_ms = (int)(h->cfg->presence_grace * 1000);
     opt.command_timeout_ms = 3000;
     broker_events ev = events;
     ev.ud = h;

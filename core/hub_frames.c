@@ -74,6 +74,31 @@ void hub__leave_room(hub_t *h, const char *room, user_t *u) {
         store_drop(h->store, STORE_ROOM, room);
 }
 
+void hub__user_gone(hub_t *h, user_t *u) {
+    /* Copies: leaving changes the index, and u is freed below. */
+    char *uid = xstrdup(user_id(u));
+    size_t n;
+    char **ids = hub__rooms_of(h, uid, &n);
+    for (size_t i = 0; i < n; i++) {
+        hub__leave_room(h, ids[i], u);
+        room_t *r = rooms_get(h->rooms, ids[i]);
+        if (r) {
+            frame_t *f = hub__room_event("user_left", ids[i], uid);
+            fanout_room(&h->fo, r, f, NULL, NULL);
+            frame_unref(f);
+        }
+    }
+    hub__free_ids(ids, n);
+    /* Offline before the user is freed: the presence table holds the
+     * user's own id. */
+    int offline = presence_set(h->presence, uid, PRESENCE_OFFLINE);
+    conns_drop_user(h->conns, u);
+    if (offline) hub__notify_presence(h, uid, PRESENCE_OFFLINE);
+    store_drop(h->store, STORE_USER, uid);
+    free(uid);
+    h->t->wake(h->t->ud);
+}
+
 char **hub__rooms_of(hub_t *h, const char *uid, size_t *n) {
     size_t cap = rooms_count_of_user(h->rooms, uid), pos = 0, i = 0;
     char **ids = xmalloc((cap ? cap : 1) * sizeof *ids);
