@@ -209,7 +209,7 @@ void hub_conn_closed(hub_t *h, conn_t *c) {
     /* The user's last connection: membership and presence end with it,
      * now or, with --presence-grace, once the grace is over without a
      * connection of theirs coming back. */
-    if (last && h->cfg->presence_grace > 0)
+    if (last && h->cfg->presence_grace > 0 && !h->stopping)
         hub__grace_start(h, u);
     else if (last)
         hub__user_gone(h, u);

@@ -51,7 +51,8 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
 void hub_destroy(hub_t *h);
 /* The server is stopping and its connections are closed: with several
  * nodes, the node says goodbye and closes its Redis connections so that
- * the loop can end. */
+ * the loop can end; on one node, no user waits out --presence-grace any
+ * more (nor will). */
 void hub_shutdown(hub_t *h);
 
 conns_t *hub_conns(hub_t *h);

@@ -795,6 +795,11 @@ int hub__cluster_start(hub_t *h, char *err, size_t errlen) {
 }
 
 void hub_shutdown(hub_t *h) {
+    /* The users waiting out --presence-grace here wait no more (their
+     * timer would keep the loop alive), nor do those whose connections
+     * are still closing. */
+    h->stopping = 1;
+    hub__grace_stop(h);
     if (h->broker) broker_shutdown(h->broker);
 }
 

@@ -58,6 +58,7 @@ struct hub {
     dict_t *held;
     retired_t *retired; /* replaced states with calls still waiting */
     hub_grace *grace;   /* --presence-grace, one node: NULL until used */
+    int stopping;       /* hub_shutdown was called */
 };
 
 typedef struct native {

@@ -73,6 +73,25 @@ describe('--presence-grace, one node', () => {
   });
 });
 
+describe('--presence-grace, stopping', () => {
+  test('a server told to stop does not wait out the grace of its users', async () => {
+    const server = await new Server(['--presence-grace', '60']).start();
+    try {
+      const gone = await Client.connect(server, 'pgs-gone');
+      await Client.connect(server, 'pgs-here');
+      await gone.close(); // waits out its grace
+      await sleep(100);
+      const t0 = Date.now();
+      server.signal('SIGTERM');
+      const { code } = await Promise.race([server.exited, sleep(5000).then(() => ({ code: 'still running' }))]);
+      assert.equal(code, 0);
+      assert.ok(Date.now() - t0 < 3000, `stopped in ${Date.now() - t0} ms`);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('--presence-grace, two nodes', () => {
   let cl;
   before(async () => { cl = await startCluster(2, { args: ['--presence-grace', String(GRACE)] }); });
