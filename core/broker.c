@@ -491,6 +491,9 @@ static void on_message(broker_t *b, const char *ch, size_t chlen, const char *s,
             m.except_conn = h.f[0][0] ? h.f[0] : NULL;
             m.except_user = h.f[1][0] ? h.f[1] : NULL;
         }
+        /* The class: the field after the target's, absent (a node that
+         * predates classes) meaning durable. */
+        m.ephemeral = strcmp(h.f[h.kind == 'F' ? 2 : 1], CLASS_EPHEMERAL) == 0;
         m.json = h.body;
         m.len = h.bodylen;
         break;
@@ -767,7 +770,8 @@ int broker_publish(broker_t *b, const char *room, const char *member,
 
 int broker_send(broker_t *b, broker_scope scope, const char *id,
                 const char *except_conn, const char *except_user,
-                const char *json, size_t len, broker_fn fn, void *ctx) {
+                const char *json, size_t len, int ephemeral, broker_fn fn,
+                void *ctx) {
     buf_t ch, msg;
     buf_init(&ch, 0);
     buf_init(&msg, 0);
@@ -777,11 +781,13 @@ int broker_send(broker_t *b, broker_scope scope, const char *id,
         char node[65];
         snprintf(node, sizeof node, "%.*s", dot ? (int)(dot - id) : 0, id);
         channel_name(&ch, BROKER_CONN, node);
-        buf_printf(&msg, "C\t%s\n", id);
+        buf_printf(&msg, "C\t%s%s\n", id,
+                   ephemeral ? "\t" CLASS_EPHEMERAL : "");
     } else {
         channel_name(&ch, scope, id);
-        buf_printf(&msg, "F\t%s\t%s\n", except_conn ? except_conn : "",
-                   except_user ? except_user : "");
+        buf_printf(&msg, "F\t%s\t%s%s\n", except_conn ? except_conn : "",
+                   except_user ? except_user : "",
+                   ephemeral ? "\t" CLASS_EPHEMERAL : "");
     }
     buf_append(&msg, json, len);
     const char *argv[3] = {"PUBLISH", buf_content(&ch), buf_content(&msg)};
@@ -795,12 +801,13 @@ int broker_send(broker_t *b, broker_scope scope, const char *id,
 int broker_send_users(broker_t *b, const char *const *ids, size_t n,
                       const char *except_conn, const char *xconn_user,
                       const char *except_user, const char *json, size_t len,
-                      broker_fn fn, void *ctx) {
+                      int ephemeral, broker_fn fn, void *ctx) {
     args a;
     eval_args(&a);
     args_str(&a, except_conn);
     args_str(&a, except_conn ? xconn_user : "");
     args_str(&a, except_user);
+    args_str(&a, ephemeral ? "\t" CLASS_EPHEMERAL : "");
     args_add(&a, json, len);
     for (size_t i = 0; i < n; i++)
         args_str(&a, ids[i]);
@@ -946,6 +953,7 @@ int broker_conn_close(broker_t *b, const char *conn, const char *user,
     args_str(&a, user);
     args_str(&a, b->node);
     args_int(&a, clock_now_ms());
+    args_int(&a, b->opt.presence_grace_ms);
     return eval(b, BS_CONN_CLOSE, R_INT, fn, ctx, &a);
 }
 

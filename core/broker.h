@@ -83,6 +83,7 @@ typedef struct broker_msg {
     const char *except_conn, *except_user; /* FRAME: NULL, or who not */
     const char *json;                      /* FRAME */
     size_t len;
+    int ephemeral; /* FRAME: its delivery class (frame.h) */
 } broker_msg;
 
 typedef struct broker_events {
@@ -99,7 +100,11 @@ typedef struct broker_events {
 typedef struct broker_options {
     broker_url url;
     const char *node_id;
-    int presence_ttl_ms;    /* how long a dead node's users stay online */
+    int presence_ttl_ms; /* how long a dead node's users stay online */
+    /* --presence-grace: how long a user whose last connection anywhere
+     * closed stays online and in their rooms, waiting for one to come
+     * back (on any node); 0: gone at once. */
+    int presence_grace_ms;
     int command_timeout_ms; /* a command not answered by then: Redis lost */
 } broker_options;
 
@@ -146,10 +151,12 @@ int broker_publish(broker_t *b, const char *room, const char *member,
                    const char *head, size_t headlen, const char *tail,
                    size_t taillen, broker_fn fn, void *ctx);
 /* A frame to a room's, a user's, a connection's or every connection;
- * except_conn / except_user may be NULL. rc = how many nodes it went to. */
+ * except_conn / except_user may be NULL; ephemeral: its class, delivered
+ * with it (broker_msg). rc = how many nodes it went to. */
 int broker_send(broker_t *b, broker_scope scope, const char *id,
                 const char *except_conn, const char *except_user,
-                const char *json, size_t len, broker_fn fn, void *ctx);
+                const char *json, size_t len, int ephemeral, broker_fn fn,
+                void *ctx);
 /* A frame to every connection of each user (ids distinct) but except_user
  * (may be NULL) and except_conn (may be NULL; not counted: it is one of
  * xconn_user's connections). rc = how many connections it reached, on
@@ -157,7 +164,7 @@ int broker_send(broker_t *b, broker_scope scope, const char *id,
 int broker_send_users(broker_t *b, const char *const *ids, size_t n,
                       const char *except_conn, const char *xconn_user,
                       const char *except_user, const char *json, size_t len,
-                      broker_fn fn, void *ctx);
+                      int ephemeral, broker_fn fn, void *ctx);
 /* rc 1 joined, 0 already a member. v = {seq, members, created_at}; str =
  * epoch. */
 int broker_join(broker_t *b, const char *room, const char *user, broker_fn fn,
@@ -202,8 +209,9 @@ int broker_store_delete(broker_t *b, int kind, const char *scope,
 int broker_conn_open(broker_t *b, const char *conn, const char *user,
                      broker_fn fn, void *ctx);
 /* A connection closed here: on the user's last connection anywhere, the
- * user leaves every room (user_left to the others) and goes offline.
- * fn may be NULL. */
+ * user leaves every room (user_left to the others) and goes offline, at
+ * once or, with a presence grace, at the first reap (of any node) after
+ * it unless a connection of theirs opened meanwhile. fn may be NULL. */
 int broker_conn_close(broker_t *b, const char *conn, const char *user,
                       broker_fn fn, void *ctx);
 

@@ -61,6 +61,13 @@ void bconn_drop(bconn_t *c, const char *why);
 
 /* ---- broker_lua.c -------------------------------------------------------- */
 
+/* A frame's delivery class on a channel (frame.h): the header field after
+ * the target's ("F\t<except conn>\t<except user>\te\n", "C\t<conn>\te\n")
+ * for an ephemeral frame; a durable frame has no such field, as before
+ * classes, so nodes of either kind read each other's frames (an older
+ * node delivers an ephemeral frame as durable). */
+#define CLASS_EPHEMERAL "e"
+
 typedef enum broker_script {
     BS_PUBLISH,
     BS_JOIN,

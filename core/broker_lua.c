@@ -4,10 +4,12 @@
  * built here from the ids, under "luahub:", with a room's keys and channel
  * tagged {room} (so that a Redis Cluster would keep them in one slot; see
  * docs/scaling.md). A message on a channel is a header line, then its
- * body: "F\t<except conn>\t<except user>\n<frame JSON>" (a frame),
+ * body: "F\t<except conn>\t<except user>[\te]\n<frame JSON>" (a frame;
+ * "\te" when it is ephemeral, broker_int.h),
  * "J\t<user>\n" / "L\t<user>\n" on a room's channel and "J\t\n<room>" /
  * "L\t\n<room>" on a user's (a membership), "S\t<status>\n" on a user's
- * presence channel, "C\t<conn>\n<frame JSON>" and "P\t<n>\n" on a node's.
+ * presence channel, "C\t<conn>[\te]\n<frame JSON>" and "P\t<n>\n" on a
+ * node's.
  * The Lua is Redis's own (5.1, with cjson); it never sees a node's
  * memory. */
 #include <openssl/evp.h>
@@ -20,7 +22,8 @@
  * is a user's last connection anywhere (out of every room, user_left to
  * the rest, offline, the user's store scope dropped); conn_gone() one
  * connection closed (or its node died), 1 when it was the user's last
- * one; conn_new() one opened, 1 when the user was online nowhere. */
+ * one (gone() then, or once --presence-grace is over: grace_due());
+ * conn_new() one opened, 1 when the user was online nowhere. */
 #define PRELUDE                                                                \
     "local P = 'luahub:'\n"                                                    \
     "local function rk(room, what) return P .. '{' .. room .. '}:' .. what "   \
@@ -51,16 +54,33 @@
     "  redis.call('HDEL', P .. 'presence', uid)\n"                             \
     "  redis.call('PUBLISH', P .. 'presence:' .. uid, 'S\\toffline\\n')\n"     \
     "end\n" /* One connection of the user closed (or its node died): 1 when it \
-             * was the user's last one anywhere. */                            \
-    "local function conn_gone(cid, uid, node, now)\n"                          \
+             * was the user's last one anywhere. With a grace (ms, > 0) the    \
+             * user is gone only if no connection of theirs is back by then:   \
+             * the deadline waits in luahub:gone for a reap (grace_due). */    \
+    "local function conn_gone(cid, uid, node, now, grace)\n"                   \
     "  redis.call('SREM', P .. 'node:' .. node .. ':conns', cid .. '\\t' .. "  \
     "uid)\n"                                                                   \
     "  if redis.call('HDEL', uk(uid, 'conns'), cid) == 0 then return 0 end\n"  \
     "  if redis.call('HLEN', uk(uid, 'conns')) > 0 then return 0 end\n"        \
-    "  gone(uid, now)\n"                                                       \
+    "  if grace and tonumber(grace) > 0 then\n"                                \
+    "    redis.call('ZADD', P .. 'gone', tonumber(now) + tonumber(grace), "    \
+    "uid)\n"                                                                   \
+    "  else gone(uid, now) end\n"                                              \
     "  return 1\n"                                                             \
+    "end\n" /* The users whose grace is over, still without a connection:      \
+             * gone now (a bounded batch per call). */                         \
+    "local function grace_due(now)\n"                                          \
+    "  local due = redis.call('ZRANGEBYSCORE', P .. 'gone', '-inf', now, "     \
+    "'LIMIT', 0, 1000)\n"                                                      \
+    "  for _, uid in ipairs(due) do\n"                                         \
+    "    redis.call('ZREM', P .. 'gone', uid)\n"                               \
+    "    if redis.call('HLEN', uk(uid, 'conns')) == 0 then gone(uid, now) "    \
     "end\n"                                                                    \
+    "  end\n"                                                                  \
+    "end\n" /* A connection opened: a grace under way ends (nothing is         \
+             * announced: the user is still online). */                        \
     "local function conn_new(cid, uid, node)\n"                                \
+    "  redis.call('ZREM', P .. 'gone', uid)\n"                                 \
     "  redis.call('HSET', uk(uid, 'conns'), cid, node)\n"                      \
     "  redis.call('SADD', P .. 'node:' .. node .. ':conns', cid .. '\\t' .. "  \
     "uid)\n"                                                                   \
@@ -117,11 +137,13 @@ static const char *const sources[BS_COUNT] = {
     "if redis.call('SCARD', mk) == 0 then room_gone(room) end\n"
     "return 1\n",
 
-    /* ARGV: except conn, its user, except user, frame, users... */
+    /* ARGV: except conn, its user, except user, the class field ('' or
+     * '\te'), frame, users... */
     [BS_SEND_USERS] = PRELUDE
     "local total = 0\n"
-    "local msg = 'F\\t' .. ARGV[1] .. '\\t' .. ARGV[3] .. '\\n' .. ARGV[4]\n"
-    "for i = 5, #ARGV do\n"
+    "local msg = 'F\\t' .. ARGV[1] .. '\\t' .. ARGV[3] .. ARGV[4] .. '\\n' .. "
+    "ARGV[5]\n"
+    "for i = 6, #ARGV do\n"
     "  local uid = ARGV[i]\n"
     "  local n = uid == ARGV[3] and 0 or redis.call('HLEN', uk(uid, "
     "'conns'))\n"
@@ -166,12 +188,14 @@ static const char *const sources[BS_COUNT] = {
     "local first = conn_new(ARGV[1], ARGV[2], ARGV[3])\n"
     "return {first, redis.call('SMEMBERS', uk(ARGV[2], 'rooms'))}\n",
 
-    /* ARGV: conn, user, node, now. */
-    [BS_CONN_CLOSE] =
-        PRELUDE "return conn_gone(ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n",
+    /* ARGV: conn, user, node, now, grace (ms; 0: none). */
+    [BS_CONN_CLOSE] = PRELUDE
+    "return conn_gone(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])\n",
 
     /* ARGV: now. Every node whose heartbeat has expired: its connections
-     * closed as if each said goodbye, then it is forgotten. */
+     * closed as if each said goodbye (without a grace: --presence-ttl was
+     * theirs), then it is forgotten; and the users whose --presence-grace
+     * is over are gone. */
     [BS_REAP] = PRELUDE
     "local dead = 0\n"
     "for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do\n"
@@ -187,6 +211,7 @@ static const char *const sources[BS_COUNT] = {
     "    dead = dead + 1\n"
     "  end\n"
     "end\n"
+    "grace_due(ARGV[1])\n"
     "return dead\n",
 
     /* ARGV: node, now, heartbeat ms, then n and n (conn, user) pairs, m and

@@ -178,6 +178,15 @@ static void usage(FILE *out) {
             "and how long a room\n"
             "                           left empty keeps its seq and "
             "history (default: %g)\n"
+            "  --presence-grace SECONDS a user whose last connection closes "
+            "stays online\n"
+            "                           and in their rooms this long; a "
+            "connection of\n"
+            "                           theirs back by then (on any node) "
+            "announces nothing,\n"
+            "                           so a page reload does not flap "
+            "presence (default:\n"
+            "                           %g: offline at once)\n"
             "  --reuse-port             SO_REUSEPORT: several nodes may "
             "listen on one\n"
             "                           port (default: off)\n"
@@ -194,7 +203,8 @@ static void usage(FILE *out) {
             d.ping_interval, d.idle_timeout, d.handshake_timeout, d.max_message,
             d.send_queue, log_level_name(d.level), d.script_timeout,
             d.script_memory, d.rate_limit, d.max_conns, d.max_conns_per_ip,
-            d.presence_ttl, d.history_size, d.history_ttl);
+            d.presence_ttl, d.history_size, d.history_ttl,
+            d.presence_grace);
 }
 
 static int bad(FILE *err, const char *flag, const char *val, const char *what) {
@@ -341,6 +351,7 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                                             "--presence-ttl",
                                             "--history-size",
                                             "--history-ttl",
+                                            "--presence-grace",
                                             NULL};
         int k = 0;
         while (known[k] && strcmp(known[k], flag) != 0)
@@ -443,6 +454,14 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                 rc = bad(err, flag, val, "1 to 64 of A-Za-z0-9_.-");
             else
                 snprintf(cfg->node_id, sizeof cfg->node_id, "%s", val);
+        } else if (!strcmp(flag, "--presence-grace")) {
+            /* 0 is today's behaviour; anything else a positive time. */
+            if (strcmp(val, "0") == 0)
+                cfg->presence_grace = 0;
+            else
+                rc = parse_seconds(err, flag, val, &cfg->presence_grace);
+            if (!rc && cfg->presence_grace > 86400)
+                rc = bad(err, flag, val, "at most a day (86400 seconds)");
         } else if (!strcmp(flag, "--presence-ttl")) {
             rc = parse_seconds(err, flag, val, &cfg->presence_ttl);
             if (!rc && cfg->presence_ttl < 2)

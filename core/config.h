@@ -45,6 +45,10 @@ typedef struct config {
     char redis[1024];
     char node_id[65];
     double presence_ttl;
+    /* --presence-grace SECONDS, default 0: how long a user whose last
+     * connection closed stays online and in their rooms, waiting for a
+     * connection of theirs to come back (hub_grace.c). */
+    double presence_grace;
     int reuse_port;
     /* --history-size N (default 100; 0: none kept), --history-ttl SECONDS
      * (default 300): each room's newest room chats, and how long they and

@@ -33,8 +33,16 @@ struct conn {
     conn_t *prev, *next;           /* all connections */
     conn_t *user_prev, *user_next; /* the user's connections */
     conn_t *dirty_next;
-    int close_code; /* non-zero: closing */
-    int dirty;
+    uint16_t close_code; /* non-zero: closing (close codes are 16 bits) */
+    uint16_t dirty;
+    /* When the last conn_queue_drop_ephemeral left the queue, its first
+     * qclean frames held no ephemeral frame but the ones kept as begun,
+     * and stats.messages_out was qmark (low bits): the frames sent since
+     * came off the head of that clean run. The next drop looks only past
+     * it, so a queue that stays full costs each newcomer its own look,
+     * not a walk of the whole queue; and the paths that keep up never
+     * touch these. */
+    uint32_t qclean, qmark;
     char id[]; /* the prefix, then a counter in decimal */
 };
 
@@ -132,7 +140,19 @@ conn_t *conns_add(conns_t *cs, const char *uid, void *transport, int64_t now_ms,
     return c;
 }
 
+void conns_drop_user(conns_t *cs, user_t *u) {
+    if (u->nconns) return;
+    dict_remove(cs->users, u->id);
+    user_free(u);
+}
+
 void conns_remove(conns_t *cs, conn_t *c, int *last_of_user) {
+    user_t *u = c->user;
+    conns_remove_keeping_user(cs, c, last_of_user);
+    if (*last_of_user) conns_drop_user(cs, u);
+}
+
+void conns_remove_keeping_user(conns_t *cs, conn_t *c, int *last_of_user) {
     user_t *u = c->user;
     if (c->user_prev)
         c->user_prev->user_next = c->user_next;
@@ -141,10 +161,6 @@ void conns_remove(conns_t *cs, conn_t *c, int *last_of_user) {
     if (c->user_next) c->user_next->user_prev = c->user_prev;
     u->nconns--;
     *last_of_user = (u->nconns == 0);
-    if (u->nconns == 0) {
-        dict_remove(cs->users, u->id);
-        user_free(u);
-    }
 
     if (c->prev)
         c->prev->next = c->next;
@@ -219,7 +235,7 @@ int conn_closing(const conn_t *c) {
     return c->close_code != 0;
 }
 void conn_set_closing(conn_t *c, int code) {
-    c->close_code = code;
+    c->close_code = (uint16_t)code;
 }
 int conn_close_code(const conn_t *c) {
     return c->close_code;
@@ -342,4 +358,32 @@ void conn_queue_truncate(conn_t *c, size_t keep) {
         c->qlen--;
     }
     if (!c->qlen) c->qhead = 0;
+}
+
+size_t conn_queue_drop_ephemeral(conn_t *c, size_t keep) {
+    uint32_t mask = c->qcap - 1;
+    /* Only consuming sends frames, and it counts each in messages_out. */
+    uint32_t sent = (uint32_t)c->stats.messages_out - c->qmark;
+    uint32_t from = c->qclean > sent ? c->qclean - sent : 0;
+    if (from < keep) from = (uint32_t)keep;
+    if (from > c->qlen) from = c->qlen; /* truncated meanwhile */
+    uint32_t to = from;
+    size_t dropped = 0;
+    /* Compacts in place, in order: each durable frame moves toward the
+     * head over the ephemeral ones dropped before it. */
+    for (uint32_t i = from; i < c->qlen; i++) {
+        frame_t *f = c->q[(c->qhead + i) & mask];
+        if (frame_ephemeral(f)) {
+            c->qbytes -= frame_wire_len(f);
+            frame_unref(f);
+            dropped++;
+        } else {
+            c->q[(c->qhead + to++) & mask] = f;
+        }
+    }
+    c->qlen = to;
+    c->qclean = to;
+    c->qmark = (uint32_t)c->stats.messages_out;
+    if (!c->qlen) c->qhead = 0;
+    return dropped;
 }

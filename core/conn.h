@@ -43,6 +43,14 @@ conn_t *conns_add(conns_t *cs, const char *user_id, void *transport,
  * when the user has no connection left; the user is then freed too, so
  * finish with it (rooms, presence) BEFORE calling this. */
 void conns_remove(conns_t *cs, conn_t *c, int *last_of_user);
+/* The same, but a user left with no connection stays registered (found by
+ * conns_user, listed by conns_next_user, its id valid) until
+ * conns_drop_user, or until a new connection of theirs makes it a user
+ * with connections again (conns_add: not first_of_user then). For
+ * --presence-grace. */
+void conns_remove_keeping_user(conns_t *cs, conn_t *c, int *last_of_user);
+/* Frees u when it has no connection (else does nothing). */
+void conns_drop_user(conns_t *cs, user_t *u);
 
 conn_t *conns_lookup(const conns_t *cs, const char *conn_id);
 user_t *conns_user(const conns_t *cs, const char *user_id);
@@ -99,6 +107,12 @@ void conn_queue_clear(conn_t *c);
 /* Drops every queued frame but the first keep (not counted as sent): a
  * frame partly written must still be finished. */
 void conn_queue_truncate(conn_t *c, size_t keep);
+
+/* Drops the ephemeral frames queued on c (frame.h) but the first keep
+ * (a frame partly written must still be finished), keeping the order of
+ * the rest; they do not count as sent. Returns how many were dropped.
+ * For a connection that fell behind: what may go, goes first. */
+size_t conn_queue_drop_ephemeral(conn_t *c, size_t keep);
 
 /* Dirty list: connections with frames queued since the last flush. Each
  * connection is on it at most once. Returns the first and takes it off

@@ -3,8 +3,11 @@
  * Every function here queues a reference to the same frame on each
  * recipient: no encoding, framing or allocation per recipient, and a room
  * send visits only the room's members' connections. A recipient whose
- * queue overflows is handed to the overflow callback (which closes it as a
- * slow consumer) and the send goes on to the others. */
+ * queue is full is drained to its socket, then loses its queued ephemeral
+ * frames; one still full is handed to the overflow callback (which closes
+ * it as a slow consumer), unless the frame that did not fit is ephemeral
+ * itself: that frame is then dropped for it and it stays. The send goes
+ * on to the others either way. */
 #ifndef LUAHUB_FANOUT_H
 #define LUAHUB_FANOUT_H
 
@@ -21,13 +24,18 @@ typedef struct fanout {
      * messages) does not count against a client that is keeping up. May
      * be NULL. */
     void (*drain)(void *ud, conn_t *c);
-    /* c is still over its limit after draining: close it as a slow
-     * consumer. */
+    /* c is still full after draining: drop its queued ephemeral frames
+     * but one partly written (conn_queue_drop_ephemeral). May be NULL:
+     * then none is dropped. */
+    void (*shed)(void *ud, conn_t *c);
+    /* c is still over its limit after draining and shedding: close it as
+     * a slow consumer. */
     void (*overflow)(void *ud, conn_t *c);
     void *ud;
 } fanout_t;
 
-/* Returns 1 when f was queued on c, 0 when c was closing or overflowed. */
+/* Returns 1 when f was queued on c, 0 when c was closing or overflowed,
+ * or f (ephemeral) was dropped for it. */
 int fanout_conn(const fanout_t *fo, conn_t *c, frame_t *f);
 /* To every connection of u but except_conn (may be NULL). Returns how many
  * connections f was queued on. */

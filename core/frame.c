@@ -13,6 +13,9 @@
  * the payload. */
 struct frame {
     int refs;
+    /* The delivery class (frame.h), in the padding after refs: a frame
+     * costs no byte more for it. */
+    unsigned char ephemeral;
     size_t hdr;    /* header bytes */
     size_t len;    /* payload bytes */
     char *payload; /* inside the same block */
@@ -58,6 +61,7 @@ static frame_t *frame_in(char *block, size_t head, size_t len,
                          unsigned char b0) {
     frame_t *f = (frame_t *)(void *)block;
     f->refs = 1;
+    f->ephemeral = 0;
     f->len = len;
     f->payload = block + head;
     f->hdr = write_header(f->payload, len, b0);
@@ -120,6 +124,14 @@ size_t frame_wire_len(const frame_t *f) {
 const char *frame_payload(const frame_t *f, size_t *len) {
     if (len) *len = f->len;
     return f->payload;
+}
+
+void frame_set_ephemeral(frame_t *f) {
+    f->ephemeral = 1;
+}
+
+int frame_ephemeral(const frame_t *f) {
+    return f->ephemeral;
 }
 
 int frame_refs(const frame_t *f) {

@@ -43,6 +43,15 @@ frame_t *frame_from_buf(buf_t *b);
  * long as f is. */
 frame_t *frame_deflated(frame_t *f, pmd_deflater *d);
 
+/* The delivery class. A frame is durable when built (a room chat: it
+ * must reach everyone, in order, or the connection is closed); an
+ * ephemeral one (typing, presence) may be dropped from a queue that
+ * falls behind, before that queue's owner is closed as a slow consumer
+ * (conn_queue_drop_ephemeral). Set once, by whoever builds the frame,
+ * before it is queued anywhere. */
+void frame_set_ephemeral(frame_t *f);
+int frame_ephemeral(const frame_t *f);
+
 frame_t *frame_ref(frame_t *f);
 /* Drops a reference; the frame is freed with the last one. */
 void frame_unref(frame_t *f);

@@ -36,6 +36,17 @@ static void on_drain(void *ud, conn_t *c) {
     if (h->t->drain) h->t->drain(h->t->ud, c);
 }
 
+static void on_shed(void *ud, conn_t *c) {
+    hub_t *h = ud;
+    size_t n =
+        h->t->shed ? h->t->shed(h->t->ud, c) : conn_queue_drop_ephemeral(c, 1);
+    if (n)
+        log_debug("fanout",
+                  "behind: dropped %zu ephemeral frames conn=%s user=%s "
+                  "queued=%zu",
+                  n, conn_id(c), user_id(conn_user(c)), conn_queue_bytes(c));
+}
+
 /* ---- lifecycle --------------------------------------------------------- */
 
 static script_t *load_scripts(hub_t *h, char *err, size_t errlen) {
@@ -71,7 +82,7 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
     h->conns = conns_create(cfg->send_queue);
     h->rooms = rooms_create();
     h->presence = presence_create();
-    h->fo = (fanout_t){h->conns, on_drain, on_overflow, h};
+    h->fo = (fanout_t){h->conns, on_drain, on_shed, on_overflow, h};
     hub__host_init(h);
     h->store = store_create();
     if (cfg->redis[0] && hub__cluster_start(h, err, errlen) < 0) {
@@ -114,6 +125,7 @@ void hub_destroy(hub_t *h) {
         free(r);
     }
     if (h->broker) hub__cluster_stop(h);
+    hub__grace_stop(h);
     script_destroy(h->script);
     store_destroy(h->store);
     presence_destroy(h->presence);
@@ -180,6 +192,9 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
     if (!h->broker || !hub__cluster_conn_open(h, c, first, f))
         fanout_conn(&h->fo, c, f);
     frame_unref(f);
+    /* Back within --presence-grace: still online and in the rooms, so
+     * nothing to announce. */
+    if (!first && user_conn_count(conn_user(c)) == 1) hub__grace_cancel(h, uid);
     if (!h->broker && first &&
         presence_set(h->presence, user_id(conn_user(c)), PRESENCE_ONLINE))
         hub__notify_presence(h, uid, PRESENCE_ONLINE);
@@ -206,34 +221,15 @@ void hub_conn_closed(hub_t *h, conn_t *c) {
         return;
     }
     presence_conn_closed(h->presence, c);
-    if (user_conn_count(u) == 1) {
-        /* The user's last connection: membership and presence end with it.
-         * Copy the room ids first, since leaving changes the index. */
-        char *uid = xstrdup(user_id(u));
-        size_t n;
-        char **ids = hub__rooms_of(h, uid, &n);
-        for (size_t i = 0; i < n; i++) {
-            hub__leave_room(h, ids[i], u);
-            room_t *r = rooms_get(h->rooms, ids[i]);
-            if (r) {
-                frame_t *f = hub__room_event("user_left", ids[i], uid);
-                fanout_room(&h->fo, r, f, c, NULL);
-                frame_unref(f);
-            }
-        }
-        hub__free_ids(ids, n);
-        /* Offline before the user is freed: the presence table holds the
-         * user's own id. */
-        int offline = presence_set(h->presence, uid, PRESENCE_OFFLINE);
-        int last;
-        conns_remove(h->conns, c, &last);
-        if (offline) hub__notify_presence(h, uid, PRESENCE_OFFLINE);
-        store_drop(h->store, STORE_USER, uid);
-        free(uid);
-    } else {
-        int last;
-        conns_remove(h->conns, c, &last);
-    }
+    int last;
+    conns_remove_keeping_user(h->conns, c, &last);
+    /* The user's last connection: membership and presence end with it,
+     * now or, with --presence-grace, once the grace is over without a
+     * connection of theirs coming back. */
+    if (last && h->cfg->presence_grace > 0 && !h->stopping)
+        hub__grace_start(h, u);
+    else if (last)
+        hub__user_gone(h, u);
     h->t->wake(h->t->ud);
 }
 

@@ -36,6 +36,11 @@ typedef struct hub_transport {
     /* c's client address as text into out (cap bytes), for the logs.
      * Optional (NULL: "-"). */
     void (*address)(void *ud, conn_t *c, char *out, size_t cap);
+    /* c is still full after drain: drop its queued ephemeral frames but
+     * one partly written (conn_queue_drop_ephemeral with keep 1 when the
+     * head is begun, else 0); returns how many. Optional (NULL: the head
+     * is kept, begun or not). */
+    size_t (*shed)(void *ud, conn_t *c);
 } hub_transport;
 
 /* Creates the hub and loads the scripts. Returns NULL (with the reason in
@@ -46,7 +51,8 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
 void hub_destroy(hub_t *h);
 /* The server is stopping and its connections are closed: with several
  * nodes, the node says goodbye and closes its Redis connections so that
- * the loop can end. */
+ * the loop can end; on one node, no user waits out --presence-grace any
+ * more (nor will). */
 void hub_shutdown(hub_t *h);
 
 conns_t *hub_conns(hub_t *h);

@@ -92,10 +92,13 @@ static void marker_came(hub_t *h, const char *room, const char *uid) {
 /* ---- what reaches the node --------------------------------------------------
  */
 
-static frame_t *frame_of(const char *json, size_t len) {
+/* The frame a message from Redis carries, of the class it says. */
+static frame_t *frame_of(const broker_msg *m) {
     buf_t b = hub__frame_buf();
-    buf_append(&b, json, len);
-    return frame_from_buf(&b);
+    buf_append(&b, m->json, m->len);
+    frame_t *f = frame_from_buf(&b);
+    if (m->ephemeral) frame_set_ephemeral(f);
+    return f;
 }
 
 static void deliver(hub_t *h, const broker_msg *m) {
@@ -107,26 +110,26 @@ static void deliver(hub_t *h, const broker_msg *m) {
     case BROKER_ROOM: {
         room_t *r = rooms_get(h->rooms, m->target);
         if (!r) return;
-        f = frame_of(m->json, m->len);
+        f = frame_of(m);
         n = fanout_room(&h->fo, r, f, xc, xu);
         break;
     }
     case BROKER_USER: {
         user_t *u = conns_user(h->conns, m->target);
         if (!u || u == xu) return;
-        f = frame_of(m->json, m->len);
+        f = frame_of(m);
         n = fanout_user(&h->fo, u, f, xc);
         break;
     }
     case BROKER_CONN: {
         conn_t *c = conns_lookup(h->conns, m->target);
         if (!c) return;
-        f = frame_of(m->json, m->len);
+        f = frame_of(m);
         n = (size_t)fanout_conn(&h->fo, c, f);
         break;
     }
     case BROKER_ALL:
-        f = frame_of(m->json, m->len);
+        f = frame_of(m);
         n = fanout_all(&h->fo, f, xc, xu);
         break;
     case BROKER_STATUS:
@@ -582,7 +585,7 @@ int hub__cluster_send(hub_t *h, const script_target *t, frame_t *f,
                     strlen(broker_node_id(h->broker))) == 0)
             return 0; /* ours, and gone */
         return broker_send(h->broker, BROKER_CONN, t->ids[0], NULL, NULL, json,
-                           len, NULL, NULL) < 0
+                           len, frame_ephemeral(f), NULL, NULL) < 0
                    ? -EAGAIN
                    : 1;
     }
@@ -595,7 +598,8 @@ int hub__cluster_send(hub_t *h, const script_target *t, frame_t *f,
         call *k = call_new(h, w, OP_COUNT);
         int rc = broker_send_users(h->broker, ids, n, t->except_conn,
                                    xc ? user_id(conn_user(xc)) : NULL,
-                                   t->except_user, json, len, on_answer, k);
+                                   t->except_user, json, len,
+                                   frame_ephemeral(f), on_answer, k);
         free(ids);
         return started(k, rc);
     }
@@ -606,8 +610,8 @@ int hub__cluster_send(hub_t *h, const script_target *t, frame_t *f,
         return broker_send(h->broker,
                            t->kind == SCRIPT_TO_ROOM ? BROKER_ROOM : BROKER_ALL,
                            t->kind == SCRIPT_TO_ROOM ? t->ids[0] : "",
-                           t->except_conn, t->except_user, json, len, NULL,
-                           NULL) < 0
+                           t->except_conn, t->except_user, json, len,
+                           frame_ephemeral(f), NULL, NULL) < 0
                    ? -EAGAIN
                    : 0;
     }
@@ -776,6 +780,7 @@ int hub__cluster_start(hub_t *h, char *err, size_t errlen) {
     }
     opt.node_id = node;
     opt.presence_ttl_ms = (int)(h->cfg->presence_ttl * 1000);
+    opt.presence_grace_ms = (int)(h->cfg->presence_grace * 1000);
     opt.command_timeout_ms = 3000;
     broker_events ev = events;
     ev.ud = h;
@@ -790,6 +795,11 @@ int hub__cluster_start(hub_t *h, char *err, size_t errlen) {
 }
 
 void hub_shutdown(hub_t *h) {
+    /* The users waiting out --presence-grace here wait no more (their
+     * timer would keep the loop alive), nor do those whose connections
+     * are still closing. */
+    h->stopping = 1;
+    hub__grace_stop(h);
     if (h->broker) broker_shutdown(h->broker);
 }
 

@@ -40,6 +40,9 @@ void hub__notify_presence(hub_t *h, const char *uid, presence_status st) {
     hub__put_field(&b, "status", presence_status_name(st));
     buf_printf(&b, "},\"timestamp\":%lld}", (long long)clock_now_ms());
     frame_t *f = frame_from_buf(&b);
+    /* A status is worth its latest value only: what falls behind may lose
+     * it first (the next change, or presence_subscribe, tells again). */
+    frame_set_ephemeral(f);
     size_t pos = 0;
     conn_t *c;
     while ((c = presence_next_subscriber(h->presence, uid, &pos)))
@@ -72,6 +75,31 @@ void hub__leave_room(hub_t *h, const char *room, user_t *u) {
     if (!rooms_leave(h->rooms, room, u)) return;
     room_t *r = rooms_get(h->rooms, room);
     if (!r || !room_member_count(r)) store_drop(h->store, STORE_ROOM, room);
+}
+
+void hub__user_gone(hub_t *h, user_t *u) {
+    /* Copies: leaving changes the index, and u is freed below. */
+    char *uid = xstrdup(user_id(u));
+    size_t n;
+    char **ids = hub__rooms_of(h, uid, &n);
+    for (size_t i = 0; i < n; i++) {
+        hub__leave_room(h, ids[i], u);
+        room_t *r = rooms_get(h->rooms, ids[i]);
+        if (r) {
+            frame_t *f = hub__room_event("user_left", ids[i], uid);
+            fanout_room(&h->fo, r, f, NULL, NULL);
+            frame_unref(f);
+        }
+    }
+    hub__free_ids(ids, n);
+    /* Offline before the user is freed: the presence table holds the
+     * user's own id. */
+    int offline = presence_set(h->presence, uid, PRESENCE_OFFLINE);
+    conns_drop_user(h->conns, u);
+    if (offline) hub__notify_presence(h, uid, PRESENCE_OFFLINE);
+    store_drop(h->store, STORE_USER, uid);
+    free(uid);
+    h->t->wake(h->t->ud);
 }
 
 char **hub__rooms_of(hub_t *h, const char *uid, size_t *n) {

@@ -2,8 +2,9 @@
  *
  * hub.c (the hub's life, connection events, dispatch, reload) calls
  * hub_host.c (the script_host table: what the scripts may ask of the
- * core), and both call hub_frames.c (the frames the core writes itself,
- * and leaving a room); none calls back up. */
+ * core) and hub_grace.c (--presence-grace on one node), and they call
+ * hub_frames.c (the frames the core writes itself, leaving a room, a
+ * user gone); none calls back up. */
 #ifndef LUAHUB_HUB_INT_H
 #define LUAHUB_HUB_INT_H
 
@@ -23,6 +24,8 @@
  * its chats waits a Redis round trip per message with several nodes). */
 #define HUB_HELD_MAX 1024
 #define HUB_HELD_BYTES ((size_t)1024 * 1024)
+
+typedef struct hub_grace hub_grace;
 
 /* A state replaced while calls of it still wait (hub_reload). */
 typedef struct retired {
@@ -57,6 +60,8 @@ struct hub {
     /* The frames a history read hands the scripts (host_history):
      * --history-size slots, or NULL. */
     frame_t **history_frames;
+    hub_grace *grace;   /* --presence-grace, one node: NULL until used */
+    int stopping;       /* hub_shutdown was called */
 };
 
 typedef struct native {
@@ -82,6 +87,21 @@ void hub__leave_room(hub_t *h, const char *room, user_t *u);
  * the index; hub__free_ids frees them. */
 char **hub__rooms_of(hub_t *h, const char *uid, size_t *n);
 void hub__free_ids(char **ids, size_t n);
+/* u has no connection left (one node) and is gone for good: out of every
+ * room (user_left to the rest), offline (its subscribers told), its
+ * store scope dropped; u is freed. */
+void hub__user_gone(hub_t *h, user_t *u);
+
+/* ---- hub_grace.c ---- */
+
+/* u's last connection closed (one node, --presence-grace > 0): u stays
+ * registered, online and in its rooms until the grace is over, then
+ * hub__user_gone unless a connection of u's came back. */
+void hub__grace_start(hub_t *h, user_t *u);
+/* A connection of uid's came back within the grace: nothing happens. */
+void hub__grace_cancel(hub_t *h, const char *uid);
+/* The hub goes: the timer closed (its memory freed as the loop runs). */
+void hub__grace_stop(hub_t *h);
 
 /* ---- hub_cluster.c ---- */
 

@@ -134,22 +134,32 @@ static frame_t *arg_frame(lua_State *L, int idx) {
     return frame_from_buf(&b);
 }
 
-/* Reads {except_conn=, except_user=} at idx into t. */
-static void arg_opts(lua_State *L, int idx, script_target *t) {
+/* Reads {except_conn=, except_user=, ephemeral=} at idx into t; returns
+ * 1 when the message is ephemeral (frame.h). */
+static int arg_opts(lua_State *L, int idx, script_target *t) {
     t->except_conn = t->except_user = NULL;
-    if (lua_isnoneornil(L, idx)) return;
+    if (lua_isnoneornil(L, idx)) return 0;
     luaL_checktype(L, idx, LUA_TTABLE);
     lua_getfield(L, idx, "except_conn");
     if (!lua_isnil(L, -1)) t->except_conn = luaL_checkstring(L, -1);
     lua_getfield(L, idx, "except_user");
     if (!lua_isnil(L, -1)) t->except_user = luaL_checkstring(L, -1);
+    lua_getfield(L, idx, "ephemeral");
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+        luaL_error(L, "ephemeral must be a boolean");
+    int ephemeral = lua_toboolean(L, -1);
     /* The strings stay referenced by the opts table for the call. */
-    lua_pop(L, 2);
+    lua_pop(L, 3);
+    return ephemeral;
 }
 
-static int send_to(lua_State *L, script_target *t, int msg_idx) {
+/* Sends the message at msg_idx to t, with the options at opts_idx (its
+ * class among them). */
+static int send_to(lua_State *L, script_target *t, int msg_idx, int opts_idx) {
     script_t *s = script__self(L);
+    int ephemeral = arg_opts(L, opts_idx, t);
     frame_t *f = arg_frame(L, msg_idx);
+    if (ephemeral) frame_set_ephemeral(f);
     script_wait *w = script__wait_slot(L);
     script_reply r = {.rc = s->host->send(s->host->ud, t, f, w)};
     frame_unref(f);
@@ -159,14 +169,13 @@ static int send_to(lua_State *L, script_target *t, int msg_idx) {
 static int l_send(lua_State *L) {
     const char *id = luaL_checkstring(L, 1);
     script_target t = {SCRIPT_TO_CONN, &id, 1, NULL, NULL};
-    return send_to(L, &t, 2);
+    return send_to(L, &t, 2, 3);
 }
 
 static int l_send_user(lua_State *L) {
     const char *id = luaL_checkstring(L, 1);
     script_target t = {SCRIPT_TO_USERS, &id, 1, NULL, NULL};
-    arg_opts(L, 3, &t);
-    return send_to(L, &t, 2);
+    return send_to(L, &t, 2, 3);
 }
 
 static int l_send_users(lua_State *L) {
@@ -182,21 +191,18 @@ static int l_send_users(lua_State *L) {
         lua_pop(L, 1); /* the table keeps the string alive */
     }
     script_target t = {SCRIPT_TO_USERS, ids, n, NULL, NULL};
-    arg_opts(L, 3, &t);
-    return send_to(L, &t, 2);
+    return send_to(L, &t, 2, 3);
 }
 
 static int l_send_room(lua_State *L) {
     const char *id = luaL_checkstring(L, 1);
     script_target t = {SCRIPT_TO_ROOM, &id, 1, NULL, NULL};
-    arg_opts(L, 3, &t);
-    return send_to(L, &t, 2);
+    return send_to(L, &t, 2, 3);
 }
 
 static int l_broadcast(lua_State *L) {
     script_target t = {SCRIPT_TO_ALL, NULL, 0, NULL, NULL};
-    arg_opts(L, 2, &t);
-    return send_to(L, &t, 1);
+    return send_to(L, &t, 1, 2);
 }
 
 /* The message of hub.publish, encoded but for its stamp. */

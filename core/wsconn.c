@@ -247,6 +247,13 @@ static void t_drain(void *ud, conn_t *conn) {
         transport__teardown(c, CLOSE_ABNORMAL);
 }
 
+/* A frame begun (wr_off: by writev, or copied in part into a TLS record)
+ * is finished whatever its class. */
+static size_t t_shed(void *ud, conn_t *conn) {
+    tconn *c = conn_transport(conn);
+    return conn_queue_drop_ephemeral(conn, c->wr_off ? 1 : 0);
+}
+
 void transport__close_conn(void *ud, conn_t *conn, int code, const char *why) {
     tconn *c = conn_transport(conn);
     if (conn_closing(conn)) return;
@@ -512,7 +519,7 @@ static void t_address(void *ud, conn_t *conn, char *out, size_t cap) {
 
 hub_transport transport_hub_ops(transport_t *t) {
     return (hub_transport){
-        t, t->loop, t_wake, t_drain, transport__close_conn, t_address};
+        t, t->loop, t_wake, t_drain, transport__close_conn, t_address, t_shed};
 }
 
 void transport__ws_open(tconn *c, const char *uid, const char *why,

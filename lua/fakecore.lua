@@ -159,24 +159,27 @@ end
 -- What the core's side does with the kit's state, whoever asks (a
 -- script through `hub`, or the kit for a connection that closes).
 
-local function deliver(kit, cid, text)
+-- ephemeral: the frame's delivery class (core/frame.h), kept beside the
+-- inbox for the specs (fakehub's :ephemeral).
+local function deliver(kit, cid, text, ephemeral)
   local c = kit.conns[cid]
   if not c then return 0 end
   c.inbox[#c.inbox + 1] = text
+  if ephemeral then c.ephemeral[#c.inbox] = true end
   c.bytes_out = c.bytes_out + #text
   return 1
 end
 
 -- A frame the core writes itself (hub_frames.c).
-local function core_frame(kit, cid, t)
-  return deliver(kit, cid, encode(t))
+local function core_frame(kit, cid, t, ephemeral)
+  return deliver(kit, cid, encode(t), ephemeral)
 end
 
 local function set_status(kit, uid, status)
   if (kit.status[uid] or "offline") == status then return false end
   kit.status[uid] = status ~= "offline" and status or nil
   for cid in pairs(kit.watchers[uid] or {}) do
-    core_frame(kit, cid, { type = "presence", payload = { user_id = uid, status = status }, timestamp = kit.clock })
+    core_frame(kit, cid, { type = "presence", payload = { user_id = uid, status = status }, timestamp = kit.clock }, true)
   end
   return true
 end
@@ -238,35 +241,41 @@ local function c_side(kit, state)
   end
 
   local function arg_opts(o, n, fname)
-    if o == nil then return nil, nil end
+    if o == nil then return nil, nil, false end
     check_table(o, n, fname)
     local xc = o.except_conn ~= nil and check_string(o.except_conn, n, fname) or nil
     local xu = o.except_user ~= nil and check_string(o.except_user, n, fname) or nil
-    return xc, xu
+    if o.ephemeral ~= nil and type(o.ephemeral) ~= "boolean" then
+      error("ephemeral must be a boolean", 0)
+    end
+    return xc, xu, o.ephemeral == true
   end
 
   -- host_send: to the user's connections but except_conn.
-  local function to_user(uid, text, xc)
+  local function to_user(uid, text, xc, eph)
     local u, n = kit.users[uid], 0
     for cid in pairs(u and u.conns or {}) do
-      if cid ~= xc then n = n + deliver(kit, cid, text) end
+      if cid ~= xc then n = n + deliver(kit, cid, text, eph) end
     end
     return n
   end
 
-  function hub.send(cid, msg)
+  function hub.send(cid, msg, o)
     cid = check_string(cid, 1, "send")
-    return deliver(kit, cid, arg_frame(msg, 2, "send"))
+    local xc, xu, eph = arg_opts(o, 3, "send")
+    local text, c = arg_frame(msg, 2, "send"), kit.conns[cid]
+    if cid == xc or (c and c.user == xu) then return 0 end
+    return deliver(kit, cid, text, eph)
   end
 
   local function send_users(ids, msg, o, fname, msg_n)
-    local xc, xu = arg_opts(o, msg_n + 1, fname)
+    local xc, xu, eph = arg_opts(o, msg_n + 1, fname)
     local text, seen, n = arg_frame(msg, msg_n, fname), {}, 0
     if xu and not kit.users[xu] then xu = nil end
     for _, uid in ipairs(ids) do
       if not seen[uid] and uid ~= xu then
         seen[uid] = true
-        n = n + to_user(uid, text, xc)
+        n = n + to_user(uid, text, xc, eph)
       end
     end
     return n
@@ -286,19 +295,19 @@ local function c_side(kit, state)
 
   function hub.send_room(room, msg, o)
     room = check_string(room, 1, "send_room")
-    local xc, xu = arg_opts(o, 3, "send_room")
+    local xc, xu, eph = arg_opts(o, 3, "send_room")
     local text, r, n = arg_frame(msg, 2, "send_room"), kit.rooms[room], 0
     for uid in pairs(r and r.members or {}) do
-      if uid ~= xu then n = n + to_user(uid, text, xc) end
+      if uid ~= xu then n = n + to_user(uid, text, xc, eph) end
     end
     return n
   end
 
   function hub.broadcast(msg, o)
-    local xc, xu = arg_opts(o, 2, "broadcast")
+    local xc, xu, eph = arg_opts(o, 2, "broadcast")
     local text, n = arg_frame(msg, 1, "broadcast"), 0
     for cid, c in pairs(kit.conns) do
-      if cid ~= xc and c.user ~= xu then n = n + deliver(kit, cid, text) end
+      if cid ~= xc and c.user ~= xu then n = n + deliver(kit, cid, text, eph) end
     end
     return n
   end

@@ -128,7 +128,7 @@ end
 function M:connect(user, opts)
   self.next_id = self.next_id + 1
   local id = tostring(self.next_id)
-  local c = { user = user, inbox = {}, connected_at = self.clock, last_activity = self.clock,
+  local c = { user = user, inbox = {}, ephemeral = {}, connected_at = self.clock, last_activity = self.clock,
     messages_in = 0, bytes_in = 0, bytes_out = 0, ip = opts and opts.ip or "127.0.0.1" }
   self.conns[id] = c
   local u = self.users[user]
@@ -336,6 +336,19 @@ function M:sent(conn, type_name)
   return out
 end
 
+-- What conn received as ephemeral frames (hub.send_room(..., {ephemeral =
+-- true}) and the like, presence): those a connection that falls behind
+-- loses first. With a type, only frames of that type.
+function M:ephemeral(conn, type_name)
+  local c = self.conns[conn.id]
+  local out = {}
+  for i, text in ipairs(c and c.inbox or {}) do
+    local m = decode(text)
+    if c.ephemeral[i] and (not type_name or m.type == type_name) then out[#out + 1] = m end
+  end
+  return out
+end
+
 -- What conn received, as the JSON text the core would have written.
 function M:wire(conn)
   local c = self.conns[conn.id]
@@ -346,7 +359,7 @@ end
 
 -- Forgets what every connection received.
 function M:clear()
-  for _, c in pairs(self.conns) do c.inbox = {} end
+  for _, c in pairs(self.conns) do c.inbox, c.ephemeral = {}, {} end
 end
 
 return M

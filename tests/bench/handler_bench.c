@@ -78,7 +78,8 @@ typedef struct opts {
 static int run(const opts_t *o, const char *type, int native, result_t *r) {
     config_t cfg;
     config_defaults(&cfg);
-    hub_transport t = {NULL, uv_default_loop(), t_wake, t_drain, t_close, NULL};
+    hub_transport t = {NULL, uv_default_loop(), t_wake, t_drain, t_close, NULL,
+                       NULL};
     char err[1024];
     hub_t *h = hub_create(&cfg, &t, err, sizeof err);
     if (!h) {

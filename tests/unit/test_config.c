@@ -432,8 +432,29 @@ test_locate_failure_names_the_paths_tried_and_the_flag(void **state) {
     done(&r);
 }
 
+static void test_presence_grace(void **state) {
+    run_t r = parse(NULL);
+    assert_true(r.cfg.presence_grace == 0); /* offline at once, as before */
+    done(&r);
+    r = parse("--presence-grace", "2.5", NULL);
+    assert_int_equal(r.action, CONFIG_RUN);
+    assert_true(r.cfg.presence_grace == 2.5);
+    done(&r);
+    r = parse("--presence-grace", "0", NULL);
+    assert_int_equal(r.action, CONFIG_RUN);
+    assert_true(r.cfg.presence_grace == 0);
+    done(&r);
+    bad("--presence-grace", "-1");
+    bad("--presence-grace", "soon");
+    bad("--presence-grace", "86401");
+    r = parse("--help", NULL);
+    assert_non_null(strstr(r.out, "--presence-grace SECONDS"));
+    done(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_presence_grace),
         cmocka_unit_test(test_defaults_run_a_dev_server_on_8080),
         cmocka_unit_test(test_flags_in_both_forms),
         cmocka_unit_test(test_port_zero_picks_any),

@@ -614,6 +614,100 @@ static void test_conns_valid_user_id_honours_length_not_nul(void **state) {
     assert_true(conns_valid_user_id("ab cd", 2));
 }
 
+/* ---- delivery classes: what a connection that falls behind loses ---- */
+
+/* A frame whose payload is text, of the class given. */
+static frame_t *classed(const char *text, int ephemeral) {
+    frame_t *f = frame_create_text(text, strlen(text));
+    if (ephemeral) frame_set_ephemeral(f);
+    return f;
+}
+
+/* The payloads queued on c, in order, joined by ',' into out. */
+static const char *queued_text(const conn_t *c, char *out, size_t cap) {
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < conn_queue_len(c); i++) {
+        size_t len;
+        const char *p = frame_payload(conn_queue_peek(c, i), &len);
+        n += (size_t)snprintf(out + n, cap - n, "%s%.*s", i ? "," : "",
+                              (int)len, p);
+    }
+    return out;
+}
+
+/* Queues each of spec's items: "d1" durable, "e1" ephemeral. */
+static void queue_classed(conn_t *c, const char *const *items, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        frame_t *f = classed(items[i], items[i][0] == 'e');
+        assert_int_equal(conn_enqueue(c, f), 0);
+        frame_unref(f);
+    }
+}
+
+static void
+test_conn_queue_drop_ephemeral_keeps_durable_in_order(void **state) {
+    conn_t *c = add(*state, "alice", NULL);
+    static const char *const items[] = {"e1", "d1", "e2", "e3", "d2",
+                                        "d3", "e4", "d4", "e5"};
+    queue_classed(c, items, 9);
+    size_t before = conn_queue_bytes(c);
+    assert_int_equal(conn_queue_drop_ephemeral(c, 0), 5);
+    char buf[128];
+    assert_string_equal(queued_text(c, buf, sizeof buf), "d1,d2,d3,d4");
+    /* Each frame is 2 bytes of header and 2 of payload. */
+    assert_int_equal(conn_queue_bytes(c), before - 5 * 4);
+    /* Dropped, not sent. */
+    conn_queue_consume(c, 4);
+    assert_int_equal(conn_stats(c)->messages_out, 4);
+    assert_int_equal(conn_queue_bytes(c), 0);
+}
+
+static void
+test_conn_queue_drop_ephemeral_never_drops_a_begun_frame(void **state) {
+    conn_t *c = add(*state, "alice", NULL);
+    static const char *const items[] = {"e1", "e2", "d1", "e3"};
+    queue_classed(c, items, 4);
+    /* e1 is partly written: it must be finished, whatever its class. */
+    assert_int_equal(conn_queue_drop_ephemeral(c, 1), 2);
+    char buf[128];
+    assert_string_equal(queued_text(c, buf, sizeof buf), "e1,d1");
+}
+
+static void test_conn_queue_drop_ephemeral_across_wrap_and_again(void **state) {
+    conn_t *c = add(*state, "alice", NULL);
+    static const char *const first[] = {"d0", "d1", "d2"};
+    queue_classed(c, first, 3);
+    conn_queue_consume(c, 2); /* the ring's head moves on */
+    static const char *const more[] = {"e1", "d3", "e2", "d4", "e3"};
+    queue_classed(c, more, 5); /* wraps, grows */
+    assert_int_equal(conn_queue_drop_ephemeral(c, 0), 3);
+    char buf[128];
+    assert_string_equal(queued_text(c, buf, sizeof buf), "d2,d3,d4");
+    /* What comes after a drop is looked at by the next one. */
+    static const char *const later[] = {"e4", "d5", "e5"};
+    queue_classed(c, later, 3);
+    conn_queue_consume(c, 1);
+    assert_int_equal(conn_queue_drop_ephemeral(c, 0), 2);
+    assert_string_equal(queued_text(c, buf, sizeof buf), "d3,d4,d5");
+    assert_int_equal(conn_queue_drop_ephemeral(c, 0), 0);
+    assert_int_equal(conn_queue_bytes(c), 3 * 4);
+}
+
+static void
+test_conn_queue_drop_ephemeral_frees_only_its_reference(void **state) {
+    conns_t *cs = *state;
+    conn_t *a = add(cs, "alice", NULL), *b = add(cs, "bob", NULL);
+    frame_t *e = classed("e1", 1);
+    conn_enqueue(a, e);
+    conn_enqueue(b, e);
+    assert_int_equal(frame_refs(e), 3);
+    assert_int_equal(conn_queue_drop_ephemeral(a, 0), 1);
+    assert_int_equal(frame_refs(e), 2);
+    assert_ptr_equal(conn_queue_peek(b, 0), e);
+    frame_unref(e);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -645,6 +739,10 @@ int main(void) {
         T(test_conns_remove_unlinks_dirty_connection),
         T(test_conns_remove_only_dirty_connection_empties_list),
         T(test_conns_remove_drops_queued_frames),
+        T(test_conn_queue_drop_ephemeral_keeps_durable_in_order),
+        T(test_conn_queue_drop_ephemeral_never_drops_a_begun_frame),
+        T(test_conn_queue_drop_ephemeral_across_wrap_and_again),
+        T(test_conn_queue_drop_ephemeral_frees_only_its_reference),
         cmocka_unit_test(test_conns_valid_user_id_accepts_allowed_characters),
         cmocka_unit_test(test_conns_valid_user_id_rejects_empty_and_too_long),
         cmocka_unit_test(test_conns_valid_user_id_rejects_other_characters),

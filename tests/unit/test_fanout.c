@@ -448,6 +448,75 @@ static void test_overflow_reported_when_drain_cannot_write(void **state) {
     assert_ptr_equal(fx->overflowed[0], a);
 }
 
+/* What the transport does to shed (nothing partly written here). */
+static void shed(void *ud, conn_t *c) {
+    conn_queue_drop_ephemeral(c, 0);
+}
+
+/* Fills a's queue to LIMIT with 1 KiB frames (4 of them), each
+ * ephemeral when the bit of its index is set in mask. */
+static void fill_queue(conn_t *a, unsigned mask) {
+    char body[1020];
+    memset(body, 'x', sizeof body);
+    for (int i = 0; i < 4; i++) {
+        frame_t *f = frame_create_text(body, sizeof body);
+        if (mask & (1u << i)) frame_set_ephemeral(f);
+        assert_int_equal(conn_enqueue(a, f), 0);
+        frame_unref(f);
+    }
+    assert_int_equal(conn_queue_bytes(a), LIMIT);
+}
+
+static void
+test_behind_loses_ephemeral_frames_before_being_closed(void **state) {
+    fixture_t *fx = *state;
+    fx->fo.drain = drain_none;
+    fx->fo.shed = shed;
+    fx->close_on_overflow = 1;
+    conn_t *a = add(fx, "alice");
+    fill_queue(a, 0x5); /* frames 0 and 2 ephemeral */
+    frame_t *d = msg();
+    assert_int_equal(fanout_conn(&fx->fo, a, d), 1);
+    assert_int_equal(fx->overflows, 0);
+    assert_int_equal(conn_queue_len(a), 3);
+    assert_false(frame_ephemeral(conn_queue_peek(a, 0)));
+    assert_false(frame_ephemeral(conn_queue_peek(a, 1)));
+    assert_ptr_equal(conn_queue_peek(a, 2), d);
+    frame_unref(d);
+}
+
+static void test_behind_with_durable_frames_only_is_closed(void **state) {
+    fixture_t *fx = *state;
+    fx->fo.drain = drain_none;
+    fx->fo.shed = shed;
+    fx->close_on_overflow = 1;
+    conn_t *a = add(fx, "alice");
+    fill_queue(a, 0);
+    frame_t *d = msg();
+    assert_int_equal(fanout_conn(&fx->fo, a, d), 0);
+    assert_int_equal(fx->overflows, 1);
+    assert_int_equal(conn_close_code(a), 4008);
+    frame_unref(d);
+}
+
+static void
+test_ephemeral_frame_that_finds_no_room_is_dropped_not_closed(void **state) {
+    fixture_t *fx = *state;
+    fx->fo.drain = drain_none;
+    fx->fo.shed = shed;
+    fx->close_on_overflow = 1;
+    conn_t *a = add(fx, "alice");
+    fill_queue(a, 0);
+    frame_t *e = msg();
+    frame_set_ephemeral(e);
+    assert_int_equal(fanout_conn(&fx->fo, a, e), 0);
+    assert_int_equal(fx->overflows, 0);
+    assert_false(conn_closing(a));
+    assert_int_equal(conn_queue_len(a), 4);
+    assert_int_equal(frame_refs(e), 1);
+    frame_unref(e);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -469,6 +538,9 @@ int main(void) {
         T(test_fanout_frames_freed_when_queues_drain),
         T(test_full_queue_is_drained_before_overflow),
         T(test_overflow_reported_when_drain_cannot_write),
+        T(test_behind_loses_ephemeral_frames_before_being_closed),
+        T(test_behind_with_durable_frames_only_is_closed),
+        T(test_ephemeral_frame_that_finds_no_room_is_dropped_not_closed),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,8 +40,8 @@ static void t_close(void *ud, conn_t *c, int code, const char *reason) {
 static int setup(void **state) {
     fixture_t *fx = calloc(1, sizeof *fx);
     config_defaults(&fx->cfg);
-    fx->t =
-        (hub_transport){fx, uv_default_loop(), t_wake, t_drain, t_close, NULL};
+    fx->t = (hub_transport){
+        fx, uv_default_loop(), t_wake, t_drain, t_close, NULL, NULL};
     log_set_level(LOG_ERROR);
     char err[1024];
     fx->h = hub_create(&fx->cfg, &fx->t, err, sizeof err);
