@@ -18,9 +18,11 @@
 
 /* Names, and what leaving for good means, shared by the scripts: gone()
  * is a user's last connection anywhere (out of every room, user_left to
- * the rest, offline, the user's store scope dropped); conn_gone() one
- * connection closed (or its node died), 1 when it was the user's last
- * one; conn_new() one opened, 1 when the user was online nowhere. */
+ * the rest, offline, the user's store scope dropped; no membership
+ * marker: no node holds the user any more, and one that was taken for
+ * dead but lives keeps its users' rooms and registers them again); conn_gone()
+ * one connection closed (or its node died), 1 when it was the user's last one;
+ * conn_new() one opened, 1 when the user was online nowhere. */
 #define PRELUDE                                                                \
     "local P = 'luahub:'\n"                                                    \
     "local function rk(room, what) return P .. '{' .. room .. '}:' .. what "   \
@@ -31,13 +33,11 @@
     "local function room_gone(room)\n"                                         \
     "  redis.call('DEL', rk(room, 'info'), P .. 'store:room:{' .. room .. "    \
     "'}')\n"                                                                   \
-    "end\n" /* The user's last connection anywhere: out of every room          \
-             * (user_left to the rest), offline, its store scope dropped. */   \
+    "end\n"                                                                    \
     "local function gone(uid, now)\n"                                          \
     "  for _, room in ipairs(redis.call('SMEMBERS', uk(uid, 'rooms'))) do\n"   \
     "    local mk = rk(room, 'members')\n"                                     \
     "    redis.call('SREM', mk, uid)\n"                                        \
-    "    redis.call('PUBLISH', rch(room), 'L\\t' .. uid .. '\\n')\n"           \
     "    if redis.call('SCARD', mk) == 0 then room_gone(room) else\n"          \
     "      redis.call('PUBLISH', rch(room), 'F\\t\\t\\n' ..\n"                 \
     "        '{\"type\":\"user_left\",\"room_id\":' .. cjson.encode(room) "    \
@@ -50,8 +50,7 @@
     "  redis.call('SREM', P .. 'online', uid)\n"                               \
     "  redis.call('HDEL', P .. 'presence', uid)\n"                             \
     "  redis.call('PUBLISH', P .. 'presence:' .. uid, 'S\\toffline\\n')\n"     \
-    "end\n" /* One connection of the user closed (or its node died): 1 when it \
-             * was the user's last one anywhere. */                            \
+    "end\n"                                                                    \
     "local function conn_gone(cid, uid, node, now)\n"                          \
     "  redis.call('SREM', P .. 'node:' .. node .. ':conns', cid .. '\\t' .. "  \
     "uid)\n"                                                                   \
