@@ -37,7 +37,7 @@ free_port() {
 # /readyz with 200 (TRIES x 50 ms, default 100), or fail.
 wait_ready() {
   for _ in $(seq "${2:-100}"); do
-    if exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null; then
+    if { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null; then
       printf 'GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
       local status
       read -r _ status _ <&3 || status=
