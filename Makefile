@@ -5,7 +5,7 @@ PORT ?= 8080
 REDIS_PORT ?= 6390
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps test-deps cluster-deps build run run-cluster test test-asan check bench bench-lua fuzz format lint clean
+.PHONY: all deps test-deps cluster-deps build run run-cluster test test-asan check bench bench-lua bench-cluster fuzz format lint clean
 
 all: build
 
@@ -60,6 +60,13 @@ bench: build
 # Only the Lua-against-C comparison (about 1 minute).
 bench-lua: build
 	tests/bench/lua_vs_c.sh $(BUILD)
+
+# Several nodes over one Redis (needs redis-server): a publisher on node A
+# and subscribers on node B, against one node and against both on node B,
+# with each node's and Redis's CPU (BENCH_REPS=3 for medians; about 1.5
+# minutes a rep).
+bench-cluster: build
+	tests/bench/cluster.sh $(BUILD)
 
 # libFuzzer (clang) on what clients send: frames through the envelope
 # check and JSON parser, tokens through auth, request heads through the

@@ -20,9 +20,12 @@
 
 /* Names, and what leaving for good means, shared by the scripts: gone()
  * is a user's last connection anywhere (out of every room, user_left to
- * the rest, offline, the user's store scope dropped); conn_gone() one
- * connection closed (or its node died), 1 when it was the user's last
- * one (gone() then, or once --presence-grace is over: grace_due());
+ * the rest, offline, the user's store scope dropped; no membership
+ * marker: no node holds the user any more, and one that was taken for
+ * dead but lives keeps its users' rooms and registers them again);
+ * conn_gone() one connection closed (or its node died), 1 when it was
+ * the user's last one (gone() then, or once --presence-grace is over:
+ * grace_due());
  * conn_new() one opened, 1 when the user was online nowhere. */
 #define PRELUDE                                                                \
     "local P = 'luahub:'\n"                                                    \
@@ -34,13 +37,11 @@
     "local function room_gone(room)\n"                                         \
     "  redis.call('DEL', rk(room, 'info'), P .. 'store:room:{' .. room .. "    \
     "'}')\n"                                                                   \
-    "end\n" /* The user's last connection anywhere: out of every room          \
-             * (user_left to the rest), offline, its store scope dropped. */   \
+    "end\n"                                                                    \
     "local function gone(uid, now)\n"                                          \
     "  for _, room in ipairs(redis.call('SMEMBERS', uk(uid, 'rooms'))) do\n"   \
     "    local mk = rk(room, 'members')\n"                                     \
     "    redis.call('SREM', mk, uid)\n"                                        \
-    "    redis.call('PUBLISH', rch(room), 'L\\t' .. uid .. '\\n')\n"           \
     "    if redis.call('SCARD', mk) == 0 then room_gone(room) else\n"          \
     "      redis.call('PUBLISH', rch(room), 'F\\t\\t\\n' ..\n"                 \
     "        '{\"type\":\"user_left\",\"room_id\":' .. cjson.encode(room) "    \

@@ -581,9 +581,10 @@ int hub__cluster_send(hub_t *h, const script_target *t, frame_t *f,
             if (n) h->t->wake(h->t->ud);
             return n;
         }
-        if (strncmp(t->ids[0], broker_node_id(h->broker),
-                    strlen(broker_node_id(h->broker))) == 0)
-            return 0; /* ours, and gone */
+        /* "<node>.<n>": ours (and gone) when <node> is this node. */
+        const char *node = broker_node_id(h->broker);
+        size_t nl = strlen(node);
+        if (strncmp(t->ids[0], node, nl) == 0 && t->ids[0][nl] == '.') return 0;
         return broker_send(h->broker, BROKER_CONN, t->ids[0], NULL, NULL, json,
                            len, frame_ephemeral(f), NULL, NULL) < 0
                    ? -EAGAIN

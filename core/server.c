@@ -21,8 +21,10 @@
 
 #include "alloc.h"
 #include "auth.h"
+#include "buf.h"
 #include "conn.h"
 #include "hub.h"
+#include "json.h"
 #include "log.h"
 #include "tls.h"
 #include "transport.h"
@@ -92,16 +94,21 @@ static int serve_healthz(server_t *s, struct lws *wsi) {
  * --redis: Redis reachable and subscribed), 503 with the reason
  * otherwise. */
 static int serve_readyz(server_t *s, struct lws *wsi) {
-    char why[160], body[256];
-    int ready = hub_ready(s->hub, why, sizeof why);
-    int blen;
-    if (ready)
-        blen = snprintf(body, sizeof body, "{\"ready\":true}\n");
-    else
-        blen = snprintf(body, sizeof body,
-                        "{\"ready\":false,\"reason\":\"%.160s\"}\n", why);
-    return reply(wsi, ready ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
-                 "application/json", body, (size_t)blen);
+    char why[160];
+    if (hub_ready(s->hub, why, sizeof why)) {
+        static const char ok[] = "{\"ready\":true}\n";
+        return reply(wsi, HTTP_STATUS_OK, "application/json", ok,
+                     sizeof ok - 1);
+    }
+    buf_t b;
+    buf_init(&b, 0);
+    buf_puts(&b, "{\"ready\":false,\"reason\":");
+    json_write_string(&b, why, strlen(why));
+    buf_puts(&b, "}\n");
+    int rc = reply(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "application/json",
+                   buf_content(&b), b.len);
+    buf_close(&b);
+    return rc;
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,

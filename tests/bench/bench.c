@@ -7,6 +7,8 @@
  *
  *   fanout   P publishers and N subscribers in one room; publishers keep a
  *            window of unacknowledged messages (or send at --rate);
+ *            with --pub-port the publishers connect to another port (a
+ *            second node of a cluster) than the subscribers;
  *   rooms    K rooms of M members; every member sends one message, waits
  *            for its ack, sends the next (closed loop);
  *   ping     N connections doing ping/pong round trips;
@@ -64,6 +66,7 @@ typedef enum mode { M_FANOUT, M_ROOMS, M_PING, M_IDLE, M_CONNECT } mode_t_;
 static struct {
     const char *host;
     int port;
+    int pub_port; /* fanout publishers' port; 0: port */
     mode_t_ mode;
     int conns;      /* subscribers (fanout), connections (ping/idle/connect) */
     int publishers; /* fanout */
@@ -102,6 +105,8 @@ static void usage(FILE *f) {
                "modes: fanout, rooms, ping, idle, connect\n"
                "  --host H          server address (default 127.0.0.1)\n"
                "  --port N          server port (default 8080)\n"
+               "  --pub-port N      the fanout publishers' port, e.g. another "
+               "node's (default: --port)\n"
                "  --conns N         subscribers (fanout) or connections "
                "(ping, idle, connect) (default 100)\n"
                "  --publishers P    fanout publishers (default 1)\n"
@@ -346,6 +351,11 @@ static void send_ping(client_t *c) {
 
 static int next_addr;
 
+/* The port a client connects to: publishers may have their own. */
+static int port_of(const client_t *c) {
+    return c->role == R_PUB && opt.pub_port ? opt.pub_port : opt.port;
+}
+
 static void open_client(client_t *c) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (fd < 0) die("socket");
@@ -359,7 +369,7 @@ static void open_client(client_t *c) {
         if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) die("bind");
     }
     struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)opt.port)};
+                             .sin_port = htons((uint16_t)port_of(c))};
     inet_pton(AF_INET, opt.host, &sa.sin_addr);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 &&
         errno != EINPROGRESS)
@@ -593,7 +603,7 @@ static void on_event_io(client_t *c, uint32_t ev) {
                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                          "Sec-WebSocket-Version: 13\r\n%s\r\n",
-                         c->user, opt.host, opt.port,
+                         c->user, opt.host, port_of(c),
                          opt.deflate ? "Sec-WebSocket-Extensions: "
                                        "permessage-deflate\r\n"
                                      : "");
@@ -717,25 +727,17 @@ static void on_sigint(int sig) {
 }
 
 int main(int argc, char **argv) {
-    static const struct option lo[] = {{"host", 1, 0, 'H'},
-                                       {"port", 1, 0, 'p'},
-                                       {"mode", 1, 0, 'm'},
-                                       {"conns", 1, 0, 'n'},
-                                       {"publishers", 1, 0, 'P'},
-                                       {"rooms", 1, 0, 'K'},
-                                       {"members", 1, 0, 'M'},
-                                       {"rate", 1, 0, 'r'},
-                                       {"window", 1, 0, 'w'},
-                                       {"duration", 1, 0, 'd'},
-                                       {"warmup", 1, 0, 'W'},
-                                       {"size", 1, 0, 's'},
-                                       {"pid", 1, 0, 'i'},
-                                       {"json", 0, 0, 'j'},
-                                       {"deflate", 0, 0, 'D'},
-                                       {"src-addrs", 1, 0, 'a'},
-                                       {"tls", 0, 0, 'T'},
-                                       {"help", 0, 0, 'h'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"host", 1, 0, 'H'},      {"port", 1, 0, 'p'},
+        {"pub-port", 1, 0, 'q'},  {"mode", 1, 0, 'm'},
+        {"conns", 1, 0, 'n'},     {"publishers", 1, 0, 'P'},
+        {"rooms", 1, 0, 'K'},     {"members", 1, 0, 'M'},
+        {"rate", 1, 0, 'r'},      {"window", 1, 0, 'w'},
+        {"duration", 1, 0, 'd'},  {"warmup", 1, 0, 'W'},
+        {"size", 1, 0, 's'},      {"pid", 1, 0, 'i'},
+        {"json", 0, 0, 'j'},      {"deflate", 0, 0, 'D'},
+        {"src-addrs", 1, 0, 'a'}, {"tls", 0, 0, 'T'},
+        {"help", 0, 0, 'h'},      {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -744,6 +746,9 @@ int main(int argc, char **argv) {
             break;
         case 'p':
             opt.port = atoi(optarg);
+            break;
+        case 'q':
+            opt.pub_port = atoi(optarg);
             break;
         case 'm':
             if (!strcmp(optarg, "fanout"))
@@ -813,6 +818,10 @@ int main(int argc, char **argv) {
     }
     if (opt.size < 0 || opt.size > 60000 || opt.window < 1 || opt.conns < 0) {
         fprintf(stderr, "luahub-bench: bad --size, --window or --conns\n");
+        return 2;
+    }
+    if (opt.pub_port < 0 || opt.pub_port > 65535) {
+        fprintf(stderr, "luahub-bench: bad --pub-port\n");
         return 2;
     }
     /* Words, as chat text is (what compresses a chat, not a run of one

@@ -9,6 +9,7 @@ import os from 'node:os';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { Server } from '../integration/lib/harness.mjs';
+import { startCluster } from '../integration/lib/redis.mjs';
 
 const BENCH = process.env.LUAHUB_BENCH || path.join(path.dirname(process.env.LUAHUB_BIN || 'build/luahub'), 'luahub-bench');
 
@@ -121,5 +122,29 @@ describe('luahub-bench --tls counts', async () => {
     assert.equal(o.delivered_total, o.expected_deliveries);
     assert.equal(o.gaps + o.reorders + o.lost + o.errors, 0);
     assert.ok((server.log.match(/TLS: certificate and key reloaded/g) || []).length >= 3);
+  });
+});
+
+describe('luahub-bench --pub-port counts across two nodes', async () => {
+  let cl;
+  before(async () => { cl = await startCluster(2); });
+  after(() => cl && cl.stop());
+
+  test('fanout: the publisher on one node, every publication reaches every subscriber on the other, in order', async () => {
+    const [a, b] = cl.nodes;
+    const { stdout } = await promisify(execFile)(BENCH, ['--port', String(b.port), '--pub-port', String(a.port),
+      '--pid', String(b.proc.pid), '--json', '--mode', 'fanout', '--conns', '50', '--rate', '200', '--window', '100',
+      '--duration', '1', '--warmup', '0.2'], { encoding: 'utf8', timeout: 60000 });
+    const o = JSON.parse(stdout);
+    assert.ok(o.published > 150, `published ${o.published}`);
+    assert.equal(o.expected_deliveries, o.published * 50);
+    assert.equal(o.delivered_total, o.expected_deliveries);
+    assert.equal(o.gaps + o.reorders + o.lost + o.errors, 0);
+    assert.ok(o.server_cpu_s > 0);
+    // The publisher (b0) connected to node a, the subscribers (b1..b50) to b.
+    assert.match(a.log, /open conn=\S+ user=b0 /);
+    assert.doesNotMatch(a.log, /open conn=\S+ user=b[1-9]/);
+    assert.match(b.log, /open conn=\S+ user=b50 /);
+    assert.doesNotMatch(b.log, /open conn=\S+ user=b0 /);
   });
 });

@@ -11,15 +11,53 @@ wait_port() {
   return 1
 }
 
-# stop_pid PID: SIGTERM, then wait up to 10 s for it to be gone (it need not
-# be a child of this shell), then SIGKILL.
+# stop_pid PID [SECONDS]: SIGTERM, then wait up to SECONDS (default 10)
+# for it to be gone (it need not be a child of this shell), then SIGKILL
+# (and STOP_KILLED=1).
 stop_pid() {
   kill "$1" 2>/dev/null || return 0
-  for _ in $(seq 200); do
+  for _ in $(seq $((${2:-10} * 20))); do
     kill -0 "$1" 2>/dev/null || return 0
     sleep 0.05
   done
   kill -9 "$1" 2>/dev/null || true
+  # shellcheck disable=SC2034 # read by the caller
+  STOP_KILLED=1
+}
+
+# free_port FROM: the first port from FROM on which nothing accepts on
+# 127.0.0.1.
+free_port() {
+  local p=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+  echo "$p"
+}
+
+# wait_ready PORT [TRIES]: until luahub on 127.0.0.1:PORT answers GET
+# /readyz with 200 (TRIES x 50 ms, default 100), or fail.
+wait_ready() {
+  for _ in $(seq "${2:-100}"); do
+    if { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null; then
+      printf 'GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+      local status
+      read -r _ status _ <&3 || status=
+      exec 3<&-
+      [ "$status" = 200 ] && return 0
+    fi
+    sleep 0.05
+  done
+  echo "bench: 127.0.0.1:$1 not ready" >&2
+  return 1
+}
+
+# cpu_ticks PID...: utime + stime of the processes, in clock ticks
+# (/proc/PID/stat fields 14 and 15, as luahub-bench --pid reads them).
+cpu_ticks() {
+  local t=0 p
+  for p in "$@"; do
+    t=$((t + $(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$p/stat")))
+  done
+  echo "$t"
 }
 
 # start_server NAME PORT -> pid: luahub, limit or uws (needs $BUN, from

@@ -4,8 +4,10 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { Client } from './lib/harness.mjs';
-import { joined, startCluster, waitFor, waitReadyz } from './lib/redis.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client, tempScripts } from './lib/harness.mjs';
+import { joined, makeNode, startCluster, startNode, waitFor, waitReadyz } from './lib/redis.mjs';
 
 const TTL = 2;
 const chatsIn = (room) => (m) => m.type === 'chat' && m.room_id === room;
@@ -218,4 +220,52 @@ test('a Redis that stops answering (SIGSTOP): unavailable within seconds, not a 
     return b.next((m) => chatsIn('hd-room')(m) && m.seq === ack.seq, 500).then(() => true, () => false);
   }, 5000, 'chat crossing nodes again');
   await allAlive([n1, n2], [a, b]);
+});
+
+// A node that stalls past --presence-ttl is taken for dead and reaped;
+// when it wakes it notices (its heartbeat is gone) and registers its users
+// again, rooms included: they were never told they left.
+test('a node stalled past --presence-ttl (SIGSTOP) is reaped, then registers its users and their rooms again', async () => {
+  cl = await startCluster(2, { args: ['--presence-ttl', String(TTL)] });
+  const [n1, n2] = cl.nodes;
+  const [a, b] = await joined('st-room', [n1, 'st-a'], [n2, 'st-b']);
+  n1.signal('SIGSTOP');
+  try {
+    await b.next((m) => m.type === 'user_left' && m.from === 'st-a', TTL * 1000 + 2000);
+  } finally {
+    n1.signal('SIGCONT');
+  }
+  await waitFor(async () => {
+    const r = await b.request({ type: 'room_info', room_id: 'st-room' });
+    return r.members && r.members.includes('st-a');
+  }, 5000, 'st-a back in the room');
+  const ack = await a.request({ type: 'chat', room_id: 'st-room', payload: { text: 'still here' } });
+  assert.equal(ack.type, 'ack', JSON.stringify(ack));
+  const m = await b.next((f) => chatsIn('st-room')(f) && f.seq === ack.seq);
+  assert.equal(m.payload.text, 'still here');
+  assert.deepEqual((await b.request({ type: 'online_users' })).users, ['st-a', 'st-b']);
+  await allAlive([n1, n2], [a, b]);
+});
+
+// hub.send to a connection id of another node, when one node's id begins
+// another's (n1 and n10): the frame reaches it.
+test('hub.send to a connection on node n10 from node n1', async () => {
+  const scripts = tempScripts();
+  fs.writeFileSync(path.join(scripts, 'direct.lua'), `local hub = require "hub"
+return function(conn, msg)
+  return { sent = hub.send(msg.payload.conn_id, { type = "direct", from = conn.user }) }
+end
+`);
+  cl = await startCluster(1, { scripts });
+  const n10 = makeNode(cl.redis.url(), 'n10', { scripts });
+  cl.nodes.push(n10);
+  await startNode(n10);
+  const a = await Client.connect(cl.nodes[0], 'dx-a');
+  const z = await Client.connect(n10, 'dx-z');
+  assert.match(z.welcome.conn_id, /^n10\./);
+  const ack = await a.request({ type: 'direct', payload: { conn_id: z.welcome.conn_id } });
+  assert.equal(ack.sent, 1);
+  const got = await z.next((m) => m.type === 'direct');
+  assert.equal(got.from, 'dx-a');
+  fs.rmSync(scripts, { recursive: true, force: true });
 });
