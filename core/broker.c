@@ -43,6 +43,7 @@ typedef enum rkind {
     R_IDS,
     R_STR,
     R_OPEN,
+    R_HISTORY,
     R_INTERNAL, /* the broker's own (heartbeat, reap, sync, script load) */
 } rkind;
 
@@ -141,6 +142,7 @@ static void on_request(void *ctx, redisReply *r) {
     broker_t *b = q->b;
     broker_reply out = {0};
     const char **ids = NULL;
+    size_t *lens = NULL;
     if (b->closing) {
         out.rc = -ECANCELED;
     } else if (!r) {
@@ -202,10 +204,34 @@ static void on_request(void *ctx, redisReply *r) {
             out.rc = (int)int_of(elem(r, 0));
             out.ids = ids = ids_of(elem(r, 1), &out.nids);
             break;
+        case R_HISTORY: {
+            long long rc = int_of(elem(r, 0));
+            out.rc = rc == -1 ? -EPERM : rc == -2 ? -ENOENT : 0;
+            out.v[0] = int_of(elem(r, 1));
+            const redisReply *e = elem(r, 2);
+            if (e && e->type == REDIS_REPLY_STRING) {
+                out.str = e->str;
+                out.len = e->len;
+            }
+            /* The frames: binary-safe, each with its length. */
+            const redisReply *a = elem(r, 3);
+            size_t n = a && a->type == REDIS_REPLY_ARRAY ? a->elements : 0;
+            ids = xmalloc((n ? n : 1) * sizeof *ids);
+            lens = xmalloc((n ? n : 1) * sizeof *lens);
+            for (size_t i = 0; i < n; i++)
+                if (a->element[i]->type == REDIS_REPLY_STRING) {
+                    ids[out.nids] = a->element[i]->str;
+                    lens[out.nids++] = a->element[i]->len;
+                }
+            out.ids = ids;
+            out.lens = lens;
+            break;
+        }
         }
     }
     if (q->fn) q->fn(q->ctx, &out);
     free(ids);
+    free(lens);
     free(q);
 }
 
@@ -408,11 +434,11 @@ void broker_unwatch(broker_t *b, broker_scope scope, const char *id) {
     buf_close(&name);
 }
 
-/* A message's header fields: up to 3, tab-separated, before '\n'; the
+/* A message's header fields: up to 4, tab-separated, before '\n'; the
  * body after it. Copies into fields (NUL-terminated). */
 typedef struct header {
     char kind;
-    char f[3][160];
+    char f[4][160];
     const char *body;
     size_t bodylen;
 } header;
@@ -423,7 +449,7 @@ static int parse_header(const char *s, size_t n, header *h) {
     if (n < 2 || !nl || s[1] != '\t') return -1;
     h->kind = s[0];
     const char *p = s + 2;
-    for (int i = 0; i < 3 && p <= nl; i++) {
+    for (int i = 0; i < 4 && p <= nl; i++) {
         const char *e = memchr(p, '\t', (size_t)(nl - p));
         if (!e) e = nl;
         size_t len = (size_t)(e - p);
@@ -494,6 +520,8 @@ static void on_message(broker_t *b, const char *ch, size_t chlen, const char *s,
         /* The class: the field after the target's, absent (a node that
          * predates classes) meaning durable. */
         m.ephemeral = strcmp(h.f[h.kind == 'F' ? 2 : 1], CLASS_EPHEMERAL) == 0;
+        /* A room chat's seq, after the class (the publish script's). */
+        if (h.kind == 'F') m.seq = strtoull(h.f[3], NULL, 10);
         m.json = h.body;
         m.len = h.bodylen;
         break;
@@ -640,6 +668,7 @@ static void on_tick(uv_timer_t *t) {
         args a;
         eval_args(&a);
         args_int(&a, now);
+        args_int(&a, b->opt.history_ttl_ms);
         eval(b, BS_REAP, R_INTERNAL, NULL, NULL, &a);
     }
     if (bconn_is_up(b->sub) && b->fixed_ok[1]) {
@@ -765,6 +794,8 @@ int broker_publish(broker_t *b, const char *room, const char *member,
     args_add(&a, tail, taillen);
     args_str(&a, epoch);
     args_int(&a, clock_now_ms());
+    args_int(&a, b->opt.history_size);
+    args_int(&a, b->opt.history_ttl_ms);
     return eval(b, BS_PUBLISH, R_PUBLISH, fn, ctx, &a);
 }
 
@@ -833,6 +864,7 @@ int broker_leave(broker_t *b, const char *room, const char *user, broker_fn fn,
     eval_args(&a);
     args_str(&a, room);
     args_str(&a, user);
+    args_int(&a, b->opt.history_ttl_ms);
     return eval(b, BS_LEAVE, R_INT, fn, ctx, &a);
 }
 
@@ -856,6 +888,26 @@ int broker_room_info(broker_t *b, const char *room, broker_fn fn, void *ctx) {
     eval_args(&a);
     args_str(&a, room);
     return eval(b, BS_ROOM_INFO, R_INFO, fn, ctx, &a);
+}
+
+int broker_history(broker_t *b, const char *room, const char *member,
+                   int64_t since, size_t limit, const char *epoch, broker_fn fn,
+                   void *ctx) {
+    char fresh[64];
+    new_epoch(b, fresh, sizeof fresh);
+    if (limit > (size_t)b->opt.history_size)
+        limit = (size_t)b->opt.history_size;
+    args a;
+    eval_args(&a);
+    args_str(&a, room);
+    args_str(&a, member);
+    args_int(&a, since < 0 ? -1 : since);
+    args_int(&a, (long long)limit);
+    args_int(&a, clock_now_ms());
+    args_int(&a, b->opt.history_ttl_ms);
+    args_str(&a, fresh);
+    args_str(&a, epoch);
+    return eval(b, BS_HISTORY, R_HISTORY, fn, ctx, &a);
 }
 
 int broker_room_members(broker_t *b, const char *room, broker_fn fn,
@@ -954,6 +1006,7 @@ int broker_conn_close(broker_t *b, const char *conn, const char *user,
     args_str(&a, b->node);
     args_int(&a, clock_now_ms());
     args_int(&a, b->opt.presence_grace_ms);
+    args_int(&a, b->opt.history_ttl_ms);
     return eval(b, BS_CONN_CLOSE, R_INT, fn, ctx, &a);
 }
 
@@ -965,11 +1018,15 @@ static void synced(void *ctx, const broker_reply *r) {
 }
 
 void broker_sync(broker_t *b, const broker_state *st) {
+    char epoch[64];
+    new_epoch(b, epoch, sizeof epoch);
     args a;
     eval_args(&a);
     args_str(&a, b->node);
     args_int(&a, clock_now_ms());
     args_int(&a, b->opt.presence_ttl_ms * 3 / 4);
+    args_int(&a, b->opt.history_ttl_ms);
+    args_str(&a, epoch);
     args_int(&a, (long long)st->nconns);
     for (size_t i = 0; i < st->nconns; i++) {
         args_str(&a, st->conns[i]);

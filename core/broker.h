@@ -51,6 +51,7 @@ typedef struct broker_reply {
     size_t len;       /* its length */
     const char **ids; /* a list of ids, for listings */
     size_t nids;
+    const size_t *lens; /* history: the length of each of ids (frames) */
 } broker_reply;
 
 typedef void (*broker_fn)(void *ctx, const broker_reply *r);
@@ -84,6 +85,7 @@ typedef struct broker_msg {
     const char *json;                      /* FRAME */
     size_t len;
     int ephemeral; /* FRAME: its delivery class (frame.h) */
+    uint64_t seq;  /* FRAME to a room: the chat's seq (0: a frame without) */
 } broker_msg;
 
 typedef struct broker_events {
@@ -106,6 +108,11 @@ typedef struct broker_options {
      * back (on any node); 0: gone at once. */
     int presence_grace_ms;
     int command_timeout_ms; /* a command not answered by then: Redis lost */
+    /* --history-size and --history-ttl: what each room's stream keeps
+     * (frames, ms), and how long a room left empty keeps its seq, epoch
+     * and stream. */
+    long history_size;
+    long long history_ttl_ms;
 } broker_options;
 
 /* Starts connecting (and keeps reconnecting, with backoff); events are
@@ -178,6 +185,17 @@ int broker_is_member(broker_t *b, const char *room, const char *user,
 /* rc 0, or -ENOENT. v = {created_at, message_count, seq, member count};
  * str = epoch; ids = the members. */
 int broker_room_info(broker_t *b, const char *room, broker_fn fn, void *ctx);
+/* A room's kept frames, as hub.history reads them (script.h): -EPERM
+ * when member is given (may be NULL) and is not one, -ENOENT when there
+ * is no such room; otherwise v[0] = the room's seq, str = its epoch, ids
+ * (lens) = the frames, oldest first: with since >= 0 the first limit
+ * after since, else the newest limit (limit at most the history size),
+ * in one step with the seq. epoch (may be NULL): the epoch the caller's
+ * since belongs to; when it is the room's and since is past its seq, the
+ * room gets a new epoch (Redis lost writes). */
+int broker_history(broker_t *b, const char *room, const char *member,
+                   int64_t since, size_t limit, const char *epoch, broker_fn fn,
+                   void *ctx);
 /* ids: the room's members (-ENOENT when none). */
 int broker_room_members(broker_t *b, const char *room, broker_fn fn, void *ctx);
 /* ids: the user's rooms. */

@@ -81,6 +81,7 @@ typedef enum broker_script {
     BS_SYNC,
     BS_ROOM_INFO,
     BS_PRESENCE_GET,
+    BS_HISTORY,
     BS_COUNT
 } broker_script;
 

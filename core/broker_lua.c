@@ -34,15 +34,21 @@
     "local function rch(room) return P .. 'room:{' .. room .. '}' end\n"       \
     "local function uk(uid, what) return P .. 'user:' .. uid .. ':' .. what "  \
     "end\n"                                                                    \
-    "local function room_gone(room)\n"                                         \
-    "  redis.call('DEL', rk(room, 'info'), P .. 'store:room:{' .. room .. "    \
-    "'}')\n"                                                                   \
+    "local function room_gone(room, ttl)\n"                                    \
+    "  redis.call('PEXPIRE', rk(room, 'info'), ttl)\n"                         \
+    "  redis.call('PEXPIRE', rk(room, 'history'), ttl)\n"                      \
+    "  redis.call('DEL', P .. 'store:room:{' .. room .. '}')\n"                \
     "end\n"                                                                    \
-    "local function gone(uid, now)\n"                                          \
+    "local function set_epoch(room, epoch)\n"                                  \
+    "  redis.call('HSET', rk(room, 'info'), 'epoch', epoch)\n"                 \
+    "  redis.call('DEL', rk(room, 'history'))\n"                               \
+    "end\n" /* A new epoch: the stream of the one before is gone with it,      \
+             * so that stream ids (<seq>-0) start again with the seq. */       \
+    "local function gone(uid, now, ttl)\n"                                     \
     "  for _, room in ipairs(redis.call('SMEMBERS', uk(uid, 'rooms'))) do\n"   \
     "    local mk = rk(room, 'members')\n"                                     \
     "    redis.call('SREM', mk, uid)\n"                                        \
-    "    if redis.call('SCARD', mk) == 0 then room_gone(room) else\n"          \
+    "    if redis.call('SCARD', mk) == 0 then room_gone(room, ttl) else\n"     \
     "      redis.call('PUBLISH', rch(room), 'F\\t\\t\\n' ..\n"                 \
     "        '{\"type\":\"user_left\",\"room_id\":' .. cjson.encode(room) "    \
     "..\n"                                                                     \
@@ -58,7 +64,7 @@
              * was the user's last one anywhere. With a grace (ms, > 0) the    \
              * user is gone only if no connection of theirs is back by then:   \
              * the deadline waits in luahub:gone for a reap (grace_due). */    \
-    "local function conn_gone(cid, uid, node, now, grace)\n"                   \
+    "local function conn_gone(cid, uid, node, now, grace, ttl)\n"              \
     "  redis.call('SREM', P .. 'node:' .. node .. ':conns', cid .. '\\t' .. "  \
     "uid)\n"                                                                   \
     "  if redis.call('HDEL', uk(uid, 'conns'), cid) == 0 then return 0 end\n"  \
@@ -66,17 +72,17 @@
     "  if grace and tonumber(grace) > 0 then\n"                                \
     "    redis.call('ZADD', P .. 'gone', tonumber(now) + tonumber(grace), "    \
     "uid)\n"                                                                   \
-    "  else gone(uid, now) end\n"                                              \
+    "  else gone(uid, now, ttl) end\n"                                         \
     "  return 1\n"                                                             \
     "end\n" /* The users whose grace is over, still without a connection:      \
              * gone now (a bounded batch per call). */                         \
-    "local function grace_due(now)\n"                                          \
+    "local function grace_due(now, ttl)\n"                                     \
     "  local due = redis.call('ZRANGEBYSCORE', P .. 'gone', '-inf', now, "     \
     "'LIMIT', 0, 1000)\n"                                                      \
     "  for _, uid in ipairs(due) do\n"                                         \
     "    redis.call('ZREM', P .. 'gone', uid)\n"                               \
-    "    if redis.call('HLEN', uk(uid, 'conns')) == 0 then gone(uid, now) "    \
-    "end\n"                                                                    \
+    "    if redis.call('HLEN', uk(uid, 'conns')) == 0 then gone(uid, now, "    \
+    "ttl) end\n"                                                               \
     "  end\n"                                                                  \
     "end\n" /* A connection opened: a grace under way ends (nothing is         \
              * announced: the user is still online). */                        \
@@ -92,23 +98,45 @@
     "end\n"
 
 static const char *const sources[BS_COUNT] = {
-    /* ARGV: room, member ('' none), head, tail, new epoch, now. */
+    /* ARGV: room, member ('' none), head, tail, new epoch, now, history
+     * size, history ttl (ms). The frame is head .. seq .. tail: kept in
+     * the room's stream as it goes out (entry id <seq>-0, fields f: the
+     * frame, t: when), and published with its seq in the header. */
     [BS_PUBLISH] = PRELUDE
     "local room, member = ARGV[1], ARGV[2]\n"
-    "local mk, ik = rk(room, 'members'), rk(room, 'info')\n"
+    "local mk, ik, hk = rk(room, 'members'), rk(room, 'info'), rk(room, "
+    "'history')\n"
     "if member ~= '' then\n"
     "  if redis.call('SISMEMBER', mk, member) == 0 then return {-1, ''} end\n"
-    "elseif redis.call('EXISTS', mk) == 0 then return {-2, ''} end\n"
+    "elseif redis.call('EXISTS', mk) == 0 and redis.call('EXISTS', ik) == 0 "
+    "then\n"
+    "  return {-2, ''}\n"
+    "end\n"
     "local seq = redis.call('HINCRBY', ik, 'seq', 1)\n"
     "local epoch = redis.call('HGET', ik, 'epoch')\n"
     "if not epoch then\n"
     "  epoch = ARGV[5]\n"
-    "  redis.call('HSET', ik, 'epoch', epoch)\n"
+    "  set_epoch(room, epoch)\n"
     "  redis.call('HSETNX', ik, 'created_at', ARGV[6])\n"
     "end\n"
     "redis.call('HINCRBY', ik, 'message_count', 1)\n"
-    "redis.call('PUBLISH', rch(room), 'F\\t\\t\\n' .. ARGV[3] .. seq .. "
-    "ARGV[4])\n"
+    "local frame = ARGV[3] .. seq .. ARGV[4]\n"
+    "local size, ttl = tonumber(ARGV[7]), tonumber(ARGV[8])\n"
+    "if size > 0 and ttl > 0 then\n"
+    "  local id = string.format('%.0f-0', seq)\n"
+    "  local add = {'XADD', hk, 'MAXLEN', size, id, 'f', frame, 't', ARGV[6]}\n"
+    "  local ok = redis.pcall(unpack(add))\n"
+    /* The stream is past this seq: the info hash lost writes that the
+     * stream kept. The seqs are not the ones of the stream's epoch. */
+    "  if type(ok) == 'table' and ok.err then\n"
+    "    epoch = ARGV[5]\n"
+    "    set_epoch(room, epoch)\n"
+    "    redis.call(unpack(add))\n"
+    "  end\n"
+    "  redis.call('PEXPIRE', hk, ttl)\n"
+    "end\n"
+    "redis.call('PUBLISH', rch(room), 'F\\t\\t\\t\\t' .. seq .. '\\n' .. "
+    "frame)\n"
     "return {seq, epoch}\n",
 
     /* ARGV: room, user, now, new epoch. */
@@ -116,10 +144,12 @@ static const char *const sources[BS_COUNT] = {
     "local room, uid = ARGV[1], ARGV[2]\n"
     "local mk, ik = rk(room, 'members'), rk(room, 'info')\n"
     "local added = redis.call('SADD', mk, uid)\n"
+    "redis.call('PERSIST', ik)\n"
     "if added == 1 then\n"
     "  redis.call('SADD', uk(uid, 'rooms'), room)\n"
     "  redis.call('HSETNX', ik, 'created_at', ARGV[3])\n"
-    "  redis.call('HSETNX', ik, 'epoch', ARGV[4])\n"
+    "  if redis.call('HEXISTS', ik, 'epoch') == 0 then set_epoch(room, "
+    "ARGV[4]) end\n"
     "  redis.call('PUBLISH', rch(room), 'J\\t' .. uid .. '\\n')\n"
     "  redis.call('PUBLISH', P .. 'user:' .. uid, 'J\\t\\n' .. room)\n"
     "end\n"
@@ -127,7 +157,7 @@ static const char *const sources[BS_COUNT] = {
     "return {added, tonumber(i[1]) or 0, redis.call('SCARD', mk),\n"
     "        tonumber(i[2]) or 0, i[3] or ''}\n",
 
-    /* ARGV: room, user. */
+    /* ARGV: room, user, history ttl (ms). */
     [BS_LEAVE] = PRELUDE
     "local room, uid = ARGV[1], ARGV[2]\n"
     "local mk = rk(room, 'members')\n"
@@ -135,7 +165,7 @@ static const char *const sources[BS_COUNT] = {
     "redis.call('SREM', uk(uid, 'rooms'), room)\n"
     "redis.call('PUBLISH', rch(room), 'L\\t' .. uid .. '\\n')\n"
     "redis.call('PUBLISH', P .. 'user:' .. uid, 'L\\t\\n' .. room)\n"
-    "if redis.call('SCARD', mk) == 0 then room_gone(room) end\n"
+    "if redis.call('SCARD', mk) == 0 then room_gone(room, ARGV[3]) end\n"
     "return 1\n",
 
     /* ARGV: except conn, its user, except user, the class field ('' or
@@ -189,14 +219,15 @@ static const char *const sources[BS_COUNT] = {
     "local first = conn_new(ARGV[1], ARGV[2], ARGV[3])\n"
     "return {first, redis.call('SMEMBERS', uk(ARGV[2], 'rooms'))}\n",
 
-    /* ARGV: conn, user, node, now, grace (ms; 0: none). */
-    [BS_CONN_CLOSE] = PRELUDE
-    "return conn_gone(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])\n",
+    /* ARGV: conn, user, node, now, grace (ms; 0: none), history ttl (ms). */
+    [BS_CONN_CLOSE] =
+        PRELUDE "return conn_gone(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], "
+                "ARGV[6])\n",
 
-    /* ARGV: now. Every node whose heartbeat has expired: its connections
-     * closed as if each said goodbye (without a grace: --presence-ttl was
-     * theirs), then it is forgotten; and the users whose --presence-grace
-     * is over are gone. */
+    /* ARGV: now, history ttl (ms). Every node whose heartbeat has expired: its
+     * connections closed as if each said goodbye (without a grace:
+     * --presence-ttl was theirs), then it is forgotten; and the users whose
+     * --presence-grace is over are gone. */
     [BS_REAP] = PRELUDE
     "local dead = 0\n"
     "for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do\n"
@@ -205,26 +236,28 @@ static const char *const sources[BS_COUNT] = {
     "    for _, e in ipairs(redis.call('SMEMBERS', ck)) do\n"
     "      local t = string.find(e, '\\t', 1, true)\n"
     "      conn_gone(string.sub(e, 1, t - 1), string.sub(e, t + 1), node, "
-    "ARGV[1])\n"
+    "ARGV[1], 0, ARGV[2])\n"
     "    end\n"
     "    redis.call('DEL', ck)\n"
     "    redis.call('SREM', P .. 'nodes', node)\n"
     "    dead = dead + 1\n"
     "  end\n"
     "end\n"
-    "grace_due(ARGV[1])\n"
+    "grace_due(ARGV[1], ARGV[2])\n"
     "return dead\n",
 
-    /* ARGV: node, now, heartbeat ms, then n and n (conn, user) pairs, m and
-     * m (user, room) pairs, k and k (user, status) pairs: what the node
-     * holds. Connections Redis has for the node but the node does not are
-     * closed; the rest is (re)registered, so a Redis that lost its data
-     * gets it back. */
+    /* ARGV: node, now, heartbeat ms, history ttl (ms), a new epoch, then n
+     * and n (conn, user) pairs, m and m (user, room) pairs, k and k (user,
+     * status) pairs: what the node holds. Connections Redis has for the
+     * node but the node does not are closed; the rest is (re)registered,
+     * so a Redis that lost its data gets it back (a room whose info is
+     * gone gets a new epoch: the new epoch and the room's index). */
     [BS_SYNC] = PRELUDE
     "local node, now = ARGV[1], ARGV[2]\n"
     "redis.call('SET', P .. 'node:' .. node, '1', 'PX', ARGV[3])\n"
     "redis.call('SADD', P .. 'nodes', node)\n"
-    "local i = 4\n"
+    "local ttl = ARGV[4]\n"
+    "local i = 6\n"
     "local n = tonumber(ARGV[i]); i = i + 1\n"
     "local have = {}\n"
     "for k = 1, n do\n"
@@ -236,15 +269,21 @@ static const char *const sources[BS_COUNT] = {
     "for _, e in ipairs(redis.call('SMEMBERS', ck)) do\n"
     "  if not have[e] then\n"
     "    local t = string.find(e, '\\t', 1, true)\n"
-    "    conn_gone(string.sub(e, 1, t - 1), string.sub(e, t + 1), node, now)\n"
+    "    conn_gone(string.sub(e, 1, t - 1), string.sub(e, t + 1), node, now, "
+    "0, ttl)\n"
     "  end\n"
     "end\n"
     "n = tonumber(ARGV[i]); i = i + 1\n"
     "for k = 1, n do\n"
     "  local uid, room = ARGV[i], ARGV[i + 1]\n"
     "  if redis.call('SADD', rk(room, 'members'), uid) == 1 then\n"
+    "    local ik = rk(room, 'info')\n"
     "    redis.call('SADD', uk(uid, 'rooms'), room)\n"
-    "    redis.call('HSETNX', rk(room, 'info'), 'created_at', now)\n"
+    "    redis.call('PERSIST', ik)\n"
+    "    redis.call('HSETNX', ik, 'created_at', now)\n"
+    "    if redis.call('HEXISTS', ik, 'epoch') == 0 then\n"
+    "      set_epoch(room, ARGV[5] .. '.' .. k)\n"
+    "    end\n"
     "  end\n"
     "  i = i + 2\n"
     "end\n"
@@ -258,15 +297,66 @@ static const char *const sources[BS_COUNT] = {
     "return 1\n",
 
     /* ARGV: room. {exists, created_at, message_count, seq, member count,
-     * epoch, members}. */
+     * epoch, members}. A room left empty is there while its info is
+     * (--history-ttl). */
     [BS_ROOM_INFO] = PRELUDE
     "local mk, ik = rk(ARGV[1], 'members'), rk(ARGV[1], 'info')\n"
     "local m = redis.call('SMEMBERS', mk)\n"
-    "if #m == 0 then return {0, 0, 0, 0, 0, '', {}} end\n"
+    "if #m == 0 and redis.call('EXISTS', ik) == 0 then\n"
+    "  return {0, 0, 0, 0, 0, '', {}}\n"
+    "end\n"
     "local i = redis.call('HMGET', ik, 'created_at', 'message_count', 'seq', "
     "'epoch')\n"
     "return {1, tonumber(i[1]) or 0, tonumber(i[2]) or 0, tonumber(i[3]) or "
     "0, #m, i[4] or '', m}\n",
+
+    /* ARGV: room, member ('' none), since (-1: the newest), limit, now,
+     * history ttl (ms), a new epoch, the caller's epoch ('' none).
+     * {rc (0, -1 not a member, -2 no such room), seq, epoch, frames}: the
+     * first `limit` frames kept after since, or the newest `limit`, not
+     * older than the ttl, oldest first. A caller's since past the seq of
+     * its own epoch proves that Redis lost writes (older data came back):
+     * the room gets a new epoch, so that the seqs given again are never
+     * taken for the old ones. */
+    [BS_HISTORY] = PRELUDE
+    "local room, member = ARGV[1], ARGV[2]\n"
+    "local since, limit = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local cut = tonumber(ARGV[5]) - tonumber(ARGV[6])\n"
+    "local mk, ik, hk = rk(room, 'members'), rk(room, 'info'), rk(room, "
+    "'history')\n"
+    "if member ~= '' then\n"
+    "  if redis.call('SISMEMBER', mk, member) == 0 then return {-1} end\n"
+    "elseif redis.call('EXISTS', mk) == 0 and redis.call('EXISTS', ik) == 0 "
+    "then\n"
+    "  return {-2}\n"
+    "end\n"
+    "local i = redis.call('HMGET', ik, 'seq', 'epoch')\n"
+    "local seq, epoch = tonumber(i[1]) or 0, i[2]\n"
+    "if not epoch or (ARGV[8] == epoch and since > seq) then\n"
+    "  epoch = ARGV[7]\n"
+    "  if i[2] then redis.call('HSET', ik, 'epoch', epoch)\n"
+    "  else set_epoch(room, epoch) end\n"
+    "  redis.call('HSETNX', ik, 'created_at', ARGV[5])\n"
+    "end\n"
+    "local out = {}\n"
+    "local function keep(e)\n"
+    "  if tonumber(e[2][4]) > cut then out[#out + 1] = e[2][2] end\n"
+    "end\n"
+    "if limit > 0 and since >= 0 then\n"
+    "  local from = string.format('%.0f-0', since + 1)\n"
+    "  while #out < limit do\n"
+    "    local want = limit - #out\n"
+    "    local got = redis.call('XRANGE', hk, from, '+', 'COUNT', want)\n"
+    "    for _, e in ipairs(got) do keep(e) end\n"
+    "    if #got < want then break end\n"
+    "    from = string.format('%.0f-0', tonumber(string.match(got[#got][1], "
+    "'^%d+')) + 1)\n"
+    "  end\n"
+    "elseif limit > 0 then\n"
+    "  local got = redis.call('XREVRANGE', hk, '+', '-', 'COUNT', limit)\n"
+    "  for k = #got, 1, -1 do keep(got[k]) end\n"
+    "end\n"
+    "return {0, seq, epoch, out}\n",
 
     /* ARGV: users... Their statuses: offline unless online somewhere. */
     [BS_PRESENCE_GET] = PRELUDE

@@ -205,8 +205,7 @@ static void usage(FILE *out) {
             d.ping_interval, d.idle_timeout, d.handshake_timeout, d.max_message,
             d.send_queue, log_level_name(d.level), d.script_timeout,
             d.script_memory, d.rate_limit, d.max_conns, d.max_conns_per_ip,
-            d.presence_ttl, d.history_size, d.history_ttl,
-            d.presence_grace);
+            d.presence_ttl, d.history_size, d.history_ttl, d.presence_grace);
 }
 
 static int bad(FILE *err, const char *flag, const char *val, const char *what) {

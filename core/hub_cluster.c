@@ -36,6 +36,8 @@ static void mirror_add(hub_t *h, const char *room, user_t *u) {
 
 static void mirror_remove(hub_t *h, const char *room, user_t *u) {
     if (!rooms_is_member(h->rooms, room, u)) return;
+    for (conn_t *c = user_next_conn(u, NULL); c; c = user_next_conn(u, c))
+        hub__recover_forget(h, conn_id(c), room);
     char *id = xstrdup(room); /* may be the room's own key */
     rooms_leave(h->rooms, id, u);
     if (!rooms_get(h->rooms, id)) broker_unwatch(h->broker, BROKER_ROOM, id);
@@ -111,7 +113,7 @@ static void deliver(hub_t *h, const broker_msg *m) {
         room_t *r = rooms_get(h->rooms, m->target);
         if (!r) return;
         f = frame_of(m);
-        n = fanout_room(&h->fo, r, f, xc, xu);
+        n = hub__recover_fanout(h, r, f, m->seq, xc, xu);
         break;
     }
     case BROKER_USER: {
@@ -321,6 +323,7 @@ void hub__cluster_conn_closed(hub_t *h, conn_t *c) {
     user_t *u = conn_user(c);
     char *uid = xstrdup(user_id(u));
     presence_conn_closed_each(h->presence, c, status_unwatched, h);
+    hub__recover_forget(h, conn_id(c), NULL);
     if (user_conn_count(u) == 1) {
         /* The user's last connection here: the mirror forgets the user
          * (whether the user leaves the rooms is Redis's to say: the user
@@ -357,6 +360,7 @@ typedef enum cop {
     OP_STORE_GET,
     OP_STORE_SET,
     OP_PRESENCE_SET,
+    OP_HISTORY,
 } cop;
 
 typedef struct call {
@@ -381,12 +385,16 @@ static void call_free(call *k) {
     free(k);
 }
 
-/* Wakes the handler with sr, then runs what its connection sent
- * meanwhile. */
+/* Wakes the handler with sr; once its call is over, the room frames
+ * held for a join it made go out (after its answer), then what its
+ * connection sent meanwhile runs. */
 static void wake(call *k, const script_reply *sr) {
     hub_t *h = k->h;
     char *cid = xstrdup(script_wait_conn(k->w));
-    if (script_wake(k->w, sr) == 1) hub__call_over(h, cid);
+    if (script_wake(k->w, sr) == 1) {
+        if (*cid) hub__recover_release(h, cid);
+        hub__call_over(h, cid);
+    }
     free(cid);
 }
 
@@ -422,6 +430,7 @@ static void on_answer(void *ctx, const broker_reply *r) {
     }
     script_reply sr = {.rc = r->rc};
     int *st = NULL;
+    frame_t **frames = NULL;
     switch (k->op) {
     case OP_COUNT:
         break;
@@ -435,6 +444,7 @@ static void on_answer(void *ctx, const broker_reply *r) {
             broker_unwatch(h->broker, BROKER_ROOM, k->room);
         break;
     case OP_INFO:
+        sr.room.epoch = r->str;
         sr.ids = (const char *const *)r->ids;
         sr.nids = r->nids;
         sr.room.created_at = r->v[0];
@@ -476,9 +486,28 @@ static void on_answer(void *ctx, const broker_reply *r) {
                              (presence_status)k->status);
         }
         break;
+    case OP_HISTORY:
+        if (r->rc < 0) break;
+        frames = xmalloc((r->nids ? r->nids : 1) * sizeof *frames);
+        for (size_t i = 0; i < r->nids; i++) {
+            /* The bytes Redis kept are the frame delivered live. */
+            buf_t b = hub__frame_buf();
+            buf_append(&b, r->ids[i], r->lens[i]);
+            frames[i] = frame_from_buf(&b);
+        }
+        sr.history =
+            (script_history){r->str, (uint64_t)r->v[0], frames, r->nids};
+        hub__recover_floor(h, script_wait_conn(k->w), k->room,
+                           (uint64_t)r->v[0]);
+        break;
     }
     wake(k, &sr);
     free(st);
+    if (frames) {
+        for (size_t i = 0; i < r->nids; i++)
+            frame_unref(frames[i]);
+        free(frames);
+    }
     call_free(k);
 }
 
@@ -520,6 +549,12 @@ int hub__cluster_join(hub_t *h, const char *room, const char *uid,
     call *k = call_new(h, w, OP_JOIN);
     k->room = xstrdup(room);
     k->uid = xstrdup(uid);
+    /* The joining connection gets the room's frames after the call's
+     * answer, none of them twice (hub_recover.c). */
+    const char *cid = script_wait_conn(w);
+    conn_t *c = *cid ? conns_lookup(h->conns, cid) : NULL;
+    if (c && strcmp(user_id(conn_user(c)), uid) == 0)
+        hub__recover_hold(h, cid, room);
     /* The room's channel first: the marker of this join, and every frame
      * after it, must reach this node. */
     int rc = broker_watch(h->broker, BROKER_ROOM, room, join_watched, k);
@@ -637,6 +672,16 @@ int hub__cluster_room_info(hub_t *h, const char *room, script_wait *w) {
     NEED_WAIT(w);
     call *k = call_new(h, w, OP_INFO);
     return started(k, broker_room_info(h->broker, room, on_answer, k));
+}
+
+int hub__cluster_history(hub_t *h, const char *room, const char *member,
+                         int64_t since, size_t limit, const char *epoch,
+                         script_wait *w) {
+    NEED_WAIT(w);
+    call *k = call_new(h, w, OP_HISTORY);
+    k->room = xstrdup(room);
+    return started(k, broker_history(h->broker, room, member, since, limit,
+                                     epoch, on_answer, k));
 }
 
 /* room_members (-ENOENT when empty), user_rooms, online_users,
@@ -783,6 +828,8 @@ int hub__cluster_start(hub_t *h, char *err, size_t errlen) {
     opt.presence_ttl_ms = (int)(h->cfg->presence_ttl * 1000);
     opt.presence_grace_ms = (int)(h->cfg->presence_grace * 1000);
     opt.command_timeout_ms = 3000;
+    opt.history_size = h->cfg->history_size;
+    opt.history_ttl_ms = (long long)(h->cfg->history_ttl * 1000);
     broker_events ev = events;
     ev.ud = h;
     h->broker_events = ev;
@@ -807,6 +854,7 @@ void hub_shutdown(hub_t *h) {
 void hub__cluster_stop(hub_t *h) {
     broker_destroy(h->broker);
     h->broker = NULL;
+    hub__recover_destroy(h);
     dict_destroy(h->pending_joins, NULL);
     h->pending_joins = NULL;
 }

@@ -119,11 +119,13 @@ static int host_room_info(void *ud, const char *room, script_room_info *out,
 }
 
 static int host_history(void *ud, const char *room, const char *member,
-                        int64_t since, size_t limit, script_history *out,
-                        script_wait *w) {
+                        int64_t since, size_t limit, const char *epoch,
+                        script_history *out, script_wait *w) {
     hub_t *h = ud;
-    /* The lead's Redis Streams replace this. */
-    if (h->broker) return -ENOTSUP;
+    if (h->broker)
+        return hub__cluster_history(h, room, member, since, limit, epoch, w);
+    /* One node: its epoch names its run, so a since past the seq of its
+     * own epoch is a client's mistake, not a loss; nothing to renew. */
     room_t *r = rooms_get(h->rooms, room);
     if (member) {
         user_t *u = conns_user(h->conns, member);

@@ -26,6 +26,7 @@
 #define HUB_HELD_BYTES ((size_t)1024 * 1024)
 
 typedef struct hub_grace hub_grace;
+typedef struct hub_recovery hub_recovery;
 
 /* A state replaced while calls of it still wait (hub_reload). */
 typedef struct retired {
@@ -53,6 +54,9 @@ struct hub {
     /* Joins answered before their marker came: "room\tuser" -> how many
      * (as a pointer); each holds a watch of the room until the marker. */
     dict_t *pending_joins;
+    /* The connections whose call joins a room, and the floors of their
+     * recoveries (hub_recover.c); few at a time. */
+    hub_recovery *recovering;
     /* conn id -> held_t: the connections whose handler call waits, with
      * the messages queued behind it (hub.c); NULL until the first. */
     dict_t *held;
@@ -60,8 +64,8 @@ struct hub {
     /* The frames a history read hands the scripts (host_history):
      * --history-size slots, or NULL. */
     frame_t **history_frames;
-    hub_grace *grace;   /* --presence-grace, one node: NULL until used */
-    int stopping;       /* hub_shutdown was called */
+    hub_grace *grace; /* --presence-grace, one node: NULL until used */
+    int stopping;     /* hub_shutdown was called */
 };
 
 typedef struct native {
@@ -135,6 +139,9 @@ int hub__cluster_leave(hub_t *h, const char *room, const char *uid,
 int hub__cluster_is_member(hub_t *h, const char *room, const char *uid,
                            script_wait *w);
 int hub__cluster_room_info(hub_t *h, const char *room, script_wait *w);
+int hub__cluster_history(hub_t *h, const char *room, const char *member,
+                         int64_t since, size_t limit, const char *epoch,
+                         script_wait *w);
 int hub__cluster_list(hub_t *h, int what, const char *id, script_wait *w);
 int hub__cluster_presence_get(hub_t *h, const char *uid, script_wait *w);
 int hub__cluster_presence_set(hub_t *h, const char *uid, int st,
@@ -145,6 +152,30 @@ int hub__cluster_presence_subscribe(hub_t *h, const char *cid,
 int hub__cluster_store(hub_t *h, int op, int kind, const char *scope,
                        const char *key, const char *json, size_t len,
                        script_wait *w);
+/* ---- hub_recover.c ----
+ * With several nodes, a connection whose handler call joins a room gets
+ * the room's frames after the call's answer, and none that the answer
+ * carries (the history it read): the file's comment says why. */
+
+/* cid's call joins room: the room's frames to cid wait from now on. */
+void hub__recover_hold(hub_t *h, const char *cid, const char *room);
+/* cid's call read room's history up to seq (its frames go in the
+ * answer): frames with a seq at or under it are dropped for cid, held or
+ * late. Nothing when cid's call did not join room. */
+void hub__recover_floor(hub_t *h, const char *cid, const char *room,
+                        uint64_t seq);
+/* A frame to room r from Redis (seq: its seq, 0 none), to r's local
+ * members' connections but xc and xu's (either may be NULL), as
+ * fanout_room, held or dropped for the connections recovering in r.
+ * Returns how many connections it was queued on. */
+size_t hub__recover_fanout(hub_t *h, const room_t *r, frame_t *f, uint64_t seq,
+                           const conn_t *xc, const user_t *xu);
+/* cid's call is over (its answer queued): its held frames go out. */
+void hub__recover_release(hub_t *h, const char *cid);
+/* Forgets cid's recoveries: in room (NULL: all), those not holding. */
+void hub__recover_forget(hub_t *h, const char *cid, const char *room);
+void hub__recover_destroy(hub_t *h);
+
 /* ---- hub.c ---- */
 
 /* After every script_wake that returned 1 (the call is over), with

@@ -45,8 +45,8 @@ static int null_room_info(void *ud, const char *room, script_room_info *o,
     return -ENOENT;
 }
 static int null_history(void *ud, const char *room, const char *member,
-                        int64_t since, size_t limit, script_history *out,
-                        script_wait *w) {
+                        int64_t since, size_t limit, const char *epoch,
+                        script_history *out, script_wait *w) {
     return member ? -EPERM : -ENOENT;
 }
 static int null_list(void *ud, const char *id, script_each_fn each, void *ctx,

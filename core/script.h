@@ -138,10 +138,13 @@ typedef struct script_host {
      * room's epoch and seq and its kept frames (the room's chat frames
      * with a seq, each the frame delivered live): with since >= 0 the
      * first `limit` whose seq is greater than since, with since < 0 the
-     * newest `limit`. Waited: reply.history. */
+     * newest `limit`. epoch (may be NULL) is the epoch since belongs to:
+     * a since past the seq of the room's own epoch proves that the room's
+     * store lost writes (Redis came back with older data), and the host
+     * then gives the room a new epoch. Waited: reply.history. */
     int (*history)(void *ud, const char *room_id, const char *member,
-                   int64_t since, size_t limit, script_history *out,
-                   script_wait *w);
+                   int64_t since, size_t limit, const char *epoch,
+                   script_history *out, script_wait *w);
     /* The listings call each once per id when they answer at once, and
      * give reply.ids when they waited. -ENOENT when there is no such room
      * (no such user). */

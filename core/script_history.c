@@ -128,7 +128,7 @@ static int opt_count(lua_State *L, const char *key, double *out) {
     return given;
 }
 
-/* history(room_id [, {since=, limit=, member=, raw=}]) */
+/* history(room_id [, {since=, limit=, member=, raw=, epoch=}]) */
 static int l_history(lua_State *L) {
     script_t *s = script__self(L);
     const char *room = luaL_checkstring(L, 1);
@@ -136,17 +136,19 @@ static int l_history(lua_State *L) {
     double since = -1, limit = -1;
     opt_count(L, "since", &since);
     opt_count(L, "limit", &limit);
-    const char *member = NULL;
+    const char *member = NULL, *epoch = NULL;
     if (lua_istable(L, 2)) {
         lua_getfield(L, 2, "member");
         if (!lua_isnil(L, -1)) member = luaL_checkstring(L, -1);
-        lua_pop(L, 1); /* the options table keeps the string alive */
+        lua_getfield(L, 2, "epoch");
+        if (!lua_isnil(L, -1)) epoch = luaL_checkstring(L, -1);
+        lua_pop(L, 2); /* the options table keeps the strings alive */
     }
     script_wait *w = script__wait_slot(L);
     script_reply r = {0};
-    r.rc =
-        s->host->history(s->host->ud, room, member, (int64_t)since,
-                         limit < 0 ? SIZE_MAX : (size_t)limit, &r.history, w);
+    r.rc = s->host->history(s->host->ud, room, member, (int64_t)since,
+                            limit < 0 ? SIZE_MAX : (size_t)limit, epoch,
+                            &r.history, w);
     return script__reply_or_wait(L, w, &r, push_history);
 }
 

@@ -23,7 +23,9 @@ return function(conn, msg)
     -- The seq, the frames and the membership of one moment (one look-up
     -- in the core): the member gets every frame after h.seq live. The
     -- frames go into the ack as they were delivered (raw), untouched.
-    local h = hub.history(room, { since = since, member = conn.user, raw = true })
+    -- The client's epoch lets the core see a since past the room's seq in
+    -- that epoch (a store that lost writes): the room then gets a new one.
+    local h = hub.history(room, { since = since, member = conn.user, raw = true, epoch = epoch })
     ack.seq, ack.epoch, ack.messages = h.seq, h.epoch, h.messages
     -- The kept frames run without a gap up to h.seq: all of since+1 ..
     -- h.seq are there when there are that many.
