@@ -204,7 +204,7 @@ typedef struct script_reply {
 
 /* The connection id of the call w belongs to ("" for a timer, or for a
  * call that is already over: nothing to run after it). Valid until
- * script_wake. */
+ * script_wake; also inside the host function given w, before it waits. */
 const char *script_wait_conn(const script_wait *w);
 
 /* Completes a host call that returned -EINPROGRESS (exactly once per such

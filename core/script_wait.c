@@ -76,7 +76,11 @@ static void wait_free(script_wait *w) {
 }
 
 const char *script_wait_conn(const script_wait *w) {
-    return w->over || !w->conn ? "" : w->conn;
+    if (w->over) return "";
+    if (w->conn) return w->conn;
+    /* The call's first wait, asked from inside the host function (before
+     * the record keeps the connection): the running call's. */
+    return w->s && w->s->call_conn ? w->s->call_conn : "";
 }
 
 size_t script_waiting(const script_t *s) {
