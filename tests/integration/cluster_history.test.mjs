@@ -178,13 +178,57 @@ describe('history and recovery across nodes', () => {
   });
 });
 
-describe('an empty room goes after --history-ttl', () => {
+describe('what a room\'s stream keeps: --history-size and --history-ttl', () => {
   let cl;
+  let n1;
+  let n2;
+  before(async () => {
+    cl = await startCluster(2, { args: ['--history-size', '5', '--history-ttl', '1'] });
+    [n1, n2] = cl.nodes;
+  });
   after(() => cl && cl.stop());
 
-  test('then a join makes it anew: seq from 0, a new epoch, nothing recovered', async () => {
-    cl = await startCluster(2, { args: ['--history-ttl', '1'] });
-    const [n1, n2] = cl.nodes;
+  test('the newest --history-size frames: a since older than that is not recovered', async () => {
+    const alice = await connect(n1, 'xs-alice');
+    const bob = await connect(n2, 'xs-bob');
+    const j = await alice.request({ type: 'join_room', room_id: 'xs' });
+    await bob.request({ type: 'join_room', room_id: 'xs' });
+    for (let i = 1; i <= 10; i++) await chat(alice, 'xs', `m${i}`);
+    assert.equal(await cl.redis.cmd('XLEN', 'luahub:{xs}:history'), 5);
+    const pttl = await cl.redis.cmd('PTTL', 'luahub:{xs}:history');
+    assert.ok(pttl > 0 && pttl <= 1000, `the stream expires with --history-ttl (${pttl})`);
+    let ack = await bob.request({ type: 'join_room', room_id: 'xs', payload: { since: 2, epoch: j.epoch } });
+    assert.equal(ack.recovered, false);
+    assert.deepEqual(seqs(ack.messages), [6, 7, 8, 9, 10]);
+    ack = await bob.request({ type: 'join_room', room_id: 'xs', payload: { since: 7, epoch: j.epoch } });
+    assert.equal(ack.recovered, true);
+    assert.deepEqual(seqs(ack.messages), [8, 9, 10]);
+    const h = await bob.request({ type: 'history', room_id: 'xs', payload: { since: 0, limit: 100 } });
+    assert.deepEqual(seqs(h.messages), range(6, 10), 'limit capped by --history-size');
+    await alice.close();
+    await bob.close();
+  });
+
+  test('a frame older than --history-ttl is not handed out, though its stream lives on', async () => {
+    const alice = await connect(n1, 'xa-alice');
+    const bob = await connect(n2, 'xa-bob');
+    const j = await alice.request({ type: 'join_room', room_id: 'xa' });
+    await bob.request({ type: 'join_room', room_id: 'xa' });
+    await chat(alice, 'xa', 'old');
+    await sleep(700);
+    await chat(alice, 'xa', 'new');
+    await sleep(500);
+    const h = await bob.request({ type: 'history', room_id: 'xa' });
+    assert.deepEqual(h.messages.map((m) => m.payload.text), ['new']);
+    assert.equal(h.seq, 2);
+    const ack = await bob.request({ type: 'join_room', room_id: 'xa', payload: { since: 0, epoch: j.epoch } });
+    assert.equal(ack.recovered, false);
+    assert.deepEqual(seqs(ack.messages), [2]);
+    await alice.close();
+    await bob.close();
+  });
+
+  test('an empty room goes after it: a join makes it anew (seq from 0, a new epoch, nothing recovered)', async () => {
     const alice = await connect(n1, 'xt-alice');
     const j = await alice.request({ type: 'join_room', room_id: 'xt' });
     await chat(alice, 'xt', 'one');
