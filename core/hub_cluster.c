@@ -451,6 +451,11 @@ static void on_answer(void *ctx, const broker_reply *r) {
         sr.room.message_count = (uint64_t)r->v[1];
         sr.room.seq = (uint64_t)r->v[2];
         sr.room.members = (size_t)r->v[3];
+        /* A join's room_info sets the floor as a history read does: the
+         * frames after the ack are above the seq it carries, as on one
+         * node (a later history read in the call raises it). */
+        if (r->rc >= 0)
+            hub__recover_floor(h, script_wait_conn(k->w), k->room, sr.room.seq);
         break;
     case OP_IDS:
     case OP_IDS_OK:
@@ -671,6 +676,7 @@ int hub__cluster_is_member(hub_t *h, const char *room, const char *uid,
 int hub__cluster_room_info(hub_t *h, const char *room, script_wait *w) {
     NEED_WAIT(w);
     call *k = call_new(h, w, OP_INFO);
+    k->room = xstrdup(room);
     return started(k, broker_room_info(h->broker, room, on_answer, k));
 }
 

@@ -97,6 +97,39 @@ describe('history and recovery across nodes', () => {
     for (const c of [alice, bob, eve]) await c.close();
   });
 
+  test('a join without since on the other node amid publishing: every chat after the ack is above its seq, in order', async () => {
+    const room = 'xp';
+    const alice = await connect(n1, 'xp-alice');
+    await alice.request({ type: 'join_room', room_id: room });
+    let amid = 0;
+    for (let round = 0; round < 4; round++) {
+      const N = 200;
+      let sent = 0;
+      const pump = (async () => {
+        while (sent < N) {
+          alice.send({ type: 'chat', id: `p${round}-${sent}`, room_id: room, payload: { n: sent } });
+          sent++;
+          if (sent % 10 === 0) await sleep(1);
+        }
+      })();
+      await sleep(10);
+      const bob = await connect(n2, `xp-bob${round}`);
+      const ack = await bob.request({ type: 'join_room', room_id: room });
+      await pump;
+      const last = await alice.next((m) => m.type === 'ack' && m.id === `p${round}-${N - 1}`, 10000);
+      await bob.take((m) => m.type === 'chat' && m.seq === last.seq, 1, 10000);
+      const got = bob.raw.map((t) => JSON.parse(t));
+      const at = got.findIndex((m) => m.type === 'ack' && m.id === ack.id);
+      assert.equal(got.slice(0, at).filter((m) => m.type === 'chat').length, 0, 'no chat before the ack');
+      const live = got.slice(at + 1).filter((m) => m.type === 'chat');
+      if (ack.seq < last.seq && live.length) amid++;
+      assert.deepEqual(seqs(live), range(ack.seq + 1, last.seq), `round ${round}, ack seq ${ack.seq}`);
+      await bob.close();
+    }
+    assert.ok(amid > 0, 'a join fell amid the publishing');
+    await alice.close();
+  });
+
   test('recovery on another node while two nodes publish: ack messages then live frames are every seq once, in order', async () => {
     const room = 'xg';
     const alice = await connect(n1, 'xg-alice');
