@@ -37,7 +37,7 @@ if [ "$(nproc)" -lt 2 ]; then
   exit 1
 fi
 command -v redis-server >/dev/null || {
-  echo "bench: no redis-server (tools/install-deps --cluster)" >&2
+  echo "bench: no redis-server (.ci/install-deps --cluster)" >&2
   exit 1
 }
 
