@@ -17,6 +17,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@ typedef enum rkind {
     R_STR,
     R_OPEN,
     R_HISTORY,
+    R_FOUND, /* rc 1 unless the reply is nil */
+    R_PAGE,
     R_INTERNAL, /* the broker's own (heartbeat, reap, sync, script load) */
 } rkind;
 
@@ -194,6 +197,15 @@ static void on_request(void *ctx, redisReply *r) {
         case R_IDS:
             out.ids = ids = ids_of(r, &out.nids);
             break;
+        case R_FOUND:
+            out.rc = r->type != REDIS_REPLY_NIL;
+            break;
+        case R_PAGE: {
+            long long rc = int_of(elem(r, 0));
+            out.rc = rc == -1 ? -EPERM : rc == -2 ? -ENOENT : 0;
+            out.ids = ids = ids_of(elem(r, 1), &out.nids);
+            break;
+        }
         case R_STR:
             if (r->type == REDIS_REPLY_STRING) {
                 out.str = r->str;
@@ -669,6 +681,7 @@ static void on_tick(uv_timer_t *t) {
         eval_args(&a);
         args_int(&a, now);
         args_int(&a, b->opt.history_ttl_ms);
+        args_int(&a, b->opt.max_listed);
         eval(b, BS_REAP, R_INTERNAL, NULL, NULL, &a);
     }
     if (bconn_is_up(b->sub) && b->fixed_ok[1]) {
@@ -865,7 +878,7 @@ int broker_leave(broker_t *b, const char *room, const char *user, broker_fn fn,
     args_str(&a, room);
     args_str(&a, user);
     args_int(&a, b->opt.history_ttl_ms);
-    return eval(b, BS_LEAVE, R_INT, fn, ctx, &a);
+    return eval(b, BS_LEAVE, R_JOIN, fn, ctx, &a);
 }
 
 /* A plain command on one key (and one argument, or none). */
@@ -879,14 +892,15 @@ static int keyed(broker_t *b, rkind kind, broker_fn fn, void *ctx,
 int broker_is_member(broker_t *b, const char *room, const char *user,
                      broker_fn fn, void *ctx) {
     char key[640];
-    snprintf(key, sizeof key, PREFIX "{%s}:members", room);
-    return keyed(b, R_INT, fn, ctx, "SISMEMBER", key, user);
+    snprintf(key, sizeof key, PREFIX "{%s}:roster", room);
+    return keyed(b, R_FOUND, fn, ctx, "ZSCORE", key, user);
 }
 
 int broker_room_info(broker_t *b, const char *room, broker_fn fn, void *ctx) {
     args a;
     eval_args(&a);
     args_str(&a, room);
+    args_int(&a, b->opt.max_listed);
     return eval(b, BS_ROOM_INFO, R_INFO, fn, ctx, &a);
 }
 
@@ -913,8 +927,21 @@ int broker_history(broker_t *b, const char *room, const char *member,
 int broker_room_members(broker_t *b, const char *room, broker_fn fn,
                         void *ctx) {
     char key[640];
-    snprintf(key, sizeof key, PREFIX "{%s}:members", room);
-    return keyed(b, R_IDS, fn, ctx, "SMEMBERS", key, NULL);
+    snprintf(key, sizeof key, PREFIX "{%s}:roster", room);
+    const char *argv[4] = {"ZRANGE", key, "0", "-1"};
+    size_t lens[4] = {6, strlen(key), 1, 2};
+    return request_argv(b, R_IDS, fn, ctx, 4, argv, lens);
+}
+
+int broker_room_page(broker_t *b, const char *room, const char *member,
+                     const char *after, size_t limit, broker_fn fn, void *ctx) {
+    args a;
+    eval_args(&a);
+    args_str(&a, room);
+    args_str(&a, member);
+    args_str(&a, after);
+    args_int(&a, limit > (size_t)LLONG_MAX ? -1 : (long long)limit);
+    return eval(b, BS_MEMBERS, R_PAGE, fn, ctx, &a);
 }
 
 int broker_user_rooms(broker_t *b, const char *user, broker_fn fn, void *ctx) {
@@ -1007,6 +1034,7 @@ int broker_conn_close(broker_t *b, const char *conn, const char *user,
     args_int(&a, clock_now_ms());
     args_int(&a, b->opt.presence_grace_ms);
     args_int(&a, b->opt.history_ttl_ms);
+    args_int(&a, b->opt.max_listed);
     return eval(b, BS_CONN_CLOSE, R_INT, fn, ctx, &a);
 }
 
@@ -1027,6 +1055,7 @@ void broker_sync(broker_t *b, const broker_state *st) {
     args_int(&a, b->opt.presence_ttl_ms * 3 / 4);
     args_int(&a, b->opt.history_ttl_ms);
     args_str(&a, epoch);
+    args_int(&a, b->opt.max_listed);
     args_int(&a, (long long)st->nconns);
     for (size_t i = 0; i < st->nconns; i++) {
         args_str(&a, st->conns[i]);

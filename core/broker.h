@@ -113,6 +113,11 @@ typedef struct broker_options {
      * and stream. */
     long history_size;
     long long history_ttl_ms;
+    /* --max-listed-members: a user gone for good (its last connection
+     * closed, its node dead, its grace over) is announced (user_left)
+     * only in rooms that had at most this many members, the user
+     * included; and room_info lists only that many. */
+    long max_listed;
 } broker_options;
 
 /* Starts connecting (and keeps reconnecting, with backoff); events are
@@ -176,14 +181,15 @@ int broker_send_users(broker_t *b, const char *const *ids, size_t n,
  * epoch. */
 int broker_join(broker_t *b, const char *room, const char *user, broker_fn fn,
                 void *ctx);
-/* rc 1 left, 0 was not a member. */
+/* rc 1 left, 0 was not a member. v[0] = the members after. */
 int broker_leave(broker_t *b, const char *room, const char *user, broker_fn fn,
                  void *ctx);
 /* rc 1 or 0. */
 int broker_is_member(broker_t *b, const char *room, const char *user,
                      broker_fn fn, void *ctx);
 /* rc 0, or -ENOENT. v = {created_at, message_count, seq, member count};
- * str = epoch; ids = the members. */
+ * str = epoch; ids = the members, only while there are at most
+ * max_listed of them (none otherwise: they are not even read). */
 int broker_room_info(broker_t *b, const char *room, broker_fn fn, void *ctx);
 /* A room's kept frames, as hub.history reads them (script.h): -EPERM
  * when member is given (may be NULL) and is not one, -ENOENT when there
@@ -198,6 +204,12 @@ int broker_history(broker_t *b, const char *room, const char *member,
                    void *ctx);
 /* ids: the room's members (-ENOENT when none). */
 int broker_room_members(broker_t *b, const char *room, broker_fn fn, void *ctx);
+/* ids: at most limit (SIZE_MAX: all) of the room's members after the id
+ * after (NULL: from the first), in byte order; -EPERM when member is
+ * given (may be NULL) and is not one, -ENOENT when there is no such
+ * room. O(log n + limit) in Redis. */
+int broker_room_page(broker_t *b, const char *room, const char *member,
+                     const char *after, size_t limit, broker_fn fn, void *ctx);
 /* ids: the user's rooms. */
 int broker_user_rooms(broker_t *b, const char *user, broker_fn fn, void *ctx);
 /* ids: the users with a connection on any node. */

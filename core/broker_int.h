@@ -82,6 +82,7 @@ typedef enum broker_script {
     BS_ROOM_INFO,
     BS_PRESENCE_GET,
     BS_HISTORY,
+    BS_MEMBERS,
     BS_COUNT
 } broker_script;
 

@@ -20,9 +20,10 @@
 
 /* Names, and what leaving for good means, shared by the scripts: gone()
  * is a user's last connection anywhere (out of every room, user_left to
- * the rest, offline, the user's store scope dropped; no membership
- * marker: no node holds the user any more, and one that was taken for
- * dead but lives keeps its users' rooms and registers them again);
+ * the rest where the room had at most `listed` members, the user
+ * included (--max-listed-members), offline, the user's store scope dropped; no
+ * membership marker: no node holds the user any more, and one that was taken
+ * for dead but lives keeps its users' rooms and registers them again);
  * conn_gone() one connection closed (or its node died), 1 when it was
  * the user's last one (gone() then, or once --presence-grace is over:
  * grace_due());
@@ -44,11 +45,13 @@
     "  redis.call('DEL', rk(room, 'history'))\n"                               \
     "end\n" /* A new epoch: the stream of the one before is gone with it,      \
              * so that stream ids (<seq>-0) start again with the seq. */       \
-    "local function gone(uid, now, ttl)\n"                                     \
+    "local function gone(uid, now, ttl, listed)\n"                             \
     "  for _, room in ipairs(redis.call('SMEMBERS', uk(uid, 'rooms'))) do\n"   \
-    "    local mk = rk(room, 'members')\n"                                     \
-    "    redis.call('SREM', mk, uid)\n"                                        \
-    "    if redis.call('SCARD', mk) == 0 then room_gone(room, ttl) else\n"     \
+    "    local mk = rk(room, 'roster')\n"                                      \
+    "    redis.call('ZREM', mk, uid)\n"                                        \
+    "    local left = redis.call('ZCARD', mk)\n"                               \
+    "    if left == 0 then room_gone(room, ttl)\n"                             \
+    "    elseif left < tonumber(listed) then\n"                                \
     "      redis.call('PUBLISH', rch(room), 'F\\t\\t\\n' ..\n"                 \
     "        '{\"type\":\"user_left\",\"room_id\":' .. cjson.encode(room) "    \
     "..\n"                                                                     \
@@ -64,7 +67,7 @@
              * was the user's last one anywhere. With a grace (ms, > 0) the    \
              * user is gone only if no connection of theirs is back by then:   \
              * the deadline waits in luahub:gone for a reap (grace_due). */    \
-    "local function conn_gone(cid, uid, node, now, grace, ttl)\n"              \
+    "local function conn_gone(cid, uid, node, now, grace, ttl, listed)\n"      \
     "  redis.call('SREM', P .. 'node:' .. node .. ':conns', cid .. '\\t' .. "  \
     "uid)\n"                                                                   \
     "  if redis.call('HDEL', uk(uid, 'conns'), cid) == 0 then return 0 end\n"  \
@@ -72,17 +75,17 @@
     "  if grace and tonumber(grace) > 0 then\n"                                \
     "    redis.call('ZADD', P .. 'gone', tonumber(now) + tonumber(grace), "    \
     "uid)\n"                                                                   \
-    "  else gone(uid, now, ttl) end\n"                                         \
+    "  else gone(uid, now, ttl, listed) end\n"                                 \
     "  return 1\n"                                                             \
     "end\n" /* The users whose grace is over, still without a connection:      \
              * gone now (a bounded batch per call). */                         \
-    "local function grace_due(now, ttl)\n"                                     \
+    "local function grace_due(now, ttl, listed)\n"                             \
     "  local due = redis.call('ZRANGEBYSCORE', P .. 'gone', '-inf', now, "     \
     "'LIMIT', 0, 1000)\n"                                                      \
     "  for _, uid in ipairs(due) do\n"                                         \
     "    redis.call('ZREM', P .. 'gone', uid)\n"                               \
     "    if redis.call('HLEN', uk(uid, 'conns')) == 0 then gone(uid, now, "    \
-    "ttl) end\n"                                                               \
+    "ttl, listed) end\n"                                                       \
     "  end\n"                                                                  \
     "end\n" /* A connection opened: a grace under way ends (nothing is         \
              * announced: the user is still online). */                        \
@@ -104,10 +107,10 @@ static const char *const sources[BS_COUNT] = {
      * frame, t: when), and published with its seq in the header. */
     [BS_PUBLISH] = PRELUDE
     "local room, member = ARGV[1], ARGV[2]\n"
-    "local mk, ik, hk = rk(room, 'members'), rk(room, 'info'), rk(room, "
+    "local mk, ik, hk = rk(room, 'roster'), rk(room, 'info'), rk(room, "
     "'history')\n"
     "if member ~= '' then\n"
-    "  if redis.call('SISMEMBER', mk, member) == 0 then return {-1, ''} end\n"
+    "  if not redis.call('ZSCORE', mk, member) then return {-1, ''} end\n"
     "elseif redis.call('EXISTS', mk) == 0 and redis.call('EXISTS', ik) == 0 "
     "then\n"
     "  return {-2, ''}\n"
@@ -142,8 +145,8 @@ static const char *const sources[BS_COUNT] = {
     /* ARGV: room, user, now, new epoch. */
     [BS_JOIN] = PRELUDE
     "local room, uid = ARGV[1], ARGV[2]\n"
-    "local mk, ik = rk(room, 'members'), rk(room, 'info')\n"
-    "local added = redis.call('SADD', mk, uid)\n"
+    "local mk, ik = rk(room, 'roster'), rk(room, 'info')\n"
+    "local added = redis.call('ZADD', mk, 0, uid)\n"
     "redis.call('PERSIST', ik)\n"
     "if added == 1 then\n"
     "  redis.call('SADD', uk(uid, 'rooms'), room)\n"
@@ -154,19 +157,22 @@ static const char *const sources[BS_COUNT] = {
     "  redis.call('PUBLISH', P .. 'user:' .. uid, 'J\\t\\n' .. room)\n"
     "end\n"
     "local i = redis.call('HMGET', ik, 'seq', 'created_at', 'epoch')\n"
-    "return {added, tonumber(i[1]) or 0, redis.call('SCARD', mk),\n"
+    "return {added, tonumber(i[1]) or 0, redis.call('ZCARD', mk),\n"
     "        tonumber(i[2]) or 0, i[3] or ''}\n",
 
-    /* ARGV: room, user, history ttl (ms). */
+    /* ARGV: room, user, history ttl (ms). {left, members after}. */
     [BS_LEAVE] = PRELUDE
     "local room, uid = ARGV[1], ARGV[2]\n"
-    "local mk = rk(room, 'members')\n"
-    "if redis.call('SREM', mk, uid) == 0 then return 0 end\n"
+    "local mk = rk(room, 'roster')\n"
+    "if redis.call('ZREM', mk, uid) == 0 then\n"
+    "  return {0, redis.call('ZCARD', mk)}\n"
+    "end\n"
     "redis.call('SREM', uk(uid, 'rooms'), room)\n"
     "redis.call('PUBLISH', rch(room), 'L\\t' .. uid .. '\\n')\n"
     "redis.call('PUBLISH', P .. 'user:' .. uid, 'L\\t\\n' .. room)\n"
-    "if redis.call('SCARD', mk) == 0 then room_gone(room, ARGV[3]) end\n"
-    "return 1\n",
+    "local left = redis.call('ZCARD', mk)\n"
+    "if left == 0 then room_gone(room, ARGV[3]) end\n"
+    "return {1, left}\n",
 
     /* ARGV: except conn, its user, except user, the class field ('' or
      * '\te'), frame, users... */
@@ -201,7 +207,7 @@ static const char *const sources[BS_COUNT] = {
     "local kind, scope, key = ARGV[1], ARGV[2], ARGV[3]\n"
     "local hk = P .. 'store:global'\n"
     "if kind == '1' then\n"
-    "  if redis.call('EXISTS', rk(scope, 'members')) == 0 then return -1 "
+    "  if redis.call('EXISTS', rk(scope, 'roster')) == 0 then return -1 "
     "end\n"
     "  hk = P .. 'store:room:{' .. scope .. '}'\n"
     "elseif kind == '2' then\n"
@@ -219,13 +225,15 @@ static const char *const sources[BS_COUNT] = {
     "local first = conn_new(ARGV[1], ARGV[2], ARGV[3])\n"
     "return {first, redis.call('SMEMBERS', uk(ARGV[2], 'rooms'))}\n",
 
-    /* ARGV: conn, user, node, now, grace (ms; 0: none), history ttl (ms). */
+    /* ARGV: conn, user, node, now, grace (ms; 0: none), history ttl (ms),
+     * --max-listed-members. */
     [BS_CONN_CLOSE] =
         PRELUDE "return conn_gone(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], "
-                "ARGV[6])\n",
+                "ARGV[6], ARGV[7])\n",
 
-    /* ARGV: now, history ttl (ms). Every node whose heartbeat has expired: its
-     * connections closed as if each said goodbye (without a grace:
+    /* ARGV: now, history ttl (ms), --max-listed-members. Every node whose
+     * heartbeat has expired: its connections closed as if each said goodbye
+     * (without a grace:
      * --presence-ttl was theirs), then it is forgotten; and the users whose
      * --presence-grace is over are gone. */
     [BS_REAP] = PRELUDE
@@ -236,17 +244,18 @@ static const char *const sources[BS_COUNT] = {
     "    for _, e in ipairs(redis.call('SMEMBERS', ck)) do\n"
     "      local t = string.find(e, '\\t', 1, true)\n"
     "      conn_gone(string.sub(e, 1, t - 1), string.sub(e, t + 1), node, "
-    "ARGV[1], 0, ARGV[2])\n"
+    "ARGV[1], 0, ARGV[2], ARGV[3])\n"
     "    end\n"
     "    redis.call('DEL', ck)\n"
     "    redis.call('SREM', P .. 'nodes', node)\n"
     "    dead = dead + 1\n"
     "  end\n"
     "end\n"
-    "grace_due(ARGV[1], ARGV[2])\n"
+    "grace_due(ARGV[1], ARGV[2], ARGV[3])\n"
     "return dead\n",
 
-    /* ARGV: node, now, heartbeat ms, history ttl (ms), a new epoch, then n
+    /* ARGV: node, now, heartbeat ms, history ttl (ms), a new epoch,
+     * --max-listed-members, then n
      * and n (conn, user) pairs, m and m (user, room) pairs, k and k (user,
      * status) pairs: what the node holds. Connections Redis has for the
      * node but the node does not are closed; the rest is (re)registered,
@@ -256,8 +265,8 @@ static const char *const sources[BS_COUNT] = {
     "local node, now = ARGV[1], ARGV[2]\n"
     "redis.call('SET', P .. 'node:' .. node, '1', 'PX', ARGV[3])\n"
     "redis.call('SADD', P .. 'nodes', node)\n"
-    "local ttl = ARGV[4]\n"
-    "local i = 6\n"
+    "local ttl, listed = ARGV[4], ARGV[6]\n"
+    "local i = 7\n"
     "local n = tonumber(ARGV[i]); i = i + 1\n"
     "local have = {}\n"
     "for k = 1, n do\n"
@@ -270,13 +279,13 @@ static const char *const sources[BS_COUNT] = {
     "  if not have[e] then\n"
     "    local t = string.find(e, '\\t', 1, true)\n"
     "    conn_gone(string.sub(e, 1, t - 1), string.sub(e, t + 1), node, now, "
-    "0, ttl)\n"
+    "0, ttl, listed)\n"
     "  end\n"
     "end\n"
     "n = tonumber(ARGV[i]); i = i + 1\n"
     "for k = 1, n do\n"
     "  local uid, room = ARGV[i], ARGV[i + 1]\n"
-    "  if redis.call('SADD', rk(room, 'members'), uid) == 1 then\n"
+    "  if redis.call('ZADD', rk(room, 'roster'), 0, uid) == 1 then\n"
     "    local ik = rk(room, 'info')\n"
     "    redis.call('SADD', uk(uid, 'rooms'), room)\n"
     "    redis.call('PERSIST', ik)\n"
@@ -296,19 +305,39 @@ static const char *const sources[BS_COUNT] = {
     "end\n"
     "return 1\n",
 
-    /* ARGV: room. {exists, created_at, message_count, seq, member count,
-     * epoch, members}. A room left empty is there while its info is
-     * (--history-ttl). */
+    /* ARGV: room, --max-listed-members. {exists, created_at,
+     * message_count, seq, member count, epoch, members}: the members only
+     * while there are at most that many (a big room's are not read). A
+     * room left empty is there while its info is (--history-ttl). */
     [BS_ROOM_INFO] = PRELUDE
-    "local mk, ik = rk(ARGV[1], 'members'), rk(ARGV[1], 'info')\n"
-    "local m = redis.call('SMEMBERS', mk)\n"
-    "if #m == 0 and redis.call('EXISTS', ik) == 0 then\n"
+    "local mk, ik = rk(ARGV[1], 'roster'), rk(ARGV[1], 'info')\n"
+    "local n = redis.call('ZCARD', mk)\n"
+    "if n == 0 and redis.call('EXISTS', ik) == 0 then\n"
     "  return {0, 0, 0, 0, 0, '', {}}\n"
     "end\n"
+    "local m = {}\n"
+    "if n <= tonumber(ARGV[2]) then m = redis.call('ZRANGE', mk, 0, -1) end\n"
     "local i = redis.call('HMGET', ik, 'created_at', 'message_count', 'seq', "
     "'epoch')\n"
     "return {1, tonumber(i[1]) or 0, tonumber(i[2]) or 0, tonumber(i[3]) or "
-    "0, #m, i[4] or '', m}\n",
+    "0, n, i[4] or '', m}\n",
+
+    /* ARGV: room, member ('' none), after ('' from the first), limit (-1
+     * all). {rc (0, -1 not a member, -2 no such room), ids}: a page of
+     * the room's members in byte order (ZRANGEBYLEX on the roster, whose
+     * scores are all 0): O(log n + limit). */
+    [BS_MEMBERS] = PRELUDE
+    "local room, member, after = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local mk = rk(room, 'roster')\n"
+    "if member ~= '' then\n"
+    "  if not redis.call('ZSCORE', mk, member) then return {-1, {}} end\n"
+    "elseif redis.call('EXISTS', mk) == 0 and\n"
+    "       redis.call('EXISTS', rk(room, 'info')) == 0 then\n"
+    "  return {-2, {}}\n"
+    "end\n"
+    "local from = after == '' and '-' or '(' .. after\n"
+    "return {0, redis.call('ZRANGEBYLEX', mk, from, '+', 'LIMIT', 0, "
+    "tonumber(ARGV[4]))}\n",
 
     /* ARGV: room, member ('' none), since (-1: the newest), limit, now,
      * history ttl (ms), a new epoch, the caller's epoch ('' none).
@@ -322,10 +351,10 @@ static const char *const sources[BS_COUNT] = {
     "local room, member = ARGV[1], ARGV[2]\n"
     "local since, limit = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
     "local cut = tonumber(ARGV[5]) - tonumber(ARGV[6])\n"
-    "local mk, ik, hk = rk(room, 'members'), rk(room, 'info'), rk(room, "
+    "local mk, ik, hk = rk(room, 'roster'), rk(room, 'info'), rk(room, "
     "'history')\n"
     "if member ~= '' then\n"
-    "  if redis.call('SISMEMBER', mk, member) == 0 then return {-1} end\n"
+    "  if not redis.call('ZSCORE', mk, member) then return {-1} end\n"
     "elseif redis.call('EXISTS', mk) == 0 and redis.call('EXISTS', ik) == 0 "
     "then\n"
     "  return {-2}\n"

@@ -31,6 +31,7 @@ void config_defaults(config_t *cfg) {
     cfg->presence_ttl = 30;
     cfg->history_size = 100;
     cfg->history_ttl = 300;
+    cfg->max_listed_members = 1000;
 }
 
 static void usage(FILE *out) {
@@ -180,6 +181,16 @@ static void usage(FILE *out) {
             "and how long a room\n"
             "                           left empty keeps its seq and "
             "history (default: %g)\n"
+            "  --max-listed-members N   a room of at most N members lists "
+            "them in the\n"
+            "                           join_room and room_info acks and "
+            "announces\n"
+            "                           user_joined and user_left; a larger "
+            "one gives\n"
+            "                           member_count only (room_members "
+            "pages through\n"
+            "                           any room), 0-10000000 (default: "
+            "%ld)\n"
             "  --presence-grace SECONDS a user whose last connection closes "
             "stays online\n"
             "                           and in their rooms this long; a "
@@ -205,7 +216,8 @@ static void usage(FILE *out) {
             d.ping_interval, d.idle_timeout, d.handshake_timeout, d.max_message,
             d.send_queue, log_level_name(d.level), d.script_timeout,
             d.script_memory, d.rate_limit, d.max_conns, d.max_conns_per_ip,
-            d.presence_ttl, d.history_size, d.history_ttl, d.presence_grace);
+            d.presence_ttl, d.history_size, d.history_ttl, d.max_listed_members,
+            d.presence_grace);
 }
 
 static int bad(FILE *err, const char *flag, const char *val, const char *what) {
@@ -353,6 +365,7 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                                             "--history-size",
                                             "--history-ttl",
                                             "--presence-grace",
+                                            "--max-listed-members",
                                             NULL};
         int k = 0;
         while (known[k] && strcmp(known[k], flag) != 0)
@@ -475,6 +488,14 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                 rc = bad(err, flag, val, "a number of messages, 0-100000");
             else
                 cfg->history_size = v;
+        } else if (!strcmp(flag, "--max-listed-members")) {
+            char *end;
+            errno = 0;
+            long v = strtol(val, &end, 10);
+            if (!*val || *end || errno || v < 0 || v > 10000000)
+                rc = bad(err, flag, val, "a number of members, 0-10000000");
+            else
+                cfg->max_listed_members = v;
         } else if (!strcmp(flag, "--history-ttl")) {
             rc = parse_seconds(err, flag, val, &cfg->history_ttl);
         } else if (!strcmp(flag, "--max-conns") ||

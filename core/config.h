@@ -55,6 +55,11 @@ typedef struct config {
      * a room left empty are kept. */
     long history_size;
     double history_ttl;
+    /* --max-listed-members N (default 1000): a room of more members lists
+     * none in the join_room and room_info acks (member_count only) and
+     * announces no user_joined or user_left; room_members pages through
+     * any room. */
+    long max_listed_members;
     double rate_limit; /* --rate-limit N messages/s per connection; 0: none */
     int rate_burst;    /* --rate-burst N, default: rate_limit rounded up */
     /* --allowed-origins A,B: origins whose pages may connect ("*": any);

@@ -50,9 +50,13 @@ static void on_shed(void *ud, conn_t *c) {
 /* ---- lifecycle --------------------------------------------------------- */
 
 static script_t *load_scripts(hub_t *h, char *err, size_t errlen) {
-    script_options opt = {h->cfg->lua_dir,        h->cfg->scripts_dir,
-                          h->cfg->unsafe_lua,     h->t->loop,
-                          h->cfg->script_timeout, h->cfg->script_memory};
+    script_options opt = {h->cfg->lua_dir,
+                          h->cfg->scripts_dir,
+                          h->cfg->unsafe_lua,
+                          h->t->loop,
+                          h->cfg->script_timeout,
+                          h->cfg->script_memory,
+                          (size_t)h->cfg->max_listed_members};
     return script_create(&opt, &h->host, err, errlen);
 }
 

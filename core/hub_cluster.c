@@ -352,6 +352,7 @@ typedef enum cop {
     OP_COUNT,   /* rc as it comes */
     OP_PUBLISH, /* seq */
     OP_JOIN,
+    OP_LEAVE, /* rc, and the members after */
     OP_INFO,
     OP_IDS,      /* a listing; -ENOENT when empty (ENOENT_EMPTY) */
     OP_IDS_OK,   /* a listing, empty or not */
@@ -437,7 +438,11 @@ static void on_answer(void *ctx, const broker_reply *r) {
     case OP_PUBLISH:
         sr.seq = (uint64_t)r->v[0];
         break;
+    case OP_LEAVE:
+        sr.members = (size_t)r->v[0];
+        break;
     case OP_JOIN:
+        sr.members = (size_t)r->v[1];
         if (r->rc >= 0)
             join_done(h, k, r->rc);
         else
@@ -662,7 +667,7 @@ int hub__cluster_send(hub_t *h, const script_target *t, frame_t *f,
 int hub__cluster_leave(hub_t *h, const char *room, const char *uid,
                        script_wait *w) {
     NEED_WAIT(w);
-    call *k = call_new(h, w, OP_COUNT);
+    call *k = call_new(h, w, OP_LEAVE);
     return started(k, broker_leave(h->broker, room, uid, on_answer, k));
 }
 
@@ -700,6 +705,15 @@ int hub__cluster_list(hub_t *h, int what, const char *id, script_wait *w) {
              : what == 2 ? broker_online_users(h->broker, on_answer, k)
                          : broker_user_conns(h->broker, id, on_answer, k);
     return started(k, rc);
+}
+
+int hub__cluster_members(hub_t *h, const char *room, const script_page *page,
+                         script_wait *w) {
+    if (!page) return hub__cluster_list(h, 0, room, w);
+    NEED_WAIT(w);
+    call *k = call_new(h, w, OP_IDS_OK);
+    return started(k, broker_room_page(h->broker, room, page->member,
+                                       page->after, page->limit, on_answer, k));
 }
 
 int hub__cluster_presence_get(hub_t *h, const char *uid, script_wait *w) {
@@ -836,6 +850,7 @@ int hub__cluster_start(hub_t *h, char *err, size_t errlen) {
     opt.command_timeout_ms = 3000;
     opt.history_size = h->cfg->history_size;
     opt.history_ttl_ms = (long long)(h->cfg->history_ttl * 1000);
+    opt.max_listed = h->cfg->max_listed_members;
     broker_events ev = events;
     ev.ud = h;
     h->broker_events = ev;

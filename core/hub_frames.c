@@ -85,7 +85,11 @@ void hub__user_gone(hub_t *h, user_t *u) {
     for (size_t i = 0; i < n; i++) {
         hub__leave_room(h, ids[i], u);
         room_t *r = rooms_get(h->rooms, ids[i]);
-        if (r) {
+        /* Told only in a room that had at most --max-listed-members, the
+         * user included, as leave_room does: a big room's members are
+         * not told of every coming and going. */
+        if (r && room_member_count(r) &&
+            room_member_count(r) < (size_t)h->cfg->max_listed_members) {
             frame_t *f = hub__room_event("user_left", ids[i], uid);
             fanout_room(&h->fo, r, f, NULL, NULL);
             frame_unref(f);

@@ -75,24 +75,29 @@ static int host_publish(void *ud, const char *room, const char *member,
 }
 
 static int host_join(void *ud, const char *room, const char *uid,
-                     script_wait *w) {
+                     size_t *members, script_wait *w) {
     hub_t *h = ud;
     if (h->broker) return hub__cluster_join(h, room, uid, w);
     user_t *u = conns_user(h->conns, uid);
     if (!u) return -ENOENT;
-    return rooms_join(h->rooms, room, u, clock_now_ms());
+    int rc = rooms_join(h->rooms, room, u, clock_now_ms());
+    *members = room_member_count(rooms_get(h->rooms, room));
+    return rc;
 }
 
 static int host_leave(void *ud, const char *room, const char *uid,
-                      script_wait *w) {
+                      size_t *members, script_wait *w) {
     hub_t *h = ud;
     if (h->broker) return hub__cluster_leave(h, room, uid, w);
     user_t *u = conns_user(h->conns, uid);
-    if (!u || !rooms_is_member(h->rooms, room, u)) return 0;
+    room_t *r = rooms_get(h->rooms, room);
+    *members = r ? room_member_count(r) : 0;
+    if (!u || !r || !room_has_member(r, u)) return 0;
     /* Copied: the room id may be the room's own key, freed with it. */
     char *id = xstrdup(room);
     hub__leave_room(h, id, u);
     free(id);
+    (*members)--;
     return 1;
 }
 
@@ -146,12 +151,21 @@ static int host_history(void *ud, const char *room, const char *member,
     return 0;
 }
 
-static int host_room_members(void *ud, const char *room, script_each_fn each,
+static int host_room_members(void *ud, const char *room,
+                             const script_page *page, script_each_fn each,
                              void *ctx, script_wait *w) {
     hub_t *h = ud;
-    if (h->broker) return hub__cluster_list(h, 0, room, w);
+    if (h->broker) return hub__cluster_members(h, room, page, w);
     room_t *r = rooms_get(h->rooms, room);
+    if (page && page->member) {
+        user_t *u = conns_user(h->conns, page->member);
+        if (!r || !u || !room_has_member(r, u)) return -EPERM;
+    }
     if (!r) return -ENOENT;
+    if (page) {
+        room_members_page(r, page->after, page->limit, each, ctx);
+        return 0;
+    }
     size_t pos = 0;
     user_t *u;
     while ((u = room_next_member(r, &pos)))

@@ -143,6 +143,9 @@ int hub__cluster_history(hub_t *h, const char *room, const char *member,
                          int64_t since, size_t limit, const char *epoch,
                          script_wait *w);
 int hub__cluster_list(hub_t *h, int what, const char *id, script_wait *w);
+/* room_members: every member (page NULL), or a page of them in order. */
+int hub__cluster_members(hub_t *h, const char *room, const script_page *page,
+                         script_wait *w);
 int hub__cluster_presence_get(hub_t *h, const char *uid, script_wait *w);
 int hub__cluster_presence_set(hub_t *h, const char *uid, int st,
                               script_wait *w);

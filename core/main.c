@@ -14,9 +14,13 @@
  * in hooks/ is no hook. */
 static int check_scripts(const config_t *cfg) {
     char err[8192];
-    script_options opt = {cfg->lua_dir,        cfg->check_dir,
-                          cfg->unsafe_lua,     NULL,
-                          cfg->script_timeout, cfg->script_memory};
+    script_options opt = {cfg->lua_dir,
+                          cfg->check_dir,
+                          cfg->unsafe_lua,
+                          NULL,
+                          cfg->script_timeout,
+                          cfg->script_memory,
+                          (size_t)cfg->max_listed_members};
     script_t *s = script_create(&opt, script_null_host(), err, sizeof err);
     if (!s) {
         fprintf(stderr, "%s\n", err);

@@ -7,6 +7,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "dict.h"
+#include "skiplist.h"
 
 /* A list of rooms threaded through the rooms themselves (idle: the empty
  * rooms kept, in the order they emptied; kept: the rooms with history). */
@@ -21,6 +22,10 @@ typedef struct room_list {
 struct room {
     char *id;
     dict_t *members; /* user id -> user_t (borrowed) */
+    /* The members' ids in order (each the user's own id), for paging:
+     * made by the first page asked of the room, kept from then on (most
+     * rooms are never paged and pay nothing for it). */
+    skiplist_t *order;
     int64_t created_at;
     uint64_t seq, message_count;
     char epoch[ROOM_EPOCH_MAX + 1];
@@ -85,6 +90,7 @@ static void list_remove(rooms_t *rs, room_list *l, room_t *r) {
 static void room_free(void *p) {
     room_t *r = p;
     history_close(&r->history);
+    skiplist_destroy(r->order);
     dict_destroy(r->members, NULL);
     free(r->id);
     free(r);
@@ -141,6 +147,7 @@ int rooms_join(rooms_t *rs, const char *id, user_t *u, int64_t now_ms) {
         r->idle = 0;
     }
     if (!dict_set(r->members, user_id(u), u)) return 0;
+    if (r->order) skiplist_add(r->order, user_id(u));
     dict_t *mine = dict_get(rs->user_rooms, user_id(u));
     if (!mine) {
         mine = dict_create();
@@ -153,6 +160,7 @@ int rooms_join(rooms_t *rs, const char *id, user_t *u, int64_t now_ms) {
 int rooms_leave(rooms_t *rs, const char *id, user_t *u) {
     room_t *r = dict_get(rs->rooms, id);
     if (!r || !dict_remove(r->members, user_id(u))) return 0;
+    if (r->order) skiplist_remove(r->order, user_id(u));
     /* The room's own copy: the caller's id may be a key freed below. */
     id = r->id;
     dict_t *mine = dict_get(rs->user_rooms, user_id(u));
@@ -272,4 +280,16 @@ uint64_t room_next_seq(room_t *r) {
 user_t *room_next_member(const room_t *r, size_t *pos) {
     void *v;
     return dict_next(r->members, pos, NULL, &v) ? v : NULL;
+}
+
+size_t room_members_page(room_t *r, const char *after, size_t limit,
+                         room_each_fn each, void *ctx) {
+    if (!r->order) {
+        r->order = skiplist_create();
+        size_t pos = 0;
+        user_t *u;
+        while ((u = room_next_member(r, &pos)))
+            skiplist_add(r->order, user_id(u));
+    }
+    return skiplist_range(r->order, after, limit, each, ctx);
 }

@@ -34,8 +34,18 @@ static int null_publish(void *ud, const char *room, const char *member,
     return member ? -EPERM : -ENOENT;
 }
 static int null_join(void *ud, const char *room, const char *uid,
-                     script_wait *w) {
+                     size_t *members, script_wait *w) {
     return -ENOENT;
+}
+static int null_leave(void *ud, const char *room, const char *uid,
+                      size_t *members, script_wait *w) {
+    *members = 0;
+    return 0;
+}
+static int null_room_members(void *ud, const char *room,
+                             const script_page *page, script_each_fn each,
+                             void *ctx, script_wait *w) {
+    return page && page->member ? -EPERM : -ENOENT;
 }
 static int null_zero(void *ud, const char *a, const char *b, script_wait *w) {
     return 0;
@@ -96,11 +106,11 @@ static const script_host null_host = {
     .send = null_send,
     .publish = null_publish,
     .join = null_join,
-    .leave = null_zero,
+    .leave = null_leave,
     .is_member = null_zero,
     .room_info = null_room_info,
     .history = null_history,
-    .room_members = null_list,
+    .room_members = null_room_members,
     .user_rooms = null_list,
     .online_users = null_online,
     .user_connections = null_list,
@@ -192,7 +202,7 @@ static void push_api(lua_State *L, script_t *s) {
     script__inject_store(L, s, -1);
     script__inject_log(L, s, -1);
     script__inject_wait(L, s, -1);
-    script__inject_limits(L, -2);
+    script__inject_limits(L, s, -2);
 }
 
 /* The array in field k of the table on top of the stack, its strings
@@ -221,6 +231,7 @@ script_t *script_create(const script_options *opt, const script_host *host,
     s->host = host;
     s->loop = opt->loop;
     s->timeout_ms = opt->timeout_ms;
+    s->max_listed = opt->max_listed;
     s->dispatch_ref = s->array_mt_ref = s->fail_ref = LUA_NOREF;
     s->timer_ref = s->timer_call_ref = LUA_NOREF;
     s->start_ref = s->resume_ref = LUA_NOREF;

@@ -74,6 +74,14 @@ typedef struct script_conn_info {
 /* A handler call waiting on the host (see "Waiting" below). */
 typedef struct script_wait script_wait;
 
+/* A page of a room's members (script_host.room_members): strings
+ * borrowed for the call. */
+typedef struct script_page {
+    const char *after;  /* the page starts after this id; NULL: the first */
+    size_t limit;       /* at most this many */
+    const char *member; /* NULL, or a user who must be a member (-EPERM) */
+} script_page;
+
 /* Called once per id by the listing functions; the string is borrowed for
  * the call. */
 typedef void (*script_each_fn)(void *ctx, const char *id);
@@ -117,17 +125,23 @@ typedef struct script_host {
     int (*publish)(void *ud, const char *room_id, const char *member,
                    script_stamp_fn stamp, void *ctx, const char *head,
                    size_t headlen, uint64_t *seq, script_wait *w);
-    /* 1 joined, 0 already a member, -ENOENT the user has no connection. */
+    /* 1 joined, 0 already a member, -ENOENT the user has no connection.
+     * *members: how many members the room has after the call (waited:
+     * reply.members). */
     int (*join)(void *ud, const char *room_id, const char *user_id,
-                script_wait *w);
-    /* 1 was a member (and left), 0 was not. */
+                size_t *members, script_wait *w);
+    /* 1 was a member (and left), 0 was not; *members as for join (0 when
+     * there is no such room). */
     int (*leave)(void *ud, const char *room_id, const char *user_id,
-                 script_wait *w);
+                 size_t *members, script_wait *w);
     int (*is_member)(void *ud, const char *room_id, const char *user_id,
                      script_wait *w);
-    /* 0 and *out filled, or -ENOENT when there is no such room. Answered
-     * at once, the members come from room_members (called with w == NULL,
-     * so it must answer at once too); waited, from reply.ids. */
+    /* 0 and *out filled, or -ENOENT when there is no such room. The
+     * member ids are wanted only while out->members is at most the
+     * state's max_listed (script_options): answered at once, they come
+     * from room_members (called with w == NULL, so it must answer at once
+     * too); waited, from reply.ids (a host need not give them past
+     * max_listed). */
     int (*room_info)(void *ud, const char *room_id, script_room_info *out,
                      script_wait *w);
     /* A room's history, with one look-up of the room (so that the
@@ -147,9 +161,14 @@ typedef struct script_host {
                    script_history *out, script_wait *w);
     /* The listings call each once per id when they answer at once, and
      * give reply.ids when they waited. -ENOENT when there is no such room
-     * (no such user). */
-    int (*room_members)(void *ud, const char *room_id, script_each_fn each,
-                        void *ctx, script_wait *w);
+     * (no such user). room_members with page NULL: every member, in no
+     * order; with a page: at most page->limit members whose ids come
+     * after page->after (NULL: from the first) in byte order, in that
+     * order, at a cost that does not grow with the room (O(log n +
+     * limit)); -EPERM when page->member is given and is not a member (or
+     * there is no such room). */
+    int (*room_members)(void *ud, const char *room_id, const script_page *page,
+                        script_each_fn each, void *ctx, script_wait *w);
     int (*user_rooms)(void *ud, const char *user_id, script_each_fn each,
                       void *ctx, script_wait *w);
     int (*online_users)(void *ud, script_each_fn each, void *ctx,
@@ -190,6 +209,7 @@ typedef struct script_reply {
     int rc;       /* what the call would have returned at once: 0, a count, 1/0,
                    * or a negative errno */
     uint64_t seq; /* publish: the seq taken */
+    size_t members;        /* join, leave: the room's members after the call */
     script_room_info room; /* room_info */
     /* listings (room_members, user_rooms, online_users, user_connections,
      * room_info's members) */
@@ -236,6 +256,9 @@ typedef struct script_options {
     void *loop;              /* uv_loop_t for hub.after/every; NULL: none */
     double timeout_ms;       /* per call into Lua; 0: no limit */
     size_t memory_mb;        /* the state's memory cap; 0: LuaJIT's own */
+    /* --max-listed-members: hub.room_info lists a room's members only up
+     * to this many (hub.limits.max_listed_members). */
+    size_t max_listed;
 } script_options;
 
 /* Loads the runtime and every handler into a new state. Returns NULL when

@@ -320,6 +320,7 @@ static const char *check_room_id(lua_State *L, int idx) {
     return room;
 }
 
+/* joined (or left), and the room's member count after the call. */
 static int push_join(lua_State *L, const script_reply *r) {
     if (r->rc < 0) {
         script__host_failed(L, r->rc);
@@ -327,7 +328,8 @@ static int push_join(lua_State *L, const script_reply *r) {
                             lua_tostring(L, 2));
     }
     lua_pushboolean(L, r->rc);
-    return 1;
+    lua_pushnumber(L, (lua_Number)r->members);
+    return 2;
 }
 
 static int l_join(lua_State *L) {
@@ -335,8 +337,16 @@ static int l_join(lua_State *L) {
     const char *room = check_room_id(L, 1);
     const char *uid = luaL_checkstring(L, 2);
     script_wait *w = script__wait_slot(L);
-    script_reply r = {.rc = s->host->join(s->host->ud, room, uid, w)};
+    script_reply r = {0};
+    r.rc = s->host->join(s->host->ud, room, uid, &r.members, w);
     return script__reply_or_wait(L, w, &r, push_join);
+}
+
+static int push_leave(lua_State *L, const script_reply *r) {
+    if (r->rc < 0) return script__host_error(L, r->rc);
+    lua_pushboolean(L, r->rc);
+    lua_pushnumber(L, (lua_Number)r->members);
+    return 2;
 }
 
 static int l_leave(lua_State *L) {
@@ -344,8 +354,9 @@ static int l_leave(lua_State *L) {
     const char *room = luaL_checkstring(L, 1);
     const char *uid = luaL_checkstring(L, 2);
     script_wait *w = script__wait_slot(L);
-    script_reply r = {.rc = s->host->leave(s->host->ud, room, uid, w)};
-    return script__reply_or_wait(L, w, &r, script__push_bool);
+    script_reply r = {0};
+    r.rc = s->host->leave(s->host->ud, room, uid, &r.members, w);
+    return script__reply_or_wait(L, w, &r, push_leave);
 }
 
 static int l_is_member(lua_State *L) {
@@ -357,8 +368,12 @@ static int l_is_member(lua_State *L) {
     return script__reply_or_wait(L, w, &r, script__push_bool);
 }
 
-/* The ids, or nil when there is no such room. */
+/* The ids, or nil when there is no such room; not_in_room when the
+ * member asked for is not one. */
 static int push_members(lua_State *L, const script_reply *r) {
+    if (r->rc == -EPERM)
+        return script__fail(L, ERR_NOT_IN_ROOM, "you are not in room '%s'",
+                            lua_tostring(L, 1));
     script__host_failed(L, r->rc);
     if (r->rc < 0) {
         lua_pushnil(L);
@@ -368,25 +383,58 @@ static int push_members(lua_State *L, const script_reply *r) {
     return 1;
 }
 
+/* The string in opts[key] (opts at 2), or NULL when absent. */
+static const char *opt_string(lua_State *L, const char *key) {
+    lua_getfield(L, 2, key);
+    const char *v = NULL;
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "hub.room_members: %s must be a string", key);
+        v = lua_tostring(L, -1);
+    }
+    lua_pop(L, 1); /* the options table keeps the string alive */
+    return v;
+}
+
+/* room_members(room_id [, {after=, limit=, member=}]) */
 static int l_room_members(lua_State *L) {
     script_t *s = script__self(L);
     const char *room = luaL_checkstring(L, 1);
+    script_page page = {NULL, SIZE_MAX, NULL}, *pp = NULL;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        pp = &page;
+        page.after = opt_string(L, "after");
+        page.member = opt_string(L, "member");
+        lua_getfield(L, 2, "limit");
+        if (!lua_isnil(L, -1)) {
+            double v = lua_tonumber(L, -1);
+            if (lua_type(L, -1) != LUA_TNUMBER || v < 0 ||
+                v > 9007199254740992.0 || v != (double)(int64_t)v)
+                return luaL_error(
+                    L, "hub.room_members: limit must be a whole number >= 0");
+            page.limit = (size_t)v;
+        }
+        lua_pop(L, 1);
+    }
     script_idlist *l = idlist_start(L);
     script_wait *w = script__wait_slot(L);
-    script_reply r = {.rc = s->host->room_members(s->host->ud, room,
+    script_reply r = {.rc = s->host->room_members(s->host->ud, room, pp,
                                                   script__idlist_add, l, w)};
     r.ids = l->ids;
     r.nids = l->len;
     return script__reply_or_wait(L, w, &r, push_members);
 }
 
+/* The room's info; its members only while there are at most max_listed
+ * of them (the caller may not have gathered them otherwise). */
 static int push_room_info(lua_State *L, const script_reply *r) {
     script__host_failed(L, r->rc);
     if (r->rc < 0) {
         lua_pushnil(L);
         return 1;
     }
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 8);
     lua_pushvalue(L, 1);
     lua_setfield(L, -2, "room_id");
     lua_pushvalue(L, 1);
@@ -394,12 +442,15 @@ static int push_room_info(lua_State *L, const script_reply *r) {
     set_number(L, "created_at", (double)r->room.created_at);
     set_number(L, "message_count", (double)r->room.message_count);
     set_number(L, "seq", (double)r->room.seq);
+    set_number(L, "member_count", (double)r->room.members);
     if (r->room.epoch) {
         lua_pushstring(L, r->room.epoch);
         lua_setfield(L, -2, "epoch");
     }
-    push_ids(L, r->ids, r->nids);
-    lua_setfield(L, -2, "members"); /* stack: info */
+    if (r->room.members <= script__self(L)->max_listed) {
+        push_ids(L, r->ids, r->nids);
+        lua_setfield(L, -2, "members"); /* stack: info */
+    }
     return 1;
 }
 
@@ -411,10 +462,13 @@ static int l_room_info(lua_State *L) {
     r.rc = s->host->room_info(s->host->ud, room, &r.room, w);
     if (r.rc == -EINPROGRESS && w)
         return script__wait_begin(L, w, push_room_info);
-    /* Answered at once: so are the members. */
+    /* Answered at once: so are the members, when they are listed (a big
+     * room's are not gathered at all: a join into it costs the same as
+     * into a small one). */
     script_idlist *l = idlist_start(L);
-    if (r.rc == 0 && s->host->room_members(s->host->ud, room,
-                                           script__idlist_add, l, NULL) < 0)
+    if (r.rc == 0 && r.room.members <= s->max_listed &&
+        s->host->room_members(s->host->ud, room, NULL, script__idlist_add, l,
+                              NULL) < 0)
         l->len = 0;
     r.ids = l->ids;
     r.nids = l->len;
@@ -626,7 +680,7 @@ void script__inject_conns(lua_State *L, script_t *s, int hub) {
 
 /* hub.limits: the core's limits, so that scripts check them without
  * writing them again. */
-void script__inject_limits(lua_State *L, int hub) {
+void script__inject_limits(lua_State *L, script_t *s, int hub) {
     static const struct {
         const char *name;
         double value;
@@ -639,13 +693,16 @@ void script__inject_limits(lua_State *L, int hub) {
         {"timer_arg_max", SCRIPT_MAX_TIMER_ARG},
     };
     if (hub < 0) hub = lua_gettop(L) + hub + 1;
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 8);
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
         lua_pushnumber(L, numbers[i].value);
         lua_setfield(L, -2, numbers[i].name);
     }
     lua_pushstring(L, CONN_USER_ID_CHARS);
     lua_setfield(L, -2, "user_id_chars");
+    /* --max-listed-members, the one limit that is the operator's. */
+    lua_pushnumber(L, (lua_Number)s->max_listed);
+    lua_setfield(L, -2, "max_listed_members");
     lua_setfield(L, hub, "limits"); /* stack: (as before) */
 }
 

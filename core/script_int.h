@@ -63,6 +63,7 @@ struct script {
     lua_State *L;
     void *loop; /* uv_loop_t for timers; NULL: none */
     double timeout_ms;
+    size_t max_listed; /* script_options.max_listed */
     int poisoned;
     int closable; /* poisoned, but left in compiled code: lua_close is safe */
     script_timer_t *timers;
@@ -275,7 +276,7 @@ void script__inject_presence(lua_State *L, script_t *s, int hub);
 void script__inject_conns(lua_State *L, script_t *s, int hub);
 /* hub.limits: room_id_max, user_id_max, user_id_chars, and the timers'
  * (timer_delay_max, timers_max, timer_name_max, timer_arg_max). */
-void script__inject_limits(lua_State *L, int hub);
+void script__inject_limits(lua_State *L, script_t *s, int hub);
 /* core.log, core.set_fail. */
 void script__inject_log(lua_State *L, script_t *s, int core);
 

@@ -21,6 +21,9 @@ local M = {}
 M.limits = {
   room_id_max = 128, user_id_max = 64, user_id_chars = "A-Z a-z 0-9 _ . @ -",
   timer_delay_max = 31536000000, timers_max = 10000, timer_name_max = 128, timer_arg_max = 65536,
+  -- --max-listed-members's default; a kit's own is opts.max_listed_members
+  -- (lua/fakehub.lua).
+  max_listed_members = 1000,
 }
 local LIMITS = M.limits
 
@@ -209,17 +212,25 @@ local function sweep(kit)
   for id, r in pairs(kit.rooms) do expire_room(kit, id, r) end
 end
 
+local function count(set)
+  local n = 0
+  for _ in pairs(set) do n = n + 1 end
+  return n
+end
+
 -- uid leaves room; a room left empty drops its stored state and stays,
--- empty, for the history's time.
+-- empty, for the history's time. Returns whether uid left, and how many
+-- members the room has then.
 local function leave(kit, room, uid)
   local r = kit.rooms[room]
-  if not kit.users[uid] or not r or not r.members[uid] then return false end
+  if not r then return false, 0 end
+  if not kit.users[uid] or not r.members[uid] then return false, count(r.members) end
   r.members[uid] = nil
   if next(r.members) == nil then
     kit.store.room[room] = nil
     r.empty_since = kit.clock
   end
-  return true
+  return true, count(r.members)
 end
 
 -- The fresh `hub` and `core` tables of one runtime state (state), over the
@@ -366,9 +377,9 @@ local function c_side(kit, state)
       kit.rooms[room] = r
     end
     r.empty_since = nil
-    if r.members[uid] then return false end
+    if r.members[uid] then return false, count(r.members) end
     r.members[uid] = true
-    return true
+    return true, count(r.members)
   end
 
   function hub.leave(room, uid)
@@ -382,17 +393,42 @@ local function c_side(kit, state)
     return r ~= nil and r.members[uid] == true
   end
 
-  function hub.room_members(room)
-    local r = kit.rooms[check_string(room, 1, "room_members")]
-    return r and sorted_keys(r.members, state.array_mt) or nil
+  -- room_members(room [, {after=, limit=, member=}]): with options, a
+  -- page in byte order (the core keeps an ordered index; here, a sort).
+  function hub.room_members(room, o)
+    room = check_string(room, 1, "room_members")
+    local r = kit.rooms[room]
+    if o == nil then return r and sorted_keys(r.members, state.array_mt) or nil end
+    check_table(o, 2, "room_members")
+    for _, k in ipairs({ "after", "member" }) do
+      if o[k] ~= nil and type(o[k]) ~= "string" then
+        error("hub.room_members: " .. k .. " must be a string", 0)
+      end
+    end
+    local limit = o.limit
+    if limit ~= nil and (type(limit) ~= "number" or limit < 0 or limit > 2 ^ 53 or limit ~= math.floor(limit)) then
+      error("hub.room_members: limit must be a whole number >= 0", 0)
+    end
+    if o.member and not (r and r.members[o.member]) then
+      return fail("not_in_room", "you are not in room '" .. room .. "'")
+    end
+    if not r then return nil end
+    local page = setmetatable({}, state.array_mt)
+    for _, uid in ipairs(sorted_keys(r.members)) do
+      if limit and #page >= limit then break end
+      if not o.after or uid > o.after then page[#page + 1] = uid end
+    end
+    return page
   end
 
   function hub.room_info(room)
     room = check_string(room, 1, "room_info")
     local r = kit.rooms[room]
     if not r then return nil end
+    local n = count(r.members)
     return {
-      room_id = room, name = room, members = sorted_keys(r.members, state.array_mt),
+      room_id = room, name = room, member_count = n,
+      members = n <= kit.max_listed_members and sorted_keys(r.members, state.array_mt) or nil,
       created_at = r.created_at, message_count = r.message_count, seq = r.seq, epoch = r.epoch,
     }
   end
@@ -496,6 +532,7 @@ local function c_side(kit, state)
   function hub.now() return kit.clock end
   hub.limits = {}
   for k, v in pairs(LIMITS) do hub.limits[k] = v end
+  hub.limits.max_listed_members = kit.max_listed_members
 
   -- timers, on the kit's virtual clock (kit:advance)
   local function start_timer(fname, ms, cb, arg, every)

@@ -87,7 +87,8 @@ end
 -- and hooks it loads as the server does (an error if one fails to load).
 -- opts.now sets the virtual clock (ms); opts.unsafe lifts the sandbox, as
 -- --unsafe-lua does; opts.history_size and opts.history_ttl (seconds) are
--- --history-size and --history-ttl (default 100 and 300).
+-- --history-size and --history-ttl (default 100 and 300);
+-- opts.max_listed_members is --max-listed-members (default 1000).
 function M.new(opts)
   opts = opts or {}
   local kit = setmetatable({
@@ -104,6 +105,7 @@ function M.new(opts)
     clock = opts.now or 1700000000000,
     history_size = opts.history_size or 100,
     history_ttl = opts.history_ttl or 300,
+    max_listed_members = opts.max_listed_members or fake.limits.max_listed_members,
     epochs = 0,
     scripts_dir = opts.scripts_dir or "scripts",
     unsafe = opts.unsafe or false,
@@ -158,7 +160,8 @@ end
 
 -- What the core does when a connection closes (hub_conn_closed): the
 -- on_disconnect hook, then, on the user's last connection, leave every
--- room (user_left to those who remain) and go offline.
+-- room (user_left to those who remain, in a room that had at most
+-- --max-listed-members, the user included) and go offline.
 function M:disconnect(conn, code)
   local c = self.conns[conn.id]
   if not c then return end
@@ -168,7 +171,8 @@ function M:disconnect(conn, code)
   self.conns[conn.id], u.conns[conn.id] = nil, nil
   if next(u.conns) ~= nil then return end
   for _, room in ipairs(sorted_keys(self.rooms)) do
-    if leave(self, room, c.user) and self.rooms[room] then
+    local left, n = leave(self, room, c.user)
+    if left and self.rooms[room] and n < self.max_listed_members then
       for uid in pairs(self.rooms[room].members) do
         for cid in pairs(self.users[uid].conns) do
           core_frame(self, cid, { type = "user_left", room_id = room, from = c.user, timestamp = self.clock })

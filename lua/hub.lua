@@ -25,7 +25,8 @@ core.set_fail(protocol.fail)
 -- again to a resume that did not come with the reply (a script's own
 -- coroutine.resume of the call's coroutine), and the call waits on. One wrapper, made from one
 -- template per function so that an argument error still names the
--- function ("bad argument #1 to 'publish'").
+-- function ("bad argument #1 to 'publish'"). hub.join and hub.leave give
+-- two results (the room's member count after the call), the others one.
 local WAITING = {
   hub = { "send", "send_user", "send_users", "send_room", "broadcast", "publish",
     "join", "leave", "is_member", "room_info", "history", "room_members", "user_rooms",
@@ -44,12 +45,25 @@ return function(...)
   return r
 end
 ]]
+local TEMPLATE2 = [[
+local fns, WAIT, yield, reply = ...
+return function(...)
+  local r, n = fns.NAME(...)
+  while r == WAIT do
+    yield(WAIT)
+    r, n = reply(...)
+  end
+  return r, n
+end
+]]
+local TWO = { join = true, leave = true }
 for where, names in pairs(WAITING) do
   local t = where == "hub" and hub or core
   local fns = {}
   for _, name in ipairs(names) do
     fns[name] = t[name]
-    local make = assert(loadstring(TEMPLATE:gsub("NAME", name), "=hub." .. name))
+    local make = assert(loadstring((TWO[name] and TEMPLATE2 or TEMPLATE):gsub("NAME", name),
+      "=hub." .. name))
     t[name] = make(fns, core.WAIT, coroutine.yield, core.reply)
   end
 end

@@ -45,7 +45,7 @@ test('a scripts directory that fails to load stops the start with its reason', (
 test('--check DIR: 0 for good scripts, 1 with every error and its file:line', () => {
   const good = run('--check', path.join(ROOT, 'scripts'), '--lua', path.join(ROOT, 'lua'));
   assert.equal(good.status, 0, good.stderr);
-  assert.match(good.stdout, /10 handlers load: chat,/);
+  assert.match(good.stdout, /11 handlers load: chat,/);
   const dir = tempScripts();
   fs.writeFileSync(path.join(dir, 'broken.lua'), 'return function()\n  if then\nend\n');
   fs.writeFileSync(path.join(dir, 'leaky.lua'), 'total = 0\nreturn function() end\n');
@@ -67,7 +67,7 @@ test('--check skips specs (*_spec.lua, spec/) beside the handlers and lists the 
   fs.writeFileSync(path.join(dir, 'ping_spec.lua'), 'describe("ping", function() end)\n');
   const ok = run('--check', dir, '--lua', path.join(ROOT, 'lua'));
   assert.equal(ok.status, 0, ok.stderr);
-  assert.match(ok.stdout, /10 handlers load: chat,/);
+  assert.match(ok.stdout, /11 handlers load: chat,/);
   assert.match(ok.stdout, /hooks: none\n/);
 });
 
@@ -89,7 +89,7 @@ test('from another working directory the runtime is found beside the binary, or 
   const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'luahub-cwd-'));
   const r = spawnSync(BIN, ['--check', path.join(ROOT, 'scripts')], { cwd: elsewhere, encoding: 'utf8', timeout: 5000 });
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /10 handlers load: chat,/);
+  assert.match(r.stdout, /11 handlers load: chat,/);
   // A copy of the binary with no runtime near it: say where we looked and which flag to use.
   const lonely = path.join(elsewhere, 'bin');
   fs.mkdirSync(lonely);

@@ -18,7 +18,8 @@ describe("rooms", function()
 
   it("join acks sorted members and the room's last seq", function()
     local ack = hub:run(join, bob, { type = "join_room", id = 1, room_id = "r" })
-    assert.same({ type = "ack", id = 1, room_id = "r", members = { "bob" }, seq = 0, epoch = ack.epoch }, ack)
+    assert.same({ type = "ack", id = 1, room_id = "r", members = { "bob" }, member_count = 1, seq = 0,
+      epoch = ack.epoch }, ack)
     assert.is_string(ack.epoch)
     hub:run(chat, bob, { type = "chat", room_id = "r", payload = {} })
     ack = hub:run(join, alice, { type = "join_room", id = 2, room_id = "r" })

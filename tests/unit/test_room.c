@@ -455,11 +455,44 @@ static void test_rooms_without_history_delete_an_empty_room(void **state) {
     rooms_destroy(plain);
 }
 
+typedef struct ids {
+    const char *got[8];
+    size_t n;
+} ids_t;
+
+static void collect(void *ctx, const char *id) {
+    ids_t *l = ctx;
+    l->got[l->n++] = id;
+}
+
+static void test_room_pages_follow_joins_and_leaves(void **state) {
+    fixture_t *fx = *state;
+    rooms_join(fx->rooms, "r", fx->carol, 1);
+    rooms_join(fx->rooms, "r", fx->alice, 1);
+    room_t *r = rooms_get(fx->rooms, "r");
+    ids_t l = {0};
+    assert_int_equal(room_members_page(r, NULL, 8, collect, &l), 2);
+    assert_string_equal(l.got[0], "alice");
+    assert_string_equal(l.got[1], "carol");
+    /* Kept in order from the first page on. */
+    rooms_join(fx->rooms, "r", fx->bob, 1);
+    rooms_leave(fx->rooms, "r", fx->alice);
+    l.n = 0;
+    assert_int_equal(room_members_page(r, NULL, 8, collect, &l), 2);
+    assert_string_equal(l.got[0], "bob");
+    assert_string_equal(l.got[1], "carol");
+    l.n = 0;
+    assert_int_equal(room_members_page(r, "bob", 1, collect, &l), 1);
+    assert_string_equal(l.got[0], "carol");
+    assert_int_equal(room_member_count(r), 2);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 #define H(f) cmocka_unit_test_setup_teardown(f, setup_history, teardown)
     const struct CMUnitTest tests[] = {
         T(test_room_missing_room_is_null),
+        T(test_room_pages_follow_joins_and_leaves),
         T(test_room_join_creates_room_with_created_at),
         T(test_room_later_join_keeps_created_at),
         T(test_room_join_twice_returns_zero_and_adds_nothing),

@@ -108,13 +108,16 @@ static int h_publish(void *ud, const char *room, const char *member,
     return 0;
 }
 
-static int h_join(void *ud, const char *room, const char *uid, script_wait *w) {
+static int h_join(void *ud, const char *room, const char *uid, size_t *members,
+                  script_wait *w) {
     int rc;
+    *members = 1;
     return cluster(ud, w, "join", &rc) ? 1 : rc;
 }
-static int h_leave(void *ud, const char *room, const char *uid,
+static int h_leave(void *ud, const char *room, const char *uid, size_t *members,
                    script_wait *w) {
     int rc;
+    *members = 0;
     return cluster(ud, w, "leave", &rc) ? 1 : rc;
 }
 static int h_is_member(void *ud, const char *room, const char *uid,
@@ -127,8 +130,8 @@ static int h_room_info(void *ud, const char *room, script_room_info *out,
     int rc;
     return cluster(ud, w, "room_info", &rc) ? -ENOENT : rc;
 }
-static int h_room_members(void *ud, const char *room, script_each_fn each,
-                          void *ctx, script_wait *w) {
+static int h_room_members(void *ud, const char *room, const script_page *page,
+                          script_each_fn each, void *ctx, script_wait *w) {
     int rc;
     if (!cluster(ud, w, "room_members", &rc)) return rc;
     each(ctx, "carol");
@@ -248,8 +251,8 @@ static double timeout_ms;
 static void *timer_loop;
 
 static script_t *load(fixture_t *fx, char *err, size_t errlen) {
-    script_options opt = {"lua",      fx->dir,    unsafe_lua,
-                          timer_loop, timeout_ms, memory_mb};
+    script_options opt = {"lua",      fx->dir,   unsafe_lua, timer_loop,
+                          timeout_ms, memory_mb, 1000};
     return script_create(&opt, &fx->host, err, errlen);
 }
 
@@ -1155,7 +1158,7 @@ static void test_replies_of_every_shape(void **state) {
     const char *ids[] = {"bo"};
     script_reply info = {
         .rc = 0,
-        .room = {.created_at = 5, .message_count = 6, .seq = 7},
+        .room = {.created_at = 5, .message_count = 6, .seq = 7, .members = 1},
         .ids = ids,
         .nids = 1};
     assert_int_equal(script_wake(held(fx, "room_info"), &info), 0);
