@@ -87,10 +87,10 @@ user_t *room_next_member(const room_t *r, size_t *pos);
 typedef void (*room_each_fn)(void *ctx, const char *user_id);
 /* A page of r's members in the byte order of their ids: each(ctx, id)
  * for at most limit of them after the id after (NULL: from the first; it
- * need not be a member), in order; returns how many. The room's first
- * page orders its members once (O(n log n)); the room keeps that order
- * up to date from then on (O(log n) a join or leave), so that each page
- * costs O(log n + limit) however big the room and however it changed. */
+ * need not be a member), in order; returns how many. A room keeps its
+ * members in that order as they join and leave (O(log n) each), so that
+ * a page costs O(log n + limit) however big the room and however it
+ * changed. */
 size_t room_members_page(room_t *r, const char *after, size_t limit,
                          room_each_fn each, void *ctx);
 

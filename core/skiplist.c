@@ -7,9 +7,10 @@
 
 #include "alloc.h"
 
-/* 32 levels at p = 1/4 serve 2^64 strings; a node's level is drawn from
- * the set's own generator, so that a run is reproducible. */
-#define SKIPLIST_MAX_LEVEL 32
+/* 16 levels at p = 1/4 serve 2^32 strings (a set's head holds one link a
+ * level, and every room has a set); a node's level is drawn from the
+ * set's own generator, so that a run is reproducible. */
+#define SKIPLIST_MAX_LEVEL 16
 
 typedef struct sl_node {
     const char *key;

@@ -130,10 +130,14 @@ function clearTyper(user) {
 
 async function join() {
   const ack = await request({ type: 'join_room', room_id: state.room });
-  state.members = new Map(ack.members.map((u) => [u, 'online']));
+  // A room past --max-listed-members lists nobody in the ack (and tells
+  // no joins or leaves): show its first page instead.
+  const members = ack.members
+    ?? (await request({ type: 'room_members', room_id: state.room, payload: { limit: 100 } })).members;
+  state.members = new Map(members.map((u) => [u, 'online']));
   renderMembers();
   $('room-title').textContent = `#${state.room}`;
-  await subscribe(ack.members.filter((u) => u !== state.user));
+  await subscribe(members.filter((u) => u !== state.user));
   const status = $('status').value;
   if (status !== 'online') await request({ type: 'status_update', payload: { status } });
 }

@@ -474,7 +474,7 @@ static void test_room_pages_follow_joins_and_leaves(void **state) {
     assert_int_equal(room_members_page(r, NULL, 8, collect, &l), 2);
     assert_string_equal(l.got[0], "alice");
     assert_string_equal(l.got[1], "carol");
-    /* Kept in order from the first page on. */
+    /* The order follows joins and leaves. */
     rooms_join(fx->rooms, "r", fx->bob, 1);
     rooms_leave(fx->rooms, "r", fx->alice);
     l.n = 0;
