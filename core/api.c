@@ -71,8 +71,9 @@ static int read_key(api_t *a, char *err, size_t errlen) {
         }
         a->key = trimmed(buf, n, &a->keylen);
     } else {
+        /* Set but empty is unset, as for LUAHUB_AUTH_SECRET. */
         const char *env = getenv("LUAHUB_API_KEY");
-        if (!env) return 0;
+        if (!env || !*env) return 0;
         a->key = trimmed(env, strlen(env), &a->keylen);
     }
     if (!a->key || a->keylen < API_KEY_MIN) {

@@ -37,9 +37,9 @@ typedef struct api_answer {
 } api_answer;
 typedef void (*api_answer_fn)(void *ctx, const api_answer *a);
 
-/* Reads the key (cfg->api_key_file, else $LUAHUB_API_KEY; surrounding
- * whitespace trimmed). Returns NULL with a sentence in err when the file
- * cannot be read, the key is empty or shorter than 16 bytes, or --metrics
+/* Reads the key (cfg->api_key_file, else $LUAHUB_API_KEY unless empty;
+ * surrounding whitespace trimmed). Returns NULL with a sentence in err when the
+ * file cannot be read, the key is empty or shorter than 16 bytes, or --metrics
  * key is given without a key. h and cfg are borrowed for the api's
  * life. */
 api_t *api_create(hub_t *h, const config_t *cfg, char *err, size_t errlen);
