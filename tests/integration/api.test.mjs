@@ -296,6 +296,15 @@ describe('API and metrics with two nodes over Redis', () => {
     const j = await late.request({ type: 'join_room', room_id: 'c-room', payload: { since: first.seq } });
     assert.deepEqual(j.messages.map((x) => x.payload), [{ n: 1 }]);
     isError(await api(n2, 'POST', '/api/publish', { body: { room_id: 'c-nowhere', payload: {} } }), 404, 'not_found');
+    // A chat waits on Redis: timed to its answer, counted on its node,
+    // and so is the error its wait ended in.
+    assert.equal((await a.request({ type: 'chat', room_id: 'c-nowhere', payload: {} })).code, 'not_in_room');
+    const m = await scrape(n1);
+    assert.equal(value(m, 'luahub_messages_received_total', { type: 'chat' }), 2);
+    assert.equal(value(m, 'luahub_handler_errors_total', { type: 'chat', code: 'not_in_room' }), 1);
+    assert.equal(value(m, 'luahub_handler_duration_seconds_count', { type: 'chat' }), 2);
+    assert.ok(value(m, 'luahub_handler_duration_seconds_sum', { type: 'chat' }) > 0);
+    assert.equal(value(await scrape(n2), 'luahub_messages_received_total', { type: 'chat' }), 0);
     for (const c of [a, b, late]) await c.close();
   });
 
