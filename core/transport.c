@@ -40,11 +40,13 @@ static void on_io(uv_poll_t *h, int status, int events) {
         transport__api_read(c);
         return;
     case T_API:
-        /* Nothing more is read; the client leaving cancels the request. */
-        transport__drop_input(c, LINGER_BYTES);
+        /* What more comes is dropped (not counted: head_len is the
+         * answer's length in T_ANSWER; RELAY_MS bounds the time); the
+         * client leaving cancels the request. */
+        transport__drop_input(c, 0);
         return;
     case T_ANSWER:
-        if (events & UV_READABLE) transport__drop_input(c, LINGER_BYTES);
+        if (events & UV_READABLE) transport__drop_input(c, 0);
         if ((events & UV_WRITABLE) && c->state == T_ANSWER)
             transport__api_write(c);
         return;
