@@ -192,6 +192,21 @@ static void usage(FILE *out) {
             "  --reuse-port             SO_REUSEPORT: several nodes may "
             "listen on one\n"
             "                           port (default: off)\n"
+            "  --api-key-file FILE      turn on the HTTP API for backends "
+            "(POST /api/publish,\n"
+            "                           GET /api/rooms/ID, GET /api/users/ID) "
+            "with the key in\n"
+            "                           FILE (at least 16 bytes), sent as "
+            "Authorization:\n"
+            "                           Bearer KEY; LUAHUB_API_KEY in the "
+            "environment does the\n"
+            "                           same (default: off, /api/ answers "
+            "404)\n"
+            "  --metrics on|off|key     GET /metrics (Prometheus text): "
+            "open to anyone who\n"
+            "                           reaches the port, off (404), or "
+            "only with the API\n"
+            "                           key (default: on)\n"
             "  --check DIR              load the scripts in DIR as the "
             "server would, report\n"
             "                           every error with file:line, exit "
@@ -353,6 +368,8 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                                             "--history-size",
                                             "--history-ttl",
                                             "--presence-grace",
+                                            "--api-key-file",
+                                            "--metrics",
                                             NULL};
         int k = 0;
         while (known[k] && strcmp(known[k], flag) != 0)
@@ -500,7 +517,19 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
         } else if (!strcmp(flag, "--check"))
             rc = parse_string(err, flag, val, cfg->check_dir,
                               sizeof cfg->check_dir);
-        else if (!strcmp(flag, "--log-level")) {
+        else if (!strcmp(flag, "--api-key-file"))
+            rc = parse_string(err, flag, val, cfg->api_key_file,
+                              sizeof cfg->api_key_file);
+        else if (!strcmp(flag, "--metrics")) {
+            if (!strcmp(val, "on"))
+                cfg->metrics = CONFIG_METRICS_ON;
+            else if (!strcmp(val, "off"))
+                cfg->metrics = CONFIG_METRICS_OFF;
+            else if (!strcmp(val, "key"))
+                cfg->metrics = CONFIG_METRICS_KEY;
+            else
+                rc = bad(err, flag, val, "on, off or key");
+        } else if (!strcmp(flag, "--log-level")) {
             if (log_level_parse(val, &cfg->level) < 0)
                 rc = bad(err, flag, val, "a level (error, warn, info, debug)");
         }

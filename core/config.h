@@ -63,12 +63,19 @@ typedef struct config {
     /* --trusted-proxies CIDR,...: peers whose X-Forwarded-For or
      * Forwarded names the client (netaddr.h); "": none */
     char trusted_proxies[4096];
+    /* --api-key-file FILE: the HTTP API's key ("": $LUAHUB_API_KEY, or
+     * the API is off); --metrics on|off|key: GET /metrics open to anyone
+     * who reaches the port (default), off (404), or behind the API key. */
+    char api_key_file[1024];
+    int metrics;
     long max_conns;        /* --max-conns N: connections at once; 0: none */
     long max_conns_per_ip; /* --max-conns-per-ip N, per client; 0: none */
     /* Which of --lua, --scripts, --static were given (config_locate looks
      * for the others). */
     int lua_given, scripts_given, static_given;
 } config_t;
+
+enum { CONFIG_METRICS_ON = 0, CONFIG_METRICS_OFF = 1, CONFIG_METRICS_KEY = 2 };
 
 typedef enum config_action {
     CONFIG_RUN = 0,     /* start the server */

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "alloc.h"
+#include "api.h"
 #include "auth.h"
 #include "buf.h"
 #include "conn.h"
@@ -38,6 +39,7 @@ struct server {
     tls_t *tls; /* --tls-cert, or NULL */
     transport_t *transport;
     hub_t *hub;
+    api_t *api; /* /metrics and /api/ */
     hub_transport ops;
     uv_timer_t shutdown_timer;
     uv_timer_t sweep_timer; /* hub_sweep, once a second */
@@ -259,6 +261,13 @@ server_t *server_create(const config_t *cfg) {
         return NULL;
     }
     transport_set_hub(s->transport, s->hub);
+    s->api = api_create(s->hub, cfg, err, sizeof err);
+    if (!s->api) {
+        log_error("server", "%s", err);
+        server_destroy(s);
+        return NULL;
+    }
+    transport_set_api(s->transport, s->api);
     uv_timer_start(&s->sweep_timer, on_sweep, 1000, 1000);
 
     s->protocols[0] = (struct lws_protocols){
@@ -323,6 +332,9 @@ server_t *server_create(const config_t *cfg) {
              cfg->host, port, s->tls ? "wss" : "ws", cfg->host, port,
              cfg->static_dir, transport_addresses(s->transport),
              s->tls ? " tls=on" : "");
+    if (api_enabled(s->api))
+        log_info("server", "HTTP API on: POST /api/publish, GET /api/rooms/ID, "
+                           "GET /api/users/ID (Authorization: Bearer)");
     if (auth_has_secret(s->auth))
         log_info("server", "auth: clients must present token=<JWT> "
                            "(HS256, sub = user id)");
@@ -351,6 +363,7 @@ void server_destroy(server_t *s) {
     uv_run(&s->loop, UV_RUN_DEFAULT);
     transport_destroy(s->transport);
     s->transport = NULL;
+    api_destroy(s->api);
     tls_destroy(s->tls);
     if (uv_loop_close(&s->loop) != 0)
         log_debug("server", "loop closed with handles still open");
