@@ -134,9 +134,12 @@ async function joinRoom(name, focus) {
         if (addLine(c, messageLine(f), f.seq)) bump(c, f);
       },
       onReset(info) {
-        const text = info.epochChanged
+        const first = info.since + 1;
+        const lastLost = info.seq - info.messages;
+        const text = info.epochChanged || info.since === null
           ? 'The room started over while you were away: earlier messages are gone.'
-          : `Messages after #${info.since} may be missing: they were sent while you were away and are no longer kept.`;
+          : `Missed while you were away and no longer kept: ${first === lastLost ? `message #${first}`
+            : `messages #${first} to #${lastLost}`}.`;
         const li = el('li', 'gap', text);
         li.dataset.testid = 'gap';
         addLine(c, li);
