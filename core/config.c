@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "alloc.h"
 #include "broker.h"
 #include "buf.h"
 #include "config_file.h"
@@ -609,8 +610,7 @@ static int apply_entry(config_t *cfg, const config_entry *e, FILE *out,
         return -1;
     }
     size_t n = strlen(flag) + strlen(e->text) + 2;
-    char *arg = malloc(n);
-    if (!arg) return -1;
+    char *arg = xmalloc(n);
     snprintf(arg, n, "%s=%s", flag, e->text);
     char *argv[] = {"luahub", arg, NULL};
     applying_file = file;
