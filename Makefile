@@ -4,8 +4,9 @@ ASAN_BUILD ?= build-asan
 PORT ?= 8080
 REDIS_PORT ?= 6390
 JOBS ?= $(shell nproc)
+PREFIX ?= /usr/local
 
-.PHONY: all deps test-deps cluster-deps build run run-cluster test test-asan check bench bench-lua bench-cluster bench-recover fuzz format lint clean
+.PHONY: all deps test-deps cluster-deps build install run run-cluster test test-asan check bench bench-lua bench-cluster bench-recover fuzz format lint clean
 
 all: build
 
@@ -19,8 +20,16 @@ cluster-deps:
 	.ci/install-deps --cluster
 
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	cmake --build $(BUILD) -j$(JOBS)
+
+# Installs under $(PREFIX) (/usr/local): bin/luahub, share/luahub/ (the
+# runtime, the shipped scripts, the chat page, an example config.lua),
+# the man page luahub(1), lib/systemd/system/luahub.service, and the docs
+# in share/doc/luahub. DESTDIR=/staging is honoured, for packages.
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 # Starts the server on port $(PORT) with the shipped scripts and the chat
 # page at http://localhost:$(PORT)/

@@ -9,9 +9,97 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "alloc.h"
 #include "broker.h"
+#include "buf.h"
+#include "config_file.h"
 #include "netaddr.h"
 #include "origin.h"
+
+/* ---- the settings
+ * ------------------------------------------------------------
+ *
+ * Every flag that sets something, in --print-config's order. The parse of
+ * each value is config_parse's chain below (one branch a flag); this table
+ * says what else the flag is: a switch or a value, where its value lives
+ * (for --print-config and a file's `false`) and what an empty value means.
+ * A file's name for a setting is its flag without the "--", '_' for '-'. */
+typedef enum setting_type {
+    SET_SWITCH,  /* int, 0 or 1: no value on the command line */
+    SET_STRING,  /* char[]: text */
+    SET_LIST,    /* char[]: comma-separated; a list of strings in a file */
+    SET_INT,     /* int */
+    SET_LONG,    /* long */
+    SET_DOUBLE,  /* double */
+    SET_SIZE,    /* size_t */
+    SET_LEVEL,   /* log_level */
+    SET_FORMAT,  /* log_format */
+    SET_METRICS, /* int, CONFIG_METRICS_* */
+    SET_COMMAND, /* the command line only, not a setting (--check) */
+} setting_type;
+
+typedef struct setting {
+    const char *flag;
+    setting_type type;
+    size_t offset; /* of the value in config_t */
+    /* What an empty string or a 0 means (printed as nil with this); NULL:
+     * the value always means itself. */
+    const char *unset;
+} setting;
+
+#define AT(field) offsetof(config_t, field)
+static const setting settings[] = {
+    {"--host", SET_STRING, AT(host), NULL},
+    {"--port", SET_INT, AT(port), NULL},
+    {"--scripts", SET_STRING, AT(scripts_dir), NULL},
+    {"--lua", SET_STRING, AT(lua_dir), NULL},
+    {"--static", SET_STRING, AT(static_dir), NULL},
+    {"--ping-interval", SET_DOUBLE, AT(ping_interval), NULL},
+    {"--idle-timeout", SET_DOUBLE, AT(idle_timeout), NULL},
+    {"--handshake-timeout", SET_DOUBLE, AT(handshake_timeout), NULL},
+    {"--max-message", SET_SIZE, AT(max_message), NULL},
+    {"--send-queue", SET_SIZE, AT(send_queue), NULL},
+    {"--log-level", SET_LEVEL, AT(level), NULL},
+    {"--log-format", SET_FORMAT, AT(log_format), NULL},
+    {"--unsafe-lua", SET_SWITCH, AT(unsafe_lua), NULL},
+    {"--script-timeout", SET_DOUBLE, AT(script_timeout), NULL},
+    {"--script-memory", SET_SIZE, AT(script_memory), NULL},
+    {"--watch", SET_SWITCH, AT(watch), NULL},
+    {"--rate-limit", SET_DOUBLE, AT(rate_limit), NULL},
+    {"--rate-burst", SET_INT, AT(rate_burst), "the rate, at least 1"},
+    {"--auth-secret-file", SET_STRING, AT(auth_secret_file),
+     "none: any client may claim any user id"},
+    {"--allowed-origins", SET_LIST, AT(allowed_origins), "any origin"},
+    {"--max-conns", SET_LONG, AT(max_conns), NULL},
+    {"--max-conns-per-ip", SET_LONG, AT(max_conns_per_ip), NULL},
+    {"--trusted-proxies", SET_LIST, AT(trusted_proxies), "none"},
+    {"--compression", SET_SWITCH, AT(compression), NULL},
+    {"--tls-cert", SET_STRING, AT(tls_cert), "none: plain"},
+    {"--tls-key", SET_STRING, AT(tls_key), "none: plain"},
+    {"--redis", SET_STRING, AT(redis), "none: one node"},
+    {"--node-id", SET_STRING, AT(node_id), "HOSTNAME-PID"},
+    {"--presence-ttl", SET_DOUBLE, AT(presence_ttl), NULL},
+    {"--reuse-port", SET_SWITCH, AT(reuse_port), NULL},
+    {"--presence-grace", SET_DOUBLE, AT(presence_grace), NULL},
+    {"--history-size", SET_LONG, AT(history_size), NULL},
+    {"--history-ttl", SET_DOUBLE, AT(history_ttl), NULL},
+    {"--max-listed-members", SET_LONG, AT(max_listed_members), NULL},
+    {"--api-key-file", SET_STRING, AT(api_key_file),
+     "none: $LUAHUB_API_KEY, or the API is off"},
+    {"--metrics", SET_METRICS, AT(metrics), NULL},
+    {"--check", SET_COMMAND, 0, NULL},
+    {"--config", SET_COMMAND, 0, NULL},
+};
+#define N_SETTINGS (sizeof settings / sizeof *settings)
+_Static_assert(N_SETTINGS <= CONFIG_MAX_SETTINGS,
+               "config.h's CONFIG_MAX_SETTINGS is too small");
+
+/* The row of flag (NULL: none). */
+static const setting *find_setting(const char *flag) {
+    for (size_t k = 0; k < N_SETTINGS; k++)
+        if (!strcmp(settings[k].flag, flag)) return &settings[k];
+    return NULL;
+}
 
 void config_defaults(config_t *cfg) {
     memset(cfg, 0, sizeof *cfg);
@@ -32,6 +120,7 @@ void config_defaults(config_t *cfg) {
     cfg->history_size = 100;
     cfg->history_ttl = 300;
     cfg->max_listed_members = 1000;
+    cfg->log_format = LOG_TEXT;
 }
 
 static void usage(FILE *out) {
@@ -79,6 +168,11 @@ static void usage(FILE *out) {
             "behind (default: %zu)\n"
             "  --log-level LEVEL        error, warn, info or debug "
             "(default: %s)\n"
+            "  --log-format FORMAT      text, or json: one JSON object a "
+            "line (time, level,\n"
+            "                           module, msg and the line's "
+            "key=value fields) for\n"
+            "                           log shippers (default: %s)\n"
             "  --unsafe-lua             lift the scripts' sandbox (io, os, "
             "ffi, debug)\n"
             "                           (default: off)\n"
@@ -203,6 +297,34 @@ static void usage(FILE *out) {
             "  --reuse-port             SO_REUSEPORT: several nodes may "
             "listen on one\n"
             "                           port (default: off)\n"
+            "  --api-key-file FILE      turn on the HTTP API for backends "
+            "(POST /api/publish,\n"
+            "                           GET /api/rooms/ID, GET /api/users/ID) "
+            "with the key in\n"
+            "                           FILE (at least 16 bytes), sent as "
+            "Authorization:\n"
+            "                           Bearer KEY; LUAHUB_API_KEY in the "
+            "environment does the\n"
+            "                           same (default: off, /api/ answers "
+            "404)\n"
+            "  --metrics on|off|key     GET /metrics (Prometheus text): "
+            "open to anyone who\n"
+            "                           reaches the port, off (404), or "
+            "only with the API\n"
+            "                           key (default: on)\n"
+            "  --config FILE            read settings from FILE, a Lua "
+            "file returning a\n"
+            "                           table named like the flags: "
+            "{ port = 9000,\n"
+            "                           rate_limit = 50, reuse_port = true "
+            "}; flags given\n"
+            "                           on the command line win (default: "
+            "none)\n"
+            "  --print-config           print every setting in force and "
+            "where it came\n"
+            "                           from (default, the file, the "
+            "command line), as a\n"
+            "                           file --config takes, and exit\n"
             "  --check DIR              load the scripts in DIR as the "
             "server would, report\n"
             "                           every error with file:line, exit "
@@ -214,15 +336,40 @@ static void usage(FILE *out) {
             "(1024-based).\n",
             d.host, d.port, d.scripts_dir, d.lua_dir, d.static_dir,
             d.ping_interval, d.idle_timeout, d.handshake_timeout, d.max_message,
-            d.send_queue, log_level_name(d.level), d.script_timeout,
-            d.script_memory, d.rate_limit, d.max_conns, d.max_conns_per_ip,
-            d.presence_ttl, d.history_size, d.history_ttl, d.max_listed_members,
+            d.send_queue, log_level_name(d.level),
+            log_format_name(d.log_format), d.script_timeout, d.script_memory,
+            d.rate_limit, d.max_conns, d.max_conns_per_ip, d.presence_ttl,
+            d.history_size, d.history_ttl, d.max_listed_members,
             d.presence_grace);
 }
 
+/* The file whose settings are being applied, for the messages (NULL
+ * while the command line is parsed): set only around apply_file's use of
+ * the chain, which knows values by their flag. */
+static const char *applying_file;
+
+/* The start of a message about flag's value: "luahub: --flag: " from the
+ * command line, "luahub: FILE: name: " from a file. */
+static void say(FILE *err, const char *flag) {
+    if (!applying_file) {
+        fprintf(err, "luahub: %s: ", flag);
+        return;
+    }
+    fprintf(err, "luahub: %s: ", applying_file);
+    for (const char *p = flag + 2; *p; p++)
+        fputc(*p == '-' ? '_' : *p, err);
+    fputs(": ", err);
+}
+
+/* The end of such a message: where to look, for the command line. */
+static void said(FILE *err) {
+    if (!applying_file) fputs("try 'luahub --help'\n", err);
+}
+
 static int bad(FILE *err, const char *flag, const char *val, const char *what) {
-    fprintf(err, "luahub: %s: '%s' is not %s\ntry 'luahub --help'\n", flag, val,
-            what);
+    say(err, flag);
+    fprintf(err, "'%s' is not %s\n", val, what);
+    said(err);
     return -1;
 }
 
@@ -237,7 +384,9 @@ static int parse_string(FILE *err, const char *flag, const char *val, char *dst,
 
 /* A list value whose entry why names is wrong. */
 static int list_error(FILE *err, const char *flag, const char *why) {
-    fprintf(err, "luahub: %s: %s\ntry 'luahub --help'\n", flag, why);
+    say(err, flag);
+    fprintf(err, "%s\n", why);
+    said(err);
     return -1;
 }
 
@@ -293,8 +442,9 @@ static int parse_bytes(FILE *err, const char *flag, const char *val,
     return 0;
 }
 
-config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
-                           FILE *err) {
+/* Applies argv's flags to cfg, each setting's from[] set to src. */
+static config_action parse_args(config_t *cfg, int argc, char **argv,
+                                config_source src, FILE *out, FILE *err) {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
@@ -305,20 +455,14 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             fprintf(out, "luahub %s\n", LUAHUB_VERSION);
             return CONFIG_VERSION;
         }
-        if (!strcmp(arg, "--unsafe-lua")) {
-            cfg->unsafe_lua = 1;
+        if (!strcmp(arg, "--print-config")) {
+            cfg->print_config = 1;
             continue;
         }
-        if (!strcmp(arg, "--watch")) {
-            cfg->watch = 1;
-            continue;
-        }
-        if (!strcmp(arg, "--compression")) {
-            cfg->compression = 1;
-            continue;
-        }
-        if (!strcmp(arg, "--reuse-port")) {
-            cfg->reuse_port = 1;
+        const setting *sw = find_setting(arg);
+        if (sw && sw->type == SET_SWITCH) {
+            *(int *)((char *)cfg + sw->offset) = 1;
+            cfg->from[sw - settings] = (unsigned char)src;
             continue;
         }
         if (strncmp(arg, "--", 2) != 0) {
@@ -336,42 +480,12 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
         if (fl >= sizeof flag) fl = sizeof flag - 1;
         memcpy(flag, arg, fl);
         flag[fl] = '\0';
-        static const char *const known[] = {"--host",
-                                            "--port",
-                                            "--scripts",
-                                            "--lua",
-                                            "--static",
-                                            "--ping-interval",
-                                            "--idle-timeout",
-                                            "--max-message",
-                                            "--send-queue",
-                                            "--log-level",
-                                            "--check",
-                                            "--script-timeout",
-                                            "--script-memory",
-                                            "--auth-secret-file",
-                                            "--rate-limit",
-                                            "--rate-burst",
-                                            "--handshake-timeout",
-                                            "--allowed-origins",
-                                            "--max-conns",
-                                            "--max-conns-per-ip",
-                                            "--trusted-proxies",
-                                            "--tls-cert",
-                                            "--tls-key",
-                                            "--redis",
-                                            "--node-id",
-                                            "--presence-ttl",
-                                            "--history-size",
-                                            "--history-ttl",
-                                            "--presence-grace",
-                                            "--max-listed-members",
-                                            NULL};
-        int k = 0;
-        while (known[k] && strcmp(known[k], flag) != 0)
-            k++;
-        if (!known[k]) {
-            fprintf(err, "luahub: unknown option '%s'\ntry 'luahub --help'\n",
+        const setting *set = find_setting(flag);
+        if (!set || set->type == SET_SWITCH) {
+            fprintf(err,
+                    set ? "luahub: %s takes no value\ntry 'luahub --help'\n"
+                        : "luahub: unknown option '%s'\ntry 'luahub "
+                          "--help'\n",
                     flag);
             return CONFIG_ERROR;
         }
@@ -457,10 +571,9 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
             char why[256];
             rc = parse_string(err, flag, val, cfg->redis, sizeof cfg->redis);
             if (!rc && broker_parse_url(val, &u, why, sizeof why) < 0) {
-                fprintf(err,
-                        "luahub: %s: '%s' is not a Redis address: %s\n"
-                        "try 'luahub --help'\n",
-                        flag, val, why);
+                say(err, flag);
+                fprintf(err, "'%s' is not a Redis address: %s\n", val, why);
+                said(err);
                 rc = -1;
             }
         } else if (!strcmp(flag, "--node-id")) {
@@ -521,11 +634,117 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
         } else if (!strcmp(flag, "--check"))
             rc = parse_string(err, flag, val, cfg->check_dir,
                               sizeof cfg->check_dir);
-        else if (!strcmp(flag, "--log-level")) {
+        else if (!strcmp(flag, "--api-key-file"))
+            rc = parse_string(err, flag, val, cfg->api_key_file,
+                              sizeof cfg->api_key_file);
+        else if (!strcmp(flag, "--metrics")) {
+            if (!strcmp(val, "on"))
+                cfg->metrics = CONFIG_METRICS_ON;
+            else if (!strcmp(val, "off"))
+                cfg->metrics = CONFIG_METRICS_OFF;
+            else if (!strcmp(val, "key"))
+                cfg->metrics = CONFIG_METRICS_KEY;
+            else
+                rc = bad(err, flag, val, "on, off or key");
+        } else if (!strcmp(flag, "--log-level")) {
             if (log_level_parse(val, &cfg->level) < 0)
                 rc = bad(err, flag, val, "a level (error, warn, info, debug)");
-        }
+        } else if (!strcmp(flag, "--log-format")) {
+            if (log_format_parse(val, &cfg->log_format) < 0)
+                rc = bad(err, flag, val, "a log format (text, json)");
+        } else if (!strcmp(flag, "--config"))
+            rc = parse_string(err, flag, val, cfg->config_file,
+                              sizeof cfg->config_file);
         if (rc) return CONFIG_ERROR;
+        cfg->from[set - settings] = (unsigned char)src;
+    }
+    return cfg->check_dir[0] ? CONFIG_CHECK : CONFIG_RUN;
+}
+
+/* One setting of the file: its name and the kind of its value checked
+ * here, the value by the flag's own branch of the chain. */
+static int apply_entry(config_t *cfg, const config_entry *e, FILE *out,
+                       FILE *err) {
+    const char *file = cfg->config_file;
+    char flag[80];
+    const setting *set = NULL;
+    if (strlen(e->name) < sizeof flag - 3 && !strchr(e->name, '-')) {
+        snprintf(flag, sizeof flag, "--%s", e->name);
+        for (char *p = flag + 2; *p; p++)
+            if (*p == '_') *p = '-';
+        set = find_setting(flag);
+    }
+    if (!set || set->type == SET_COMMAND) {
+        fprintf(err,
+                "luahub: %s: %s: %s (a name is a flag without its --, "
+                "with _ for -: rate_limit for --rate-limit)\n",
+                file, e->name,
+                set ? "not a setting a file can hold, only a flag"
+                    : "no such setting");
+        return -1;
+    }
+    if (set->type == SET_SWITCH) {
+        if (e->kind != CONFIG_VALUE_BOOLEAN) {
+            fprintf(err,
+                    "luahub: %s: %s: %s%s%s is not true or false (it "
+                    "is a switch, as %s)\n",
+                    file, e->name, e->kind == CONFIG_VALUE_STRING ? "'" : "",
+                    e->text, e->kind == CONFIG_VALUE_STRING ? "'" : "", flag);
+            return -1;
+        }
+        *(int *)((char *)cfg + set->offset) = !strcmp(e->text, "true");
+        cfg->from[set - settings] = CONFIG_FROM_FILE;
+        return 0;
+    }
+    if (e->kind == CONFIG_VALUE_BOOLEAN || e->kind == CONFIG_VALUE_OTHER ||
+        (e->kind == CONFIG_VALUE_LIST && set->type != SET_LIST)) {
+        fprintf(err, "luahub: %s: %s: %s is not a value for %s (give a %s)\n",
+                file, e->name,
+                e->kind == CONFIG_VALUE_LIST ? "a list" : e->text, flag,
+                set->type == SET_LIST ? "string or a list of strings"
+                                      : "number or a string");
+        return -1;
+    }
+    size_t n = strlen(flag) + strlen(e->text) + 2;
+    char *arg = xmalloc(n);
+    snprintf(arg, n, "%s=%s", flag, e->text);
+    char *argv[] = {"luahub", arg, NULL};
+    applying_file = file;
+    config_action a = parse_args(cfg, 2, argv, CONFIG_FROM_FILE, out, err);
+    applying_file = NULL;
+    free(arg);
+    return a == CONFIG_ERROR ? -1 : 0;
+}
+
+static int apply_file(config_t *cfg, FILE *out, FILE *err) {
+    config_entries e;
+    char why[2048];
+    if (config_file_read(cfg->config_file, &e, why, sizeof why) < 0) {
+        fprintf(err, "luahub: %s\n", why);
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < e.n && !rc; i++)
+        rc = apply_entry(cfg, &e.v[i], out, err);
+    config_file_free(&e);
+    return rc;
+}
+
+config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
+                           FILE *err) {
+    /* The command line alone first: --help, --version and a bad flag need
+     * no file, and it names the file. Then, with a file: the file, and the
+     * command line again on top of it, so that a flag wins. */
+    config_t cli = *cfg;
+    config_action a =
+        parse_args(&cli, argc, argv, CONFIG_FROM_COMMAND_LINE, out, err);
+    if (a == CONFIG_HELP || a == CONFIG_VERSION || a == CONFIG_ERROR) return a;
+    if (cli.config_file[0]) {
+        memcpy(cfg->config_file, cli.config_file, sizeof cfg->config_file);
+        if (apply_file(cfg, out, err) < 0) return CONFIG_ERROR;
+        parse_args(cfg, argc, argv, CONFIG_FROM_COMMAND_LINE, out, err);
+    } else {
+        *cfg = cli;
     }
     if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
         fprintf(err,
@@ -535,7 +754,137 @@ config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                 cfg->tls_cert[0] ? "--tls-key" : "--tls-cert");
         return CONFIG_ERROR;
     }
+    if (cfg->print_config) return CONFIG_PRINT;
     return cfg->check_dir[0] ? CONFIG_CHECK : CONFIG_RUN;
+}
+
+/* s as a Lua string literal. */
+static void lua_quote(buf_t *b, const char *s) {
+    buf_putc(b, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf_printf(b, "\\%c", *p);
+        else if (*p == '\n')
+            buf_puts(b, "\\n");
+        else if (*p < 0x20 || *p == 0x7f)
+            buf_printf(b, "\\%03u", *p);
+        else
+            buf_putc(b, (char)*p);
+    }
+    buf_putc(b, '"');
+}
+
+/* A double that reads back the same, as short as it goes. */
+static void put_number(buf_t *b, double v) {
+    char s[64];
+    snprintf(s, sizeof s, "%.15g", v);
+    if (strtod(s, NULL) != v) snprintf(s, sizeof s, "%.17g", v);
+    buf_puts(b, s);
+}
+
+void config_print(const config_t *cfg, FILE *out) {
+    fprintf(out,
+            "-- luahub %s: the settings in force (luahub --print-config).\n"
+            "-- A file for --config: each name is a flag without its --, "
+            "with _ for -.\n"
+            "return {\n",
+            LUAHUB_VERSION);
+    buf_t b;
+    buf_init(&b, 0);
+    for (size_t k = 0; k < N_SETTINGS; k++) {
+        const setting *set = &settings[k];
+        const char *at = (const char *)cfg + set->offset;
+        if (set->type == SET_COMMAND) continue;
+        buf_reset(&b);
+        buf_puts(&b, "  ");
+        for (const char *p = set->flag + 2; *p; p++)
+            buf_putc(&b, *p == '-' ? '_' : *p);
+        buf_puts(&b, " = ");
+        /* The value, read by its type from where the row says. */
+        union {
+            int i;
+            long l;
+            double d;
+            size_t z;
+            log_level lv;
+            log_format lf;
+        } v;
+        static const size_t size[] = {
+            [SET_SWITCH] = sizeof v.i,  [SET_INT] = sizeof v.i,
+            [SET_LONG] = sizeof v.l,    [SET_DOUBLE] = sizeof v.d,
+            [SET_SIZE] = sizeof v.z,    [SET_LEVEL] = sizeof v.lv,
+            [SET_FORMAT] = sizeof v.lf, [SET_METRICS] = sizeof v.i};
+        memset(&v, 0, sizeof v);
+        if (size[set->type]) memcpy(&v, at, size[set->type]);
+        int unset = 0;
+        switch (set->type) {
+        case SET_SWITCH:
+            buf_puts(&b, v.i ? "true" : "false");
+            break;
+        case SET_STRING:
+        case SET_LIST:
+            unset = set->unset && !*at;
+            if (unset)
+                buf_puts(&b, "nil");
+            else
+                lua_quote(&b, at);
+            break;
+        case SET_INT:
+            unset = set->unset && !v.i;
+            if (unset)
+                buf_puts(&b, "nil");
+            else
+                buf_printf(&b, "%d", v.i);
+            break;
+        case SET_LONG:
+            buf_printf(&b, "%ld", v.l);
+            break;
+        case SET_DOUBLE:
+            put_number(&b, v.d);
+            break;
+        case SET_SIZE:
+            buf_printf(&b, "%zu", v.z);
+            break;
+        case SET_LEVEL:
+            lua_quote(&b, log_level_name(v.lv));
+            break;
+        case SET_FORMAT:
+            lua_quote(&b, log_format_name(v.lf));
+            break;
+        case SET_METRICS:
+            lua_quote(&b, v.i == CONFIG_METRICS_OFF   ? "off"
+                          : v.i == CONFIG_METRICS_KEY ? "key"
+                                                      : "on");
+            break;
+        case SET_COMMAND:
+            break;
+        }
+        buf_putc(&b, ',');
+        while (b.len < 40)
+            buf_putc(&b, ' ');
+        buf_puts(&b, " -- from: ");
+        switch ((config_source)cfg->from[k]) {
+        case CONFIG_FROM_DEFAULT:
+            buf_puts(&b, "default");
+            break;
+        case CONFIG_FROM_FILE:
+            buf_puts(&b, cfg->config_file);
+            break;
+        case CONFIG_FROM_COMMAND_LINE:
+            buf_puts(&b, "command line");
+            break;
+        }
+        if (unset) buf_printf(&b, " (%s)", set->unset);
+        buf_putc(&b, '\n');
+        fwrite(buf_content(&b), 1, b.len, out);
+    }
+    buf_close(&b);
+    fputs("}\n", out);
+    const char *secret = getenv("LUAHUB_AUTH_SECRET");
+    if (secret && *secret)
+        fputs("-- LUAHUB_AUTH_SECRET is set in the environment: clients "
+              "must present tokens\n",
+              out);
 }
 
 /* 1 when dir is a directory and, if marker is given, holds that file. */

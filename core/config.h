@@ -17,6 +17,9 @@
  * bits per connection). */
 #define RATE_BURST_MAX 4000
 
+/* Room for the settings config.c's table lists (checked there). */
+#define CONFIG_MAX_SETTINGS 64
+
 typedef struct config {
     char host[256];           /* --host, default "127.0.0.1" */
     int port;                 /* --port, default 8080; 0 picks a free port */
@@ -68,18 +71,37 @@ typedef struct config {
     /* --trusted-proxies CIDR,...: peers whose X-Forwarded-For or
      * Forwarded names the client (netaddr.h); "": none */
     char trusted_proxies[4096];
+    /* --api-key-file FILE: the HTTP API's key ("": $LUAHUB_API_KEY, or
+     * the API is off); --metrics on|off|key: GET /metrics open to anyone
+     * who reaches the port (default), off (404), or behind the API key. */
+    char api_key_file[1024];
+    int metrics;
     long max_conns;        /* --max-conns N: connections at once; 0: none */
     long max_conns_per_ip; /* --max-conns-per-ip N, per client; 0: none */
+    log_format log_format; /* --log-format text|json, default text */
     /* Which of --lua, --scripts, --static were given (config_locate looks
      * for the others). */
     int lua_given, scripts_given, static_given;
+    char config_file[1024]; /* --config FILE: settings read from it ("") */
+    int print_config;       /* --print-config: print them all and exit */
+    /* Where each setting's value came from, for --print-config: a
+     * config_source per row of config.c's table of settings. */
+    unsigned char from[CONFIG_MAX_SETTINGS];
 } config_t;
+
+enum { CONFIG_METRICS_ON = 0, CONFIG_METRICS_OFF = 1, CONFIG_METRICS_KEY = 2 };
+typedef enum config_source {
+    CONFIG_FROM_DEFAULT = 0,
+    CONFIG_FROM_FILE = 1,
+    CONFIG_FROM_COMMAND_LINE = 2,
+} config_source;
 
 typedef enum config_action {
     CONFIG_RUN = 0,     /* start the server */
     CONFIG_HELP = 1,    /* --help / -h: usage printed, exit 0 */
     CONFIG_VERSION = 2, /* --version / -V: version printed, exit 0 */
     CONFIG_CHECK = 3,   /* --check DIR: check the scripts and exit */
+    CONFIG_PRINT = 4,   /* --print-config: config_print, exit 0 */
     CONFIG_ERROR = -1,  /* bad flag or value: message printed, exit 2 */
 } config_action;
 
@@ -91,9 +113,25 @@ void config_defaults(config_t *cfg);
  * what is wrong, then "try 'luahub --help'") to err. Values are checked:
  * port 0..65535, seconds > 0 (fractions allowed, e.g. 0.5), byte counts
  * positive integers with an optional k/m suffix (1024-based), ping
- * interval <= idle timeout is not required. Returns what to do. */
+ * interval <= idle timeout is not required.
+ *
+ * With --config FILE, the file's settings (config_file.h) are applied
+ * first and the command line's on top: a flag given wins over the file.
+ * Each name is a flag without its "--" and with '_' for '-' (rate_limit
+ * for --rate-limit), its value a number or a string as the flag would take
+ * it, true or false for a switch (--watch), a list of strings for a
+ * comma-separated list (--allowed-origins). A file that does not load, an
+ * unknown name or a bad value is one line on err naming the file and the
+ * setting ("luahub: FILE: rate_limit: 'fast' is not ..."), and
+ * CONFIG_ERROR. Returns what to do. */
 config_action config_parse(config_t *cfg, int argc, char **argv, FILE *out,
                            FILE *err);
+
+/* Prints every setting in force as a config file would hold it (a Lua
+ * table, so that the output can be given back to --config), each with a
+ * comment saying where its value came from: the default, the file or the
+ * command line. */
+void config_print(const config_t *cfg, FILE *out);
 
 /* Finds the directories whose flag was not given: the default relative
  * path in the working directory, else beside the binary exe (the build

@@ -1,19 +1,25 @@
 /* fanout.c -- see fanout.h. */
 #include "fanout.h"
 
+/* f was queued on a connection. */
+static int queued(const fanout_t *fo) {
+    if (fo->delivered) (*fo->delivered)++;
+    return 1;
+}
+
 int fanout_conn(const fanout_t *fo, conn_t *c, frame_t *f) {
     if (conn_closing(c)) return 0;
-    if (conn_enqueue(c, f) == 0) return 1;
+    if (conn_enqueue(c, f) == 0) return queued(fo);
     /* Full: write what the socket takes now, then drop what may be
      * dropped; only a durable frame that still finds no room closes the
      * connection. */
     if (fo->drain) {
         fo->drain(fo->ud, c);
-        if (!conn_closing(c) && conn_enqueue(c, f) == 0) return 1;
+        if (!conn_closing(c) && conn_enqueue(c, f) == 0) return queued(fo);
     }
     if (fo->shed && !conn_closing(c)) {
         fo->shed(fo->ud, c);
-        if (!conn_closing(c) && conn_enqueue(c, f) == 0) return 1;
+        if (!conn_closing(c) && conn_enqueue(c, f) == 0) return queued(fo);
     }
     if (!conn_closing(c) && !frame_ephemeral(f)) fo->overflow(fo->ud, c);
     return 0;

@@ -12,6 +12,7 @@
 #define LUAHUB_FANOUT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conn.h"
 #include "frame.h"
@@ -32,6 +33,9 @@ typedef struct fanout {
      * a slow consumer. */
     void (*overflow)(void *ud, conn_t *c);
     void *ud;
+    /* Bumped for every frame queued on a connection (the metrics'
+     * deliveries). May be NULL. */
+    uint64_t *delivered;
 } fanout_t;
 
 /* Returns 1 when f was queued on c, 0 when c was closing or overflowed,

@@ -214,6 +214,11 @@ static void route(tconn *c, const http_req *r, size_t head_len) {
     if (http_header_has_token(r, "Upgrade", "websocket"))
         return transport__refuse(c, 404, "WebSocket clients connect at /ws",
                                  NULL);
+    if (c->t->api && api_serves(r->target, r->path_len)) {
+        if (c->t->stopping)
+            return transport__refuse(c, 503, "server shutting down", NULL);
+        return transport__api_head(c, r, head_len);
+    }
     if (!((r->method_len == 3 && memcmp(r->method, "GET", 3) == 0) ||
           (r->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0)))
         return transport__refuse(c, 405, "only GET and HEAD are served here",

@@ -26,6 +26,7 @@
 
 static void on_overflow(void *ud, conn_t *c) {
     hub_t *h = ud;
+    metrics_slow_consumer(h->metrics);
     log_warn("fanout", "slow consumer closed conn=%s user=%s queued=%zu",
              conn_id(c), user_id(conn_user(c)), conn_queue_bytes(c));
     h->t->close(h->t->ud, c, CLOSE_SLOW, "slow consumer");
@@ -86,7 +87,9 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
     h->conns = conns_create(cfg->send_queue);
     h->rooms = rooms_create();
     h->presence = presence_create();
-    h->fo = (fanout_t){h->conns, on_drain, on_shed, on_overflow, h};
+    h->metrics = metrics_create();
+    h->fo = (fanout_t){h->conns,    on_drain, on_shed,
+                       on_overflow, h,        metrics_deliveries(h->metrics)};
     hub__host_init(h);
     h->store = store_create();
     if (cfg->redis[0] && hub__cluster_start(h, err, errlen) < 0) {
@@ -108,6 +111,7 @@ hub_t *hub_create(const config_t *cfg, const hub_transport *t, char *err,
         hub_destroy(h);
         return NULL;
     }
+    metrics_set_types(h->metrics, script_types(h->script));
     log_info("script", "loaded %zu handlers: %s; hooks: %s",
              script_count(h->script), script_types(h->script),
              hook_list(h->script));
@@ -136,6 +140,7 @@ void hub_destroy(hub_t *h) {
     rooms_destroy(h->rooms);
     conns_destroy(h->conns);
     free(h->history_frames);
+    metrics_destroy(h->metrics);
     free(h);
 }
 
@@ -237,6 +242,19 @@ void hub_conn_closed(hub_t *h, conn_t *c) {
     h->t->wake(h->t->ud);
 }
 
+uint64_t hub__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The error the call just over answered with, counted under its slot. */
+static void count_call_error(hub_t *h, unsigned slot) {
+    if (!h->call_error[0]) return;
+    metrics_error(h->metrics, slot, h->call_error);
+    h->call_error[0] = '\0';
+}
+
 static void reject(hub_t *h, conn_t *c, envelope_t *env) {
     log_debug("conn", "rejected conn=%s code=%s: %s", conn_id(c),
               envelope_code(env->status), env->message);
@@ -250,12 +268,19 @@ static void reject(hub_t *h, conn_t *c, envelope_t *env) {
 static int dispatch_native(hub_t *h, conn_t *c, const char *data, size_t len) {
     envelope_t env;
     native_t *n = NULL;
-    if (envelope_parse(data, len, &env) != ENVELOPE_OK)
+    if (envelope_parse(data, len, &env) != ENVELOPE_OK) {
+        unsigned slot = metrics_slot(h->metrics, env.type);
+        metrics_received(h->metrics, slot);
+        metrics_error(h->metrics, slot, envelope_code(env.status));
         reject(h, c, &env);
-    else if ((n = dict_get(h->natives, env.type))) {
+    } else if ((n = dict_get(h->natives, env.type))) {
         hub_call call = {c,           conn_id(c), user_id(conn_user(c)),
                          env.id_json, data,       len};
+        unsigned slot = metrics_slot(h->metrics, env.type);
+        uint64_t t0 = hub__now_ns();
+        metrics_received(h->metrics, slot);
         n->fn(h, &call);
+        metrics_observe(h->metrics, slot, (double)(hub__now_ns() - t0) / 1e9);
     }
     int done = env.status != ENVELOPE_OK || n;
     envelope_clear(&env);
@@ -269,15 +294,33 @@ static int run_message(hub_t *h, conn_t *c, const char *data, size_t len) {
     size_t metalen;
     const char *meta = conn_meta(c, &metalen);
     envelope_t env;
+    uint64_t t0 = hub__now_ns();
+    h->call_error[0] = '\0';
     int rc = script_dispatch(live_script(h), conn_id(c), user_id(conn_user(c)),
                              data, len, meta, metalen, &env);
-    if (rc == -EINVAL)
+    /* The type is known once the frame is parsed: counted after the call
+     * (a type without a handler, or no valid type, is "other"). */
+    unsigned slot = metrics_slot(h->metrics, env.type);
+    metrics_received(h->metrics, slot);
+    if (rc == -EINVAL) {
+        metrics_error(h->metrics, slot, envelope_code(env.status));
         reject(h, c, &env);
-    else if (rc < 0 && rc != -EINPROGRESS)
+    } else if (rc < 0 && rc != -EINPROGRESS) {
+        metrics_error(h->metrics, slot, ERR_HANDLER_ERROR);
         hub_send_error(h, c, env.id_json, ERR_HANDLER_ERROR,
                        rc == -ETIMEDOUT ? SCRIPT_MSG_TIMED_OUT
                        : rc == -EAGAIN  ? SCRIPT_MSG_POISONED
                                         : SCRIPT_MSG_FAILED);
+    }
+    if (rc == -EINPROGRESS) {
+        /* Timed to its answer: the held record keeps the slot and start. */
+        h->wait_slot = slot;
+        h->wait_t0 = t0;
+    } else if (rc != -EINVAL) {
+        count_call_error(h, slot);
+        metrics_observe(h->metrics, slot, (double)(hub__now_ns() - t0) / 1e9);
+    }
+    h->call_error[0] = '\0';
     /* Replace a state this call broke now, not on the next message. */
     live_script(h);
     envelope_clear(&env);
@@ -301,6 +344,11 @@ typedef struct held_msg {
 typedef struct held {
     held_msg *head, *tail;
     size_t n, bytes;
+    /* The call that waits: its metrics slot and start (timed: 0 when the
+     * connection waits for its welcome, not a call). */
+    unsigned slot;
+    int timed;
+    uint64_t t0;
 } held_t;
 
 static void held_free(void *p) {
@@ -320,10 +368,14 @@ static void answer_limited(hub_t *h, conn_t *c, const char *data, size_t len,
                            const char *message) {
     envelope_t env;
     const char *id = NULL;
+    unsigned slot = METRICS_OTHER;
     if (data) {
         envelope_parse(data, len, &env);
         id = env.id_json;
+        slot = metrics_slot(h->metrics, env.type);
     }
+    metrics_received(h->metrics, slot);
+    metrics_error(h->metrics, slot, ERR_RATE_LIMITED);
     hub_send_error(h, c, id, ERR_RATE_LIMITED, message);
     if (data) envelope_clear(&env);
 }
@@ -367,7 +419,11 @@ void hub_conn_message(hub_t *h, conn_t *c, const char *data, size_t len) {
     }
     if (!run_message(h, c, data, len)) return;
     if (!h->held) h->held = dict_create();
-    dict_set(h->held, conn_id(c), xcalloc(1, sizeof(held_t)));
+    q = xcalloc(1, sizeof(held_t));
+    q->slot = h->wait_slot;
+    q->t0 = h->wait_t0;
+    q->timed = 1;
+    dict_set(h->held, conn_id(c), q);
 }
 
 /* Destroys the retired states whose calls are all over. */
@@ -387,6 +443,13 @@ static void retired_sweep(hub_t *h) {
 void hub__call_over(hub_t *h, const char *conn_id) {
     retired_sweep(h);
     held_t *q = h->held && *conn_id ? dict_get(h->held, conn_id) : NULL;
+    if (q && q->timed) {
+        count_call_error(h, q->slot);
+        metrics_observe(h->metrics, q->slot,
+                        (double)(hub__now_ns() - q->t0) / 1e9);
+        q->timed = 0;
+    }
+    h->call_error[0] = '\0';
     if (!q) return;
     conn_t *c = conns_lookup(h->conns, conn_id);
     while (c && q->head) {
@@ -397,7 +460,13 @@ void hub__call_over(hub_t *h, const char *conn_id) {
         q->bytes -= m->len;
         int waits = run_message(h, c, m->data, m->len);
         free(m);
-        if (waits) return; /* the rest waits for this one */
+        if (waits) {
+            /* The rest waits for this one. */
+            q->slot = h->wait_slot;
+            q->t0 = h->wait_t0;
+            q->timed = 1;
+            return;
+        }
     }
     held_free(dict_remove(h->held, conn_id));
 }
@@ -409,6 +478,7 @@ void hub_set_native(hub_t *h, const char *type, hub_native_fn fn) {
     native_t *n = xmalloc(sizeof *n);
     n->fn = fn;
     dict_set(h->natives, type, n);
+    metrics_add_type(h->metrics, type);
 }
 
 const script_host *hub_host(hub_t *h) {
@@ -425,6 +495,8 @@ void hub_conn_limited(hub_t *h, conn_t *c, const char *data, size_t len,
 
 void hub_conn_binary(hub_t *h, conn_t *c) {
     conn_stats(c)->messages_in++;
+    metrics_received(h->metrics, METRICS_OTHER);
+    metrics_error(h->metrics, METRICS_OTHER, ERR_BAD_MESSAGE);
     hub_send_error(h, c, NULL, ERR_BAD_MESSAGE,
                    "binary frames are not supported; send JSON text");
 }
@@ -486,6 +558,7 @@ int hub_reload(hub_t *h) {
         log_error("script",
                   "reload failed, keeping the %zu handlers in service: %s",
                   script_count(h->script), err);
+        metrics_reload(h->metrics, 0);
         return -EINVAL;
     }
     char changes[1024];
@@ -504,6 +577,8 @@ int hub_reload(hub_t *h) {
         script_destroy(h->script);
     }
     h->script = s;
+    metrics_set_types(h->metrics, script_types(s));
+    metrics_reload(h->metrics, 1);
     if (kept)
         log_info("script", "%zu named timers carried over to the new state",
                  kept);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "config.h"
 #include "conn.h"
 #include "frame.h"
@@ -107,6 +108,51 @@ typedef void (*hub_native_fn)(hub_t *h, const hub_call *call);
 void hub_set_native(hub_t *h, const char *type, hub_native_fn fn);
 /* What the scripts may ask of the core, for native handlers. */
 const script_host *hub_host(hub_t *h);
+
+/* ---- for the HTTP API and GET /metrics (hub_api.c) ---------------------- */
+
+/* Appends the metrics exposition (metrics.h) with this moment's gauges. */
+void hub_metrics_write(hub_t *h, buf_t *out);
+
+/* What an API request answers. Strings and ids are borrowed for the
+ * callback. */
+typedef struct hub_api_reply {
+    /* 0; -ENOENT no such room or user; -EAGAIN Redis unavailable (nothing
+     * was done); -ECANCELED the hub is going (nobody to answer). */
+    int rc;
+    uint64_t seq;     /* publish: the seq taken; room: the room's last */
+    size_t delivered; /* send: connections reached, on every node */
+    /* room: */
+    const char *epoch;
+    int64_t created_at;
+    uint64_t message_count;
+    size_t members;
+    /* room: the members; user: the connection ids */
+    const char *const *ids;
+    size_t nids;
+    const char *status; /* user: online, away, busy or offline */
+} hub_api_reply;
+typedef void (*hub_api_fn)(void *ctx, const hub_api_reply *r);
+
+/* Each calls fn exactly once: before it returns (one node), or from the
+ * loop once Redis answered (--redis). Strings are borrowed for the call.
+ *
+ * A room chat from the server, as the chat handler's (the same publish
+ * path: the room's next seq, history, Redis): {"type":"chat","payload":
+ * <payload>,"timestamp":…,"seq":n,"room_id":room} to every member;
+ * payload is JSON text (an object). -ENOENT when there is no such room. */
+void hub_api_publish(hub_t *h, const char *room, const char *payload,
+                     size_t len, hub_api_fn fn, void *ctx);
+/* {"type":"chat","to":<to_json>,"payload":…,"timestamp":…} to every
+ * connection of each of users[0..n) (a user named twice reached once);
+ * r->delivered says to how many. */
+void hub_api_send(hub_t *h, const char *const *users, size_t n,
+                  const char *to_json, size_t tolen, const char *payload,
+                  size_t len, hub_api_fn fn, void *ctx);
+/* A room: its members, seq, epoch, counts; -ENOENT when none. */
+void hub_api_room(hub_t *h, const char *room, hub_api_fn fn, void *ctx);
+/* A user: status and connection ids; -ENOENT when offline everywhere. */
+void hub_api_user(hub_t *h, const char *uid, hub_api_fn fn, void *ctx);
 
 /* Sends an error frame to c (id_json may be NULL). */
 void hub_send_error(hub_t *h, conn_t *c, const char *id_json, const char *code,

@@ -576,9 +576,9 @@ int hub__cluster_join(hub_t *h, const char *room, const char *uid,
     return -EAGAIN;
 }
 
-int hub__cluster_publish(hub_t *h, const char *room, const char *member,
-                         const char *head, size_t headlen, script_wait *w) {
-    NEED_WAIT(w);
+int hub__cluster_publish_to(hub_t *h, const char *room, const char *member,
+                            const char *head, size_t headlen, broker_fn fn,
+                            void *ctx) {
     /* head is "{" and the message's members; Redis adds the seq. */
     buf_t hb, tail;
     buf_init(&hb, 0);
@@ -588,12 +588,19 @@ int hub__cluster_publish(hub_t *h, const char *room, const char *member,
     buf_puts(&tail, ",\"room_id\":");
     json_write_string(&tail, room, strlen(room));
     buf_putc(&tail, '}');
-    call *k = call_new(h, w, OP_PUBLISH);
     int rc = broker_publish(h->broker, room, member, buf_content(&hb), hb.len,
-                            buf_content(&tail), tail.len, on_answer, k);
+                            buf_content(&tail), tail.len, fn, ctx);
     buf_close(&hb);
     buf_close(&tail);
-    return started(k, rc);
+    return rc;
+}
+
+int hub__cluster_publish(hub_t *h, const char *room, const char *member,
+                         const char *head, size_t headlen, script_wait *w) {
+    NEED_WAIT(w);
+    call *k = call_new(h, w, OP_PUBLISH);
+    return started(k, hub__cluster_publish_to(h, room, member, head, headlen,
+                                              on_answer, k));
 }
 
 /* Distinct ids, in order (a multicast may name a user twice). */

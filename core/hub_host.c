@@ -2,6 +2,7 @@
  * core (sending, rooms, presence, connections, the store), on the hub's
  * state (see hub_int.h). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -287,6 +288,13 @@ static int host_store_delete(void *ud, int kind, const char *scope,
     return store_delete(h->store, (store_scope_kind)kind, scope, key);
 }
 
+/* Kept until the call is over (hub.c counts it under the call's type):
+ * a frame gets one answer. */
+static void host_answered_error(void *ud, const char *code) {
+    hub_t *h = ud;
+    snprintf(h->call_error, sizeof h->call_error, "%s", code);
+}
+
 void hub__host_init(hub_t *h) {
     h->host = (script_host){
         .ud = h,
@@ -308,5 +316,6 @@ void hub__host_init(hub_t *h) {
         .store_get = host_store_get,
         .store_set = host_store_set,
         .store_delete = host_store_delete,
+        .answered_error = host_answered_error,
     };
 }

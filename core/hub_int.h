@@ -14,6 +14,7 @@
 #include "dict.h"
 #include "fanout.h"
 #include "hub.h"
+#include "metrics.h"
 #include "presence.h"
 #include "room.h"
 #include "script.h"
@@ -66,6 +67,14 @@ struct hub {
     frame_t **history_frames;
     hub_grace *grace; /* --presence-grace, one node: NULL until used */
     int stopping;     /* hub_shutdown was called */
+    /* GET /metrics: the counters; the slot and start (monotonic ns) of the
+     * message call that just returned waiting, for its held record; the
+     * error code the scripts answered the call being run with, if any
+     * (script_host.answered_error), counted once the call is over. */
+    metrics_t *metrics;
+    unsigned wait_slot;
+    uint64_t wait_t0;
+    char call_error[32];
 };
 
 typedef struct native {
@@ -132,6 +141,11 @@ int hub__cluster_send(hub_t *h, const script_target *t, frame_t *f,
                       script_wait *w);
 int hub__cluster_publish(hub_t *h, const char *room, const char *member,
                          const char *head, size_t headlen, script_wait *w);
+/* The publish request itself, answered to fn (broker_publish's contract):
+ * the HTTP API's way in, with the scripts' frame layout. */
+int hub__cluster_publish_to(hub_t *h, const char *room, const char *member,
+                            const char *head, size_t headlen, broker_fn fn,
+                            void *ctx);
 int hub__cluster_join(hub_t *h, const char *room, const char *uid,
                       script_wait *w);
 int hub__cluster_leave(hub_t *h, const char *room, const char *uid,
@@ -190,6 +204,9 @@ void hub__call_over(hub_t *h, const char *conn_id);
 /* c's messages wait (queued as behind a call) until hub__call_over(h,
  * conn_id(c)). */
 void hub__hold(hub_t *h, conn_t *c);
+
+/* Monotonic nanoseconds, for the handlers' durations. */
+uint64_t hub__now_ns(void);
 
 /* ---- hub_host.c ---- */
 

@@ -56,6 +56,7 @@ int main(int argc, char **argv) {
         return 2;
     case CONFIG_CHECK:
     case CONFIG_RUN:
+    case CONFIG_PRINT:
         break;
     }
     /* The default directories may be beside the binary rather than in the
@@ -63,8 +64,16 @@ int main(int argc, char **argv) {
     char exe[1024];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) exe[n] = '\0';
+    if (cfg.print_config) {
+        /* The directories as the server would use them; one not found is
+         * said on stderr and printed as given. */
+        config_locate(&cfg, n > 0 ? exe : NULL, stderr);
+        config_print(&cfg, stdout);
+        return 0;
+    }
     if (config_locate(&cfg, n > 0 ? exe : NULL, stderr) < 0) return 1;
     log_set_level(cfg.level);
+    log_set_format(cfg.log_format);
     if (cfg.check_dir[0]) return check_scripts(&cfg);
     process_setup();
 

@@ -201,6 +201,10 @@ typedef struct script_host {
                      const char *json, size_t len, script_wait *w);
     int (*store_delete)(void *ud, int kind, const char *scope, const char *key,
                         script_wait *w);
+    /* Optional (NULL: not told): the frame being dispatched (or whose
+     * call waited) was just answered with an error of code (borrowed for
+     * the call), for the metrics. Must not call back into the scripts. */
+    void (*answered_error)(void *ud, const char *code);
 } script_host;
 
 /* What a host call that waited answers with (script_wake); strings are

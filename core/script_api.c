@@ -282,6 +282,14 @@ static int l_answer(lua_State *L) {
     size_t tlen;
     const char *type = luaL_checklstring(L, 1, &tlen);
     if (!s->call_conn) return luaL_error(L, "no frame to answer");
+    if (s->host->answered_error && tlen == 5 && memcmp(type, "error", 5) == 0 &&
+        lua_istable(L, 2)) {
+        /* For the metrics: one field read, on errors only. */
+        lua_getfield(L, 2, "code");
+        if (lua_type(L, -1) == LUA_TSTRING)
+            s->host->answered_error(s->host->ud, lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
     buf_t b;
     script__answer_begin(s, &b, type, tlen);
     int first = 0;

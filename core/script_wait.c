@@ -292,6 +292,7 @@ void script__answer_send(script_t *s, buf_t *b) {
 
 void script__answer_error(script_t *s, const char *code, const char *msg) {
     buf_t b;
+    if (s->host->answered_error) s->host->answered_error(s->host->ud, code);
     script__answer_begin(s, &b, "error", 5);
     buf_puts(&b, ",\"code\":");
     json_write_string(&b, code, strlen(code));

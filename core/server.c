@@ -20,8 +20,10 @@
 #include <uv.h>
 
 #include "alloc.h"
+#include "api.h"
 #include "auth.h"
 #include "buf.h"
+#include "client_js.h"
 #include "conn.h"
 #include "hub.h"
 #include "json.h"
@@ -38,6 +40,7 @@ struct server {
     tls_t *tls; /* --tls-cert, or NULL */
     transport_t *transport;
     hub_t *hub;
+    api_t *api; /* /metrics and /api/ */
     hub_transport ops;
     uv_timer_t shutdown_timer;
     uv_timer_t sweep_timer; /* hub_sweep, once a second */
@@ -45,8 +48,16 @@ struct server {
     int ctx_destroying;
     int64_t stop_started;
     struct lws_protocols protocols[2];
-    struct lws_http_mount mount_static, mount_healthz, mount_readyz;
+    struct lws_http_mount mount_static, mount_healthz, mount_readyz,
+        mount_client_js;
 };
+
+/* An HTTP request's own state (lws allocates it): how much of a long
+ * answer of ours (the JavaScript client) is written. */
+typedef struct {
+    int client_js; /* this request is GET /luahub.js */
+    size_t sent;
+} http_pss;
 
 static server_t *server_of(struct lws *wsi) {
     return lws_context_user(lws_get_context(wsi));
@@ -111,8 +122,51 @@ static int serve_readyz(server_t *s, struct lws *wsi) {
     return rc;
 }
 
+/* GET /luahub.js: the JavaScript client, from the binary. It is longer
+ * than one write takes, so the head goes now and the body a piece at a
+ * time, each time lws says the socket takes more (send_client_js). */
+static int serve_client_js(struct lws *wsi, http_pss *pss) {
+    unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
+                                      *end = buf + sizeof buf - 1;
+    static const char nocache[] = "no-cache";
+    if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK,
+                                    "text/javascript; charset=utf-8",
+                                    (lws_filepos_t)client_js_len, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)nocache,
+                                     (int)sizeof nocache - 1, &p, end) ||
+        add_close(wsi, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return 1;
+    pss->client_js = 1;
+    pss->sent = 0;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int send_client_js(struct lws *wsi, http_pss *pss) {
+    enum { CHUNK = 4096 };
+    unsigned char buf[LWS_PRE + CHUNK];
+    size_t n = client_js_len - pss->sent;
+    if (n > CHUNK) n = CHUNK;
+    int last = pss->sent + n == client_js_len;
+    memcpy(buf + LWS_PRE, client_js + pss->sent, n);
+    if (lws_write(wsi, buf + LWS_PRE, n,
+                  last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+        return 1;
+    pss->sent += n;
+    if (!last) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len) {
+    if (reason == LWS_CALLBACK_HTTP_WRITEABLE && user &&
+        ((http_pss *)user)->client_js)
+        return send_client_js(wsi, user);
     if (reason == LWS_CALLBACK_HTTP) {
         /* The /healthz and /readyz mounts route here, and so does a static
          * file lws could not find. */
@@ -125,6 +179,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
             if (strcmp(uri, "/readyz") == 0)
                 return serve_readyz(server_of(wsi), wsi);
         }
+        if (n == 10 &&
+            lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0 &&
+            strcmp(uri, "/luahub.js") == 0 && user)
+            return serve_client_js(wsi, user);
         static const char nf[] = "not found\n";
         return reply(wsi, HTTP_STATUS_NOT_FOUND, "text/plain; charset=utf-8",
                      nf, sizeof nf - 1);
@@ -259,13 +317,28 @@ server_t *server_create(const config_t *cfg) {
         return NULL;
     }
     transport_set_hub(s->transport, s->hub);
+    s->api = api_create(s->hub, cfg, err, sizeof err);
+    if (!s->api) {
+        log_error("server", "%s", err);
+        server_destroy(s);
+        return NULL;
+    }
+    transport_set_api(s->transport, s->api);
     uv_timer_start(&s->sweep_timer, on_sweep, 1000, 1000);
 
     s->protocols[0] = (struct lws_protocols){
         .name = "http",
         .callback = callback,
+        .per_session_data_size = sizeof(http_pss),
+    };
+    s->mount_client_js = (struct lws_http_mount){
+        .mountpoint = "/luahub.js",
+        .mountpoint_len = 10,
+        .origin = "http",
+        .origin_protocol = LWSMPRO_CALLBACK,
     };
     s->mount_readyz = (struct lws_http_mount){
+        .mount_next = &s->mount_client_js,
         .mountpoint = "/readyz",
         .mountpoint_len = 7,
         .origin = "http",
@@ -323,6 +396,9 @@ server_t *server_create(const config_t *cfg) {
              cfg->host, port, s->tls ? "wss" : "ws", cfg->host, port,
              cfg->static_dir, transport_addresses(s->transport),
              s->tls ? " tls=on" : "");
+    if (api_enabled(s->api))
+        log_info("server", "HTTP API on: POST /api/publish, GET /api/rooms/ID, "
+                           "GET /api/users/ID (Authorization: Bearer)");
     if (auth_has_secret(s->auth))
         log_info("server", "auth: clients must present token=<JWT> "
                            "(HS256, sub = user id)");
@@ -351,6 +427,7 @@ void server_destroy(server_t *s) {
     uv_run(&s->loop, UV_RUN_DEFAULT);
     transport_destroy(s->transport);
     s->transport = NULL;
+    api_destroy(s->api);
     tls_destroy(s->tls);
     if (uv_loop_close(&s->loop) != 0)
         log_debug("server", "loop closed with handles still open");

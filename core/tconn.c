@@ -88,6 +88,11 @@ void transport__teardown(tconn *c, int code) {
         c->counted = 0;
     }
     c->state = T_DEAD;
+    if (c->api) {
+        /* The answer, when it comes, goes nowhere. */
+        api_cancel(c->api);
+        c->api = NULL;
+    }
     /* A session's close_notify, best effort, before the socket goes. */
     tls_conn_free(c->tls);
     c->tls = NULL;
@@ -234,7 +239,8 @@ static void on_sweep(uv_timer_t *h) {
     tconn *c;
     while ((c = t->handshakes.head) && c->deadline <= now) {
         char why[64];
-        snprintf(why, sizeof why, "request head not received within %gs",
+        snprintf(why, sizeof why, "request %s not received within %gs",
+                 c->state == T_BODY ? "body" : "head",
                  t->cfg->handshake_timeout);
         transport__refuse(c, 408, why, NULL);
     }

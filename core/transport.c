@@ -36,6 +36,20 @@ static void on_io(uv_poll_t *h, int status, int events) {
     case T_CLOSING:
         transport__drop_input(c, 0);
         return;
+    case T_BODY:
+        transport__api_read(c);
+        return;
+    case T_API:
+        /* What more comes is dropped (not counted: head_len is the
+         * answer's length in T_ANSWER; RELAY_MS bounds the time); the
+         * client leaving cancels the request. */
+        transport__drop_input(c, 0);
+        return;
+    case T_ANSWER:
+        if (events & UV_READABLE) transport__drop_input(c, 0);
+        if ((events & UV_WRITABLE) && c->state == T_ANSWER)
+            transport__api_write(c);
+        return;
     case T_RELAY:
         if (events & UV_READABLE) transport__drop_input(c, LINGER_BYTES);
         if ((events & UV_WRITABLE) && c->state == T_RELAY)
@@ -212,6 +226,10 @@ transport_t *transport_create(uv_loop_t *loop, const config_t *cfg,
 
 void transport_set_hub(transport_t *t, hub_t *h) {
     t->hub = h;
+}
+
+void transport_set_api(transport_t *t, api_t *api) {
+    t->api = api;
 }
 
 void transport_set_tls(transport_t *t, tls_t *tls) {

@@ -45,6 +45,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "api.h"
 #include "auth.h"
 #include "config.h"
 #include "hub.h"
@@ -61,6 +62,9 @@ typedef void (*transport_http_fn)(void *ud, int fd, const char *head,
 /* cfg and auth are borrowed for the transport's life. */
 transport_t *transport_create(uv_loop_t *loop, const config_t *cfg,
                               auth_t *auth, transport_http_fn http, void *ud);
+/* /metrics and /api/ are answered through api (borrowed; NULL: they go
+ * to the HTTP side like any path). */
+void transport_set_api(transport_t *t, api_t *api);
 /* What the hub calls (wake, drain, close), to pass to hub_create. */
 hub_transport transport_hub_ops(transport_t *t);
 /* The hub whose connections these are (borrowed). */

@@ -1,8 +1,10 @@
 /* transport_int.h -- what the transport's files share (internal).
  *
- * The transport is four files, each calling only down the list:
+ * The transport is five files, each calling only down the list:
  * transport.c (the public API, accepting, dispatching socket events),
  * gate.c (request heads: refusals, the upgrade, HTTP handed over),
+ * apigate.c (the requests the server answers itself, api.h: a body
+ * read, an answer that may come later, written out),
  * wsconn.c (WebSocket connections: frames in, queues out, closing),
  * tconn.c (what every client socket has: deadlines, polling, teardown,
  * refusals). */
@@ -12,6 +14,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "api.h"
 #include "buf.h"
 #include "conn.h"
 #include "http.h"
@@ -69,6 +72,9 @@ typedef enum tstate {
     T_OPEN,      /* a WebSocket connection */
     T_CLOSING,   /* our close frame is out: dropping what comes until EOF */
     T_RELAY,     /* TLS: an HTTP answer relayed from libwebsockets */
+    T_BODY,      /* an API request's body being read (api.h) */
+    T_API,       /* an API request waiting for its answer (Redis) */
+    T_ANSWER,    /* an API answer being written */
     T_DEAD,      /* closed; freed by the handle's close callback */
 } tstate;
 
@@ -101,7 +107,9 @@ struct tconn {
     uint8_t sniffed; /* TLS: the first byte was a handshake's */
     netaddr addr;    /* the client's address (see netaddr.h) */
     uint32_t wr_off; /* bytes of the first queued frame already written */
-    /* T_HANDSHAKE: the request head so far. T_LINGER: bytes dropped. */
+    /* T_HANDSHAKE: the request head so far. T_LINGER: bytes dropped.
+     * T_BODY: the body so far (head_scanned: the bytes it has). T_ANSWER:
+     * the answer (head_scanned: the bytes written). */
     char *head;
     uint32_t head_len, head_cap, head_scanned;
     /* T_OPEN */
@@ -121,6 +129,8 @@ struct tconn {
     /* T_RELAY: libwebsockets' end of the pair is the other. */
     uv_poll_t *relay;
     int relay_fd;
+    /* T_API: the request waiting (cancelled if the client goes). */
+    api_req *api;
 };
 
 struct transport {
@@ -131,6 +141,7 @@ struct transport {
     hub_t *hub;
     transport_http_fn http;
     void *http_ud;
+    api_t *api; /* /metrics and /api/ (borrowed), or NULL: none */
     listen_set ls;
     uv_poll_t lpoll[LISTEN_MAX_SOCKETS];
     size_t nlpoll;
@@ -230,6 +241,16 @@ int transport__flush(tconn *c);
 void transport__close_conn(void *ud, conn_t *conn, int code, const char *why);
 void transport__on_heartbeat(uv_timer_t *h);
 void transport__on_flush_check(uv_check_t *h);
+
+/* ---- apigate.c ---- */
+
+/* c's head (r, hl bytes of c->head) asks for /metrics or /api/: answered,
+ * waited for, or its body read first. */
+void transport__api_head(tconn *c, const http_req *r, size_t hl);
+/* T_BODY: reads more of the body. */
+void transport__api_read(tconn *c);
+/* T_ANSWER: writes what the socket takes of the answer. */
+void transport__api_write(tconn *c);
 
 /* ---- gate.c ---- */
 

@@ -14,7 +14,7 @@ test('--help lists every flag with its default and exits 0', () => {
   assert.equal(r.status, 0);
   for (const flag of ['--host', '--port', '--scripts', '--lua', '--static', '--ping-interval',
     '--idle-timeout', '--max-message', '--send-queue', '--log-level', '--version',
-    '--rate-limit', '--rate-burst', '--auth-secret-file']) {
+    '--rate-limit', '--rate-burst', '--auth-secret-file', '--config', '--print-config', '--log-format']) {
     assert.match(r.stdout, new RegExp(flag));
   }
   assert.match(r.stdout, /default: 8080/);

@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -194,5 +195,48 @@ describe('TLS options', () => {
     assert.equal(r.status, 1);
     assert.match(r.stderr, /--tls-cert \S+missing\.crt: No such file or directory/);
     assert.doesNotMatch(r.stderr, /listening/);
+  });
+});
+
+describe('/metrics and the API over TLS', () => {
+  const KEY = 'tls-api-key-0123456789abcdef';
+  let server;
+  before(async () => {
+    server = await new Server(['--tls-cert', file('one.crt'), '--tls-key', file('one.key')],
+      { env: { LUAHUB_API_KEY: KEY } }).start();
+  });
+  after(() => server.stop());
+
+  // POST over https: { status, body }.
+  function post(p, body) {
+    return withTimeout(new Promise((resolve, reject) => {
+      const data = Buffer.from(JSON.stringify(body));
+      const req = https.request({
+        host: '127.0.0.1', port: server.port, path: p, method: 'POST', rejectUnauthorized: false, agent: false,
+        headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json', 'content-length': data.length },
+      }, (res) => {
+        let got = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => { got += d; });
+        res.on('end', () => resolve({ status: res.statusCode, body: got }));
+      });
+      req.on('error', reject);
+      req.end(data);
+    }), 5000, 'https POST');
+  }
+
+  test('a publish with a body of several TLS records, and the metrics', async () => {
+    const a = await Client.connect(server, 'tls-api');
+    await a.request({ type: 'join_room', room_id: 'tls-room' });
+    const text = 'y'.repeat(40000);
+    const res = await post('/api/publish', { room_id: 'tls-room', payload: { text } });
+    assert.equal(res.status, 200, res.body);
+    assert.deepEqual(JSON.parse(res.body), { seq: 1 });
+    assert.equal((await a.next((f) => f.type === 'chat')).payload.text, text);
+    const m = await server.get('/metrics');
+    assert.equal(m.status, 200);
+    assert.match(m.body, /^luahub_connections 1$/m);
+    assert.match(m.body, /^luahub_messages_received_total\{type="join_room"\} 1$/m);
+    await a.close();
   });
 });

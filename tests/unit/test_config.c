@@ -452,6 +452,66 @@ static void test_presence_grace(void **state) {
     done(&r);
 }
 
+/* A --config file with text, in a fresh temporary directory; its path is
+ * written to path (freed by the caller with unlink). */
+static void write_file(char *path, size_t cap, const char *text) {
+    snprintf(path, cap, "/tmp/luahub-test-config-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void test_config_file_sets_values_and_flags_win(void **state) {
+    char path[64];
+    write_file(path, sizeof path,
+               "return { port = 9001, rate_limit = 50, reuse_port = true,\n"
+               "  max_message = '4k', idle_timeout = 2.5,\n"
+               "  allowed_origins = { 'https://a.example', "
+               "'https://b.example' } }\n");
+    run_t r = parse("--config", path, "--port", "9002", NULL);
+    unlink(path);
+    assert_int_equal(r.action, CONFIG_RUN);
+    assert_string_equal(r.err, "");
+    assert_int_equal(r.cfg.port, 9002);
+    assert_true(r.cfg.rate_limit == 50);
+    assert_int_equal(r.cfg.reuse_port, 1);
+    assert_int_equal(r.cfg.max_message, 4096);
+    assert_true(r.cfg.idle_timeout == 2.5);
+    assert_string_equal(r.cfg.allowed_origins,
+                        "https://a.example,https://b.example");
+    done(&r);
+}
+
+/* A file with text stops the parse with one line that holds want. */
+static void file_error(const char *text, const char *want) {
+    char path[64];
+    write_file(path, sizeof path, text);
+    run_t r = parse("--config", path, NULL);
+    unlink(path);
+    if (r.action != CONFIG_ERROR) fail_msg("accepted: %s", text);
+    if (!strstr(r.err, want) || !strstr(r.err, path))
+        fail_msg("for %s: %s", text, r.err);
+    int lines = 0;
+    for (const char *p = r.err; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 1);
+    done(&r);
+}
+
+static void
+test_config_file_errors_name_the_file_and_the_setting(void **state) {
+    file_error("return { rate_limt = 5 }", "rate_limt: no such setting");
+    file_error("return { rate_limit = 'fast' }",
+               "rate_limit: 'fast' is not messages per second");
+    file_error("return { watch = 1 }", "watch: 1 is not true or false");
+    file_error("return { port = false }", "port: false is not a value");
+    file_error("return { config = 'x.lua' }", "config: not a setting");
+    file_error("return { port = ", "unexpected symbol");
+    file_error("return io.open('/etc/passwd')", "attempt to index global 'io'");
+    file_error("return { [1] = 'x' }", "a key that is not a name");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_presence_grace),
@@ -468,6 +528,8 @@ int main(void) {
         cmocka_unit_test(test_edge_flags),
         cmocka_unit_test(test_check_and_unsafe_lua),
         cmocka_unit_test(test_level_names_round_trip),
+        cmocka_unit_test(test_config_file_sets_values_and_flags_win),
+        cmocka_unit_test(test_config_file_errors_name_the_file_and_the_setting),
         cmocka_unit_test_setup_teardown(
             test_locate_finds_the_build_tree_beside_the_binary, tree_setup,
             tree_teardown),

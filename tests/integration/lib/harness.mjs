@@ -45,19 +45,25 @@ export function runToExit(args, ms = 5000) {
 }
 
 export class Server {
-  constructor(args = [], { scripts = path.join(ROOT, 'scripts'), bin = BIN, env = {} } = {}) {
+  // bare: args are the whole command line (a test of the defaults, or of
+  // a --config file whose settings the usual flags would override); cwd:
+  // the working directory to start in.
+  constructor(args = [], { scripts = path.join(ROOT, 'scripts'), bin = BIN, env = {}, bare = false, cwd } = {}) {
     this.args = args;
     this.bin = bin;
     this.env = env;
     this.scripts = scripts;
+    this.bare = bare;
+    this.cwd = cwd;
     this.log = '';
   }
 
   async start() {
-    const args = ['--host', '127.0.0.1', '--port', '0', '--lua', path.join(ROOT, 'lua'),
+    const args = this.bare ? [...this.args] : ['--host', '127.0.0.1', '--port', '0', '--lua', path.join(ROOT, 'lua'),
       '--scripts', this.scripts, '--log-level', 'debug', ...this.args];
-    if (!this.args.includes('--static')) args.push('--static', path.join(ROOT, 'examples/chat'));
+    if (!this.bare && !this.args.includes('--static')) args.push('--static', path.join(ROOT, 'examples/chat'));
     this.proc = spawn(this.bin, args, {
+      cwd: this.cwd,
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, LUAHUB_AUTH_SECRET: '', ...this.env },
     });
@@ -66,7 +72,8 @@ export class Server {
     this.proc.stderr.on('data', (d) => { this.log += d; });
     this.port = await withTimeout(new Promise((resolve, reject) => {
       const check = () => {
-        const m = this.log.match(/listening host=\S+ port=(\d+)/);
+        const m = this.log.match(/listening host=\S+ port=(\d+)/) ||
+          this.log.match(/"msg":"listening","host":"[^"]*","port":"(\d+)"/);
         if (m) resolve(Number(m[1]));
       };
       this.proc.stderr.on('data', check);
