@@ -56,8 +56,11 @@ struct hub {
      * (as a pointer); each holds a watch of the room until the marker. */
     dict_t *pending_joins;
     /* The connections whose call joins a room, and the floors of their
-     * recoveries (hub_recover.c); few at a time. */
-    hub_recovery *recovering;
+     * recoveries (hub_recover.c): conn id -> its recoveries (a list, one
+     * per room), and room -> how many (as a pointer), so that a frame to
+     * a room no one recovers in costs one look-up. NULL until the first. */
+    dict_t *recovering;
+    dict_t *recovering_rooms;
     /* conn id -> held_t: the connections whose handler call waits, with
      * the messages queued behind it (hub.c); NULL until the first. */
     dict_t *held;

@@ -23,8 +23,8 @@
 #include "hub_int.h"
 
 struct hub_recovery {
-    hub_recovery *next;
-    char *conn, *room;
+    hub_recovery *next; /* the connection's next recovery */
+    char *room;
     int holding;    /* the call is under way: frames wait in q */
     int has_floor;  /* a history read set floor */
     uint64_t floor; /* frames with a seq at or under it are dropped */
@@ -33,10 +33,24 @@ struct hub_recovery {
     size_t n, cap, bytes;
 };
 
+/* cid's recoveries (a short list: one per room its calls join). */
+static hub_recovery *of_conn(hub_t *h, const char *cid) {
+    return h->recovering ? dict_get(h->recovering, cid) : NULL;
+}
+
 static hub_recovery *find(hub_t *h, const char *cid, const char *room) {
-    for (hub_recovery *p = h->recovering; p; p = p->next)
-        if (strcmp(p->conn, cid) == 0 && strcmp(p->room, room) == 0) return p;
+    for (hub_recovery *p = of_conn(h, cid); p; p = p->next)
+        if (strcmp(p->room, room) == 0) return p;
     return NULL;
+}
+
+static void room_count(hub_t *h, const char *room, int delta) {
+    uintptr_t n = (uintptr_t)dict_get(h->recovering_rooms, room);
+    n = delta > 0 ? n + 1 : n - 1;
+    if (n)
+        dict_set(h->recovering_rooms, room, (void *)n);
+    else
+        dict_remove(h->recovering_rooms, room);
 }
 
 static void clear_queue(hub_recovery *p) {
@@ -45,28 +59,41 @@ static void clear_queue(hub_recovery *p) {
     p->n = p->bytes = 0;
 }
 
-static void unlink_free(hub_t *h, hub_recovery *p) {
-    for (hub_recovery **pp = &h->recovering; *pp; pp = &(*pp)->next)
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
+static void free_one(hub_recovery *p) {
     clear_queue(p);
     free(p->q);
     free(p->qseq);
-    free(p->conn);
     free(p->room);
     free(p);
+}
+
+/* Takes p off cid's list (and the index when it was the last) and frees
+ * it. */
+static void unlink_free(hub_t *h, const char *cid, hub_recovery *p) {
+    hub_recovery *head = of_conn(h, cid), **pp = &head;
+    while (*pp && *pp != p)
+        pp = &(*pp)->next;
+    if (*pp) *pp = p->next;
+    if (head)
+        dict_set(h->recovering, cid, head);
+    else
+        dict_remove(h->recovering, cid);
+    room_count(h, p->room, -1);
+    free_one(p);
 }
 
 void hub__recover_hold(hub_t *h, const char *cid, const char *room) {
     hub_recovery *p = find(h, cid, room);
     if (!p) {
+        if (!h->recovering) {
+            h->recovering = dict_create();
+            h->recovering_rooms = dict_create();
+        }
         p = xcalloc(1, sizeof *p);
-        p->conn = xstrdup(cid);
         p->room = xstrdup(room);
-        p->next = h->recovering;
-        h->recovering = p;
+        p->next = of_conn(h, cid);
+        dict_set(h->recovering, cid, p);
+        room_count(h, room, +1);
     }
     /* A floor left by an earlier join stays: what it drops was in that
      * join's ack. */
@@ -106,10 +133,8 @@ static void hold(hub_t *h, hub_recovery *p, conn_t *c, frame_t *f,
 size_t hub__recover_fanout(hub_t *h, const room_t *r, frame_t *f, uint64_t seq,
                            const conn_t *xc, const user_t *xu) {
     const char *room = room_id(r);
-    int any = 0;
-    for (hub_recovery *p = h->recovering; p && !any; p = p->next)
-        any = strcmp(p->room, room) == 0;
-    if (!any) return fanout_room(&h->fo, r, f, xc, xu);
+    if (!h->recovering_rooms || !dict_get(h->recovering_rooms, room))
+        return fanout_room(&h->fo, r, f, xc, xu);
     /* fanout_room, with a look at each connection's recovery. */
     size_t n = 0, pos = 0;
     user_t *u;
@@ -124,7 +149,7 @@ size_t hub__recover_fanout(hub_t *h, const room_t *r, frame_t *f, uint64_t seq,
                 continue;
             }
             /* Past the floor: the seqs that follow are all above it. */
-            if (p && seq) unlink_free(h, p);
+            if (p && seq) unlink_free(h, conn_id(c), p);
             n += (size_t)fanout_conn(&h->fo, c, f);
         }
     }
@@ -134,9 +159,9 @@ size_t hub__recover_fanout(hub_t *h, const room_t *r, frame_t *f, uint64_t seq,
 void hub__recover_release(hub_t *h, const char *cid) {
     conn_t *c = conns_lookup(h->conns, cid);
     int sent = 0;
-    for (hub_recovery *p = h->recovering, *next; p; p = next) {
+    for (hub_recovery *p = of_conn(h, cid), *next; p; p = next) {
         next = p->next;
-        if (!p->holding || strcmp(p->conn, cid) != 0) continue;
+        if (!p->holding) continue;
         p->holding = 0;
         int passed = !p->has_floor;
         for (size_t i = 0; i < p->n; i++) {
@@ -145,21 +170,29 @@ void hub__recover_release(hub_t *h, const char *cid) {
             if (c) sent += fanout_conn(&h->fo, c, p->q[i]);
         }
         clear_queue(p);
-        if (passed || !c) unlink_free(h, p);
+        if (passed || !c) unlink_free(h, cid, p);
     }
     if (sent) h->t->wake(h->t->ud);
 }
 
 void hub__recover_forget(hub_t *h, const char *cid, const char *room) {
-    for (hub_recovery *p = h->recovering, *next; p; p = next) {
+    for (hub_recovery *p = of_conn(h, cid), *next; p; p = next) {
         next = p->next;
-        if (strcmp(p->conn, cid) != 0) continue;
         if (room && (p->holding || strcmp(p->room, room) != 0)) continue;
-        unlink_free(h, p);
+        unlink_free(h, cid, p);
+    }
+}
+
+static void free_list(void *v) {
+    for (hub_recovery *p = v, *next; p; p = next) {
+        next = p->next;
+        free_one(p);
     }
 }
 
 void hub__recover_destroy(hub_t *h) {
-    while (h->recovering)
-        unlink_free(h, h->recovering);
+    if (!h->recovering) return;
+    dict_destroy(h->recovering, free_list);
+    dict_destroy(h->recovering_rooms, NULL);
+    h->recovering = h->recovering_rooms = NULL;
 }

@@ -41,14 +41,7 @@ command -v redis-server >/dev/null || {
   exit 1
 }
 
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/luahub-bench-cluster-XXXXXX")
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+scratch_dir cluster
 
 SETUPS=(one same across)
 # name | luahub-bench options

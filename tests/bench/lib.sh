@@ -120,3 +120,12 @@ for (const c of ["off", "on"]) {
   console.log(`| ${c} | ${per.toFixed(3)} | ${(per * 1000).toFixed(0)} | ${(100 * cpu / secs).toFixed(1)} | ${med(r.map((o) => o.deliveries_per_s)).toFixed(0)} | ${Math.max(...r.map((o) => o.lost))} | ${med(r.map((o) => o.inflated))} | ${med(r.map((o) => o.latency_ms.p99)).toFixed(1)} |`);
 }' "$out" "$name"
 }
+
+# scratch_dir NAME: DIR, a fresh temp directory, and PIDS, an empty list;
+# at exit every process in PIDS is killed (-9) and DIR removed.
+scratch_dir() {
+  DIR=$(mktemp -d "${TMPDIR:-/tmp}/luahub-bench-$1-XXXXXX")
+  PIDS=()
+  trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$DIR"' EXIT
+  trap 'exit 130' INT TERM
+}

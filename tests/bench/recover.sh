@@ -26,14 +26,7 @@ command -v redis-server >/dev/null || {
   exit 1
 }
 
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/luahub-bench-recover-XXXXXX")
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+scratch_dir recover
 
 start_node() { # start_node NAME PORT [luahub options...] -> pid
   local name=$1 port=$2
