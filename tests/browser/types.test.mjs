@@ -12,5 +12,6 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 test('luahub.d.ts passes tsc --noEmit --strict with the documented usage', () => {
   const tsc = path.join(here, 'node_modules/.bin/tsc');
   const r = spawnSync(tsc, ['-p', path.join(here, '../../clients/js')], { encoding: 'utf8' });
+  assert.ifError(r.error && new Error(`${tsc}: ${r.error.message} (npm ci in tests/browser)`));
   assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
 });
