@@ -179,8 +179,8 @@ static int r_null(void *ud) {
     return put(ud, "N", 1);
 }
 
-static const json_sink recorder = {r_bo,  r_eo,  r_ba,   r_ea,  r_key,
-                                   r_str, r_num, r_bool, r_null};
+static const json_sink recorder = {r_bo,  r_eo,  r_ba,   r_ea,   r_key,
+                                   r_str, r_num, r_bool, r_null, NULL};
 
 static void test_sink_sees_events_in_order(void **state) {
     rec_t r = {0};
