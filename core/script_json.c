@@ -361,11 +361,16 @@ static int encode_table(lua_State *L, int idx, buf_t *b, int depth,
         lua_pushstring(L, "cannot encode: out of stack");
         return -EINVAL;
     }
+    int top = lua_gettop(L);
     if (is_lazy(L, idx)) {
         /* Untouched since the client sent it: its text, as checked. Given
-         * fields raw (table.insert): decoded, and written as a table. */
+         * fields raw (table.insert): decoded, and written as a table. Its
+         * text nests up to 30 levels below it (the frame's limit, 32, less
+         * the frame and the payload): written deeper than 2 it could pass
+         * the limit, so it is decoded and written (and refused) as a
+         * table would be. */
         lua_pushnil(L);
-        if (!lua_next(L, idx)) {
+        if (depth <= JSON_MAX_DEPTH - 30 && !lua_next(L, idx)) {
             push_reg(L, &lazy_raw_key);
             lua_pushvalue(L, idx);
             lua_rawget(L, -2);
@@ -375,7 +380,7 @@ static int encode_table(lua_State *L, int idx, buf_t *b, int depth,
             lua_pop(L, 2);
             return 0;
         }
-        lua_pop(L, 2);
+        lua_settop(L, top);
         materialize(L, idx);
     }
     size_t len;

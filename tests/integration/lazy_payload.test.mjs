@@ -59,6 +59,15 @@ local ops = {
 }
 return function(conn, msg) return { result = ops[msg.op](msg.payload) } end
 `);
+    write('nest.lua', `
+local hub = require "hub"
+return function(conn, msg)
+  local v = msg.payload
+  for _ = 1, msg.levels do v = { v } end
+  local ok, r = pcall(hub.encode, v)
+  return { ok = ok, len = ok and #r or nil }
+end
+`);
     write('read.lua', 'return function(conn, msg) return { text = msg.payload.text, n = msg.payload.n, a2 = msg.payload.deep.a[2] } end\n');
     write('echo.lua', 'return function(conn, msg) return msg.payload end\n');
     write('keep.lua', `
@@ -120,6 +129,19 @@ end
       assert.equal(r.type, 'ack', `${op}: ${JSON.stringify(r)}`);
       assert.equal(r.result, result, op);
     }
+  });
+
+  test('a payload nested deeper than the frame it came in is refused as a decoded one would be', async () => {
+    // 31 levels: with the frame, the 32 a frame may have.
+    let deep = '{}';
+    for (let i = 1; i < 31; i++) deep = `{"a":${deep}}`;
+    const frame = (levels) => `{"type":"nest","id":"n${levels}","levels":${levels},"payload":${deep}}`;
+    a.send(frame(2));
+    const fits = await a.next((f) => f.id === 'n2');
+    assert.deepEqual([fits.type, fits.ok, fits.len], ['ack', true, deep.length + 4]);
+    a.send(frame(3));
+    const deeper = await a.next((f) => f.id === 'n3');
+    assert.deepEqual([deeper.type, deeper.ok], ['ack', false]);
   });
 
   test('the payload returned as the ack gives the ack its fields', async () => {
