@@ -79,17 +79,20 @@ function M.set_lazy(raw, fn)
 end
 
 -- Decodes every lazy table reachable from v (for C code that walks
--- tables raw: cjson.encode).
-function M.unlazy(v, seen)
-  if type(v) ~= "table" then return v end
-  seen = seen or {}
-  if seen[v] or frozen[v] then return v end
+-- tables raw: cjson.encode), down to cjson's own nesting limit (past it
+-- cjson refuses the value anyway).
+local function unlazy(v, seen, depth)
+  if type(v) ~= "table" or seen[v] or frozen[v] or depth > 1000 then return end
   seen[v] = true
   if lazy_raw[v] then materialize(v) end
   for k, x in next, v do
-    M.unlazy(k, seen)
-    M.unlazy(x, seen)
+    unlazy(k, seen, depth + 1)
+    unlazy(x, seen, depth + 1)
   end
+end
+
+function M.unlazy(v)
+  unlazy(v, {}, 1)
   return v
 end
 
