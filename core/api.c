@@ -650,9 +650,9 @@ static int b_null(void *ud) {
     return scalar(b, "null", 4, 0, NULL, 0);
 }
 
-static const json_sink body_sink = {b_begin_object, b_end_object, b_begin_array,
-                                    b_end_array,    b_key,        b_string,
-                                    b_number,       b_boolean,    b_null};
+static const json_sink body_sink = {
+    b_begin_object, b_end_object, b_begin_array, b_end_array, b_key,
+    b_string,       b_number,     b_boolean,     b_null,      NULL};
 
 static void body_free(body *b) {
     free(b->room);

@@ -148,9 +148,9 @@ static int c_null(void *ud) {
     return 0;
 }
 
-static const json_sink claims_sink = {c_open,   c_close, c_array,
-                                      c_close,  c_key,   c_string,
-                                      c_number, c_bool,  c_null};
+static const json_sink claims_sink = {c_open, c_close,  c_array,  c_close,
+                                      c_key,  c_string, c_number, c_bool,
+                                      c_null, NULL};
 
 /* Decodes one base64url part and reads its JSON object into c. */
 static int read_part(const char *s, size_t n, claims_t *c) {

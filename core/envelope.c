@@ -175,7 +175,7 @@ static int s_null(void *ud) {
 
 static const json_sink scan_sink = {
     s_begin_object, s_end,    s_begin_array, s_end,  s_key,
-    s_string,       s_number, s_boolean,     s_null,
+    s_string,       s_number, s_boolean,     s_null, NULL,
 };
 
 /* The scan and another sink, fed by one parse. */
@@ -232,9 +232,17 @@ static int t_null(void *ud) {
     return t->sink->null(t->ud);
 }
 
+/* The other sink skipped a container (its begin said so): the scan has
+ * seen it begin, and needs no more of it than its end. */
+static int t_skipped(void *ud, const char *raw, size_t rawlen) {
+    tee_t *t = ud;
+    s_end(&t->sc);
+    return t->sink->skipped(t->ud, raw, rawlen);
+}
+
 static const json_sink tee_sink = {
     t_begin_object, t_end_object, t_begin_array, t_end_array, t_key,
-    t_string,       t_number,     t_boolean,     t_null,
+    t_string,       t_number,     t_boolean,     t_null,      t_skipped,
 };
 
 static envelope_status failed(envelope_t *env, envelope_status st,

@@ -389,6 +389,11 @@ json_status json_parse(const char *s, size_t n, int max_depth,
     if (max_depth < 0) max_depth = 0;
     if ((size_t)max_depth > sizeof stack) stk = xmalloc((size_t)max_depth);
     int depth = 0;
+    /* A skipped container: the depth inside it and where it began; the
+     * sink is off (NULL) until it closes. */
+    int skip_depth = 0;
+    const char *skip_from = NULL;
+    const json_sink *outer = sink;
     json_status st = JSON_OK;
     const char *str;
     size_t slen;
@@ -417,19 +422,22 @@ value:
         }
         stk[depth++] = open;
         ps.p++;
-        if (open == '{')
-            EMIT(begin_object, ud);
-        else
-            EMIT(begin_array, ud);
+        if (sink && (open == '{' ? sink->begin_object : sink->begin_array)) {
+            int rc =
+                open == '{' ? sink->begin_object(ud) : sink->begin_array(ud);
+            if (rc == JSON_SINK_SKIP && sink->skipped) {
+                skip_depth = depth;
+                skip_from = ps.p - 1;
+                sink = ps.sink = NULL;
+            } else if (rc) {
+                st = fail(&ps, JSON_ERR_ABORT, "stopped by the sink");
+                goto out;
+            }
+        }
         skip_ws(&ps);
         if (ps.p < ps.end && *ps.p == (open == '{' ? '}' : ']')) {
             ps.p++;
-            depth--;
-            if (open == '{')
-                EMIT(end_object, ud);
-            else
-                EMIT(end_array, ud);
-            goto after_value;
+            goto close;
         }
         if (open == '{') goto key;
         goto value;
@@ -504,16 +512,27 @@ after_value:
     }
     if (*ps.p == (stk[depth - 1] == '{' ? '}' : ']')) {
         ps.p++;
-        depth--;
-        if (stk[depth] == '{')
-            EMIT(end_object, ud);
-        else
-            EMIT(end_array, ud);
-        goto after_value;
+        goto close;
     }
     st = fail(&ps, JSON_ERR_SYNTAX,
               stk[depth - 1] == '{' ? "expected ',' or '}'"
                                     : "expected ',' or ']'");
+    goto out;
+
+close: /* the container stk[depth - 1] has just been closed, ps.p past it */
+    if (skip_depth && depth == skip_depth) {
+        skip_depth = 0;
+        sink = ps.sink = outer;
+        depth--;
+        EMIT(skipped, ud, skip_from, (size_t)(ps.p - skip_from));
+        goto after_value;
+    }
+    depth--;
+    if (stk[depth] == '{')
+        EMIT(end_object, ud);
+    else
+        EMIT(end_array, ud);
+    goto after_value;
 
 out:
     if (stk != stack) free(stk);

@@ -42,7 +42,17 @@ typedef struct json_sink {
     int (*number)(void *ud, double v, const char *raw, size_t rawlen);
     int (*boolean)(void *ud, int v);
     int (*null)(void *ud);
+    /* A container whose begin_object or begin_array returned
+     * JSON_SINK_SKIP: its contents are checked as everything else (depth,
+     * strings, UTF-8, numbers' range) but not reported; instead this gets
+     * its text as written, brackets included, in place of the end_object
+     * or end_array call. Needed by a sink that skips. */
+    int (*skipped)(void *ud, const char *raw, size_t rawlen);
 } json_sink;
+
+/* What begin_object or begin_array returns to have the container skipped
+ * (see json_sink.skipped). */
+#define JSON_SINK_SKIP 2
 
 typedef struct json_error {
     json_status status;

@@ -373,6 +373,7 @@ int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
     /* One pass: the envelope check, and the Lua table for the handler. */
     script_decoder d;
     script__decoder_init(&d, s);
+    d.lazy = s->lazy;
     if (envelope_parse_tee(json, len, env, &script__decoder_sink, &d) !=
         ENVELOPE_OK) {
         lua_settop(L, 0);

@@ -73,6 +73,7 @@ struct script {
     const script_host *host;
     int dispatch_ref, connect_ref, disconnect_ref;
     int has_connect_hook, has_disconnect_hook;
+    int lazy; /* payloads decoded lazily (core.set_lazy: the sandbox is on) */
     int array_mt_ref; /* the metatable that marks a JSON array */
     int fail_ref;     /* protocol.fail */
     /* The frame being dispatched, for the length of script_dispatch only
@@ -154,6 +155,11 @@ typedef struct script_decoder {
     lua_State *L;
     int array_mt_ref;
     int depth;
+    /* With lazy set (a client frame for a handler), the top-level
+     * `payload` object is not decoded: it becomes a lazy table holding the
+     * client's text (see script_json.c). at_payload: the top-level key
+     * just read is "payload". */
+    int lazy, at_payload;
     /* Per open container: 0 object, 1 array; and the next array index. */
     unsigned char is_array[JSON_MAX_DEPTH + 2];
     int index[JSON_MAX_DEPTH + 2];
@@ -190,7 +196,8 @@ int script__encode_members(lua_State *L, int idx, buf_t *b, int depth,
  * only through these. hub and core are stack indices; the stack is left
  * as it was. */
 
-/* hub.encode, hub.decode, hub.null; core.set_array_mt. */
+/* hub.encode, hub.decode, hub.null; core.set_array_mt, and the lazy
+ * payloads' core.lazy_raw, core.materialize and core.set_lazy. */
 void script__inject_json(lua_State *L, script_t *s, int hub, int core);
 
 /* ---- script_history.c --------------------------------------------------- */

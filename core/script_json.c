@@ -7,6 +7,135 @@
 
 #include "script_int.h"
 
+/* ---- lazy payloads --------------------------------------------------------
+ *
+ * Most handlers pass a client's payload on as it came (chat: `payload =
+ * msg.payload` into hub.publish). Decoding it into tables and encoding it
+ * back was about a third of such a message's cost, so the payload of a
+ * client frame is not decoded up front: the handler gets an empty table
+ * with the lazy metatable, and its text (checked by the parser like the
+ * rest of the frame) is kept in a weak table keyed by it. The first read
+ * or write of a field (__index, __newindex) decodes it into the table
+ * itself and drops the metatable: from then on it is the plain table it
+ * always was, identity kept. The encoder writes a lazy table that nothing
+ * has touched as the client's text. The sandbox's pairs, next, rawget,
+ * rawset, getmetatable, setmetatable and table functions, and its cjson's
+ * encode, decode it first (lua/sandbox.lua), so no script can tell. `#t`
+ * is 0 either way: the keys of a JSON object are strings. */
+
+static const char lazy_mt_key = 'm';  /* registry: the lazy metatable */
+static const char lazy_raw_key = 'r'; /* registry: table -> its text */
+
+static void push_reg(lua_State *L, const char *key) {
+    lua_pushlightuserdata(L, (void *)key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+}
+
+/* 1 when the table at idx (absolute) is lazy, still undecoded. */
+static int is_lazy(lua_State *L, int idx) {
+    if (!lua_getmetatable(L, idx)) return 0;
+    push_reg(L, &lazy_mt_key);
+    int lazy = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return lazy;
+}
+
+static int decode_text(lua_State *L, const char *json, size_t len);
+
+/* Decodes the lazy table at idx (absolute) into itself: the fields it
+ * was given raw (table.insert, which bypasses __newindex) are kept over
+ * the decoded ones. */
+static void materialize(lua_State *L, int idx) {
+    if (!is_lazy(L, idx)) return;
+    luaL_checkstack(L, 6, "materialize");
+    push_reg(L, &lazy_raw_key);
+    lua_pushvalue(L, idx);
+    lua_rawget(L, -2);
+    size_t n;
+    const char *raw = lua_tolstring(L, -1, &n);
+    if (!raw || decode_text(L, raw, n) < 0)
+        lua_newtable(L); /* cannot be: the text passed the same parser */
+    /* stack: weak, raw, decoded */
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pushvalue(L, -2);
+        lua_rawget(L, idx);
+        int absent = lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (absent) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, idx);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 2);
+    lua_pushvalue(L, idx);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setmetatable(L, idx);
+}
+
+/* __index(t, k) */
+static int l_lazy_index(lua_State *L) {
+    materialize(L, 1);
+    lua_settop(L, 2);
+    lua_rawget(L, 1);
+    return 1;
+}
+
+/* __newindex(t, k, v) */
+static int l_lazy_newindex(lua_State *L) {
+    materialize(L, 1);
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 0;
+}
+
+/* core.materialize(t): decodes t if it is a lazy table; returns t. */
+static int l_materialize(lua_State *L) {
+    if (lua_type(L, 1) == LUA_TTABLE) materialize(L, 1);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* core.set_lazy(on): client payloads are decoded lazily from now on (the
+ * runtime turns it on when the sandbox, which hides it, is on). */
+static int l_set_lazy(lua_State *L) {
+    script__self(L)->lazy = lua_toboolean(L, 1);
+    return 0;
+}
+
+/* Makes the registry's lazy metatable and weak table (once per state),
+ * and sets core.lazy_raw to the weak table (for the sandbox: a table is
+ * lazy while it is a key there). */
+static void inject_lazy(lua_State *L, script_t *s, int core) {
+    static const luaL_Reg meta[] = {
+        {"__index", l_lazy_index},
+        {"__newindex", l_lazy_newindex},
+        {NULL, NULL},
+    };
+    lua_pushlightuserdata(L, (void *)&lazy_mt_key);
+    lua_createtable(L, 0, 3);
+    script__register(L, s, -1, meta);
+    /* getmetatable (Lua's) answers false: no script holds this table. */
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    lua_pushlightuserdata(L, (void *)&lazy_raw_key);
+    lua_createtable(L, 0, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, core, "lazy_raw");
+    lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
 /* ---- JSON -> Lua ------------------------------------------------------- */
 
 typedef script_decoder decoder_t;
@@ -42,7 +171,25 @@ static int dec_close(decoder_t *d) {
 }
 
 static int dec_begin_object(void *ud) {
-    return dec_open(ud, 0);
+    decoder_t *d = ud;
+    if (d->at_payload && d->depth == 1) return JSON_SINK_SKIP; /* lazy */
+    return dec_open(d, 0);
+}
+
+/* The top-level payload object, skipped: a lazy table with its text. */
+static int dec_skipped(void *ud, const char *raw, size_t rawlen) {
+    decoder_t *d = ud;
+    lua_State *L = d->L;
+    if (!lua_checkstack(L, 5)) return -EINVAL;
+    lua_createtable(L, 0, 0);
+    push_reg(L, &lazy_mt_key);
+    lua_setmetatable(L, -2);
+    push_reg(L, &lazy_raw_key);
+    lua_pushvalue(L, -2);
+    lua_pushlstring(L, raw, rawlen);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    return dec_store(d);
 }
 static int dec_begin_array(void *ud) {
     return dec_open(ud, 1);
@@ -53,6 +200,8 @@ static int dec_end(void *ud) {
 
 static int dec_key(void *ud, const char *s, size_t n) {
     decoder_t *d = ud;
+    if (d->lazy && d->depth == 1)
+        d->at_payload = n == 7 && memcmp(s, "payload", 7) == 0;
     lua_pushlstring(d->L, s, n);
     return 0;
 }
@@ -84,13 +233,27 @@ static int dec_null(void *ud) {
 
 const json_sink script__decoder_sink = {
     dec_begin_object, dec_end,    dec_begin_array, dec_end,  dec_key,
-    dec_string,       dec_number, dec_boolean,     dec_null,
+    dec_string,       dec_number, dec_boolean,     dec_null, dec_skipped,
 };
 
 void script__decoder_init(script_decoder *d, script_t *s) {
     d->L = s->L;
     d->array_mt_ref = s->array_mt_ref;
     d->depth = 0;
+    d->lazy = d->at_payload = 0;
+}
+
+/* json[0..len), checked already, decoded on L, with the state's array
+ * metatable (from the registry: the encoder's callers have no script_t). */
+static int decode_text(lua_State *L, const char *json, size_t len) {
+    lua_getfield(L, LUA_REGISTRYINDEX, "luahub.array_mt_ref");
+    decoder_t d = {.L = L, .array_mt_ref = (int)lua_tointeger(L, -1)};
+    lua_pop(L, 1);
+    json_error err;
+    return json_parse(json, len, JSON_MAX_DEPTH, &script__decoder_sink, &d,
+                      &err) == JSON_OK
+               ? 0
+               : -1;
 }
 
 int script__decode(script_t *s, lua_State *L, const char *json, size_t len,
@@ -149,6 +312,7 @@ static int skipped(const char *k, const char *const *skip) {
 int script__encode_members(lua_State *L, int idx, buf_t *b, int depth,
                            int array_mt_ref, int *first,
                            const char *const *skip) {
+    materialize(L, idx); /* an ack made of a lazy payload: its fields */
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         /* stack: key, value */
@@ -196,6 +360,28 @@ static int encode_table(lua_State *L, int idx, buf_t *b, int depth,
     if (!lua_checkstack(L, 6)) {
         lua_pushstring(L, "cannot encode: out of stack");
         return -EINVAL;
+    }
+    int top = lua_gettop(L);
+    if (is_lazy(L, idx)) {
+        /* Untouched since the client sent it: its text, as checked. Given
+         * fields raw (table.insert): decoded, and written as a table. Its
+         * text nests up to 30 levels below it (the frame's limit, 32, less
+         * the frame and the payload): written deeper than 2 it could pass
+         * the limit, so it is decoded and written (and refused) as a
+         * table would be. */
+        lua_pushnil(L);
+        if (depth <= JSON_MAX_DEPTH - 30 && !lua_next(L, idx)) {
+            push_reg(L, &lazy_raw_key);
+            lua_pushvalue(L, idx);
+            lua_rawget(L, -2);
+            size_t n;
+            const char *raw = lua_tolstring(L, -1, &n);
+            buf_append(b, raw, n);
+            lua_pop(L, 2);
+            return 0;
+        }
+        lua_settop(L, top);
+        materialize(L, idx);
     }
     size_t len;
     if (is_array_table(L, idx, array_mt_ref, &len)) {
@@ -316,11 +502,15 @@ void script__inject_json(lua_State *L, script_t *s, int hub, int core) {
     };
     static const luaL_Reg private[] = {
         {"set_array_mt", l_set_array_mt},
+        {"materialize", l_materialize},
+        {"set_lazy", l_set_lazy},
         {NULL, NULL},
     };
     script__register(L, s, hub, public);
     script__register(L, s, core, private);
     if (hub < 0) hub = lua_gettop(L) + hub + 1;
+    if (core < 0) core = lua_gettop(L) + core + 1;
+    inject_lazy(L, s, core);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, hub, "null");
 }

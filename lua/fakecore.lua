@@ -68,8 +68,41 @@ end
 
 local as_json -- what dkjson writes for v (below)
 
+-- Lazy payloads, as core/script_json.c makes them: a client's payload
+-- reaches the handler as an empty table that fills itself at its first
+-- read or write (the sandbox's raw functions fill it first). The core
+-- keeps the client's text and writes it for an untouched one; the kit
+-- keeps the decoded payload and writes that.
+local LAZY = setmetatable({}, { __mode = "k" }) -- lazy table -> decoded
+local LAZY_MT = {}
+
+local function materialize(t)
+  local src = LAZY[t]
+  if src == nil or getmetatable(t) ~= LAZY_MT then return t end
+  for k, v in pairs(src) do
+    if rawget(t, k) == nil then rawset(t, k, v) end
+  end
+  LAZY[t] = nil
+  setmetatable(t, nil)
+  return t
+end
+LAZY_MT.__index = function(t, k) materialize(t) return rawget(t, k) end
+LAZY_MT.__newindex = function(t, k, v) materialize(t) rawset(t, k, v) end
+
+-- msg with its payload object made lazy (msg is changed).
+function M.lazy_payload(msg, array_mt)
+  local p = type(msg) == "table" and rawget(msg, "payload")
+  if type(p) == "table" and getmetatable(p) ~= array_mt then
+    local t = setmetatable({}, LAZY_MT)
+    LAZY[t] = p
+    msg.payload = t
+  end
+  return msg
+end
+
 -- The fields of table t as an object, keys in skip left out.
 local function members(t, depth, array_mt, skip)
+  materialize(t)
   local out = setmetatable({}, OBJECT)
   for k, v in pairs(t) do
     local kt = type(k)
@@ -88,6 +121,9 @@ function as_json(v, depth, array_mt)
   if t ~= "table" then error("cannot encode a " .. t, 0) end
   if getmetatable(v) == "frames" and rawget(v, 0) == FRAMES then
     return setmetatable({ "[" .. table.concat(v, ",") .. "]" }, RAW)
+  end
+  if LAZY[v] ~= nil and getmetatable(v) == LAZY_MT then
+    if next(v) == nil then v = LAZY[v] else materialize(v) end
   end
   if depth > MAX_DEPTH then error("cannot encode: nested too deeply (or a cycle)", 0) end
   local n, count = #v, 0
@@ -585,6 +621,12 @@ local function c_side(kit, state)
   end
   function hub.decode(s) return dec(check_string(s, 1, "decode")) end
   function core.set_array_mt(mt) state.array_mt = check_table(mt, 1, "set_array_mt") end
+  core.lazy_raw = LAZY
+  function core.materialize(t)
+    if type(t) == "table" then materialize(t) end
+    return t
+  end
+  function core.set_lazy(on) state.lazy = on and true or nil end
 
   -- the store: values kept as JSON; a room's or user's scope only while
   -- the room or user exists

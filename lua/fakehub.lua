@@ -209,6 +209,7 @@ local function as_frame(self, conn, msg, fn)
   -- too; its answers go nowhere.
   local c = self.conns[conn.id] or { user = conn.user, messages_in = 0, bytes_in = 0 }
   local decoded, id_json, len = frame_in(msg, self.state.array_mt)
+  if self.state.lazy then decoded = fake.lazy_payload(decoded, self.state.array_mt) end
   c.messages_in, c.bytes_in, c.last_activity = c.messages_in + 1, c.bytes_in + len, self.clock
   local call = { conn = conn.id, id_json = id_json }
   self.call = call

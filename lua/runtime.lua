@@ -38,7 +38,19 @@ if not unsafe then
   -- instance).
   sandbox.freeze(hub, "hub")
   local cjson = require "cjson.safe"
-  local preload = { hub = function() return hub end, cjson = cjson.new }
+  -- Client payloads decoded lazily (core/script_json.c): the sandbox
+  -- hides it, so only with the sandbox on.
+  if core.set_lazy then
+    sandbox.set_lazy(core.lazy_raw, core.materialize)
+    core.set_lazy(true)
+  end
+  local function new_cjson()
+    local c = cjson.new()
+    local encode = c.encode
+    c.encode = function(v, ...) return encode(sandbox.unlazy(v), ...) end
+    return c
+  end
+  local preload = { hub = function() return hub end, cjson = new_cjson }
   new_env = sandbox.new(search, preload, function(line)
     core.log("info", line, 3)
   end)

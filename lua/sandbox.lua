@@ -65,9 +65,40 @@ function M.freeze(t, name)
   return t
 end
 
+-- Lazy payloads (core/script_json.c): a client's payload reaches a
+-- handler as an empty table that decodes itself into itself at its first
+-- read or write (__index, __newindex), so that one passed on untouched is
+-- sent as the client's text. What reads or writes raw, around those
+-- metamethods, decodes it first here, so no script can tell: a table is
+-- lazy while it is a key of lazy_raw (weak), and materialize(t) decodes
+-- it. Set by the runtime (M.set_lazy) when the core has them.
+local lazy_raw, materialize = {}, function(t) return t end
+
+function M.set_lazy(raw, fn)
+  lazy_raw, materialize = raw, fn
+end
+
+-- Decodes every lazy table reachable from v (for C code that walks
+-- tables raw: cjson.encode), down to cjson's own nesting limit (past it
+-- cjson refuses the value anyway).
+local function unlazy(v, seen, depth)
+  if type(v) ~= "table" or seen[v] or frozen[v] or depth > 1000 then return end
+  seen[v] = true
+  if lazy_raw[v] then materialize(v) end
+  for k, x in next, v do
+    unlazy(k, seen, depth + 1)
+    unlazy(x, seen, depth + 1)
+  end
+end
+
+function M.unlazy(v)
+  unlazy(v, {}, 1)
+  return v
+end
+
 -- The base and table functions that write or read raw, taught about
--- frozen tables: writes raise, reads see the fields. An iterator never
--- hands out the fields table itself.
+-- frozen tables (writes raise, reads see the fields; an iterator never
+-- hands out the fields table itself) and lazy ones (decoded first).
 local function frozen_aware(env)
   local function iterate(fields, step)
     local k
@@ -85,22 +116,30 @@ local function frozen_aware(env)
   env.rawset = function(t, k, v)
     local f = frozen[t]
     if f then error(read_only(f, k), 2) end
+    if lazy_raw[t] then materialize(t) end
     return rawset(t, k, v)
   end
   env.rawget = function(t, k)
     local f = frozen[t]
     if f then return f.fields[k] end
+    if lazy_raw[t] then materialize(t) end
     return rawget(t, k)
   end
   env.next = function(t, k)
     local f = frozen[t]
     if f then return next(f.fields, k) end
+    if lazy_raw[t] then materialize(t) end
     return next(t, k)
   end
   env.pairs = function(t)
     local f = frozen[t]
     if f then return iterate(f.fields, next) end
+    if lazy_raw[t] then materialize(t) end
     return pairs(t)
+  end
+  env.getmetatable = function(t)
+    if lazy_raw[t] then return nil end
+    return getmetatable(t)
   end
   env.ipairs = function(t)
     local f = frozen[t]
@@ -110,13 +149,16 @@ local function frozen_aware(env)
   env.setmetatable = function(t, mt)
     local f = frozen[t]
     if f then error(f.name .. " is read-only: its metatable cannot change", 2) end
+    if lazy_raw[t] then materialize(t) end
     return setmetatable(t, mt)
   end
-  for _, name in ipairs({ "insert", "remove", "sort" }) do
+  for _, name in ipairs({ "insert", "remove", "sort", "foreach", "foreachi" }) do
     local fn = table[name]
+    local writes = name == "insert" or name == "remove" or name == "sort"
     env.table[name] = function(t, ...)
       local f = frozen[t]
-      if f then error(f.name .. " is read-only: table." .. name .. " cannot change it", 2) end
+      if f and writes then error(f.name .. " is read-only: table." .. name .. " cannot change it", 2) end
+      if lazy_raw[t] then materialize(t) end
       return fn(t, ...)
     end
   end

@@ -165,8 +165,8 @@ static int s_null(void *ud) {
     return s_literal(ud, "null");
 }
 
-static const json_sink chat_sink = {s_bo,     s_eo,     s_ba,   s_ea,  s_key,
-                                    s_string, s_number, s_bool, s_null};
+static const json_sink chat_sink = {s_bo,     s_eo,     s_ba,   s_ea,   s_key,
+                                    s_string, s_number, s_bool, s_null, NULL};
 
 /* The chat message, but for its seq and room id (a script_stamp_fn's
  * context). */

@@ -179,8 +179,8 @@ static int r_null(void *ud) {
     return put(ud, "N", 1);
 }
 
-static const json_sink recorder = {r_bo,  r_eo,  r_ba,   r_ea,  r_key,
-                                   r_str, r_num, r_bool, r_null};
+static const json_sink recorder = {r_bo,  r_eo,  r_ba,   r_ea,   r_key,
+                                   r_str, r_num, r_bool, r_null, NULL};
 
 static void test_sink_sees_events_in_order(void **state) {
     rec_t r = {0};
@@ -267,6 +267,71 @@ static void test_string_raw_is_the_text_as_written(void **state) {
     assert_int_equal(json_parse(s, strlen(s), 32, &raw_sink, &r, NULL),
                      JSON_OK);
     assert_string_equal(r.out, "\"a\\u0041\\/\"|\"plain\"|");
+}
+
+/* A sink that skips every object at depth 2 (the lazy payload's way):
+ * the skipped object's text arrives whole, its contents unreported, and
+ * the parse goes on after it. */
+typedef struct skipper {
+    int depth, events;
+    char raw[128];
+} skipper_t;
+static int k_begin(void *ud) {
+    skipper_t *k = ud;
+    k->events++;
+    return ++k->depth == 2 ? JSON_SINK_SKIP : 0;
+}
+static int k_end(void *ud) {
+    skipper_t *k = ud;
+    k->depth--;
+    return 0;
+}
+static int k_scalar(void *ud) {
+    ((skipper_t *)ud)->events++;
+    return 0;
+}
+static int k_key(void *ud, const char *s, size_t n) {
+    return k_scalar(ud);
+}
+static int k_string(void *ud, const char *s, size_t n, const char *raw,
+                    size_t rawlen) {
+    return k_scalar(ud);
+}
+static int k_skipped(void *ud, const char *raw, size_t n) {
+    skipper_t *k = ud;
+    k->depth--;
+    snprintf(k->raw, sizeof k->raw, "%.*s", (int)n, raw);
+    return 0;
+}
+static const json_sink skip_sink = {.begin_object = k_begin,
+                                    .end_object = k_end,
+                                    .key = k_key,
+                                    .string = k_string,
+                                    .skipped = k_skipped};
+
+static void test_sink_can_skip_a_container(void **state) {
+    skipper_t k = {0};
+    const char *s = "{\"p\":{ \"a\" : [1, {\"b\":\"\\u00e9\"}] },\"q\":\"x\"}";
+    assert_int_equal(json_parse(s, strlen(s), 32, &skip_sink, &k, NULL),
+                     JSON_OK);
+    assert_string_equal(k.raw, "{ \"a\" : [1, {\"b\":\"\\u00e9\"}] }");
+    /* {, "p", { (skipped), "q", "x": nothing from inside. */
+    assert_int_equal(k.events, 5);
+    assert_int_equal(k.depth, 0);
+    /* The skipped text is checked all the same. */
+    const char *bad[] = {"{\"p\":{\"a\":\"\xff\"}}", "{\"p\":{\"a\":1e999}}",
+                         "{\"p\":{\"a\":[1,]}}", "{\"p\":{\"a\":\"\\ud800\"}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        skipper_t k2 = {0};
+        if (json_parse(bad[i], strlen(bad[i]), 32, &skip_sink, &k2, NULL) ==
+            JSON_OK)
+            fail_msg("%s accepted", bad[i]);
+    }
+    /* And the depth: 3 levels allowed, the skipped one nests a 4th. */
+    skipper_t k3 = {0};
+    const char *deep = "{\"p\":{\"a\":[[]]}}";
+    assert_int_equal(json_parse(deep, strlen(deep), 3, &skip_sink, &k3, NULL),
+                     JSON_ERR_DEPTH);
 }
 
 /* A number a double cannot hold cannot be written back out (json_write_
@@ -443,6 +508,7 @@ int main(void) {
         cmocka_unit_test(test_write_string_passes_valid_utf8),
         cmocka_unit_test(test_write_string_replaces_invalid_utf8),
         cmocka_unit_test(test_write_number_integers_without_fraction),
+        cmocka_unit_test(test_sink_can_skip_a_container),
         cmocka_unit_test(test_parse_numbers_exactly),
         cmocka_unit_test(test_write_number_round_trips),
         cmocka_unit_test(test_write_number_refuses_nan_and_infinity),
