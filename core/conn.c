@@ -350,6 +350,16 @@ void conn_queue_clear(conn_t *c) {
     drop_head(c, c->qlen, 0);
 }
 
+size_t conn_queue_release(conn_t *c) {
+    if (c->qlen || !c->q) return 0;
+    size_t n = c->qcap * sizeof *c->q;
+    free(c->q);
+    c->q = NULL;
+    c->qcap = c->qhead = 0;
+    c->qclean = 0;
+    return n;
+}
+
 void conn_queue_truncate(conn_t *c, size_t keep) {
     while (c->qlen > keep) {
         uint32_t i = (c->qhead + c->qlen - 1) & (c->qcap - 1);

@@ -466,6 +466,19 @@ void transport__ws_read(tconn *c) {
     } while (c->state == T_OPEN && transport__pending(c));
 }
 
+/* After a burst (many connections gone since their peak, which
+ * transport__count keeps, or queues that grew drained and released), gives the
+ * freed memory back to the system: without this, glibc keeps what 10,000
+ * connections that came and went used (docs/ benchmarks.md, issue 15). */
+static void release_memory(transport_t *t, size_t count) {
+    if (t->conns_peak - count < RELEASE_CONNS &&
+        t->released < RELEASE_QUEUE_BYTES)
+        return;
+    alloc_release();
+    t->conns_peak = count;
+    t->released = 0;
+}
+
 void transport__on_heartbeat(uv_timer_t *h) {
     transport_t *t = h->data;
     int64_t now = clock_now_ms();
@@ -476,6 +489,7 @@ void transport__on_heartbeat(uv_timer_t *h) {
          conn = conns_next(cs, conn)) {
         tconn *c = conn_transport(conn);
         if (c->state != T_OPEN || conn_closing(conn)) continue;
+        t->released += conn_queue_release(conn);
         if (now - conn_last_activity(conn) >= idle_ms) {
             log_info("conn", "idle timeout conn=%s user=%s silent=%lldms",
                      conn_id(conn), user_id(conn_user(conn)),
@@ -495,6 +509,7 @@ void transport__on_heartbeat(uv_timer_t *h) {
             transport__want_flush(c);
         }
     }
+    release_memory(t, t->nconns);
 }
 
 void transport__on_flush_check(uv_check_t *h) {
