@@ -191,6 +191,10 @@ user_t *conns_user(const conns_t *cs, const char *uid) {
     return dict_get(cs->users, uid);
 }
 
+size_t conns_shrink(conns_t *cs) {
+    return dict_shrink(cs->by_id) + dict_shrink(cs->users);
+}
+
 size_t conns_count(const conns_t *cs) {
     return cs->count;
 }

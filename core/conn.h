@@ -55,6 +55,9 @@ void conns_drop_user(conns_t *cs, user_t *u);
 conn_t *conns_lookup(const conns_t *cs, const char *conn_id);
 user_t *conns_user(const conns_t *cs, const char *user_id);
 size_t conns_count(const conns_t *cs);
+/* Shrinks the tables that grew with the connections once most have gone
+ * (dict_shrink: not while iterating). Returns the bytes freed. */
+size_t conns_shrink(conns_t *cs);
 size_t conns_user_count(const conns_t *cs);
 /* Every connection, in no particular order: start with NULL. */
 conn_t *conns_next(const conns_t *cs, conn_t *prev);

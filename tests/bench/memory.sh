@@ -10,7 +10,7 @@
 #                      seconds (default 2), at the end of the burst (all
 #                      still connected) and its peak (VmHWM);
 #   after they leave   a second after the 3,000 closed, and again
-#                      MEM_SETTLE_S seconds later (default 3): what stays;
+#                      MEM_SETTLE_S seconds later (default 5): what stays;
 #   10,000 come and go 10,000 connections opened, held, closed; a second
 #                      after, and MEM_SETTLE_S later.
 # Memory figures hardly depend on what else the CPUs do, so this runs on a
@@ -28,7 +28,7 @@ IDLE=${MEM_IDLE:-10000}
 BURST=${MEM_BURST:-3000}
 CHURN=${MEM_CHURN:-10000}
 BURST_S=${MEM_BURST_S:-2}
-SETTLE=${MEM_SETTLE_S:-3}
+SETTLE=${MEM_SETTLE_S:-5}
 ulimit -n "$(ulimit -Hn)"
 need=$((CHURN + 100))
 if [ "$(ulimit -n)" -lt "$need" ]; then
