@@ -85,7 +85,7 @@ bench-recover: build
 
 # Memory: the server's RSS idle, with 10,000 idle connections (bytes per
 # connection), through a burst fanned out to 3,000 clients in one room,
-# after they leave, and after 10,000 connect and go (about 30 seconds;
+# after they leave, and after 10,000 connect and go (about 40 seconds;
 # MEM_PRELOAD=/path/to/libjemalloc.so.2 for another allocator).
 bench-memory: build
 	tests/bench/memory.sh $(BUILD)

@@ -5,16 +5,19 @@
 #   N idle             MEM_IDLE connections (default 10,000) held open: the
 #                      bytes per connection are (RSS - start) / N;
 #   after they leave   the same, a second after they closed;
-#   burst of 3,000     3,000 clients in one room and a publisher fanning out
-#                      as fast as its window of 64 allows for MEM_BURST_S
-#                      seconds (default 2), at the end of the burst (all
-#                      still connected) and its peak (VmHWM);
+#   burst of 3,000     MEM_BURST clients (default 3,000) in one room and a
+#                      publisher fanning out with MEM_WINDOW messages in
+#                      flight (default 1,000, so every queue holds up to
+#                      that many) for MEM_BURST_S seconds (default 2); read
+#                      once all of it has arrived (all still connected),
+#                      and its peak (VmHWM);
 #   after they leave   a second after the 3,000 closed, and again
 #                      MEM_SETTLE_S seconds later (default 5): what stays;
-#   10,000 come and go 10,000 connections opened, held, closed; a second
-#                      after, and MEM_SETTLE_S later.
+#   10,000 come and go MEM_CHURN connections (default 10,000) opened,
+#                      held, closed; a second after, and MEM_SETTLE_S
+#                      later.
 # Memory figures hardly depend on what else the CPUs do, so this runs on a
-# shared machine; about 30 seconds.
+# shared machine; about 40 seconds.
 #   tests/bench/memory.sh [BUILD_DIR]
 # MEM_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 (or libmimalloc)
 # runs the server under another allocator, for comparison; MEM_ARGS adds
@@ -100,7 +103,11 @@ if [ -n "${MEM_JSON:-}" ]; then
     printf '{"allocator":"%s","idle_kib_per_conn":%s' \
       "${MEM_PRELOAD:-glibc}" "$per_conn"
     for i in "${!NAMES[@]}"; do
-      printf ',"%s":%s' "$(echo "${NAMES[$i]}" | sed 's/^ *//')" "${VALUES[$i]}"
+      read -r name <<<"${NAMES[$i]}" # without the leading spaces
+      # An indented row is a step of the one above it.
+      if [ "$name" = "${NAMES[$i]}" ]; then section=$name; else
+        name="$section: $name"; fi
+      printf ',"%s":%s' "$name" "${VALUES[$i]}"
     done
     printf '}\n'
   } >>"$MEM_JSON"
