@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 static void oom(size_t n) {
     fprintf(stderr, "luahub: out of memory allocating %zu bytes\n", n);
@@ -37,4 +40,10 @@ char *xstrndup(const char *s, size_t n) {
 
 char *xstrdup(const char *s) {
     return xstrndup(s, strlen(s));
+}
+
+void alloc_release(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }

@@ -14,4 +14,10 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
+/* Gives memory freed since back to the system, where the allocator keeps
+ * it (glibc keeps free pages inside its heap, out of reach of its own
+ * trimming, which only ever gives back the top). Costs time in
+ * proportion to the heap: for after a large drop, not for every free. */
+void alloc_release(void);
+
 #endif

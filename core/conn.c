@@ -191,6 +191,10 @@ user_t *conns_user(const conns_t *cs, const char *uid) {
     return dict_get(cs->users, uid);
 }
 
+size_t conns_shrink(conns_t *cs) {
+    return dict_shrink(cs->by_id) + dict_shrink(cs->users);
+}
+
 size_t conns_count(const conns_t *cs) {
     return cs->count;
 }
@@ -348,6 +352,16 @@ void conn_queue_consume(conn_t *c, size_t n) {
 }
 void conn_queue_clear(conn_t *c) {
     drop_head(c, c->qlen, 0);
+}
+
+size_t conn_queue_release(conn_t *c) {
+    if (c->qlen || !c->q) return 0;
+    size_t n = c->qcap * sizeof *c->q;
+    free(c->q);
+    c->q = NULL;
+    c->qcap = c->qhead = 0;
+    c->qclean = 0;
+    return n;
 }
 
 void conn_queue_truncate(conn_t *c, size_t keep) {

@@ -55,6 +55,9 @@ void conns_drop_user(conns_t *cs, user_t *u);
 conn_t *conns_lookup(const conns_t *cs, const char *conn_id);
 user_t *conns_user(const conns_t *cs, const char *user_id);
 size_t conns_count(const conns_t *cs);
+/* Shrinks the tables that grew with the connections once most have gone
+ * (dict_shrink: not while iterating). Returns the bytes freed. */
+size_t conns_shrink(conns_t *cs);
 size_t conns_user_count(const conns_t *cs);
 /* Every connection, in no particular order: start with NULL. */
 conn_t *conns_next(const conns_t *cs, conn_t *prev);
@@ -104,6 +107,12 @@ frame_t *conn_queue_peek(const conn_t *c, size_t i);
 void conn_queue_consume(conn_t *c, size_t n);
 /* Drops every queued frame (they do not count as sent). */
 void conn_queue_clear(conn_t *c);
+/* Frees the queue's ring when it is empty: a queue that grew for a burst
+ * (8 bytes a frame) does not stay that size, and an idle connection holds
+ * none. The next conn_enqueue allocates it again. Returns the bytes
+ * freed. Called from a timer, not as frames go: a busy queue keeps its
+ * working size. */
+size_t conn_queue_release(conn_t *c);
 /* Drops every queued frame but the first keep (not counted as sent): a
  * frame partly written must still be finished. */
 void conn_queue_truncate(conn_t *c, size_t keep);

@@ -89,8 +89,7 @@ static void place(slot_t *slots, size_t mask, slot_t e, size_t home) {
     slots[i] = e;
 }
 
-static void grow(dict_t *d) {
-    size_t nmask = d->mask * 2 + 1;
+static void rehash(dict_t *d, size_t nmask) {
     slot_t *ns = xcalloc(nmask + 1, sizeof(slot_t));
     for (size_t i = 0; i <= d->mask; i++)
         if (d->slots[i].key)
@@ -98,6 +97,21 @@ static void grow(dict_t *d) {
     free(d->slots);
     d->slots = ns;
     d->mask = nmask;
+}
+
+static void grow(dict_t *d) {
+    rehash(d, d->mask * 2 + 1);
+}
+
+size_t dict_shrink(dict_t *d) {
+    size_t cap = d->mask + 1;
+    if (cap <= 8 || d->size * 8 > cap) return 0;
+    /* A quarter full after: room to grow before growing again. */
+    size_t ncap = 8;
+    while (ncap < d->size * 4)
+        ncap *= 2;
+    rehash(d, ncap - 1);
+    return (cap - ncap) * sizeof(slot_t);
 }
 
 int dict_set(dict_t *d, const char *key, void *value) {

@@ -33,6 +33,11 @@ int dict_set(dict_t *d, const char *key, void *value);
 /* Removes key; returns its value, or NULL when absent. */
 void *dict_remove(dict_t *d, const char *key);
 size_t dict_size(const dict_t *d);
+/* Makes the table smaller when at most an eighth of it is used (tables
+ * grow with the connections and never shrink otherwise: 10,000 that came
+ * and went left 256 KiB a table). Moves entries, so never while
+ * iterating: call it from a timer. Returns the bytes freed. */
+size_t dict_shrink(dict_t *d);
 
 /* Iteration: start with *pos = 0; returns 1 and fills key and value while
  * entries remain, 0 at the end. */

@@ -145,6 +145,11 @@ void hub_destroy(hub_t *h) {
 }
 
 void hub_sweep(hub_t *h) {
+    /* Tables that grew for a crowd give the room back once it has gone
+     * (the transport gives the freed memory back to the system). */
+    size_t shrunk = conns_shrink(h->conns) + presence_shrink(h->presence) +
+                    rooms_shrink(h->rooms);
+    if (shrunk) log_debug("hub", "tables shrunk by %zu bytes", shrunk);
     if (h->broker) return;
     size_t gone = rooms_expire(h->rooms, clock_now_ms());
     if (gone) log_debug("room", "%zu empty rooms expired", gone);

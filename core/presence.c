@@ -52,6 +52,11 @@ presence_t *presence_create(void) {
     return p;
 }
 
+size_t presence_shrink(presence_t *p) {
+    return dict_shrink(p->status) + dict_shrink(p->watchers) +
+           dict_shrink(p->watching);
+}
+
 void presence_destroy(presence_t *p) {
     if (!p) return;
     dict_destroy(p->status, NULL);

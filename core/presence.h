@@ -26,6 +26,9 @@ typedef struct presence presence_t;
 
 presence_t *presence_create(void);
 void presence_destroy(presence_t *p);
+/* Shrinks the tables once most users have gone (dict_shrink: not while
+ * iterating). Returns the bytes freed. */
+size_t presence_shrink(presence_t *p);
 
 presence_status presence_get(const presence_t *p, const char *user_id);
 /* Returns 1 when the status changed. PRESENCE_OFFLINE forgets the user.

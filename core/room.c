@@ -219,6 +219,15 @@ const char *room_epoch(const room_t *r) {
     return r->epoch;
 }
 
+size_t rooms_shrink(rooms_t *rs) {
+    size_t n = dict_shrink(rs->rooms) + dict_shrink(rs->user_rooms);
+    size_t pos = 0;
+    void *v;
+    while (dict_next(rs->rooms, &pos, NULL, &v))
+        n += dict_shrink(((room_t *)v)->members);
+    return n;
+}
+
 size_t rooms_expire(rooms_t *rs, int64_t now_ms) {
     size_t gone = 0;
     room_t *r, *next;

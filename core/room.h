@@ -81,6 +81,10 @@ const history_t *room_history(rooms_t *rs, room_t *r, int64_t now_ms);
 /* Drops every frame older than the history's time and deletes the rooms
  * empty for that long. Returns how many rooms went. */
 size_t rooms_expire(rooms_t *rs, int64_t now_ms);
+/* Shrinks the tables of rooms and members once most have gone (a room of
+ * 3,000 down to a few; dict_shrink: not while iterating). Returns the
+ * bytes freed. */
+size_t rooms_shrink(rooms_t *rs);
 /* Members: start with *pos = 0; NULL at the end. */
 user_t *room_next_member(const room_t *r, size_t *pos);
 

@@ -162,6 +162,7 @@ uint32_t transport__count(tconn *c, const netaddr *addr) {
     c->addr = *addr;
     c->counted = 1;
     t->nconns++;
+    if (t->nconns > t->conns_peak) t->conns_peak = t->nconns;
     return peers_add(t->peers, addr);
 }
 

@@ -51,6 +51,17 @@
 #define ACCEPT_BATCH 64
 /* libwebsockets' header space (its max_http_header_data is 4096). */
 #define FORWARD_MAX 4000
+/* Memory goes back to the system (alloc_release) at a heartbeat after a
+ * drop of this many connections from their most since the last time, or
+ * after drained send queues gave back this many bytes of their rings (a
+ * burst fanned out and over: its frames went with it). */
+#define RELEASE_CONNS 1000
+#define RELEASE_QUEUE_BYTES (1u << 20)
+/* ... but at most once in this many milliseconds: giving back walks the
+ * heap's free chunks (5-40 ms of the loop for a heap of 130 MB, most of
+ * it freed), so a server whose clients come and go in thousands all day
+ * pays it a few times a minute at most. */
+#define RELEASE_EVERY_MS 5000
 /* How often a refusal for being over a connection limit is logged: once
  * per address (--max-conns-per-ip) or once in all (--max-conns) a
  * minute, with the count of those not logged. */
@@ -157,6 +168,10 @@ struct transport {
     char rate_msg[64];
     /* Client connections from accept to close, in all and per address. */
     size_t nconns;
+    /* Since memory last went back to the system: the most client
+     * connections at once, and the bytes of queue rings released. */
+    size_t conns_peak, released;
+    int64_t released_at; /* clock_now_ms() of the last time */
     peers_t *peers;
     netaddr_list proxies; /* --trusted-proxies */
     /* The last --max-conns refusal logged, and those since not logged. */

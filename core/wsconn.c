@@ -466,6 +466,27 @@ void transport__ws_read(tconn *c) {
     } while (c->state == T_OPEN && transport__pending(c));
 }
 
+/* After a burst (many connections gone since their peak, which
+ * transport__count keeps, or queues that grew drained and released), gives the
+ * freed memory back to the system: without this, glibc keeps what 10,000
+ * connections that came and went used (docs/ benchmarks.md, issue 15). */
+static void release_memory(transport_t *t, size_t count, int64_t now) {
+    if (t->conns_peak - count < RELEASE_CONNS &&
+        t->released < RELEASE_QUEUE_BYTES)
+        return;
+    if (now - t->released_at < RELEASE_EVERY_MS) return; /* due later */
+    uint64_t t0 = uv_hrtime();
+    alloc_release();
+    log_debug("memory",
+              "freed memory given back in %.1f ms (connections %zu, most "
+              "%zu; queue rings released %zu bytes)",
+              (double)(uv_hrtime() - t0) / 1e6, count, t->conns_peak,
+              t->released);
+    t->conns_peak = count;
+    t->released = 0;
+    t->released_at = now;
+}
+
 void transport__on_heartbeat(uv_timer_t *h) {
     transport_t *t = h->data;
     int64_t now = clock_now_ms();
@@ -476,6 +497,7 @@ void transport__on_heartbeat(uv_timer_t *h) {
          conn = conns_next(cs, conn)) {
         tconn *c = conn_transport(conn);
         if (c->state != T_OPEN || conn_closing(conn)) continue;
+        t->released += conn_queue_release(conn);
         if (now - conn_last_activity(conn) >= idle_ms) {
             log_info("conn", "idle timeout conn=%s user=%s silent=%lldms",
                      conn_id(conn), user_id(conn_user(conn)),
@@ -495,6 +517,7 @@ void transport__on_heartbeat(uv_timer_t *h) {
             transport__want_flush(c);
         }
     }
+    release_memory(t, t->nconns, now);
 }
 
 void transport__on_flush_check(uv_check_t *h) {

@@ -434,6 +434,38 @@ static void test_conn_queue_grows_when_full_at_wrapped_position(void **state) {
     assert_null(conn_queue_peek(c, 9));
 }
 
+static void test_conn_queue_release_frees_only_an_empty_ring(void **state) {
+    conns_t *cs = *state;
+    conn_t *c = add(cs, "alice", NULL);
+    assert_int_equal(conn_queue_release(c), 0); /* none yet */
+    /* A burst grows the ring to 1,024 slots. */
+    int n = 0;
+    for (; n < 1000; n++) {
+        frame_t *f = numbered(n);
+        conn_enqueue(c, f);
+        frame_unref(f);
+    }
+    /* Not while a frame is queued. */
+    conn_queue_consume(c, 999);
+    assert_int_equal(conn_queue_release(c), 0);
+    assert_int_equal(frame_number(conn_queue_peek(c, 0)), 999);
+    conn_queue_consume(c, 1);
+    assert_int_equal(conn_queue_release(c), 1024 * sizeof(frame_t *));
+    assert_int_equal(conn_queue_release(c), 0);
+    /* The queue works as before, from a small ring again. */
+    for (; n < 1010; n++) {
+        frame_t *f = numbered(n);
+        assert_int_equal(conn_enqueue(c, f), 0);
+        frame_unref(f);
+    }
+    assert_int_equal(conn_queue_len(c), 10);
+    for (size_t i = 0; i < 10; i++)
+        assert_int_equal(frame_number(conn_queue_peek(c, i)), 1000 + (int)i);
+    assert_int_equal(conn_queue_drop_ephemeral(c, 0), 0);
+    conn_queue_consume(c, 10);
+    assert_int_equal(conn_queue_release(c), 16 * sizeof(frame_t *));
+}
+
 static void test_conn_closing_drops_new_frames_silently(void **state) {
     conns_t *cs = *state;
     conn_t *c = add(cs, "alice", NULL);
@@ -731,6 +763,7 @@ int main(void) {
         T(test_conn_queue_clear_drops_frames_without_counting_sent),
         T(test_conn_queue_keeps_fifo_order_across_wrap_and_growth),
         T(test_conn_queue_grows_when_full_at_wrapped_position),
+        T(test_conn_queue_release_frees_only_an_empty_ring),
         T(test_conn_closing_drops_new_frames_silently),
         cmocka_unit_test(test_conn_closing_drop_ignores_limit),
         T(test_conns_dirty_lists_connection_once_per_flush),

@@ -310,6 +310,50 @@ static void test_dict_hash_is_deterministic_and_length_bounded(void **state) {
     assert_true(dict_hash("abc", 3) != dict_hash("abd", 3));
 }
 
+static void test_dict_shrink_keeps_every_entry_and_frees_slots(void **state) {
+    (void)state;
+    dict_t *d = dict_create();
+    char key[16];
+    for (int i = 0; i < 10000; i++) {
+        snprintf(key, sizeof key, "u%d", i);
+        dict_set(d, key, (void *)(intptr_t)(i + 1));
+    }
+    /* Still full enough: nothing to give back. */
+    assert_int_equal(dict_shrink(d), 0);
+    for (int i = 100; i < 10000; i++) {
+        snprintf(key, sizeof key, "u%d", i);
+        assert_non_null(dict_remove(d, key));
+    }
+    /* 100 left of 16,384 slots: down to 512 (a quarter used). */
+    assert_int_equal(dict_shrink(d), (16384 - 512) * 2 * sizeof(void *));
+    assert_int_equal(dict_shrink(d), 0);
+    assert_int_equal(dict_size(d), 100);
+    for (int i = 0; i < 10000; i++) {
+        snprintf(key, sizeof key, "u%d", i);
+        if (i < 100)
+            assert_int_equal((intptr_t)dict_get(d, key), i + 1);
+        else
+            assert_null(dict_get(d, key));
+    }
+    /* It grows again as before. */
+    for (int i = 100; i < 2000; i++) {
+        snprintf(key, sizeof key, "u%d", i);
+        assert_int_equal(dict_set(d, key, (void *)(intptr_t)(i + 1)), 1);
+    }
+    assert_int_equal(dict_size(d), 2000);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof key, "u%d", i);
+        assert_int_equal((intptr_t)dict_get(d, key), i + 1);
+    }
+    /* Emptied: back to the first size. */
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof key, "u%d", i);
+        dict_remove(d, key);
+    }
+    assert_int_equal(dict_shrink(d), (4096 - 8) * 2 * sizeof(void *));
+    dict_destroy(d, NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dict_get_missing_key_returns_null),
@@ -327,6 +371,7 @@ int main(void) {
         cmocka_unit_test(test_dict_iteration_of_empty_table_ends_at_once),
         cmocka_unit_test(test_dict_destroy_calls_free_method_on_every_value),
         cmocka_unit_test(test_dict_empty_key_is_a_key),
+        cmocka_unit_test(test_dict_shrink_keeps_every_entry_and_frees_slots),
         cmocka_unit_test(test_dict_hash_is_deterministic_and_length_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
