@@ -65,6 +65,8 @@ check: lint test test-asan
 bench: build
 	tests/bench/run.sh $(BUILD)
 	tests/bench/lua_vs_c.sh $(BUILD)
+	@if command -v redis-server >/dev/null; then tests/bench/cluster.sh $(BUILD); \
+	else echo "bench: the cross-node rows need redis-server (.ci/install-deps --cluster): not run"; fi
 
 # Only the Lua-against-C comparison (about 1 minute).
 bench-lua: build
