@@ -497,13 +497,29 @@ void transport__on_heartbeat(uv_timer_t *h) {
     }
 }
 
+/* Writes out the dirty connections, oldest first, for at most
+ * FLUSH_BUDGET_NS; those left stay dirty and in order, and the idle handle
+ * stays on so that the next pass reads what came in (a publisher's next
+ * messages, appended to the same queues) and carries on where this one
+ * stopped. Every dirty connection is written once per round of the list,
+ * however many frames it gathered meanwhile. */
 void transport__on_flush_check(uv_check_t *h) {
     transport_t *t = h->data;
+    conns_t *cs = hub_conns(t->hub);
+    uint64_t start = uv_hrtime();
+    unsigned n = 0;
     conn_t *conn;
-    while ((conn = conns_pop_dirty(hub_conns(t->hub)))) {
+    while ((conn = conns_pop_dirty(cs))) {
         tconn *c = conn_transport(conn);
         if (c->state == T_OPEN && transport__flush(c) < 0)
             transport__teardown(c, CLOSE_ABNORMAL);
+        if (++n % FLUSH_CLOCK_EVERY == 0 &&
+            uv_hrtime() - start >= FLUSH_BUDGET_NS)
+            break;
+    }
+    if (conns_has_dirty(cs)) {
+        wake(t);
+        return;
     }
     if (t->idle_active) {
         uv_idle_stop(&t->flush_idle);
