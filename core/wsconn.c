@@ -511,6 +511,13 @@ void transport__on_flush_check(uv_check_t *h) {
     conn_t *conn;
     while ((conn = conns_pop_dirty(cs))) {
         tconn *c = conn_transport(conn);
+        const tconn *next = conns_prefetch_dirty(cs);
+        if (next) {
+            /* The lines transport__flush reads (not the poll handle's). */
+            __builtin_prefetch(&next->fd);
+            __builtin_prefetch(&next->conn);
+            __builtin_prefetch(&next->tls);
+        }
         if (c->state == T_OPEN && transport__flush(c) < 0)
             transport__teardown(c, CLOSE_ABNORMAL);
         if (++n % FLUSH_CLOCK_EVERY == 0 &&
