@@ -13,7 +13,11 @@
  *
  * Writing. A fan-out only queues frame references on the recipients and
  * marks them dirty (conn.c); a uv_check handle, run once per loop pass
- * after the I/O callbacks, flushes every dirty connection. A connection
+ * after the I/O callbacks, flushes the dirty connections in the order
+ * they became dirty, for at most FLUSH_BUDGET_NS a pass: the rest wait
+ * for the next pass, which reads what came in first, so a fan-out to
+ * 10,000 sockets does not hold up every reader for its whole length. A
+ * connection
  * whose socket is full is polled for writing and flushed when it drains.
  * Control frames (pings, pongs, the close frame) go out between whole
  * frames, never inside one.
