@@ -41,7 +41,7 @@
 /* Milliseconds a closing connection may take to get its frames and close
  * frame out and the client to answer. */
 #define CLOSE_GRACE_MS 3000
-/* Frames per writev(), and writev() calls per connection per flush, so one
+/* Frames per sendmsg(), and sendmsg() calls per connection per flush, so one
  * fast reader cannot starve the others in a loop pass. */
 #define IOV_BATCH 64
 #define FLUSH_ROUNDS 4

@@ -54,7 +54,7 @@ static frame_t *queued(tconn *c, size_t i) {
 }
 
 /* Copies up to cap bytes of what c writes next into out, in the order
- * the writev path writes it, and takes them off c's queue: they belong to the
+ * the plain path writes it, and takes them off c's queue: they belong to the
  * TLS session from here on. */
 static size_t gather(tconn *c, unsigned char *out, size_t cap) {
     conn_t *conn = c->conn;
@@ -251,7 +251,7 @@ static void t_drain(void *ud, conn_t *conn) {
         transport__teardown(c, CLOSE_ABNORMAL);
 }
 
-/* A frame begun (wr_off: by writev, or copied in part into a TLS record)
+/* A frame begun (wr_off: by sendmsg, or copied in part into a TLS record)
  * is finished whatever its class. */
 static size_t t_shed(void *ud, conn_t *conn) {
     tconn *c = conn_transport(conn);
