@@ -60,7 +60,7 @@ check: lint test test-asan
 # The standard benchmark set: luahub against the limit server and the
 # uWebSockets yardstick (Bun, fetched from npm into build/bun on first use;
 # BENCH_UWS=0 leaves it out), pinned (server on CPU 0, load on CPU 1), then
-# the Lua handlers against the same handlers in C. Two tables; about 4
+# the Lua handlers against the same handlers in C. Two tables; about 5
 # minutes.
 bench: build
 	tests/bench/run.sh $(BUILD)

@@ -297,6 +297,18 @@ int conns_has_dirty(const conns_t *cs) {
     return cs->dirty_head != NULL;
 }
 
+void *conns_prefetch_dirty(const conns_t *cs) {
+    const conn_t *c = cs->dirty_head, *n;
+    if (!c) return NULL;
+    if (c->qlen) __builtin_prefetch(&c->q[c->qhead & (c->qcap - 1)]);
+    if ((n = c->dirty_next)) {
+        /* A conn_t spans three cache lines; all are read on a flush. */
+        for (size_t off = 0; off < sizeof *n; off += 64)
+            __builtin_prefetch((const char *)n + off);
+    }
+    return c->transport;
+}
+
 int conn_enqueue(conn_t *c, frame_t *f) {
     if (c->close_code) return 0;
     size_t n = frame_wire_len(f);

@@ -6,14 +6,18 @@
  * every refusal with an HTTP status. A WebSocket upgrade at /ws it answers
  * itself (101) and keeps: it reads frames (wsproto.h), hands whole
  * messages to the hub, and writes the hub's queued frames, several per
- * writev(). Any other request goes to the HTTP side (libwebsockets, in
- * server.c) with a head rebuilt to fit it. Nothing a stranger sends holds
- * a fixed, shared resource: a connection that has not finished its
- * handshake costs only its own memory, and only for the timeout.
+ * sendmsg() (an iovec). Any other request goes to the HTTP side (libwebsockets,
+ * in server.c) with a head rebuilt to fit it. Nothing a stranger sends holds a
+ * fixed, shared resource: a connection that has not finished its handshake
+ * costs only its own memory, and only for the timeout.
  *
  * Writing. A fan-out only queues frame references on the recipients and
  * marks them dirty (conn.c); a uv_check handle, run once per loop pass
- * after the I/O callbacks, flushes every dirty connection. A connection
+ * after the I/O callbacks, flushes the dirty connections in the order
+ * they became dirty, for at most FLUSH_BUDGET_NS a pass: the rest wait
+ * for the next pass, which reads what came in first, so a fan-out to
+ * 10,000 sockets does not hold up every reader for its whole length. A
+ * connection
  * whose socket is full is polled for writing and flushed when it drains.
  * Control frames (pings, pongs, the close frame) go out between whole
  * frames, never inside one.
@@ -38,7 +42,7 @@
  * middle of a TLS session, so the transport hands it one end of a
  * socketpair instead, with the same rebuilt head, and relays the answer
  * from the other end to the client through TLS (one request per
- * connection, as on a plain port). A plain port goes on with writev. */
+ * connection, as on a plain port). A plain port goes on with the iovec. */
 #ifndef LUAHUB_TRANSPORT_H
 #define LUAHUB_TRANSPORT_H
 

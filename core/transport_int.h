@@ -41,10 +41,19 @@
 /* Milliseconds a closing connection may take to get its frames and close
  * frame out and the client to answer. */
 #define CLOSE_GRACE_MS 3000
-/* Frames per writev(), and writev() calls per connection per flush, so one
+/* Frames per sendmsg(), and sendmsg() calls per connection per flush, so one
  * fast reader cannot starve the others in a loop pass. */
 #define IOV_BATCH 64
 #define FLUSH_ROUNDS 4
+/* How long one loop pass may spend writing out dirty connections before it
+ * goes back to reading (the clock looked at every FLUSH_CLOCK_EVERY
+ * connections). The rest stay dirty, in order, and are written next pass:
+ * a fan-out to 10,000 sockets takes tens of milliseconds, and a pass that
+ * wrote all of them before reading again made every message that arrived
+ * meanwhile wait for the whole pass and then for its place in the next one
+ * (docs/benchmarks.md, "Fan-out to 10,000: the latency cliff"). */
+#define FLUSH_BUDGET_NS 1000000
+#define FLUSH_CLOCK_EVERY 16
 /* How often the deadlines (handshakes, lingering, closing) are checked. */
 #define SWEEP_MS 100
 /* Connections accepted per wake-up of a listening socket. */

@@ -3,7 +3,7 @@
 # server and, where Bun can be had from npm, the uWebSockets yardstick
 # (tests/bench/uws_server.js), the server pinned to CPU 0 and the load tool
 # to CPU 1. Prints a table; the raw JSON of every run is appended to
-# /tmp/luahub-bench-results.jsonl. About 3.5 minutes.
+# /tmp/luahub-bench-results.jsonl. About 4.5 minutes.
 #   tests/bench/run.sh [BUILD_DIR]
 # BENCH_DURATION=5 (seconds measured); BENCH_UWS=0 leaves uWS out;
 # BENCH_REPS=N runs each workload N times, the servers alternated, and
@@ -55,6 +55,8 @@ RUNS=(
   "--mode ping --conns 100 --duration $DUR"
   "--mode connect --conns 50 --duration $DUR"
   "--mode idle --conns 15000 --warmup 0 --duration 0"
+  "--mode fanout --conns 10000 --rate 2 --window 1000 --duration $DUR"
+  "--mode fanout --conns 10000 --rate 20 --window 1000 --duration $DUR"
 )
 # name | run | JavaScript expression over the run's JSON object o | unit
 ROWS=(
@@ -67,6 +69,12 @@ ROWS=(
   "ping, 100 connections|3|o.round_trips_per_s|round trips/s"
   "connect, 50 at a time|4|o.handshakes_per_s|handshakes/s"
   "idle, 15000 connections|5|o.rss_per_conn_kb|KiB RSS/conn"
+  "fanout 2 msg/s -> 10000, p50|6|o.latency_ms.p50|ms"
+  "  p99 latency|6|o.latency_ms.p99|ms"
+  "  CPU|6|100*o.server_cpu_s/o.seconds|% of a core"
+  "fanout 20 msg/s -> 10000, p50|7|o.latency_ms.p50|ms"
+  "  p99 latency|7|o.latency_ms.p99|ms"
+  "  CPU|7|100*o.server_cpu_s/o.seconds|% of a core"
 )
 
 declare -A OUT # OUT[server,run] = one JSON object per line, one per rep

@@ -534,6 +534,27 @@ static void test_conns_dirty_pops_in_first_dirtied_order(void **state) {
     frame_unref(f);
 }
 
+/* The flush asks for the next connection's transport handle to warm it
+ * up: it must be the one conns_pop_dirty returns next. */
+static void test_conns_prefetch_dirty_names_the_next_popped(void **state) {
+    conns_t *cs = *state;
+    int ta, tb;
+    conn_t *a = add(cs, "alice", NULL);
+    conn_t *b = add(cs, "bob", NULL);
+    conn_set_transport(a, &ta);
+    conn_set_transport(b, &tb);
+    frame_t *f = frame_create_text("x", 1);
+    assert_null(conns_prefetch_dirty(cs));
+    conn_enqueue(b, f);
+    conn_enqueue(a, f);
+    assert_ptr_equal(conns_prefetch_dirty(cs), &tb);
+    assert_ptr_equal(conns_pop_dirty(cs), b);
+    assert_ptr_equal(conns_prefetch_dirty(cs), &ta);
+    assert_ptr_equal(conns_pop_dirty(cs), a);
+    assert_null(conns_prefetch_dirty(cs));
+    frame_unref(f);
+}
+
 static void test_conns_mark_dirty_requeues_at_tail_once(void **state) {
     conns_t *cs = *state;
     conn_t *a = add(cs, "alice", NULL);
@@ -768,6 +789,7 @@ int main(void) {
         cmocka_unit_test(test_conn_closing_drop_ignores_limit),
         T(test_conns_dirty_lists_connection_once_per_flush),
         T(test_conns_dirty_pops_in_first_dirtied_order),
+        T(test_conns_prefetch_dirty_names_the_next_popped),
         T(test_conns_mark_dirty_requeues_at_tail_once),
         T(test_conns_remove_unlinks_dirty_connection),
         T(test_conns_remove_only_dirty_connection_empties_list),
