@@ -135,9 +135,14 @@ size_t script_memory(const script_t *s) {
  * anonymous executable mapping; the handler itself checks a list of the
  * loaded objects' code taken outside it (code_ranges_update).
  *
- * A call costs no system call: the timer ticks every eighth of the limit
- * while calls are being made, and a call only writes down when it started
- * (the vDSO clock). The handler compares. After eight ticks with no call
+ * The limit is CPU time, the thread's own: the timer runs on the thread's
+ * CPU clock, so a call is charged for the time it runs, not for the time
+ * a loaded machine gave to other processes (a wall clock stopped handlers
+ * that had run a few milliseconds on a busy host). A call costs no system
+ * call: the timer ticks every eighth of the limit while calls are being
+ * made, the handler counts the ticks, and a call only writes down the
+ * count it started at; what it has surely run is every tick since but
+ * the first, partial one. The handler compares. After eight ticks with no call
  * the timer stops itself, and the next call starts it again. The signal
  * does not block itself (SA_NODEFER), so jumping out of the handler needs
  * no signal mask saved and restored either. */
@@ -146,8 +151,10 @@ static script_t *volatile running; /* the state a guarded call runs in */
 static sigjmp_buf escape;
 static volatile sig_atomic_t stage;
 static volatile sig_atomic_t in_host; /* inside a C function of the API */
-static volatile int64_t call_start_ns, call_limit_ns;
-static volatile sig_atomic_t calls; /* calls started (wraps) */
+static volatile int64_t call_limit_ns;
+static volatile int64_t ticks, call_start_tick; /* the timer's ticks */
+static volatile int64_t tick_ns;                /* the timer's period */
+static volatile sig_atomic_t calls;             /* calls started (wraps) */
 static volatile sig_atomic_t armed, idle_ticks;
 static sig_atomic_t calls_seen;
 static timer_t watchdog;
@@ -226,12 +233,6 @@ static int in_compiled_code(uintptr_t pc) {
 
 #define WATCHDOG_IDLE_TICKS 8
 
-static int64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void timeout_hook(lua_State *L, lua_Debug *ar) {
     lua_sethook(L, NULL, 0, 0);
     luaL_error(L, "timed out");
@@ -247,6 +248,7 @@ static void watchdog_set(int64_t period_ns) {
 
 static void on_watchdog(int sig, siginfo_t *si, void *uc) {
     script_t *s = running;
+    ticks++;
     if (!s) {
         if (calls != calls_seen) {
             calls_seen = calls;
@@ -258,7 +260,8 @@ static void on_watchdog(int sig, siginfo_t *si, void *uc) {
         return;
     }
     idle_ticks = 0;
-    int64_t ran = mono_ns() - call_start_ns, limit = call_limit_ns;
+    int64_t ran = (ticks - call_start_tick - 1) * tick_ns,
+            limit = call_limit_ns;
     if (ran < limit) return;
     if (!stage) {
         stage = 1;
@@ -290,7 +293,7 @@ static int watchdog_init(void) {
     sev.sigev_notify = SIGEV_THREAD_ID;
     sev.sigev_signo = SIGRTMIN + 1;
     sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
-    if (timer_create(CLOCK_MONOTONIC, &sev, &watchdog) < 0) return -1;
+    if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &watchdog) < 0) return -1;
     code_ranges_update();
     watchdog_ready = 1;
     return 0;
@@ -302,6 +305,7 @@ static void watchdog_start(int64_t limit_ns) {
     if (tick < 1000000) tick = 1000000;
     if (tick > 50000000) tick = 50000000;
     idle_ticks = 0;
+    tick_ns = tick;
     armed = 1;
     watchdog_set(tick);
 }
@@ -348,7 +352,7 @@ int script__pcall(script_t *s, int nargs, int nresults, int msgh) {
     stage = 0;
     in_host = 0;
     call_limit_ns = (int64_t)(s->timeout_ms * 1e6);
-    call_start_ns = mono_ns();
+    call_start_tick = ticks;
     calls++;
     /* The order matters: with running set, the handler cannot stop the
      * timer, so reading armed after it is safe. */

@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
 import { Client, Server, tempScripts } from './lib/harness.mjs';
 
 describe('script time limit', () => {
@@ -42,4 +43,39 @@ describe('script time limit', () => {
       assert.deepEqual(info.members, ['bystander'], 'rooms survive');
     });
   }
+});
+
+describe('script time limit on a busy machine', () => {
+  test('the limit is the CPU time a call ran: 40 ms of work is not stopped while three other processes share its CPU', async () => {
+    const dir = tempScripts();
+    // 40 ms of CPU (os.clock is the process's CPU time); with three busy
+    // processes on the same CPU it takes about 160 ms of wall time.
+    fs.writeFileSync(path.join(dir, 'busy.lua'),
+      'return function() local t = os.clock() while os.clock() - t < 0.04 do end return { ok = true } end\n');
+    const server = await new Server(['--script-timeout', '100'], { scripts: dir }).start();
+    const hogs = [];
+    try {
+      const cpu = '0';
+      assert.equal(spawnSync('taskset', ['-p', '-c', cpu, String(server.proc.pid)]).status, 0);
+      for (let i = 0; i < 3; i++) {
+        hogs.push(spawn('taskset', ['-c', cpu, process.execPath, '-e', 'for (;;) {}'], { stdio: 'ignore' }));
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      const a = await Client.connect(server, 'busy');
+      let slow = 0;
+      for (let i = 0; i < 3; i++) {
+        const t0 = Date.now();
+        const ack = await a.request({ type: 'busy' }, 5000);
+        if (Date.now() - t0 > 100) slow++;
+        assert.equal(ack.type, 'ack', JSON.stringify(ack));
+        assert.equal(ack.ok, true);
+      }
+      // The machine was really busy: the calls took longer than the limit
+      // in wall time (else this test shows nothing).
+      assert.ok(slow > 0, 'no call took longer than 100 ms of wall time');
+    } finally {
+      for (const h of hogs) h.kill('SIGKILL');
+      await server.stop();
+    }
+  });
 });
