@@ -50,7 +50,7 @@ function M.count(v, what, min)
   if v == nil then return nil end
   min = min or 0
   if type(v) ~= "number" or v ~= math.floor(v) or v < min or v > 2 ^ 53 then
-    hub.fail("bad_message", what .. " must be a whole number of at least " .. min)
+    hub.fail("bad_message", what .. " must be a whole number from " .. min .. " to 2^53")
   end
   return v
 end

@@ -126,9 +126,12 @@ describe('history and recovery', () => {
     ack = await alice.request({ type: 'join_room', room_id: 'old', payload: { since: 10, epoch: j.epoch } });
     assert.equal(ack.recovered, true);
     assert.deepEqual(ack.messages, []);
-    for (const bad of [-1, 1.5, 'x']) {
+    for (const bad of [-1, 1.5, 'x', 2 ** 60]) {
       const e = await alice.request({ type: 'join_room', room_id: 'old', payload: { since: bad } });
       assert.equal(e.code, 'bad_message', `since ${JSON.stringify(bad)}`);
+      // The sentence names the range, so a client sending a seq past 2^53
+      // is not told its number is below zero.
+      assert.match(e.message, /payload\.since must be a whole number from 0 to 2\^53/);
     }
     const e = await alice.request({ type: 'join_room', room_id: 'old', payload: { since: 1, epoch: 5 } });
     assert.equal(e.code, 'bad_message');
