@@ -17,6 +17,11 @@
 #                                        run's profile is left in
 #                                        /tmp/luahub-rooms.callgrind for
 #                                        callgrind_annotate
+#   tests/bench/count.sh ping [BIN]      instructions per round trip of
+#                                        the server under the ping load
+#                                        (100 connections, closed loop);
+#                                        the longer run's profile is left
+#                                        in /tmp/luahub-ping.callgrind
 #   tests/bench/count.sh sends SERVER    send() calls per message (rooms
 #                                        500 x 4) and per delivery (100
 #                                        msg/s to 1,000) for luahub, limit
@@ -82,6 +87,11 @@ rooms() {
     --mode rooms --rooms 100 --members 4
 }
 
+ping() {
+  per_unit "${1:-$BUILD/luahub}" "round trip" round_trips /tmp/luahub-ping.callgrind \
+    --mode ping --conns 100
+}
+
 # sends SERVER: perf counts the server's write calls for 3 s inside the
 # measured part of each load (after the connections and joins), against
 # the load's own rate over that part.
@@ -115,6 +125,7 @@ case "${1:-}" in
   handler) handler "${2:?which run: ping-lua, ping-c, chat-lua, chat-c}" ;;
   fanout) fanout "${2:-}" ;;
   rooms) rooms "${2:-}" ;;
+  ping) ping "${2:-}" ;;
   sends) sends "${2:?which server: luahub, limit, uws}" ;;
-  *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,30p' "$0" >&2; exit 2 ;;
 esac
