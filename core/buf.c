@@ -41,15 +41,6 @@ void buf_append(buf_t *b, const void *p, size_t n) {
     b->len += n;
 }
 
-void buf_putc(buf_t *b, char c) {
-    buf_reserve(b, 1);
-    b->data[b->head + b->len++] = c;
-}
-
-void buf_puts(buf_t *b, const char *s) {
-    buf_append(b, s, strlen(s));
-}
-
 void buf_printf(buf_t *b, const char *fmt, ...) {
     va_list ap;
     buf_reserve(b, 64);

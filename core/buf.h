@@ -7,6 +7,7 @@
 #define LUAHUB_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct buf {
     char *data;  /* owned; NULL until the first write */
@@ -24,8 +25,15 @@ void buf_reset(buf_t *b);
 /* Makes room for n more bytes of content. */
 void buf_reserve(buf_t *b, size_t n);
 void buf_append(buf_t *b, const void *p, size_t n);
-void buf_putc(buf_t *b, char c);
-void buf_puts(buf_t *b, const char *s);
+/* Inline, so that a literal's length is known when compiled. */
+static inline void buf_puts(buf_t *b, const char *s) {
+    buf_append(b, s, strlen(s));
+}
+/* Inline: the frame writers put a byte of punctuation at a time. */
+static inline void buf_putc(buf_t *b, char c) {
+    if (b->head + b->len >= b->cap) buf_reserve(b, 1);
+    b->data[b->head + b->len++] = c;
+}
 /* printf-style append. */
 void buf_printf(buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -297,6 +297,7 @@ script_t *script_create(const script_options *opt, const script_host *host,
         goto fail;
     }
     s->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    script__key_refs(s);
     lua_getfield(L, -1, "start");
     s->start_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "resume");
@@ -370,17 +371,22 @@ int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
     lua_pushstring(L, conn_id);
     lua_pushstring(L, user_id);
     lua_pushnil(L); /* the type, once the check has found it */
-    /* One pass: the envelope check, and the Lua table for the handler. */
+    /* One pass: the envelope check, and the Lua table for the handler
+     * (whose `type` string the decoder also puts in the slot above). */
     script_decoder d;
     script__decoder_init(&d, s);
     d.lazy = s->lazy;
+    d.key_ref = s->key_ref;
+    d.type_slot = lua_gettop(L);
     if (envelope_parse_tee(json, len, env, &script__decoder_sink, &d) !=
         ENVELOPE_OK) {
         lua_settop(L, 0);
         return -EINVAL;
     }
-    lua_pushstring(L, env->type);
-    lua_replace(L, -3);
+    if (lua_isnil(L, d.type_slot)) {
+        lua_pushstring(L, env->type);
+        lua_replace(L, d.type_slot);
+    }
     push_meta(s, meta, metalen);
     /* stack: start, dispatch, conn_id, user_id, type, msg, meta */
     s->call_conn = conn_id;

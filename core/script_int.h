@@ -42,6 +42,10 @@
 #include "json.h"
 #include "script.h"
 
+/* The top-level keys of a client frame that script_dispatch's decoder
+ * pushes from references: type, id, room_id, to, payload. */
+#define SCRIPT_KEYS 5
+
 typedef struct script_timer script_timer_t;
 
 /* Pushes the results of a host call (the at-once answer, or the reply of
@@ -92,8 +96,11 @@ struct script {
     script_wait *spare; /* the record the next call's first wait takes */
     script_wait *waits; /* every record the host holds, or a call owns */
     size_t nwaiting;
-    const char *where;         /* why a call outside a coroutine cannot wait */
-    int start_ref;             /* the runtime's start(body, ...) */
+    const char *where; /* why a call outside a coroutine cannot wait */
+    int start_ref;     /* the runtime's start(body, ...) */
+    /* The envelope's keys as Lua strings (script__key_refs): the decoder
+     * pushes them from here, not interned again for every frame. */
+    int key_ref[SCRIPT_KEYS];
     int resume_ref;            /* the runtime's resume(co) */
     const script_reply *reply; /* the reply of a script_wake, for its run */
     script_push_fn reply_push;
@@ -155,6 +162,12 @@ typedef struct script_decoder {
     lua_State *L;
     int array_mt_ref;
     int depth;
+    /* A client frame's decoder (script_dispatch): key_ref, the state's
+     * envelope keys (NULL: pushed as read); type_slot, the stack slot that
+     * gets the top-level `type` string (0: none). at_type: the top-level
+     * key just read is "type". */
+    const int *key_ref;
+    int type_slot, at_type;
     /* With lazy set (a client frame for a handler), the top-level
      * `payload` object is not decoded: it becomes a lazy table holding the
      * client's text (see script_json.c). at_payload: the top-level key
@@ -166,6 +179,9 @@ typedef struct script_decoder {
 } script_decoder;
 
 extern const json_sink script__decoder_sink;
+
+/* Makes s's key_ref (SCRIPT_KEYS). */
+void script__key_refs(script_t *s);
 
 void script__decoder_init(script_decoder *d, script_t *s);
 

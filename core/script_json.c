@@ -198,10 +198,43 @@ static int dec_end(void *ud) {
     return dec_close(ud);
 }
 
+static const struct {
+    const char *s;
+    size_t n;
+} keys[SCRIPT_KEYS] = {
+    {"type", 4}, {"id", 2}, {"room_id", 7}, {"to", 2}, {"payload", 7}};
+enum { KEY_TYPE, KEY_PAYLOAD = 4 };
+
+void script__key_refs(script_t *s) {
+    for (int i = 0; i < SCRIPT_KEYS; i++) {
+        lua_pushlstring(s->L, keys[i].s, keys[i].n);
+        s->key_ref[i] = luaL_ref(s->L, LUA_REGISTRYINDEX);
+    }
+}
+
+/* The index in keys of s[0..n), or -1. */
+static int key_of(const char *s, size_t n) {
+    for (int i = 0; i < SCRIPT_KEYS; i++)
+        if (n == keys[i].n && memcmp(s, keys[i].s, n) == 0) return i;
+    return -1;
+}
+
 static int dec_key(void *ud, const char *s, size_t n) {
     decoder_t *d = ud;
-    if (d->lazy && d->depth == 1)
+    if (d->depth == 1 && d->key_ref) {
+        /* A client frame's own keys: the same few on every frame, pushed
+         * from references rather than hashed and interned again (about 250
+         * instructions each). */
+        int k = key_of(s, n);
+        d->at_payload = d->lazy && k == KEY_PAYLOAD;
+        d->at_type = k == KEY_TYPE;
+        if (k >= 0) {
+            lua_rawgeti(d->L, LUA_REGISTRYINDEX, d->key_ref[k]);
+            return 0;
+        }
+    } else if (d->lazy && d->depth == 1) {
         d->at_payload = n == 7 && memcmp(s, "payload", 7) == 0;
+    }
     lua_pushlstring(d->L, s, n);
     return 0;
 }
@@ -210,6 +243,12 @@ static int dec_string(void *ud, const char *s, size_t n, const char *raw,
                       size_t rawlen) {
     decoder_t *d = ud;
     lua_pushlstring(d->L, s, n);
+    if (d->at_type && d->depth == 1 && d->type_slot) {
+        /* The frame's type, for the dispatch's argument: the same string,
+         * not interned a second time. */
+        lua_pushvalue(d->L, -1);
+        lua_replace(d->L, d->type_slot);
+    }
     return dec_store(d);
 }
 
@@ -241,6 +280,8 @@ void script__decoder_init(script_decoder *d, script_t *s) {
     d->array_mt_ref = s->array_mt_ref;
     d->depth = 0;
     d->lazy = d->at_payload = 0;
+    d->key_ref = NULL;
+    d->type_slot = d->at_type = 0;
 }
 
 /* json[0..len), checked already, decoded on L, with the state's array
@@ -299,10 +340,12 @@ static int is_array_table(lua_State *L, int idx, int array_mt_ref,
     return count == *len;
 }
 
-/* 1 when the string key at idx is one of skip (NULL-terminated). */
+/* 1 when the string key k is one of skip (NULL-terminated). Its first
+ * byte is compared before the call: most keys differ there, and this runs
+ * for every key of every published message. */
 static int skipped(const char *k, const char *const *skip) {
     for (; *skip; skip++)
-        if (!strcmp(k, *skip)) return 1;
+        if (k[0] == (*skip)[0] && !strcmp(k, *skip)) return 1;
     return 0;
 }
 

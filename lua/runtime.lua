@@ -168,9 +168,11 @@ end
 -- id as the client wrote it>} with fields' members, built in C (the id
 -- never passes through a Lua number). Fields that cannot be encoded turn
 -- into handler_error, so the frame still gets its one answer.
-local function answer(conn_id, type_name, fields, what)
+local function answer(conn_id, type_name, fields, what, handler)
   local ok, err = pcall(core.answer, type_name, fields)
   if not ok then
+    -- "handler chat": made here, not for every call's answer.
+    if handler then what = "handler " .. what end
     core.log("error", string.format("%s reply cannot be sent conn=%s: %s",
       what, conn_id, tostring(err)), 0)
     core.answer("error", {
@@ -198,7 +200,7 @@ local function call(handler, conn, msg, type_name)
   end
   if kind then
     -- Encoded straight from the handler's table, in C.
-    answer(conn.id, kind, v, "handler " .. type_name)
+    answer(conn.id, kind, v, type_name, true)
   end
 end
 

@@ -1040,7 +1040,8 @@ int main(int argc, char **argv) {
                "\"published\":%llu,\"messages_per_s\":%.0f,"
                "\"deliveries\":%llu,\"deliveries_per_s\":%.0f,"
                "\"expected_deliveries\":%llu,\"delivered_total\":%llu,"
-               "\"round_trips_per_s\":%.0f,\"handshakes\":%llu,"
+               "\"round_trips\":%llu,\"round_trips_per_s\":%.0f,\"handshakes\":"
+               "%llu,"
                "\"handshakes_per_s\":%.0f,"
                "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
                "\"p999\":%.3f,\"max\":%.3f},"
@@ -1053,7 +1054,8 @@ int main(int argc, char **argv) {
                mode_name[opt.mode], nclients, measured_s,
                (unsigned long long)st.published, msg_rate,
                (unsigned long long)st.deliveries_measured, deliv_rate,
-               (unsigned long long)expected, (unsigned long long)got, rtt_rate,
+               (unsigned long long)expected, (unsigned long long)got,
+               (unsigned long long)st.ping_rtts, rtt_rate,
                (unsigned long long)st.handshakes, hs_rate,
                hist_q_ms(&st.lat, 0.5), hist_q_ms(&st.lat, 0.9),
                hist_q_ms(&st.lat, 0.99), hist_q_ms(&st.lat, 0.999),

@@ -17,6 +17,15 @@
 #                                        run's profile is left in
 #                                        /tmp/luahub-rooms.callgrind for
 #                                        callgrind_annotate
+#   tests/bench/count.sh ping [BIN]      instructions per round trip of
+#                                        the server under the ping load
+#                                        (100 connections, closed loop);
+#                                        the longer run's profile is left
+#                                        in /tmp/luahub-ping.callgrind
+#   tests/bench/count.sh syscalls SERVER every system call per message
+#                                        (rooms 500 x 4) and per round
+#                                        trip (ping, 100 connections) for
+#                                        luahub, limit or uws; needs perf
 #   tests/bench/count.sh sends SERVER    send() calls per message (rooms
 #                                        500 x 4) and per delivery (100
 #                                        msg/s to 1,000) for luahub, limit
@@ -82,6 +91,11 @@ rooms() {
     --mode rooms --rooms 100 --members 4
 }
 
+ping() {
+  per_unit "${1:-$BUILD/luahub}" "round trip" round_trips /tmp/luahub-ping.callgrind \
+    --mode ping --conns 100
+}
+
 # sends SERVER: perf counts the server's write calls for 3 s inside the
 # measured part of each load (after the connections and joins), against
 # the load's own rate over that part.
@@ -111,10 +125,41 @@ sends() {
   done
 }
 
+# syscalls SERVER: as sends, every system call the server makes (perf's
+# syscalls:sys_enter_* tracepoints), per unit of the load.
+syscalls() {
+  local name=$1 port=$((PORT + 2)) pid out
+  if [ "$name" = uws ]; then BUN=$(tests/bench/uws.sh "$BUILD"); fi
+  for load in "rooms 500 x 4|messages_per_s|message|--mode rooms --rooms 500 --members 4" \
+    "ping, 100 connections|round_trips_per_s|round trip|--mode ping --conns 100"; do
+    IFS='|' read -r what key unit args <<<"$load"
+    pid=$(start_server "$name" "$port")
+    wait_port "$port"
+    (sleep 2.5 && perf stat -x, -o /tmp/count.$$.perf -p "$pid" -e 'syscalls:sys_enter_*' \
+      -- sleep 3) &
+    # shellcheck disable=SC2086
+    out=$(taskset -c 1 "$BUILD/luahub-bench" --port "$port" --json $args \
+      --warmup 2 --duration 4 2>/dev/null)
+    wait $!
+    stop_pid "$pid"
+    node -e 'const fs = require("fs"), [out, key, what, unit, name, file] = process.argv.slice(1);
+      const n = JSON.parse(out)[key] * 3;
+      const rows = fs.readFileSync(file, "utf8").split("\n").filter((l) => /^\d/.test(l))
+        .map((l) => l.split(",")).filter((f) => Number(f[0]) > 0)
+        .sort((a, b) => b[0] - a[0]);
+      console.log(`${name}, ${what} (${(n / 3).toFixed(0)}/s), calls per ${unit}:`);
+      for (const f of rows) console.log(`  ${f[2].replace("syscalls:sys_enter_", "")} ${(f[0] / n).toFixed(3)}`)' \
+      "$out" "$key" "$what" "$unit" "$name" /tmp/count.$$.perf
+    rm -f /tmp/count.$$.perf
+  done
+}
+
 case "${1:-}" in
   handler) handler "${2:?which run: ping-lua, ping-c, chat-lua, chat-c}" ;;
   fanout) fanout "${2:-}" ;;
   rooms) rooms "${2:-}" ;;
+  ping) ping "${2:-}" ;;
   sends) sends "${2:?which server: luahub, limit, uws}" ;;
-  *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+  syscalls) syscalls "${2:?which server: luahub, limit, uws}" ;;
+  *) sed -n '2,34p' "$0" >&2; exit 2 ;;
 esac

@@ -14,6 +14,7 @@ describe('error codes', () => {
     const dir = tempScripts();
     fs.writeFileSync(path.join(dir, 'boom.lua'), 'return function() error("boom") end\n');
     fs.writeFileSync(path.join(dir, 'junk.lua'), 'return function() return 42 end\n');
+    fs.writeFileSync(path.join(dir, 'unencodable.lua'), 'return function() return { f = function() end } end\n');
     fs.writeFileSync(path.join(dir, 'deny.lua'),
       'local hub = require "hub"\nreturn function() hub.fail("forbidden", "members only") end\n');
     fs.writeFileSync(path.join(dir, 'slow_down.lua'),
@@ -78,6 +79,12 @@ describe('error codes', () => {
     const e2 = await expectError({ type: 'junk', id: 2 }, 'handler_error', { id: 2 });
     assert.doesNotMatch(e2.message, /\.lua|:\d+/);
     await server.waitLog(/boom\.lua:1/);
+  });
+
+  test('handler_error: a reply that cannot be encoded as JSON; the log names the handler', async () => {
+    const e = await expectError({ type: 'unencodable', id: 4 }, 'handler_error', { id: 4 });
+    assert.equal(e.message, "the handler's reply cannot be encoded as JSON");
+    await server.waitLog(/handler unencodable reply cannot be sent conn=\S+: cannot encode a function/);
   });
 
   test('codes raised by a script with hub.fail: forbidden, rate_limited', async () => {

@@ -70,6 +70,12 @@ end
 `);
     write('read.lua', 'return function(conn, msg) return { text = msg.payload.text, n = msg.payload.n, a2 = msg.payload.deep.a[2] } end\n');
     write('echo.lua', 'return function(conn, msg) return msg.payload end\n');
+    write('fields.lua', `
+return function(conn, msg)
+  return { seen = msg.type, inner = msg.x and msg.x.type, nested = msg.x and msg.x.payload and msg.x.payload.a,
+    room = msg.room_id, to = msg.to, text = msg.payload and msg.payload.text }
+end
+`);
     write('keep.lua', `
 local hub = require "hub"
 return function(conn, msg)
@@ -142,6 +148,21 @@ end
     a.send(frame(3));
     const deeper = await a.next((f) => f.id === 'n3');
     assert.deepEqual([deeper.type, deeper.ok], ['ack', false]);
+  });
+
+  // The decoder pushes the envelope's keys from references and hands the
+  // top-level type to the dispatch: a key of the same name deeper down, a
+  // repeated type, or the keys in any order change nothing.
+  test('the envelope keys and the type a handler is chosen by are the top-level ones, last one wins', async () => {
+    a.send('{"x":{"type":"ping","payload":{"a":7}},"id":"k1","room_id":"r","to":"u","payload":{"text":"t"},"type":"fields"}');
+    const r1 = await a.next((f) => f.id === 'k1');
+    assert.deepEqual(r1, { type: 'ack', id: 'k1', seen: 'fields', inner: 'ping', nested: 7, room: 'r', to: 'u', text: 't' });
+    a.send('{"type":"ping","id":"k2","type":"fields"}');
+    const r2 = await a.next((f) => f.id === 'k2');
+    assert.deepEqual(r2, { type: 'ack', id: 'k2', seen: 'fields' });
+    a.send('{"type":"fields","id":"k3","type":"ping"}');
+    const r3 = await a.next((f) => f.id === 'k3');
+    assert.equal(r3.type, 'pong');
   });
 
   test('the payload returned as the ack gives the ack its fields', async () => {

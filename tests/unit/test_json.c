@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "json.h"
+#include "json_int.h"
 
 static json_status parse(const char *s) {
     return json_parse(s, strlen(s), JSON_MAX_DEPTH, NULL, NULL, NULL);
@@ -218,6 +219,34 @@ static void test_long_strings_use_the_heap_path(void **state) {
     assert_int_equal(json_parse(s, n + 2, 32, &recorder, &r, NULL), JSON_OK);
     assert_int_equal(r.events, 2);
     free(s);
+}
+
+/* json__plain_run ends a run at the first byte that is not plain, found
+ * in a word at once: strings of bytes drawn from the kinds around the
+ * limits (several non-plain ones in a word too) against a byte-by-byte
+ * reference, at every alignment. */
+static void test_plain_run_against_bytes(void **state) {
+    static const unsigned char pick[] = {'a',  '"',  '\\', 0x00, 0x1f, 0x20,
+                                         0x21, 0x5b, 0x5d, 0x7e, 0x7f, 0x80,
+                                         0xc3, 0xff, '\n', 'z'};
+    uint32_t x = 12345;
+    char s[48];
+    for (int round = 0; round < 200000; round++) {
+        size_t n = (size_t)(round % 41), off = (size_t)(round % 7);
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            /* Mostly plain, so that runs reach past a word. */
+            unsigned r = (x >> 16) % 64;
+            s[off + i] = (char)(r < 48 ? 'a' + r % 26 : pick[r % sizeof pick]);
+        }
+        size_t want = 0;
+        while (want < n) {
+            unsigned char c = (unsigned char)s[off + want];
+            if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') break;
+            want++;
+        }
+        assert_int_equal(json__plain_run(s + off, n), want);
+    }
 }
 
 /* Plain runs are scanned eight bytes at a time: put each kind of byte that
@@ -501,6 +530,7 @@ int main(void) {
         cmocka_unit_test(test_nul_escape_keeps_length),
         cmocka_unit_test(test_long_strings_use_the_heap_path),
         cmocka_unit_test(test_every_offset_of_a_plain_run),
+        cmocka_unit_test(test_plain_run_against_bytes),
         cmocka_unit_test(test_string_raw_is_the_text_as_written),
         cmocka_unit_test(test_number_out_of_range_is_refused),
         cmocka_unit_test(test_sink_can_abort),
