@@ -237,7 +237,6 @@ void transport_set_tls(transport_t *t, tls_t *tls) {
 }
 
 int transport_listen(transport_t *t, char *err, size_t errlen) {
-    if (!t->ring && transport__flush_setup(t, err, errlen) < 0) return -ENOSYS;
     int rc =
         listen_open(&t->ls, t->cfg->host, t->cfg->port,
                     t->cfg->reuse_port ? LISTEN_REUSE_PORT : 0, err, errlen);
@@ -308,8 +307,5 @@ void transport_destroy(transport_t *t) {
     peers_destroy(t->peers);
     pmd_deflater_destroy(t->deflater);
     netaddr_list_free(&t->proxies);
-    sendring_destroy(t->ring);
-    free(t->slots);
-    free(t->ring_res);
     free(t);
 }

@@ -12,8 +12,6 @@
 #define LUAHUB_TRANSPORT_INT_H
 
 #include <stdint.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 #include <uv.h>
 
 #include "api.h"
@@ -25,7 +23,6 @@
 #include "peers.h"
 #include "pmd.h"
 #include "rate.h"
-#include "sendring.h"
 #include "tls.h"
 #include "transport.h"
 #include "wsproto.h"
@@ -57,10 +54,6 @@
  * (docs/benchmarks.md, "Fan-out to 10,000: the latency cliff"). */
 #define FLUSH_BUDGET_NS 1000000
 #define FLUSH_CLOCK_EVERY 16
-/* --io-uring: the sends one system call submits, one per connection (a
- * batch of 64 one-frame sends takes about 0.8 ms on a small VM, so the
- * budget above is looked at between batches). */
-#define RING_BATCH 64
 /* How often the deadlines (handshakes, lingering, closing) are checked. */
 #define SWEEP_MS 100
 /* Connections accepted per wake-up of a listening socket. */
@@ -106,24 +99,6 @@ typedef enum tstate {
 } tstate;
 
 typedef struct tconn tconn;
-
-/* One sendmsg()'s worth of what a connection writes next (wsconn.c): the
- * rest of a frame begun, a control frame, queued frames, the close frame.
- * k_ctl and k_close: which iov entries are the control and close frames
- * (-1: none). */
-typedef struct flush_batch {
-    int n, k_ctl, k_close;
-    struct iovec iov[IOV_BATCH + 2];
-} flush_batch;
-
-/* A connection's send in a ring batch (--io-uring): its iovec and
- * message live here, in the transport, until the batch completes. */
-typedef struct flush_slot {
-    tconn *c;
-    int round; /* sends so far this pass, at most FLUSH_ROUNDS */
-    struct msghdr mh;
-    flush_batch b;
-} flush_slot;
 
 /* A list of connections with deadlines; every list has one timeout, so
  * appending keeps it in deadline order. */
@@ -221,11 +196,6 @@ struct transport {
     tls_t *tls;             /* --tls-cert (borrowed), or NULL */
     /* TLS has no writev: frames are gathered here a record at a time. */
     unsigned char wbuf[TLS_RECORD];
-    /* --io-uring: the ring plain connections are written through (NULL:
-     * one sendmsg() each), a batch's sends and their results. */
-    sendring *ring;
-    flush_slot *slots;
-    int *ring_res;
 };
 
 /* ---- tconn.c ---- */
@@ -295,10 +265,6 @@ int transport__flush(tconn *c);
 void transport__close_conn(void *ud, conn_t *conn, int code, const char *why);
 void transport__on_heartbeat(uv_timer_t *h);
 void transport__on_flush_check(uv_check_t *h);
-/* Sets up the io_uring flush path as --io-uring asks, and logs which path
- * the transport uses. Returns 0, or -1 with the reason in err when
- * --io-uring on and there can be no ring. */
-int transport__flush_setup(transport_t *t, char *err, size_t errlen);
 
 /* ---- apigate.c ---- */
 
