@@ -26,6 +26,10 @@ void buf_reserve(buf_t *b, size_t n);
 void buf_append(buf_t *b, const void *p, size_t n);
 void buf_putc(buf_t *b, char c);
 void buf_puts(buf_t *b, const char *s);
+/* Appends v in decimal (what "%lld" writes, without printf's cost). */
+void buf_put_int(buf_t *b, long long v);
+/* Writes v in decimal to out (no NUL); returns the length (at most 20). */
+size_t buf_format_u64(char out[20], unsigned long long v);
 /* printf-style append. */
 void buf_printf(buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

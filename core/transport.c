@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,9 +101,6 @@ static void accept_one(transport_t *t, int fd, const netaddr *peer) {
         free(c);
         return;
     }
-    /* Frames are batched here; the kernel must not hold them back. */
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (uv_poll_init(t->loop, &c->poll, fd) < 0) {
         tls_conn_free(c->tls);
         close(fd);

@@ -125,6 +125,7 @@ struct tconn {
     uint8_t pmd;     /* PMD_ flags negotiated (pmd.h) */
     uint8_t zmsg;    /* a compressed message is being inflated */
     uint8_t sniffed; /* TLS: the first byte was a handshake's */
+    uint8_t hold;    /* the 101 is not out yet: nothing is written before */
     netaddr addr;    /* the client's address (see netaddr.h) */
     uint32_t wr_off; /* bytes of the first queued frame already written */
     /* T_HANDSHAKE: the request head so far. T_LINGER: bytes dropped.
@@ -250,11 +251,13 @@ void transport__shut_wr(tconn *c);
 
 /* ---- wsconn.c ---- */
 
-/* c's request was a valid upgrade and 101 is out: c becomes a WebSocket
- * connection of user uid, or, when why is set, is closed at once with
- * 4001 and why. extra: bytes that came right behind the request. */
+/* c's request was a valid upgrade: c becomes a WebSocket connection of
+ * user uid, or, when why is set, is closed at once with 4001 and why.
+ * resp: the 101 answer, sent here (with the welcome, when there is one
+ * by then); extra: bytes that came right behind the request. */
 void transport__ws_open(tconn *c, const char *uid, const char *why,
-                        const unsigned char *extra, size_t nextra);
+                        const char *resp, size_t rl, const unsigned char *extra,
+                        size_t nextra);
 /* Reads what c's socket has, and hands whole messages to the hub. */
 void transport__ws_read(tconn *c);
 /* Writes what c's socket takes now. Returns -1 when the connection

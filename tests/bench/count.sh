@@ -17,6 +17,11 @@
 #                                        run's profile is left in
 #                                        /tmp/luahub-rooms.callgrind for
 #                                        callgrind_annotate
+#   tests/bench/count.sh connect [BIN]   instructions per handshake of the
+#                                        server under the connect load (50
+#                                        clients: connect, welcome, close);
+#                                        the longer run's profile is left in
+#                                        /tmp/luahub-connect.callgrind
 #   tests/bench/count.sh sends SERVER    send() calls per message (rooms
 #                                        500 x 4) and per delivery (100
 #                                        msg/s to 1,000) for luahub, limit
@@ -82,6 +87,11 @@ rooms() {
     --mode rooms --rooms 100 --members 4
 }
 
+connect() {
+  per_unit "${1:-$BUILD/luahub}" handshake handshakes \
+    /tmp/luahub-connect.callgrind --mode connect --conns 50
+}
+
 # sends SERVER: perf counts the server's write calls for 3 s inside the
 # measured part of each load (after the connections and joins), against
 # the load's own rate over that part.
@@ -115,6 +125,7 @@ case "${1:-}" in
   handler) handler "${2:?which run: ping-lua, ping-c, chat-lua, chat-c}" ;;
   fanout) fanout "${2:-}" ;;
   rooms) rooms "${2:-}" ;;
+  connect) connect "${2:-}" ;;
   sends) sends "${2:?which server: luahub, limit, uws}" ;;
   *) sed -n '2,25p' "$0" >&2; exit 2 ;;
 esac
