@@ -200,7 +200,8 @@ static void hand_over(tconn *c, const http_req *r) {
         return;
     }
     int fd = c->fd;
-    c->fd = -1; /* the HTTP side owns it now */
+    transport__poll_forget(c); /* it stays open: it leaves the set here */
+    c->fd = -1;                /* the HTTP side owns it now */
     transport__teardown(c, 0);
     t->http(t->http_ud, fd, buf_content(&b), b.len);
     buf_close(&b);
