@@ -41,6 +41,30 @@ void buf_append(buf_t *b, const void *p, size_t n) {
     b->len += n;
 }
 
+size_t buf_format_u64(char out[20], unsigned long long v) {
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+void buf_put_int(buf_t *b, long long v) {
+    buf_reserve(b, 21);
+    char *w = b->data + b->head + b->len;
+    unsigned long long u = (unsigned long long)v;
+    if (v < 0) {
+        *w++ = '-';
+        b->len++;
+        u = 0 - u; /* LLONG_MIN too */
+    }
+    b->len += buf_format_u64(w, u);
+}
+
 void buf_printf(buf_t *b, const char *fmt, ...) {
     va_list ap;
     buf_reserve(b, 64);

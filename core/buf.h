@@ -34,6 +34,10 @@ static inline void buf_putc(buf_t *b, char c) {
     if (b->head + b->len >= b->cap) buf_reserve(b, 1);
     b->data[b->head + b->len++] = c;
 }
+/* Appends v in decimal (what "%lld" writes, without printf's cost). */
+void buf_put_int(buf_t *b, long long v);
+/* Writes v in decimal to out (no NUL); returns the length (at most 20). */
+size_t buf_format_u64(char out[20], unsigned long long v);
 /* printf-style append. */
 void buf_printf(buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

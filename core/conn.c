@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "dict.h"
 
 struct user {
@@ -109,11 +110,13 @@ int conns_valid_user_id(const char *s, size_t n) {
 
 conn_t *conns_add(conns_t *cs, const char *uid, void *transport, int64_t now_ms,
                   int *first_of_user) {
-    char id[96];
-    int idlen = snprintf(id, sizeof id, "%s%llu", cs->prefix,
-                         (unsigned long long)cs->next_id++);
-    conn_t *c = xcalloc(1, sizeof *c + (size_t)idlen + 1);
-    memcpy(c->id, id, (size_t)idlen + 1);
+    char num[20];
+    size_t pl = strlen(cs->prefix);
+    size_t nl = buf_format_u64(num, (unsigned long long)cs->next_id++);
+    conn_t *c = xcalloc(1, sizeof *c + pl + nl + 1);
+    memcpy(c->id, cs->prefix, pl);
+    memcpy(c->id + pl, num, nl);
+    c->id[pl + nl] = '\0';
     c->transport = transport;
     c->owner = cs;
     c->connected_at = c->last_activity = c->ping_sent_at = now_ms;

@@ -93,20 +93,28 @@ static void upgrade(tconn *c, const http_req *r, unsigned char *extra,
     char uid[72];
     const char *why =
         auth_identify(t->auth, r, (int64_t)time(NULL), uid, sizeof uid);
+    /* Put together by hand: snprintf cost more than the rest of the
+     * answer. */
+    static const char head101[] =
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: ";
+    static const char proto_line[] = "\r\nSec-WebSocket-Protocol: luahub";
+    static const char ext_line[] = "\r\nSec-WebSocket-Extensions: ";
     char resp[256 + PMD_RESPONSE_MAX];
-    int rl = snprintf(resp, sizeof resp,
-                      "HTTP/1.1 101 Switching Protocols\r\n"
-                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                      "Sec-WebSocket-Accept: %s\r\n%s%s%s%s\r\n",
-                      accept, proto ? "Sec-WebSocket-Protocol: luahub\r\n" : "",
-                      pmd ? "Sec-WebSocket-Extensions: " : "", pmd ? ext : "",
-                      pmd ? "\r\n" : "");
-    if (transport__send(c, resp, (size_t)rl) < 0) {
-        transport__teardown(c, CLOSE_ABNORMAL);
-        return;
+    size_t rl = 0;
+#define PUT(s, n) (memcpy(resp + rl, (s), (n)), rl += (n))
+    PUT(head101, sizeof head101 - 1);
+    PUT(accept, 28);
+    if (proto) PUT(proto_line, sizeof proto_line - 1);
+    if (pmd) {
+        PUT(ext_line, sizeof ext_line - 1);
+        PUT(ext, strlen(ext));
     }
+    PUT("\r\n\r\n", 4);
+#undef PUT
     c->pmd = (uint8_t)pmd;
-    transport__ws_open(c, why ? NULL : uid, why, extra, nextra);
+    transport__ws_open(c, why ? NULL : uid, why, resp, rl, extra, nextra);
 }
 
 static void on_relay(uv_poll_t *h, int status, int events) {
@@ -192,7 +200,8 @@ static void hand_over(tconn *c, const http_req *r) {
         return;
     }
     int fd = c->fd;
-    c->fd = -1; /* the HTTP side owns it now */
+    transport__poll_forget(c); /* it stays open: it leaves the set here */
+    c->fd = -1;                /* the HTTP side owns it now */
     transport__teardown(c, 0);
     t->http(t->http_ud, fd, buf_content(&b), b.len);
     buf_close(&b);

@@ -170,8 +170,7 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
     int first;
     int64_t now = clock_now_ms();
     conn_t *c = conns_add(h->conns, uid, transport, now, &first);
-    char ip[64];
-    conn_ip(h, c, ip, sizeof ip);
+    char ip[64]; /* formatted only for a line that is written */
 
     /* The on_connect hook may refuse the connection or attach metadata. */
     buf_t meta;
@@ -181,7 +180,7 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
                            sizeof reason)) {
         buf_close(&meta);
         log_info("conn", "refused by on_connect conn=%s user=%s ip=%s: %s",
-                 conn_id(c), uid, ip, reason);
+                 conn_id(c), uid, conn_ip(h, c, ip, sizeof ip), reason);
         h->t->close(h->t->ud, c, CLOSE_REFUSED, reason);
         return c;
     }
@@ -192,13 +191,16 @@ conn_t *hub_conn_open(hub_t *h, const char *uid, void *transport) {
     buf_close(&meta);
 
     buf_t b = hub__frame_buf();
-    buf_puts(&b, "{\"type\":\"welcome\"");
-    hub__put_field(&b, "conn_id", conn_id(c));
-    hub__put_field(&b, "user_id", uid);
-    buf_printf(&b, ",\"timestamp\":%lld}", (long long)now);
+    buf_puts(&b, "{\"type\":\"welcome\",\"conn_id\":");
+    json_write_string(&b, conn_id(c), strlen(conn_id(c)));
+    buf_puts(&b, ",\"user_id\":");
+    json_write_string(&b, uid, strlen(uid));
+    buf_puts(&b, ",\"timestamp\":");
+    buf_put_int(&b, (long long)now);
+    buf_putc(&b, '}');
     frame_t *f = frame_from_buf(&b);
     log_info("conn", "open conn=%s user=%s ip=%s conns=%zu", conn_id(c), uid,
-             ip, conns_count(h->conns));
+             conn_ip(h, c, ip, sizeof ip), conns_count(h->conns));
     /* With several nodes, a user new to this node is welcomed once the
      * node has subscribed to the user's rooms (what the client sends
      * meanwhile waits), so that from the welcome on no frame of theirs is

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +16,11 @@
 #include "transport_int.h"
 
 static void on_sweep(uv_timer_t *h);
+
+void transport__reap_init(transport_t *t) {
+    uv_check_init(t->loop, &t->reap);
+    t->reap.data = t;
+}
 
 void transport__list_remove(tconn *c) {
     tlist *l = c->list;
@@ -49,8 +55,8 @@ void transport__list_push(tlist *l, tconn *c, uint64_t ms) {
     }
 }
 
-static void on_handle_closed(uv_handle_t *h) {
-    tconn *c = h->data;
+/* Frees c, torn down earlier, and tells the hub. */
+static void conn_free(tconn *c) {
     if (c->conn) hub_conn_closed(c->t->hub, c->conn);
     if (c->msg) {
         buf_close(c->msg);
@@ -62,6 +68,20 @@ static void on_handle_closed(uv_handle_t *h) {
     free(c->closef);
     free(c->carry);
     free(c);
+}
+
+/* Frees the connections torn down since the last time (those the hub's
+ * on_disconnect work tears down meanwhile too). */
+static void on_reap(uv_check_t *h) {
+    transport_t *t = h->data;
+    tconn *c;
+    while ((c = t->dead)) {
+        t->dead = c->dead_next;
+        conn_free(c);
+    }
+    uv_check_stop(h);
+    t->reap_active = 0;
+    if (t->closed_all) uv_close((uv_handle_t *)h, NULL);
 }
 
 static void free_handle(uv_handle_t *h) {
@@ -97,17 +117,36 @@ void transport__teardown(tconn *c, int code) {
     tls_conn_free(c->tls);
     c->tls = NULL;
     transport__relay_close(c);
-    /* uv_close stops the poll at once (the fd leaves epoll), so the fd can
-     * be closed now. */
-    uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+    /* Closing the socket takes it out of the epoll set (nothing else holds
+     * it: it is close-on-exec, and the process does not fork); an event
+     * already read for it finds it T_DEAD, and it is freed once the loop
+     * is past them. */
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
+    c->polling = 0;
+    c->dead_next = c->t->dead;
+    c->t->dead = c;
+    if (!c->t->reap_active && !uv_is_closing((uv_handle_t *)&c->t->reap)) {
+        uv_check_start(&c->t->reap, on_reap);
+        c->t->reap_active = 1;
+    }
 }
 
-void transport__poll_set(tconn *c, int events) {
-    if (c->polling == events || c->state == T_DEAD) return;
+int transport__poll_set(tconn *c, int events) {
+    if (c->polling == events || c->state == T_DEAD) return 0;
+    struct epoll_event ev = {.events = ((events & UV_READABLE) ? EPOLLIN : 0u) |
+                                       ((events & UV_WRITABLE) ? EPOLLOUT : 0u),
+                             .data.ptr = c};
+    int op = c->polling ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(c->t->epfd, op, c->fd, &ev) < 0) return -1;
     c->polling = (uint8_t)events;
-    uv_poll_start(&c->poll, events, c->t->on_io);
+    return 0;
+}
+
+void transport__poll_forget(tconn *c) {
+    if (!c->polling) return;
+    epoll_ctl(c->t->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->polling = 0;
 }
 
 void transport__log_refusal(transport_t *t, const netaddr *ip, int status,

@@ -5,10 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,8 +20,7 @@
 #include "log.h"
 #include "transport_int.h"
 
-static void on_io(uv_poll_t *h, int status, int events) {
-    tconn *c = h->data;
+static void on_io(tconn *c, int status, int events) {
     if (status < 0) {
         transport__teardown(c, CLOSE_ABNORMAL);
         return;
@@ -70,6 +69,31 @@ static void on_io(uv_poll_t *h, int status, int events) {
     }
 }
 
+/* The client sockets with events, as libuv's uv_poll would report them:
+ * an error fails the connection (status < 0), a hang-up reads as what is
+ * polled for (the read or write then finds the end), and only what is
+ * polled for is passed on. */
+static void on_epoll(uv_poll_t *h, int status, int events) {
+    transport_t *t = h->data;
+    struct epoll_event evs[EPOLL_BATCH];
+    if (status < 0) return;
+    int n = epoll_wait(t->epfd, evs, EPOLL_BATCH, 0);
+    for (int i = 0; i < n; i++) {
+        tconn *c = evs[i].data.ptr;
+        uint32_t e = evs[i].events;
+        if (c->state == T_DEAD) continue; /* torn down by an event before */
+        if (e & EPOLLERR) {
+            on_io(c, UV_EBADF, 0);
+            continue;
+        }
+        if (e & EPOLLHUP) e |= EPOLLIN | EPOLLOUT;
+        int ev = (((e & EPOLLIN) ? UV_READABLE : 0) |
+                  ((e & EPOLLOUT) ? UV_WRITABLE : 0)) &
+                 c->polling;
+        if (ev) on_io(c, 0, ev);
+    }
+}
+
 /* Refuses c for being over --max-conns (503): the server's state, not
  * the client's, so logged once a minute in all. Returns 1 when refused. */
 static int over_limit(transport_t *t, tconn *c) {
@@ -102,17 +126,12 @@ static void accept_one(transport_t *t, int fd, const netaddr *peer) {
         free(c);
         return;
     }
-    /* Frames are batched here; the kernel must not hold them back. */
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (uv_poll_init(t->loop, &c->poll, fd) < 0) {
+    if (transport__poll_set(c, UV_READABLE) < 0) {
         tls_conn_free(c->tls);
         close(fd);
         free(c);
         return;
     }
-    c->poll.data = c;
-    transport__poll_set(c, UV_READABLE);
     transport__list_push(&t->handshakes, c, t->handshake_ms);
     /* Counted from here to the close. A trusted proxy's connection is
      * counted under the proxy until its head names the client (gate.c),
@@ -180,6 +199,15 @@ transport_t *transport_create(uv_loop_t *loop, const config_t *cfg,
     transport_t *t = xcalloc(1, sizeof *t);
     t->loop = loop;
     t->on_io = on_io;
+    t->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (t->epfd >= 0 && uv_poll_init(loop, &t->epoll_watch, t->epfd) == 0) {
+        t->epoll_watch.data = t;
+        uv_poll_start(&t->epoll_watch, UV_READABLE, on_epoll);
+    } else if (t->epfd >= 0) {
+        close(t->epfd);
+        t->epfd = -1;
+    }
+    transport__reap_init(t);
     t->cfg = cfg;
     t->auth = auth;
     t->http = http;
@@ -237,6 +265,11 @@ void transport_set_tls(transport_t *t, tls_t *tls) {
 }
 
 int transport_listen(transport_t *t, char *err, size_t errlen) {
+    if (t->epfd < 0) {
+        snprintf(err, errlen, "cannot create an epoll instance: %s",
+                 strerror(errno));
+        return -EMFILE;
+    }
     int rc =
         listen_open(&t->ls, t->cfg->host, t->cfg->port,
                     t->cfg->reuse_port ? LISTEN_REUSE_PORT : 0, err, errlen);
@@ -299,11 +332,15 @@ void transport_close_all(transport_t *t) {
     close_handle((uv_handle_t *)&t->heartbeat);
     close_handle((uv_handle_t *)&t->flush_check);
     close_handle((uv_handle_t *)&t->flush_idle);
+    if (t->epfd >= 0) close_handle((uv_handle_t *)&t->epoll_watch);
+    /* Those just torn down are freed first (on_reap closes it then). */
+    if (!t->reap_active) close_handle((uv_handle_t *)&t->reap);
 }
 
 void transport_destroy(transport_t *t) {
     if (!t) return;
     if (t->reserve_fd >= 0) close(t->reserve_fd);
+    if (t->epfd >= 0) close(t->epfd);
     peers_destroy(t->peers);
     pmd_deflater_destroy(t->deflater);
     netaddr_list_free(&t->proxies);

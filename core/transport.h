@@ -28,8 +28,13 @@
  * and drops what the client still sends until it closes (at most
  * CLOSE_GRACE): closing at once would reset a client that is still
  * sending, and the client would lose the close code. The hub hears of the
- * end (hub_conn_closed) from a libuv close callback, never under the feet
- * of the code that decided it.
+ * end (hub_conn_closed) from a check handle that frees the connections
+ * torn down (the reap), never under the feet of the code that decided it.
+ *
+ * Polling. Every client socket is in one epoll set of the transport's,
+ * itself watched by one poll handle on the loop: a socket is added with
+ * one epoll_ctl() and leaves the set as it is closed. The handshake
+ * answers the upgrade and the hub's welcome with one sendmsg().
  *
  * TLS (--tls-cert). The same machinery on the same sockets: a connection
  * first does its TLS handshake (within --handshake-timeout; one whose

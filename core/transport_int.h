@@ -56,6 +56,9 @@
 #define FLUSH_CLOCK_EVERY 16
 /* How often the deadlines (handshakes, lingering, closing) are checked. */
 #define SWEEP_MS 100
+/* Client socket events read at once from the transport's epoll set (as
+ * many as libuv reads from its own). */
+#define EPOLL_BATCH 1024
 /* Connections accepted per wake-up of a listening socket. */
 #define ACCEPT_BATCH 64
 /* libwebsockets' header space (its max_http_header_data is 4096). */
@@ -107,7 +110,6 @@ typedef struct tlist {
 } tlist;
 
 struct tconn {
-    uv_poll_t poll;
     transport_t *t;
     tconn *lnext, *lprev;
     tlist *list;       /* the deadline list it is on, or NULL */
@@ -125,6 +127,7 @@ struct tconn {
     uint8_t pmd;     /* PMD_ flags negotiated (pmd.h) */
     uint8_t zmsg;    /* a compressed message is being inflated */
     uint8_t sniffed; /* TLS: the first byte was a handshake's */
+    uint8_t hold;    /* the 101 is not out yet: nothing is written before */
     netaddr addr;    /* the client's address (see netaddr.h) */
     uint32_t wr_off; /* bytes of the first queued frame already written */
     /* T_HANDSHAKE: the request head so far. T_LINGER: bytes dropped.
@@ -151,11 +154,24 @@ struct tconn {
     int relay_fd;
     /* T_API: the request waiting (cancelled if the client goes). */
     api_req *api;
+    tconn *dead_next; /* T_DEAD: the next to free (transport.h) */
 };
 
 struct transport {
     uv_loop_t *loop;
-    uv_poll_cb on_io; /* transport.c's, for every client socket */
+    /* Every client socket is in this epoll set, itself watched by one
+     * poll handle on the loop: a socket costs one epoll_ctl() to add and
+     * none to remove (closing it does), where a uv_poll_t per socket cost
+     * five epoll_ctl() calls and an ioctl() (docs/benchmarks.md, "The
+     * handshake path"). */
+    int epfd;
+    uv_poll_t epoll_watch;
+    void (*on_io)(tconn *c, int status, int events); /* transport.c's */
+    /* Connections torn down, freed (and the hub told) from the reap
+     * check handle, once no event the loop has in hand can name them. */
+    tconn *dead;
+    uv_check_t reap;
+    int reap_active;
     const config_t *cfg;
     auth_t *auth;
     hub_t *hub;
@@ -200,16 +216,21 @@ struct transport {
 
 /* ---- tconn.c ---- */
 
+/* Sets up the reap check handle (transport_create). */
+void transport__reap_init(transport_t *t);
 /* Takes c off its deadline list, if any. */
 void transport__list_remove(tconn *c);
 /* Puts c at the end of l (off any other list), due in ms. */
 void transport__list_push(tlist *l, tconn *c, uint64_t ms);
-/* Polls c's socket for events (UV_READABLE, UV_WRITABLE). */
-void transport__poll_set(tconn *c, int events);
+/* Polls c's socket for events (UV_READABLE, UV_WRITABLE). Returns 0, or
+ * -1 when the socket could not be added to the epoll set. */
+int transport__poll_set(tconn *c, int events);
+/* Takes c's socket out of the epoll set, for a socket handed on open. */
+void transport__poll_forget(tconn *c);
 /* Closes the socket now. The connection (and the hub's record of it) is
- * freed from the close callback, so whoever holds c may go on reading
- * c->state until then. code: the close code the hub reports when none was
- * set (1006: gone without a close handshake). */
+ * freed later, from the reap check handle, so whoever holds c may go on
+ * reading c->state until then. code: the close code the hub reports when none
+ * was set (1006: gone without a close handshake). */
 void transport__teardown(tconn *c, int code);
 /* Logs a refusal of a client at ip (NULL: unknown), at most ten a
  * second. */
@@ -250,11 +271,13 @@ void transport__shut_wr(tconn *c);
 
 /* ---- wsconn.c ---- */
 
-/* c's request was a valid upgrade and 101 is out: c becomes a WebSocket
- * connection of user uid, or, when why is set, is closed at once with
- * 4001 and why. extra: bytes that came right behind the request. */
+/* c's request was a valid upgrade: c becomes a WebSocket connection of
+ * user uid, or, when why is set, is closed at once with 4001 and why.
+ * resp: the 101 answer, sent here (with the welcome, when there is one
+ * by then); extra: bytes that came right behind the request. */
 void transport__ws_open(tconn *c, const char *uid, const char *why,
-                        const unsigned char *extra, size_t nextra);
+                        const char *resp, size_t rl, const unsigned char *extra,
+                        size_t nextra);
 /* Reads what c's socket has, and hands whole messages to the hub. */
 void transport__ws_read(tconn *c);
 /* Writes what c's socket takes now. Returns -1 when the connection

@@ -220,6 +220,7 @@ int transport__flush(tconn *c) {
 /* Flushes c soon: at this loop pass's check phase when the hub knows it,
  * now otherwise (we are in c's own callback then). */
 static void transport__want_flush(tconn *c) {
+    if (c->hold) return; /* transport__ws_open flushes once the 101 is out */
     if (c->conn) {
         conns_mark_dirty(hub_conns(c->t->hub), c->conn);
         wake(c->t);
@@ -247,7 +248,8 @@ static void t_wake(void *ud) {
 
 static void t_drain(void *ud, conn_t *conn) {
     tconn *c = conn_transport(conn);
-    if (c->state == T_OPEN && transport__flush(c) < 0)
+    /* Not before the 101 (an on_connect hook that fills the queue). */
+    if (c->state == T_OPEN && !c->hold && transport__flush(c) < 0)
         transport__teardown(c, CLOSE_ABNORMAL);
 }
 
@@ -572,13 +574,43 @@ hub_transport transport_hub_ops(transport_t *t) {
         t, t->loop, t_wake, t_drain, transport__close_conn, t_address, t_shed};
 }
 
+/* Sends the 101 answer, and the welcome hub_conn_open queued with it in
+ * one sendmsg() (one segment, one wake-up of the client, as uWebSockets
+ * does) when there is one. The 101 goes whole or the connection fails, as
+ * any short answer into an empty socket (transport__send). Returns -1
+ * then. */
+static int send_upgrade(tconn *c, const char *resp, size_t rl) {
+    c->hold = 0;
+    if (c->tls || !c->conn || !conn_queue_len(c->conn))
+        return transport__send(c, resp, rl);
+    frame_t *f = queued(c, 0);
+    struct iovec iov[2] = {{(void *)resp, rl},
+                           {frame_wire(f), frame_wire_len(f)}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    ssize_t w;
+    do
+        w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w < (ssize_t)rl) return -1;
+    size_t rest = (size_t)w - rl;
+    if (rest == iov[1].iov_len)
+        conn_queue_consume(c->conn, 1);
+    else
+        c->wr_off = (uint32_t)rest; /* the rest when the flush comes */
+    return 0;
+}
+
 void transport__ws_open(tconn *c, const char *uid, const char *why,
-                        const unsigned char *extra, size_t nextra) {
+                        const char *resp, size_t rl, const unsigned char *extra,
+                        size_t nextra) {
     transport_t *t = c->t;
     transport__list_remove(c);
     c->state = T_OPEN;
     ws_parser_init(&c->parser, t->cfg->max_message);
     if (c->pmd) ws_parser_allow_deflate(&c->parser);
+    /* Until the 101 is out, what is queued (the welcome, what an on_connect
+     * hook sends, a close) waits for it. */
+    c->hold = 1;
     if (why) {
         /* Refused after the upgrade, so that a browser sees the reason. */
         char a[NETADDR_TEXT];
@@ -589,6 +621,13 @@ void transport__ws_open(tconn *c, const char *uid, const char *why,
         c->conn = hub_conn_open(t->hub, uid, c);
         rate_bucket_init(&c->rl, &t->rl, (uint32_t)uv_now(t->loop));
     }
+    if (send_upgrade(c, resp, rl) < 0) {
+        transport__teardown(c, CLOSE_ABNORMAL);
+        return;
+    }
+    /* A close queued meanwhile (4001, or an on_connect hook's refusal);
+     * queued frames are on the dirty list already. */
+    if (c->close_len) transport__want_flush(c);
     if (nextra && c->state == T_OPEN) {
         /* Frames sent right behind the request. */
         unsigned char *data = t->rbuf + WS_MAX_CONTROL_FRAME;

@@ -270,11 +270,23 @@ size_t ws_close_frame(unsigned char *out, unsigned code, const char *reason) {
 
 void ws_accept_key(const char *key, size_t keylen, char out[29]) {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    /* SHA-1 fetched from OpenSSL's providers once, and one context reused:
+     * EVP_Digest() with EVP_sha1() looks the digest up again and builds a
+     * context on every call, which cost three times the hash itself
+     * (docs/benchmarks.md, "The handshake path"). Kept for the process's
+     * life: one thread, and nothing in them outlives a call. */
+    static EVP_MD *sha1;
+    static EVP_MD_CTX *ctx;
     unsigned char in[128 + sizeof guid], md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     if (keylen > 128) keylen = 128; /* the handshake checks it is 24 */
     memcpy(in, key, keylen);
     memcpy(in + keylen, guid, sizeof guid - 1);
-    EVP_Digest(in, keylen + sizeof guid - 1, md, &mdlen, EVP_sha1(), NULL);
+    size_t n = keylen + sizeof guid - 1;
+    if (!sha1) sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+    if (!ctx) ctx = EVP_MD_CTX_new();
+    if (!sha1 || !ctx || !EVP_DigestInit_ex2(ctx, sha1, NULL) ||
+        !EVP_DigestUpdate(ctx, in, n) || !EVP_DigestFinal_ex(ctx, md, &mdlen))
+        EVP_Digest(in, n, md, &mdlen, EVP_sha1(), NULL);
     EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
 }

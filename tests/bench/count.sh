@@ -26,6 +26,11 @@
 #                                        (rooms 500 x 4) and per round
 #                                        trip (ping, 100 connections) for
 #                                        luahub, limit or uws; needs perf
+#   tests/bench/count.sh connect [BIN]   instructions per handshake of the
+#                                        server under the connect load (50
+#                                        clients: connect, welcome, close);
+#                                        the longer run's profile is left in
+#                                        /tmp/luahub-connect.callgrind
 #   tests/bench/count.sh sends SERVER    send() calls per message (rooms
 #                                        500 x 4) and per delivery (100
 #                                        msg/s to 1,000) for luahub, limit
@@ -96,6 +101,11 @@ ping() {
     --mode ping --conns 100
 }
 
+connect() {
+  per_unit "${1:-$BUILD/luahub}" handshake handshakes \
+    /tmp/luahub-connect.callgrind --mode connect --conns 50
+}
+
 # sends SERVER: perf counts the server's write calls for 3 s inside the
 # measured part of each load (after the connections and joins), against
 # the load's own rate over that part.
@@ -159,7 +169,8 @@ case "${1:-}" in
   fanout) fanout "${2:-}" ;;
   rooms) rooms "${2:-}" ;;
   ping) ping "${2:-}" ;;
+  connect) connect "${2:-}" ;;
   sends) sends "${2:?which server: luahub, limit, uws}" ;;
   syscalls) syscalls "${2:?which server: luahub, limit, uws}" ;;
-  *) sed -n '2,34p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,39p' "$0" >&2; exit 2 ;;
 esac

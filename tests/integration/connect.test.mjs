@@ -83,4 +83,29 @@ describe('connecting', () => {
     assert.equal(outcome, 'refused');
     ws.terminate();
   });
+  // TCP_NODELAY on every accepted socket (set on the listening socket,
+  // which Linux copies to each): a client that only listens acknowledges
+  // late (delayed ACK, 40 ms), and with Nagle's algorithm each small frame
+  // written while the one before is unacknowledged would wait for that.
+  test('frames reach a client that only listens at once, one after another (no Nagle delay)', async () => {
+    const sub = await Client.connect(server, 'nd-sub');
+    const pub = await Client.connect(server, 'nd-pub');
+    await sub.request({ type: 'join_room', room_id: 'nodelay' });
+    await pub.request({ type: 'join_room', room_id: 'nodelay' });
+    const late = [];
+    for (let i = 0; i < 40; i++) {
+      // The listener answers something now and then (its acknowledgments
+      // then wait to ride on what it sends: delayed, up to 40 ms), and a
+      // frame follows the pong before it is acknowledged.
+      await sub.alive();
+      const t0 = performance.now();
+      await pub.request({ type: 'chat', room_id: 'nodelay', payload: { i } });
+      await sub.next((m) => m.type === 'chat' && m.payload.i === i);
+      const ms = performance.now() - t0;
+      if (ms >= 30) late.push(Math.round(ms));
+    }
+    assert.ok(late.length < 8, `frames held back: ${late.length} of 40 took 30 ms or more (${late})`);
+    await sub.close();
+    await pub.close();
+  });
 });

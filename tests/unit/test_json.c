@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <limits.h>
 
+#include "buf.h"
 #include "json.h"
 #include "json_int.h"
 
@@ -518,9 +520,31 @@ static void test_write_number_refuses_nan_and_infinity(void **state) {
     buf_close(&b);
 }
 
+/* The welcome's timestamp and the connection ids are written without
+ * printf: what "%lld" would write, at the edges too. */
+static void test_buf_put_int_writes_what_printf_writes(void **state) {
+    const long long vs[] = {
+        0, 1, -1, 9, 10, -10, 1764576000123LL, LLONG_MAX, LLONG_MIN};
+    for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) {
+        buf_t b;
+        buf_init(&b, 0);
+        buf_puts(&b, "x");
+        buf_put_int(&b, vs[i]);
+        buf_putc(&b, '\0');
+        char want[32];
+        snprintf(want, sizeof want, "x%lld", vs[i]);
+        assert_string_equal(buf_content(&b), want);
+        buf_close(&b);
+    }
+    char out[20];
+    assert_int_equal(buf_format_u64(out, ULLONG_MAX), 20);
+    assert_memory_equal(out, "18446744073709551615", 20);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepts_every_value_kind),
+        cmocka_unit_test(test_buf_put_int_writes_what_printf_writes),
         cmocka_unit_test(test_rejects_what_rfc8259_rejects),
         cmocka_unit_test(test_depth_32_accepted_33_rejected),
         cmocka_unit_test(test_hostile_nesting_does_not_recurse),

@@ -1009,6 +1009,26 @@ static void test_accept_key_matches_rfc_example(void **state) {
     assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
 
+/* The hash is the server's own: keys whose input pads into one, two
+ * (the 55/56-byte edge) and three blocks, against Python's hashlib. */
+static void test_accept_key_other_lengths(void **state) {
+    static const struct {
+        const char *key, *want;
+    } cases[] = {
+        {"AQIDBAUGBwgJCgsMDQ4PEA==", "C/0nmHhBztSRGR1CwL6Tf4ZjwpY="},
+        {"", "Kfh9QIsMVZcl6xEPYxPHzW8SZ8w="},
+        {"aaaaaaaaaaaaaaaaaaaa", "dUYRM7bOMwDmbriNIPr11x+r3E0="},
+        {"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+         "d5DxsU9is+/O9m7nTbwV0cK0jLc="},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[29];
+        ws_accept_key(cases[i].key, strlen(cases[i].key), out);
+        assert_string_equal(out, cases[i].want);
+    }
+}
+
 static void test_control_frame_layout(void **state) {
     unsigned char out[130];
     assert_int_equal(ws_control_frame(out, WS_OP_PONG, "abc", 3), 5);
@@ -1143,6 +1163,7 @@ int main(void) {
         cmocka_unit_test(test_utf8_check_table),
         cmocka_unit_test(test_utf8_check_every_code_point_round_trip),
         cmocka_unit_test(test_accept_key_matches_rfc_example),
+        cmocka_unit_test(test_accept_key_other_lengths),
         cmocka_unit_test(test_control_frame_layout),
         cmocka_unit_test(test_close_frame_layout),
         cmocka_unit_test(
