@@ -120,8 +120,9 @@ static int opt_count(lua_State *L, const char *key, double *out) {
         double v = lua_tonumber(L, -1);
         if (lua_type(L, -1) != LUA_TNUMBER || v < 0 || v > 9007199254740992.0 ||
             v != (double)(int64_t)v)
-            return luaL_error(L, "hub.history: %s must be a whole number from 0 to 2^53",
-                              key);
+            return luaL_error(
+                L, "hub.history: %s must be a whole number from 0 to 2^53",
+                key);
         *out = v;
     }
     lua_pop(L, 1);

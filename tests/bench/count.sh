@@ -172,5 +172,5 @@ case "${1:-}" in
   connect) connect "${2:-}" ;;
   sends) sends "${2:?which server: luahub, limit, uws}" ;;
   syscalls) syscalls "${2:?which server: luahub, limit, uws}" ;;
-  *) sed -n '2,39p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,37p' "$0" >&2; exit 2 ;;
 esac
