@@ -106,25 +106,36 @@ connect() {
     /tmp/luahub-connect.callgrind --mode connect --conns 50
 }
 
+# traced SERVER PORT EVENTS LOAD-ARGS -> the load's JSON: the server
+# started on PORT, perf counting EVENTS on it for 3 s inside the measured
+# part of the load (after the connections and joins) into
+# /tmp/count.$$.perf.
+traced() {
+  local name=$1 port=$2 events=$3 args=$4 pid out
+  pid=$(start_server "$name" "$port")
+  wait_port "$port"
+  (sleep 2.5 && perf stat -x, -o /tmp/count.$$.perf -p "$pid" -e "$events" \
+    -- sleep 3) &
+  # shellcheck disable=SC2086
+  out=$(taskset -c 1 "$BUILD/luahub-bench" --port "$port" --json $args \
+    --warmup 2 --duration 4 2>/dev/null)
+  wait $!
+  stop_pid "$pid"
+  echo "$out"
+}
+
 # sends SERVER: perf counts the server's write calls for 3 s inside the
 # measured part of each load (after the connections and joins), against
 # the load's own rate over that part.
 sends() {
-  local name=$1 port=$((PORT + 1)) pid out
+  local name=$1 port=$((PORT + 1)) out
   if [ "$name" = uws ]; then BUN=$(tests/bench/uws.sh "$BUILD"); fi
   for load in "rooms 500 x 4|messages_per_s|message|--mode rooms --rooms 500 --members 4" \
     "fanout 100 msg/s to 1000|deliveries_per_s|delivery|--mode fanout --conns 1000 --rate 100 --window 1000"; do
     IFS='|' read -r what key unit args <<<"$load"
-    pid=$(start_server "$name" "$port")
-    wait_port "$port"
-    (sleep 2.5 && perf stat -x, -o /tmp/count.$$.perf -p "$pid" -e \
+    out=$(traced "$name" "$port" \
       syscalls:sys_enter_sendto,syscalls:sys_enter_sendmsg,syscalls:sys_enter_writev,syscalls:sys_enter_write \
-      -- sleep 3) &
-    # shellcheck disable=SC2086
-    out=$(taskset -c 1 "$BUILD/luahub-bench" --port "$port" --json $args \
-      --warmup 2 --duration 4 2>/dev/null)
-    wait $!
-    stop_pid "$pid"
+      "$args")
     node -e 'const fs = require("fs"), [out, key, what, unit, name, file] = process.argv.slice(1);
       const calls = fs.readFileSync(file, "utf8").split("\n").filter((l) => /^\d/.test(l))
         .reduce((s, l) => s + Number(l.split(",")[0]), 0);
@@ -138,20 +149,12 @@ sends() {
 # syscalls SERVER: as sends, every system call the server makes (perf's
 # syscalls:sys_enter_* tracepoints), per unit of the load.
 syscalls() {
-  local name=$1 port=$((PORT + 2)) pid out
+  local name=$1 port=$((PORT + 2)) out
   if [ "$name" = uws ]; then BUN=$(tests/bench/uws.sh "$BUILD"); fi
   for load in "rooms 500 x 4|messages_per_s|message|--mode rooms --rooms 500 --members 4" \
     "ping, 100 connections|round_trips_per_s|round trip|--mode ping --conns 100"; do
     IFS='|' read -r what key unit args <<<"$load"
-    pid=$(start_server "$name" "$port")
-    wait_port "$port"
-    (sleep 2.5 && perf stat -x, -o /tmp/count.$$.perf -p "$pid" -e 'syscalls:sys_enter_*' \
-      -- sleep 3) &
-    # shellcheck disable=SC2086
-    out=$(taskset -c 1 "$BUILD/luahub-bench" --port "$port" --json $args \
-      --warmup 2 --duration 4 2>/dev/null)
-    wait $!
-    stop_pid "$pid"
+    out=$(traced "$name" "$port" 'syscalls:sys_enter_*' "$args")
     node -e 'const fs = require("fs"), [out, key, what, unit, name, file] = process.argv.slice(1);
       const n = JSON.parse(out)[key] * 3;
       const rows = fs.readFileSync(file, "utf8").split("\n").filter((l) => /^\d/.test(l))
