@@ -238,9 +238,10 @@ static int run_over(script_t *s, lua_State *co, int slot, int st) {
 /* Runs co with nargs values on its stack, known to C while it runs, so
  * that only the call's own coroutine hands the host a record. */
 static int run(script_t *s, lua_State *co, int slot, int nargs) {
+    lua_State *outer = s->call_L;
     s->call_L = co;
     int st = script__guard_resume(s, co, nargs);
-    s->call_L = NULL;
+    s->call_L = outer;
     if (st == -ETIMEDOUT) return st;
     return run_over(s, co, slot, st);
 }
