@@ -234,7 +234,7 @@ script_t *script_create(const script_options *opt, const script_host *host,
     s->max_listed = opt->max_listed;
     s->dispatch_ref = s->array_mt_ref = s->fail_ref = LUA_NOREF;
     s->timer_ref = s->timer_call_ref = LUA_NOREF;
-    s->start_ref = s->resume_ref = LUA_NOREF;
+    s->worker_ref = s->idle_ref = LUA_NOREF;
     s->where = "while the scripts load";
     s->connect_ref = s->disconnect_ref = LUA_NOREF;
     lua_State *L = s->L = luaL_newstate();
@@ -298,10 +298,10 @@ script_t *script_create(const script_options *opt, const script_host *host,
     }
     s->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     script__key_refs(s);
-    lua_getfield(L, -1, "start");
-    s->start_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_getfield(L, -1, "resume");
-    s->resume_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "worker");
+    s->worker_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_createtable(L, SCRIPT_IDLE_MAX, 0);
+    s->idle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "timer");
     s->timer_call_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "connect");
@@ -365,8 +365,7 @@ int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
                     size_t metalen, envelope_t *env) {
     if (s->poisoned) return envelope_parse(json, len, env) ? -EINVAL : -EAGAIN;
     lua_State *L = s->L;
-    /* The call runs in a coroutine: the runtime's start(dispatch, ...). */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->start_ref);
+    /* The call runs in a coroutine (script__start). */
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->dispatch_ref);
     lua_pushstring(L, conn_id);
     lua_pushstring(L, user_id);
@@ -388,13 +387,13 @@ int script_dispatch(script_t *s, const char *conn_id, const char *user_id,
         lua_replace(L, d.type_slot);
     }
     push_meta(s, meta, metalen);
-    /* stack: start, dispatch, conn_id, user_id, type, msg, meta */
+    /* stack: dispatch, conn_id, user_id, type, msg, meta */
     s->call_conn = conn_id;
     s->call_id = env->id_json;
     s->call_id_len = env->id_json_len;
     s->answered = 0;
     s->call_kind = SCRIPT_CALL_MESSAGE;
-    int rc = script__pcall(s, 6, 2, 0);
+    int rc = script__start(s, 5);
     int waits = script__run_end(s, rc);
     s->call_conn = s->call_id = NULL;
     if (waits) {

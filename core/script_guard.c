@@ -324,14 +324,19 @@ int script__in_call(void) {
     return call_depth > 0;
 }
 
-int script__pcall(script_t *s, int nargs, int nresults, int msgh) {
+/* The guarded call: lua_pcall on the state, or, with co, lua_resume of
+ * that coroutine (script__resume). Returns what either returned, or
+ * -ETIMEDOUT when the watchdog abandoned the call. */
+static int guarded(script_t *s, lua_State *co, int nargs, int nresults,
+                   int msgh) {
     before_call(s);
     if (s->timeout_ms <= 0 || watchdog_init() < 0) {
         call_depth++;
-        int rc = lua_pcall(s->L, nargs, nresults, msgh);
+        int rc =
+            co ? lua_resume(co, nargs) : lua_pcall(s->L, nargs, nresults, msgh);
         call_depth--;
         after_call(s);
-        return pcall_result(rc);
+        return rc;
     }
     int depth = call_depth;
     if (sigsetjmp(escape, 0)) {
@@ -361,13 +366,23 @@ int script__pcall(script_t *s, int nargs, int nresults, int msgh) {
     atomic_signal_fence(memory_order_seq_cst);
     if (!armed) watchdog_start(call_limit_ns);
     call_depth++;
-    int rc = lua_pcall(s->L, nargs, nresults, msgh);
+    int rc =
+        co ? lua_resume(co, nargs) : lua_pcall(s->L, nargs, nresults, msgh);
     call_depth--;
     running = NULL;
     atomic_signal_fence(memory_order_seq_cst);
     if (stage >= 1) lua_sethook(s->L, NULL, 0, 0);
     after_call(s);
-    return pcall_result(rc);
+    return rc;
+}
+
+int script__pcall(script_t *s, int nargs, int nresults, int msgh) {
+    int rc = guarded(s, NULL, nargs, nresults, msgh);
+    return rc < 0 ? rc : pcall_result(rc);
+}
+
+int script__guard_resume(script_t *s, lua_State *co, int nargs) {
+    return guarded(s, co, nargs, 0, 0);
 }
 
 /* Every C function of the API runs through here, so that the watchdog

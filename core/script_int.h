@@ -45,6 +45,8 @@
 /* The top-level keys of a client frame that script_dispatch's decoder
  * pushes from references: type, id, room_id, to, payload. */
 #define SCRIPT_KEYS 5
+/* How many idle coroutines a state keeps (script_wait.c). */
+#define SCRIPT_IDLE_MAX 16
 
 typedef struct script_timer script_timer_t;
 
@@ -97,11 +99,13 @@ struct script {
     script_wait *waits; /* every record the host holds, or a call owns */
     size_t nwaiting;
     const char *where; /* why a call outside a coroutine cannot wait */
-    int start_ref;     /* the runtime's start(body, ...) */
     /* The envelope's keys as Lua strings (script__key_refs): the decoder
      * pushes them from here, not interned again for every frame. */
     int key_ref[SCRIPT_KEYS];
-    int resume_ref;            /* the runtime's resume(co) */
+    int worker_ref; /* the runtime's worker, the body of its coroutines */
+    int idle_ref;   /* the idle coroutines' anchors (script_wait.c) */
+    int nidle;
+    lua_State *idle_co[SCRIPT_IDLE_MAX + 1];
     const script_reply *reply; /* the reply of a script_wake, for its run */
     script_push_fn reply_push;
     size_t count;
@@ -139,6 +143,9 @@ void script__guard_cap(script_t *s, size_t mb);
  * to be abandoned past its time limit (s is then poisoned, and nothing is
  * pushed). */
 int script__pcall(script_t *s, int nargs, int nresults, int msgh);
+/* lua_resume(co, nargs) under the same guard: lua_resume's status, or
+ * -ETIMEDOUT as above. */
+int script__guard_resume(script_t *s, lua_State *co, int nargs);
 
 /* Sets the functions of funcs (NULL-terminated) into the table at idx, each
  * with s as its first upvalue (script__self), through a wrapper that tells
@@ -257,6 +264,16 @@ int script__reply_or_wait(lua_State *L, script_wait *w, const script_reply *r,
                           script_push_fn push);
 /* A push routine: r->rc as a boolean. */
 int script__push_bool(lua_State *L, const script_reply *r);
+
+/* Runs a call in a coroutine: the body and its nargs arguments on top of
+ * the stack (a message's dispatch, a timer's call) start in an idle
+ * coroutine of the runtime's (script__start), or the coroutine on top, a
+ * call that waited, goes on (script__resume). Either returns as
+ * script__pcall would have for the runtime's two results: 0 with the
+ * body's first two results on the stack, or with the wait marker and the
+ * coroutine when the call waits; an error code with the error on top. */
+int script__start(script_t *s, int nargs);
+int script__resume(script_t *s);
 
 /* The end of a run of a call (its start or a resume), with rc what
  * script__pcall returned and, when 0, the runtime's two results on the

@@ -86,10 +86,9 @@ static void on_timer(uv_timer_t *h) {
     else
         snprintf(label, sizeof label, "%.0f", id);
     int named = t->name != NULL;
-    /* The runtime's start(timer, fn, name, arg), which runs the call in a
-     * coroutine: a named timer's name is resolved by the runtime, and its
-     * argument decoded afresh, so that every call gets its own copy. */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->start_ref);
+    /* The runtime's timer(fn, name, arg), run in a coroutine
+     * (script__start): a named timer's name is resolved by the runtime, and
+     * its argument decoded afresh, so that every call gets its own copy. */
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->timer_call_ref);
     json_error jerr;
     if (named) {
@@ -105,12 +104,12 @@ static void on_timer(uv_timer_t *h) {
     /* A one-shot timer is gone before it runs, so that its function may
      * start new timers or cancel others freely. */
     if (!t->repeat) timer_remove(L, s, t);
-    /* stack: start, timer, fn, name, arg */
+    /* stack: timer, fn, name, arg */
     s->call_kind = SCRIPT_CALL_TIMER;
     s->call_label = label;
     s->call_conn = NULL;
     s->call_id = NULL;
-    int rc = script__pcall(s, 4, 2, 0);
+    int rc = script__start(s, 3);
     int waits = script__run_end(s, rc);
     s->call_label = NULL;
     if (waits || rc == -ETIMEDOUT) {

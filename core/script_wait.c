@@ -2,17 +2,18 @@
  * (script_int.h).
  *
  * Every call into the scripts (a message's dispatch, the on_message hook
- * with it, a timer's callback) runs in a coroutine of lua/runtime.lua. A
- * C function of the API that may wait hands the host the call's record
- * (script__wait_slot); when the host returns -EINPROGRESS, it keeps the
- * record and the function returns a marker, which the runtime's wrapper
- * (lua/hub.lua) yields: the runtime returns the marker and the coroutine to
- * C, which keeps the coroutine in the record (script__run_end) and returns
- * to the loop. script_wake puts the call's context back and resumes the
- * coroutine through the runtime, in a guarded call of its own; the wrapper
- * then calls core.reply with the function's own arguments, and the
- * function's push routine pushes the reply, the one routine both paths
- * use, so a reply raises exactly what an answer at once raises.
+ * with it, a timer's callback) runs in a coroutine whose body is
+ * lua/runtime.lua's worker, started and resumed from C (script__start,
+ * script__resume: no Lua frame of the runtime's around it). A C function of the
+ * API that may wait hands the host the call's record (script__wait_slot); when
+ * the host returns -EINPROGRESS, it keeps the record and the function returns a
+ * marker, which the runtime's wrapper (lua/hub.lua) yields to C, which keeps
+ * the coroutine in the record (script__run_end) and returns to the loop.
+ * script_wake puts the call's context back and resumes the coroutine, in a
+ * guarded run of its own; the wrapper then calls core.reply with the function's
+ * own arguments, and the function's push routine pushes the reply, the one
+ * routine both paths use, so a reply raises exactly what an answer at once
+ * raises.
  *
  * A record lives from the call's first wait until the call is over and
  * the host no longer holds it. A call that ends while the host holds its
@@ -176,32 +177,105 @@ int script__push_bool(lua_State *L, const script_reply *r) {
 /* ---- the runtime's side: resume, reply ------------------------------------
  */
 
-/* resume(co, ...): coroutine.resume, with the coroutine known to C while it
- * runs, so that only the call's own coroutine hands the host a record. Not
- * through script__register's wrapper: Lua runs inside it. */
-static int l_resume(lua_State *L) {
-    script_t *s = script__self(L);
-    lua_State *co = lua_tothread(L, 1);
-    if (!co) return luaL_argerror(L, 1, "coroutine expected");
-    int n = lua_gettop(L) - 1;
-    if (!lua_checkstack(co, n + LUA_MINSTACK))
-        return luaL_error(L, "cannot resume: stack overflow");
-    lua_xmove(L, co, n);
+/* The key a call's start hands the runtime's worker with its body, and
+ * the first value the worker yields when the body is over (a light
+ * userdata no script can make): a resume of a script's that got hold of
+ * an idle coroutine (coroutine.running() in a handler) runs nothing. */
+static char done_marker;
+
+/* The idle coroutines, suspended in the runtime's worker: s->idle_co[1..
+ * nidle], each anchored in the same slot of the table idle_ref. A call
+ * runs in the slot above them, so that a call that ends without waiting
+ * puts its coroutine back by counting it (nidle + 1), with no call into
+ * Lua; a slot above nidle may still anchor a coroutine that waits or
+ * failed, until it is overwritten (at most SCRIPT_IDLE_MAX of them). */
+static void idle_put(script_t *s, lua_State *co, int slot) {
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->idle_ref);
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+    lua_rawseti(L, -2, slot);
+    lua_pop(L, 1);
+    s->idle_co[slot] = co;
+}
+
+/* What a run of a call left in co (status st of script__guard_resume),
+ * turned into what script__pcall would have left on L: the body's two
+ * results (co goes back among the idle ones), or the wait marker and co,
+ * or the error. slot is co's in the idle table, or 0. */
+static int run_over(script_t *s, lua_State *co, int slot, int st) {
+    lua_State *L = s->L;
+    void *key =
+        st == LUA_YIELD && lua_gettop(co) >= 1 ? lua_touserdata(co, 1) : NULL;
+    if (key == &done_marker) {
+        lua_settop(co, 3); /* done, and the body's two results */
+        lua_xmove(co, L, 2);
+        lua_settop(co, 0);
+        if (slot && slot == s->nidle + 1 && s->idle_co[slot] == co)
+            s->nidle = slot;
+        else if (s->nidle < SCRIPT_IDLE_MAX)
+            idle_put(s, co, ++s->nidle);
+        return 0;
+    }
+    if (key == &wait_marker) {
+        lua_settop(co, 0);
+        lua_pushlightuserdata(L, &wait_marker);
+        lua_pushthread(co);
+        lua_xmove(co, L, 1);
+        return 0;
+    }
+    if (st == LUA_YIELD) {
+        /* The script yielded by itself, outside a coroutine of its own:
+         * the call can never go on. */
+        lua_settop(co, 0);
+        lua_pushstring(L, "attempt to yield from outside a coroutine");
+        return -EINVAL;
+    }
+    lua_xmove(co, L, 1); /* the error */
+    return st == LUA_ERRMEM ? -ENOMEM : -EINVAL;
+}
+
+/* Runs co with nargs values on its stack, known to C while it runs, so
+ * that only the call's own coroutine hands the host a record. */
+static int run(script_t *s, lua_State *co, int slot, int nargs) {
     lua_State *outer = s->call_L;
     s->call_L = co;
-    int st = lua_resume(co, n);
+    int st = script__guard_resume(s, co, nargs);
     s->call_L = outer;
-    if (st != 0 && st != LUA_YIELD) {
-        lua_pushboolean(L, 0);
-        lua_xmove(co, L, 1); /* stack: ..., false, error */
-        return 2;
+    if (st == -ETIMEDOUT) return st;
+    return run_over(s, co, slot, st);
+}
+
+int script__start(script_t *s, int nargs) {
+    lua_State *L = s->L;
+    lua_State *co;
+    int slot;
+    if (s->nidle > 0) {
+        slot = s->nidle--;
+        co = s->idle_co[slot];
+    } else {
+        co = lua_newthread(L);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->worker_ref);
+        lua_xmove(L, co, 1);
+        slot = 1;
+        idle_put(s, co, slot);
+        lua_pop(L, 1);
     }
-    int nres = lua_gettop(co);
-    if (!lua_checkstack(L, nres + 1))
-        return luaL_error(L, "cannot resume: stack overflow");
-    lua_pushboolean(L, 1);
-    lua_xmove(co, L, nres); /* stack: ..., true, results */
-    return nres + 1;
+    if (!lua_checkstack(co, nargs + LUA_MINSTACK)) {
+        lua_pop(L, nargs + 1);
+        lua_pushstring(L, "cannot start a call: stack overflow");
+        return -EINVAL;
+    }
+    /* co's stack: [worker,] done, body, args */
+    lua_pushlightuserdata(co, &done_marker);
+    lua_xmove(L, co, nargs + 1);
+    return run(s, co, slot, nargs + 2);
+}
+
+int script__resume(script_t *s) {
+    lua_State *co = lua_tothread(s->L, -1);
+    lua_pop(s->L, 1);
+    return run(s, co, 0, 0);
 }
 
 /* reply(...): in a call that waited and was woken, pushes the reply with
@@ -223,9 +297,8 @@ void script__inject_wait(lua_State *L, script_t *s, int core) {
     static const luaL_Reg funcs[] = {{"reply", l_reply}, {NULL, NULL}};
     if (core < 0) core = lua_gettop(L) + core + 1;
     script__register(L, s, core, funcs);
-    lua_pushlightuserdata(L, s);
-    lua_pushcclosure(L, l_resume, 1);
-    lua_setfield(L, core, "resume");
+    lua_pushlightuserdata(L, &done_marker);
+    lua_setfield(L, core, "DONE");
     lua_pushlightuserdata(L, &wait_marker);
     lua_setfield(L, core, "WAIT");
 }
@@ -371,9 +444,8 @@ int script_wake(script_wait *w, const script_reply *r) {
     }
     s->reply = r;
     s->reply_push = w->push;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->resume_ref);
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->co_ref);
-    int rc = script__pcall(s, 1, 2, 0);
+    int rc = script__resume(s);
     s->reply = NULL;
     script_wait *done;
     int waits = run_end(s, rc, &done);

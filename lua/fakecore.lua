@@ -666,9 +666,10 @@ local function c_side(kit, state)
   end
 
   -- waiting: the kit's host answers every call at once, so no call waits;
-  -- the runtime still runs calls in coroutines, resumed as C resumes them
+  -- the kit calls handlers directly (runtime.run), outside the runtime's
+  -- coroutines
   core.WAIT = setmetatable({}, { __tostring = function() return "core.WAIT" end })
-  core.resume = coroutine.resume
+  core.DONE = setmetatable({}, { __tostring = function() return "core.DONE" end })
   function core.reply() error("no reply to push: the kit's host answers at once", 0) end
 
   -- logging, protocol.fail

@@ -14,9 +14,8 @@
 -- Every call (a message's dispatch, the on_message hook with it, a
 -- timer's callback) runs in a coroutine, so that a hub function may wait
 -- for the host (a cluster's round trip) without blocking the server: the
--- function's wrapper (lua/hub.lua) yields core.WAIT, and the call returns
--- core.WAIT and the coroutine to C, which resumes it later through
--- resume(co). on_connect and on_disconnect run outside: they cannot wait.
+-- function's wrapper (lua/hub.lua) yields core.WAIT to C, which keeps the
+-- coroutine and resumes it later. on_connect and on_disconnect run outside: they cannot wait.
 
 local hub, core, scripts_dir, types, lua_dir, unsafe, hook_files = ...
 
@@ -267,21 +266,21 @@ end
 
 -- ---- calls in coroutines ---------------------------------------------------
 --
--- A coroutine runs one call after another: a call that ends puts its
--- coroutine back among the idle ones (a few are kept), so a message costs
--- no new coroutine. core.resume is coroutine.resume that tells C which
--- coroutine runs, so that only a call's own coroutine waits (one a script
--- makes itself cannot: its resume would get the marker).
+-- Every call runs in a coroutine whose body is worker, started and resumed
+-- from C (core/script_wait.c, script__start): a call that ends leaves its
+-- coroutine suspended in worker, which C keeps among the idle ones (a few
+-- are kept), so a message costs no new coroutine and no Lua frame of the
+-- runtime's around it. C knows which coroutine runs, so that only a call's
+-- own coroutine waits (one a script makes itself cannot: its resume would
+-- get the marker).
 
-local WAIT, core_resume = core.WAIT, core.resume
-local create, yield = coroutine.create, coroutine.yield
-local DONE = {}
-local IDLE_MAX = 16
-local idle, nidle = {}, 0
+local yield = coroutine.yield
+local DONE = core.DONE
 
--- A coroutine between calls waits for start's next one, which comes with
--- the key DONE: a resume of a script's that got hold of the coroutine
--- (coroutine.running() in a handler) runs nothing.
+-- A coroutine between calls waits for the next one, which comes with the
+-- key DONE (a value only C has): a resume of a script's that got hold of
+-- the coroutine (coroutine.running() in a handler) runs nothing. A call
+-- over yields DONE and the body's results.
 local function worker(key, fn, a, b, c, d, e)
   while true do
     if key == DONE then
@@ -292,44 +291,7 @@ local function worker(key, fn, a, b, c, d, e)
   end
 end
 
--- What a run of a call returns to C: the call's two results when it is
--- over (its coroutine, suspended between calls, goes back among the idle
--- ones), or WAIT and the coroutine when it waits on the host.
-local function step(co, ok, what, r1, r2)
-  if what == DONE then
-    if nidle < IDLE_MAX then
-      nidle = nidle + 1
-      idle[nidle] = co
-    end
-    return r1, r2
-  end
-  if not ok then error(what, 0) end
-  if what == WAIT then return WAIT, co end
-  -- The script yielded by itself, outside a coroutine of its own: the
-  -- call can never go on.
-  error("attempt to yield from outside a coroutine", 0)
-end
-
--- start(fn, ...): runs fn(...) as a call (C calls it with the body of a
--- dispatch or of a timer).
-local function start(fn, a, b, c, d, e)
-  local co
-  if nidle > 0 then
-    co = idle[nidle]
-    idle[nidle] = nil
-    nidle = nidle - 1
-  else
-    co = create(worker)
-  end
-  return step(co, core_resume(co, DONE, fn, a, b, c, d, e))
-end
-
--- Resumes a call that waited; its wrapper picks up the reply.
-local function resume(co)
-  return step(co, core_resume(co))
-end
-
--- A timer's call (the body start runs): fn, or the function a named timer names (resolved
+-- A timer's call (the body C runs in a coroutine): fn, or the function a named timer names (resolved
 -- afresh: the scripts may have been reloaded since it was set) called
 -- with arg. Returns nothing, "failed" and the error, or "gone" and why the
 -- name does not resolve.
@@ -362,7 +324,7 @@ local function run(handler, conn_id, user_id, msg, meta)
 end
 
 return {
-  start = start, dispatch = dispatch, resume = resume, timer = timer,
+  worker = worker, dispatch = dispatch, timer = timer,
   connect = connect, disconnect = disconnect,
   load = load_file, run = run,
   types = loaded, hooks = hooks_loaded, stray_hooks = stray_hooks,
