@@ -18,10 +18,11 @@ typedef struct conns conns_t;
 typedef struct conn conn_t;
 typedef struct user user_t;
 
-/* Per-connection counters, for conn_info and the logs. */
+/* Per-connection counters, for conn_info and the logs. The outgoing
+ * pair first: the flush updates them, on a cache line it reads anyway. */
 typedef struct conn_stats {
-    uint64_t messages_in, messages_out;
-    uint64_t bytes_in, bytes_out;
+    uint64_t messages_out, bytes_out;
+    uint64_t messages_in, bytes_in;
 } conn_stats_t;
 
 /* send_queue_limit: bytes of queued frames above which conn_enqueue
@@ -91,6 +92,14 @@ const char *user_id(const user_t *u);
 size_t user_conn_count(const user_t *u);
 /* The user's connections: start with NULL. */
 conn_t *user_next_conn(const user_t *u, conn_t *prev);
+
+/* Cache hints for a send to many (fanout_room): start fetching what
+ * user_next_conn(u, NULL) reads, what conn_enqueue and the flush read of
+ * c, and the ring slot c's next frame goes to (read from c: prefetch c
+ * first). Each only hints; any argument may be NULL. */
+void user_prefetch(const user_t *u);
+void conn_prefetch(const conn_t *c);
+void conn_prefetch_slot(const conn_t *c);
 
 /* Send queue. Queues a reference to f (the caller keeps its own) and marks
  * c dirty so that the transport flushes it. Returns 0, or -ENOBUFS when the
