@@ -284,19 +284,6 @@ conn_t *user_next_conn(const user_t *u, conn_t *prev) {
     return prev ? prev->user_next : u->conns;
 }
 
-void user_prefetch(const user_t *u) {
-    if (u) __builtin_prefetch(&u->conns);
-}
-void conn_prefetch(const conn_t *c) {
-    if (!c) return;
-    __builtin_prefetch(c, 1);
-    __builtin_prefetch((const char *)c + HOT_END - 1, 1);
-}
-void conn_prefetch_slot(const conn_t *c) {
-    if (c && c->q && c->qlen < c->qcap)
-        __builtin_prefetch(&c->q[(c->qhead + c->qlen) & (c->qcap - 1)], 1);
-}
-
 void conns_mark_dirty(conns_t *cs, conn_t *c) {
     if (c->dirty) return;
     c->dirty = 1;

@@ -93,14 +93,6 @@ size_t user_conn_count(const user_t *u);
 /* The user's connections: start with NULL. */
 conn_t *user_next_conn(const user_t *u, conn_t *prev);
 
-/* Cache hints for a send to many (fanout_room): start fetching what
- * user_next_conn(u, NULL) reads, what conn_enqueue and the flush read of
- * c, and the ring slot c's next frame goes to (read from c: prefetch c
- * first). Each only hints; any argument may be NULL. */
-void user_prefetch(const user_t *u);
-void conn_prefetch(const conn_t *c);
-void conn_prefetch_slot(const conn_t *c);
-
 /* Send queue. Queues a reference to f (the caller keeps its own) and marks
  * c dirty so that the transport flushes it. Returns 0, or -ENOBUFS when the
  * queue would exceed the limit: then nothing is queued and the caller

@@ -33,29 +33,12 @@ size_t fanout_user(const fanout_t *fo, const user_t *u, frame_t *f,
     return n;
 }
 
-/* Members taken at a time by fanout_room. At 10,000 subscribers their
- * user_t, conn_t and ring are not in the cache: one after another, each
- * delivery waits on three or four misses in turn; a batch at a time, the
- * misses of a whole batch are in flight together, stage by stage (each
- * stage reads what the one before fetched). */
-#define ROOM_BATCH 16
-
 size_t fanout_room(const fanout_t *fo, const room_t *r, frame_t *f,
                    const conn_t *except_conn, const user_t *except_user) {
-    size_t n = 0, pos = 0, k;
-    user_t *batch[ROOM_BATCH];
-    do {
-        for (k = 0; k < ROOM_BATCH && (batch[k] = room_next_member(r, &pos));
-             k++)
-            user_prefetch(batch[k]);
-        for (size_t i = 0; i < k; i++)
-            conn_prefetch(user_next_conn(batch[i], NULL));
-        for (size_t i = 0; i < k; i++)
-            conn_prefetch_slot(user_next_conn(batch[i], NULL));
-        for (size_t i = 0; i < k; i++)
-            if (batch[i] != except_user)
-                n += fanout_user(fo, batch[i], f, except_conn);
-    } while (k == ROOM_BATCH);
+    size_t n = 0, pos = 0;
+    user_t *u;
+    while ((u = room_next_member(r, &pos)))
+        if (u != except_user) n += fanout_user(fo, u, f, except_conn);
     return n;
 }
 
