@@ -2,6 +2,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,25 +18,32 @@ struct user {
 };
 
 /* Laid out small: one of these per connection (192 bytes with malloc's
- * header). */
+ * header). What a room send and the flush after it read comes first, in
+ * the first 80 bytes (two cache lines wherever malloc puts it, where the
+ * fields spread over the struct took three or four): a fan-out to 10,000
+ * touches every subscriber's conn_t twice per message, and at that count
+ * they are no longer in the cache (docs/benchmarks.md, "Fan-out: memory
+ * stalls per delivery"). */
 struct conn {
-    user_t *user;
+    /* Hot: conn_enqueue, fanout_user, the dirty list, the flush. */
     void *transport;
     conns_t *owner;
-    int64_t connected_at, last_activity, ping_sent_at;
-    conn_stats_t stats;
-    char *meta; /* JSON from the on_connect hook, or NULL */
     /* Ring of queued frames; its capacity is a power of two. */
     frame_t **q;
     uint32_t qhead, qlen, qcap;
-    uint32_t metalen;
-    size_t qbytes;
-    /* Lists. */
-    conn_t *prev, *next;           /* all connections */
-    conn_t *user_prev, *user_next; /* the user's connections */
-    conn_t *dirty_next;
     uint16_t close_code; /* non-zero: closing (close codes are 16 bits) */
     uint16_t dirty;
+    size_t qbytes;
+    conn_t *user_next; /* the user's connections */
+    conn_t *dirty_next;
+    conn_stats_t stats; /* messages_out and bytes_out first: the flush's */
+    /* Cold. */
+    user_t *user;
+    conn_t *user_prev;
+    conn_t *prev, *next; /* all connections */
+    int64_t connected_at, last_activity, ping_sent_at;
+    char *meta; /* JSON from the on_connect hook, or NULL */
+    uint32_t metalen;
     /* When the last conn_queue_drop_ephemeral left the queue, its first
      * qclean frames held no ephemeral frame but the ones kept as begun,
      * and stats.messages_out was qmark (low bits): the frames sent since
@@ -46,6 +54,7 @@ struct conn {
     uint32_t qclean, qmark;
     char id[]; /* the prefix, then a counter in decimal */
 };
+#define HOT_END (offsetof(conn_t, stats) + 2 * sizeof(uint64_t))
 
 struct conns {
     dict_t *by_id; /* conn id -> conn_t */
@@ -305,9 +314,9 @@ void *conns_prefetch_dirty(const conns_t *cs) {
     if (!c) return NULL;
     if (c->qlen) __builtin_prefetch(&c->q[c->qhead & (c->qcap - 1)]);
     if ((n = c->dirty_next)) {
-        /* A conn_t spans three cache lines; all are read on a flush. */
-        for (size_t off = 0; off < sizeof *n; off += 64)
-            __builtin_prefetch((const char *)n + off);
+        /* The flush reads the hot fields: their first and last lines. */
+        __builtin_prefetch(n);
+        __builtin_prefetch((const char *)n + HOT_END - 1);
     }
     return c->transport;
 }

@@ -18,10 +18,11 @@ typedef struct conns conns_t;
 typedef struct conn conn_t;
 typedef struct user user_t;
 
-/* Per-connection counters, for conn_info and the logs. */
+/* Per-connection counters, for conn_info and the logs. The outgoing
+ * pair first: the flush updates them, on a cache line it reads anyway. */
 typedef struct conn_stats {
-    uint64_t messages_in, messages_out;
-    uint64_t bytes_in, bytes_out;
+    uint64_t messages_out, bytes_out;
+    uint64_t messages_in, bytes_in;
 } conn_stats_t;
 
 /* send_queue_limit: bytes of queued frames above which conn_enqueue

@@ -110,33 +110,40 @@ typedef struct tlist {
 } tlist;
 
 struct tconn {
+    /* What the flush reads, in the first 48 bytes (one or two cache lines
+     * wherever malloc puts it, where they were spread over four): a
+     * fan-out to 10,000 flushes every subscriber once per message
+     * (docs/benchmarks.md, "Fan-out: memory stalls per delivery"). */
     transport_t *t;
-    tconn *lnext, *lprev;
-    tlist *list;       /* the deadline list it is on, or NULL */
-    uint64_t deadline; /* uv_now() milliseconds */
+    conn_t *conn; /* T_OPEN; NULL for a connection refused after the upgrade */
+    /* --tls-cert: the session (NULL on a plain port, or once a client
+     * that does not speak TLS is answered in plain). */
+    tls_conn *tls;
     int fd;
+    uint32_t wr_off; /* bytes of the first queued frame already written */
     uint8_t state;
-    uint8_t polling;          /* the events being polled */
-    uint8_t failed;           /* the client broke the protocol: input ignored */
-    uint8_t msg_binary;       /* the message being assembled is binary */
-    uint8_t ctl_len, ctl_off; /* a pong or ping being written */
+    uint8_t polling;              /* the events being polled */
+    uint8_t ctl_len, ctl_off;     /* a pong or ping being written */
     uint8_t close_len, close_off; /* our close frame, after the queue */
+    uint8_t pmd;                  /* PMD_ flags negotiated (pmd.h) */
+    uint8_t failed; /* the client broke the protocol: input ignored */
+    tconn *lnext, *lprev;
+    tlist *list;        /* the deadline list it is on, or NULL */
+    uint64_t deadline;  /* uv_now() milliseconds */
+    uint8_t msg_binary; /* the message being assembled is binary */
     uint8_t carry_len;
     uint8_t counted; /* under addr in the transport's counts */
     uint8_t unsure;  /* a trusted proxy's: the client is in the head */
-    uint8_t pmd;     /* PMD_ flags negotiated (pmd.h) */
     uint8_t zmsg;    /* a compressed message is being inflated */
     uint8_t sniffed; /* TLS: the first byte was a handshake's */
     uint8_t hold;    /* the 101 is not out yet: nothing is written before */
     netaddr addr;    /* the client's address (see netaddr.h) */
-    uint32_t wr_off; /* bytes of the first queued frame already written */
     /* T_HANDSHAKE: the request head so far. T_LINGER: bytes dropped.
      * T_BODY: the body so far (head_scanned: the bytes it has). T_ANSWER:
      * the answer (head_scanned: the bytes written). */
     char *head;
     uint32_t head_len, head_cap, head_scanned;
     /* T_OPEN */
-    conn_t *conn; /* NULL for a connection refused after the upgrade */
     ws_parser_t parser;
     buf_t *msg; /* a message arriving in pieces, while it does */
     /* Compressed messages: the inflater, from the first one on (or for
@@ -146,9 +153,6 @@ struct tconn {
     uint32_t zutf8;
     unsigned char *ctl, *closef, *carry;
     rate_bucket rl;
-    /* --tls-cert: the session (NULL on a plain port, or once a client
-     * that does not speak TLS is answered in plain). */
-    tls_conn *tls;
     /* T_RELAY: libwebsockets' end of the pair is the other. */
     uv_poll_t *relay;
     int relay_fd;

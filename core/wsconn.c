@@ -2,6 +2,7 @@
  * queued frames written, pings and idle drops, the close handshake (see
  * transport.h for the design, transport_int.h for the pieces). */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -542,10 +543,10 @@ void transport__on_flush_check(uv_check_t *h) {
         tconn *c = conn_transport(conn);
         const tconn *next = conns_prefetch_dirty(cs);
         if (next) {
-            /* The lines transport__flush reads (not the poll handle's). */
-            __builtin_prefetch(&next->fd);
-            __builtin_prefetch(&next->conn);
-            __builtin_prefetch(&next->tls);
+            /* The fields transport__flush reads, first in the struct:
+             * their first and last cache lines. */
+            __builtin_prefetch(next);
+            __builtin_prefetch((const char *)next + offsetof(tconn, lnext) - 1);
         }
         if (c->state == T_OPEN && transport__flush(c) < 0)
             transport__teardown(c, CLOSE_ABNORMAL);

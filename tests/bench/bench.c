@@ -74,7 +74,9 @@ static struct {
     double rate; /* messages/s per publisher, 0 = window-limited */
     int window;
     double duration, warmup;
-    int size; /* payload padding bytes */
+    double ready_timeout; /* seconds for the connections and joins */
+    int paced;            /* open 256 connections at a time */
+    int size;             /* payload padding bytes */
     int pid;
     int json;
     int src_addrs;
@@ -93,6 +95,7 @@ static struct {
     .window = 64,
     .duration = 5,
     .warmup = 1,
+    .ready_timeout = 60,
     .size = 64,
     .pid = 0,
     .json = 0,
@@ -118,6 +121,11 @@ static void usage(FILE *f) {
                "the window allows (default 0)\n"
                "  --duration S      measured seconds (default 5)\n"
                "  --warmup S        seconds before measuring (default 1)\n"
+               "  --ready-timeout S seconds for the connections and joins "
+               "(default 60; a server under valgrind needs more)\n"
+               "  --paced           open 256 connections at a time, each batch "
+               "once the last is open (a slow server's listen backlog "
+               "overflows otherwise)\n"
                "  --size B          payload padding bytes (default 64)\n"
                "  --pid PID         the server's pid: CPU and memory figures\n"
                "  --src-addrs N     spread connections over 127.0.0.2 .. "
@@ -728,16 +736,17 @@ static void on_sigint(int sig) {
 
 int main(int argc, char **argv) {
     static const struct option lo[] = {
-        {"host", 1, 0, 'H'},      {"port", 1, 0, 'p'},
-        {"pub-port", 1, 0, 'q'},  {"mode", 1, 0, 'm'},
-        {"conns", 1, 0, 'n'},     {"publishers", 1, 0, 'P'},
-        {"rooms", 1, 0, 'K'},     {"members", 1, 0, 'M'},
-        {"rate", 1, 0, 'r'},      {"window", 1, 0, 'w'},
-        {"duration", 1, 0, 'd'},  {"warmup", 1, 0, 'W'},
-        {"size", 1, 0, 's'},      {"pid", 1, 0, 'i'},
-        {"json", 0, 0, 'j'},      {"deflate", 0, 0, 'D'},
-        {"src-addrs", 1, 0, 'a'}, {"tls", 0, 0, 'T'},
-        {"help", 0, 0, 'h'},      {0, 0, 0, 0}};
+        {"host", 1, 0, 'H'},          {"port", 1, 0, 'p'},
+        {"pub-port", 1, 0, 'q'},      {"mode", 1, 0, 'm'},
+        {"conns", 1, 0, 'n'},         {"publishers", 1, 0, 'P'},
+        {"rooms", 1, 0, 'K'},         {"members", 1, 0, 'M'},
+        {"rate", 1, 0, 'r'},          {"window", 1, 0, 'w'},
+        {"duration", 1, 0, 'd'},      {"warmup", 1, 0, 'W'},
+        {"size", 1, 0, 's'},          {"pid", 1, 0, 'i'},
+        {"json", 0, 0, 'j'},          {"deflate", 0, 0, 'D'},
+        {"src-addrs", 1, 0, 'a'},     {"tls", 0, 0, 'T'},
+        {"ready-timeout", 1, 0, 'R'}, {"paced", 0, 0, 'C'},
+        {"help", 0, 0, 'h'},          {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -789,6 +798,12 @@ int main(int argc, char **argv) {
             break;
         case 'W':
             opt.warmup = atof(optarg);
+            break;
+        case 'R':
+            opt.ready_timeout = atof(optarg);
+            break;
+        case 'C':
+            opt.paced = 1;
             break;
         case 's':
             opt.size = atoi(optarg);
@@ -907,10 +922,15 @@ int main(int argc, char **argv) {
         open_client(c);
         /* Don't flood the listen backlog: let the server accept as we go. */
         if (i % 256 == 255) poll_once(0);
+        if (opt.paced && i % 256 == 255) {
+            uint64_t deadline = now_ns() + (uint64_t)(opt.ready_timeout * 1e9);
+            while (count_state(0) < i + 1 && now_ns() < deadline)
+                poll_once(50);
+        }
     }
 
     int joined = opt.mode == M_FANOUT || opt.mode == M_ROOMS;
-    if (opt.mode != M_CONNECT && wait_ready(joined, 60) < 0) {
+    if (opt.mode != M_CONNECT && wait_ready(joined, opt.ready_timeout) < 0) {
         fprintf(stderr, "luahub-bench: only %d of %d connections ready\n",
                 count_state(joined), nclients);
         return 1;

@@ -11,6 +11,15 @@
 #                                        server (default build/luahub) under
 #                                        a fixed-rate fan-out: 200
 #                                        subscribers, 50 messages/s
+#   tests/bench/count.sh misses [BIN]    instructions, D1 and LL data misses
+#                                        (callgrind's cache simulator, LL
+#                                        taken as 1 MiB: what misses a
+#                                        core's own caches) per delivery of
+#                                        the server under a fan-out to
+#                                        10,000 subscribers at 2 messages/s,
+#                                        in a window of the steady state;
+#                                        takes minutes (10,000 handshakes
+#                                        under valgrind)
 #   tests/bench/count.sh rooms [BIN]     instructions per message of the
 #                                        server under the closed-loop rooms
 #                                        load (100 rooms of 4); the longer
@@ -89,6 +98,57 @@ per_unit() {
 fanout() {
   per_unit "${1:-$BUILD/luahub}" delivery delivered_total /dev/null \
     --mode fanout --conns 200 --rate 50 --window 100
+}
+
+# misses [BIN]: the server under callgrind's cache simulator while 10,000
+# subscribers get 2 messages/s; once they are all in and a few messages
+# are out, the counters are zeroed, and dumped 8 s later, so that the
+# profile holds the steady state only (the joins before, and the
+# user_left frames of the teardown after, cost more than the window
+# itself and vary from run to run). Per delivery: the enqueue (host_publish
+# with what it calls, over the deliveries it queued) and the flush
+# (transport__on_flush_check, over its transport__flush calls: one frame
+# each at this rate). The profile is left in /tmp/luahub-misses.callgrind.
+misses() {
+  local bin=${1:-$BUILD/luahub} cg=/tmp/luahub-misses.callgrind pid bpid
+  rm -f "$cg" "$cg".*
+  taskset -c 0 valgrind --tool=callgrind --cache-sim=yes --LL=1048576,16,64 \
+    --callgrind-out-file="$cg" "$bin" --port "$PORT" --log-level error \
+    --send-queue 16m --handshake-timeout 600 --idle-timeout 900 2>/dev/null &
+  pid=$!
+  wait_port "$PORT" 600
+  taskset -c 1 "$BUILD/luahub-bench" --port "$PORT" --json --mode fanout \
+    --conns 10000 --rate 2 --window 1000 --ready-timeout 600 --paced \
+    --warmup 0.5 --duration 600 >/dev/null 2>&1 &
+  bpid=$!
+  until [ "$(ss -tnH state established "( sport = :$PORT )" | wc -l)" -ge 10001 ]; do
+    sleep 1
+  done
+  sleep 4
+  callgrind_control -z "$pid" >/dev/null
+  sleep 8
+  callgrind_control -d "$pid" >/dev/null
+  sleep 1
+  kill "$bpid"
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null || true
+  mv "$cg".1 "$cg"
+  local ev=Ir,D1mr,D1mw,DLmr,DLmw inc tree n f
+  inc=$(callgrind_annotate --inclusive=yes --auto=no --threshold=100 --show=$ev "$cg")
+  tree=$(callgrind_annotate --tree=caller --auto=no --threshold=100 --show=Ir "$cg")
+  # Calls of fanout_user from fanout_room, of transport__flush from the check.
+  n=$(echo "$tree" | awk '/< .*fanout.c:fanout_room \(/ { gsub(/[^0-9]/, "", $(NF - 1)); print $(NF - 1); exit }')
+  f=$(echo "$tree" | awk '/< .*transport__on_flush_check \(/ { gsub(/[^0-9]/, "", $(NF - 1)); print $(NF - 1); exit }')
+  row() {
+    awk -v n="$3" -v name="$1" '{ m = 0
+      for (i = 1; i < NF; i++) if ($i ~ /^[0-9,]+$/ && $(i + 1) ~ /^\(/) { gsub(",", "", $i); v[m++] = $i }
+      printf "  %-10s %7.1f instructions, D1 misses %5.2f read %5.2f write, LL misses %5.2f read %5.2f write\n",
+        name, v[0] / n, v[1] / n, v[2] / n, v[3] / n, v[4] / n }' <<<"$2"
+  }
+  echo "$bin: per delivery ($n queued, $f written in 8 s)"
+  row enqueue "$(grep -m1 'hub_host.c:host_publish ' <<<"$inc")" "$n"
+  row flush "$(grep -m1 'wsconn.c:transport__on_flush_check ' <<<"$inc")" "$f"
+  row server "$(grep 'PROGRAM TOTALS' <<<"$inc")" "$n"
 }
 
 rooms() {
@@ -170,10 +230,11 @@ syscalls() {
 case "${1:-}" in
   handler) handler "${2:?which run: ping-lua, ping-c, chat-lua, chat-c}" ;;
   fanout) fanout "${2:-}" ;;
+  misses) misses "${2:-}" ;;
   rooms) rooms "${2:-}" ;;
   ping) ping "${2:-}" ;;
   connect) connect "${2:-}" ;;
   sends) sends "${2:?which server: luahub, limit, uws}" ;;
   syscalls) syscalls "${2:?which server: luahub, limit, uws}" ;;
-  *) sed -n '2,37p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,46p' "$0" >&2; exit 2 ;;
 esac
