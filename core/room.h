@@ -85,7 +85,8 @@ size_t rooms_expire(rooms_t *rs, int64_t now_ms);
  * 3,000 down to a few; dict_shrink: not while iterating). Returns the
  * bytes freed. */
 size_t rooms_shrink(rooms_t *rs);
-/* Members: start with *pos = 0; NULL at the end. */
+/* Members, in the order they joined (as far as leaves allow): start with
+ * *pos = 0; NULL at the end. Not while members join or leave. */
 user_t *room_next_member(const room_t *r, size_t *pos);
 
 typedef void (*room_each_fn)(void *ctx, const char *user_id);

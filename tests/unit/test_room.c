@@ -335,6 +335,116 @@ static void test_room_many_members_and_rooms_stay_consistent(void **state) {
     }
 }
 
+/* Walks r and checks it visits exactly the users with in[i] set, once
+ * each. */
+static void assert_walk(const room_t *r, user_t **u, const char *in, int n) {
+    char seen[1024] = {0};
+    size_t pos = 0, walked = 0;
+    assert_true(n <= (int)sizeof seen);
+    for (user_t *m; (m = room_next_member(r, &pos));) {
+        int i = 0;
+        while (i < n && u[i] != m)
+            i++;
+        if (i == n) fail_msg("walked a stranger %s", user_id(m));
+        if (!in[i]) fail_msg("walked %s, not a member", user_id(m));
+        if (seen[i]++) fail_msg("walked %s twice", user_id(m));
+        walked++;
+    }
+    size_t expect = 0;
+    for (int i = 0; i < n; i++)
+        expect += (size_t)in[i];
+    assert_int_equal(walked, expect);
+    assert_int_equal(room_member_count(r), expect);
+}
+
+static void test_room_members_walk_in_join_order(void **state) {
+    fixture_t *fx = *state;
+    rooms_join(fx->rooms, "lobby", fx->carol, 1);
+    rooms_join(fx->rooms, "lobby", fx->alice, 1);
+    rooms_join(fx->rooms, "lobby", fx->bob, 1);
+    room_t *r = rooms_get(fx->rooms, "lobby");
+    size_t pos = 0;
+    assert_ptr_equal(room_next_member(r, &pos), fx->carol);
+    assert_ptr_equal(room_next_member(r, &pos), fx->alice);
+    assert_ptr_equal(room_next_member(r, &pos), fx->bob);
+    assert_null(room_next_member(r, &pos));
+    /* A leave keeps the walk whole: every other member once. */
+    assert_int_equal(rooms_leave(fx->rooms, "lobby", fx->carol), 1);
+    user_t *u[] = {fx->alice, fx->bob, fx->carol};
+    assert_walk(r, u, (const char[]){1, 1, 0}, 3);
+    assert_true(room_has_member(r, fx->alice));
+    assert_true(room_has_member(r, fx->bob));
+    assert_false(room_has_member(r, fx->carol));
+}
+
+/* Joins and leaves in a pseudo-random order against a model: after every
+ * step the walk, the count and the membership checks agree with it. */
+static void test_room_members_walk_matches_joins_and_leaves(void **state) {
+    fixture_t *fx = *state;
+    enum { USERS = 300, STEPS = 6000 };
+    user_t *u[USERS];
+    char in[USERS] = {0}, name[16];
+    for (int i = 0; i < USERS; i++) {
+        snprintf(name, sizeof name, "w%d", i);
+        u[i] = new_user(fx->conns, name);
+    }
+    rooms_join(fx->rooms, "walk", fx->alice, 1); /* keeps the room alive */
+    uint32_t x = 12345;
+    for (int step = 0; step < STEPS; step++) {
+        x = x * 1103515245u + 12345u;
+        int i = (int)((x >> 8) % USERS);
+        if (in[i]) {
+            assert_int_equal(rooms_leave(fx->rooms, "walk", u[i]), 1);
+            in[i] = 0;
+        } else {
+            assert_int_equal(rooms_join(fx->rooms, "walk", u[i], 1), 1);
+            in[i] = 1;
+        }
+        if (step % 97 == 0 || step == STEPS - 1) {
+            room_t *r = rooms_get(fx->rooms, "walk");
+            size_t n = 0;
+            for (int k = 0; k < USERS; k++) {
+                assert_int_equal(room_has_member(r, u[k]), in[k]);
+                n += (size_t)in[k];
+            }
+            assert_int_equal(room_member_count(r), n + 1);
+        }
+    }
+    assert_int_equal(rooms_leave(fx->rooms, "walk", fx->alice), 1);
+    assert_walk(rooms_get(fx->rooms, "walk"), u, in, USERS);
+}
+
+static void test_room_shrinks_after_most_members_left(void **state) {
+    fixture_t *fx = *state;
+    enum { USERS = 1000 };
+    user_t *u[USERS];
+    char in[USERS], name[16];
+    for (int i = 0; i < USERS; i++) {
+        snprintf(name, sizeof name, "s%d", i);
+        u[i] = new_user(fx->conns, name);
+        rooms_join(fx->rooms, "big", u[i], 1);
+        in[i] = 1;
+    }
+    for (int i = 0; i < USERS; i++)
+        if (i % 50) {
+            rooms_leave(fx->rooms, "big", u[i]);
+            in[i] = 0;
+        }
+    /* The member table and the walk's array: both were sized for 1,000. */
+    assert_true(rooms_shrink(fx->rooms) >= (USERS - 64) * sizeof(void *));
+    room_t *r = rooms_get(fx->rooms, "big");
+    assert_walk(r, u, in, USERS);
+    for (int i = 0; i < USERS; i++)
+        assert_int_equal(room_has_member(r, u[i]), in[i]);
+    /* And it grows again. */
+    for (int i = 0; i < USERS; i++)
+        if (!in[i]) {
+            rooms_join(fx->rooms, "big", u[i], 1);
+            in[i] = 1;
+        }
+    assert_walk(r, u, in, USERS);
+}
+
 static void test_room_destroy_with_rooms_left_frees_everything(void **state) {
     /* Teardown destroys a registry that still has rooms and members;
      * LeakSanitizer checks nothing is left behind. */
@@ -506,6 +616,9 @@ int main(void) {
         T(test_room_leave_every_room_from_copied_index),
         T(test_room_leave_with_room_own_id_string),
         T(test_room_members_iteration_visits_each_member_once),
+        T(test_room_members_walk_in_join_order),
+        T(test_room_members_walk_matches_joins_and_leaves),
+        T(test_room_shrinks_after_most_members_left),
         T(test_room_many_members_and_rooms_stay_consistent),
         T(test_room_destroy_with_rooms_left_frees_everything),
         H(test_room_history_keeps_the_newest_and_drops_old),
