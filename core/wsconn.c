@@ -165,11 +165,18 @@ int transport__flush(tconn *c) {
             iov[n++].iov_len = (size_t)(c->close_len - c->close_off);
         }
         if (!n) break;
-        /* sendmsg, not writev: the socket call skips the file layer
-         * (vfs_writev), about 6% of the server's CPU in a fan-out to
-         * 10,000 where each write carries one frame. */
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        /* Socket calls, not writev: they skip the file layer (vfs_writev,
+         * about 6% of the server's CPU in a fan-out to 10,000 where each
+         * write carries one frame). One buffer goes by send(), which
+         * copies no msghdr and no iovec in from user space
+         * (docs/benchmarks.md, "One frame, one send()"). */
+        ssize_t w;
+        if (n == 1) {
+            w = send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        } else {
+            struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+            w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        }
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
