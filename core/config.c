@@ -35,6 +35,7 @@ typedef enum setting_type {
     SET_LEVEL,   /* log_level */
     SET_FORMAT,  /* log_format */
     SET_METRICS, /* int, CONFIG_METRICS_* */
+    SET_URING,   /* int, CONFIG_IO_URING_* */
     SET_COMMAND, /* the command line only, not a setting (--check) */
 } setting_type;
 
@@ -87,6 +88,7 @@ static const setting settings[] = {
     {"--api-key-file", SET_STRING, AT(api_key_file),
      "none: $LUAHUB_API_KEY, or the API is off"},
     {"--metrics", SET_METRICS, AT(metrics), NULL},
+    {"--io-uring", SET_URING, AT(io_uring), NULL},
     {"--check", SET_COMMAND, 0, NULL},
     {"--config", SET_COMMAND, 0, NULL},
 };
@@ -313,6 +315,17 @@ static void usage(FILE *out) {
             "                           reaches the port, off (404), or "
             "only with the API\n"
             "                           key (default: on)\n"
+            "  --io-uring auto|on|off   read and write plain WebSocket "
+            "connections through\n"
+            "                           an io_uring, a batch of sockets per "
+            "system call: auto\n"
+            "                           when the kernel allows it (the log "
+            "says which at\n"
+            "                           start), on: refuse to start "
+            "without it, off: one\n"
+            "                           recv() or send() per socket; TLS "
+            "connections always\n"
+            "                           use the latter (default: auto)\n"
             "  --config FILE            read settings from FILE, a Lua "
             "file returning a\n"
             "                           table named like the flags: "
@@ -647,6 +660,15 @@ static config_action parse_args(config_t *cfg, int argc, char **argv,
                 cfg->metrics = CONFIG_METRICS_KEY;
             else
                 rc = bad(err, flag, val, "on, off or key");
+        } else if (!strcmp(flag, "--io-uring")) {
+            if (!strcmp(val, "auto"))
+                cfg->io_uring = CONFIG_IO_URING_AUTO;
+            else if (!strcmp(val, "on"))
+                cfg->io_uring = CONFIG_IO_URING_ON;
+            else if (!strcmp(val, "off"))
+                cfg->io_uring = CONFIG_IO_URING_OFF;
+            else
+                rc = bad(err, flag, val, "auto, on or off");
         } else if (!strcmp(flag, "--log-level")) {
             if (log_level_parse(val, &cfg->level) < 0)
                 rc = bad(err, flag, val, "a level (error, warn, info, debug)");
@@ -814,7 +836,8 @@ void config_print(const config_t *cfg, FILE *out) {
             [SET_SWITCH] = sizeof v.i,  [SET_INT] = sizeof v.i,
             [SET_LONG] = sizeof v.l,    [SET_DOUBLE] = sizeof v.d,
             [SET_SIZE] = sizeof v.z,    [SET_LEVEL] = sizeof v.lv,
-            [SET_FORMAT] = sizeof v.lf, [SET_METRICS] = sizeof v.i};
+            [SET_FORMAT] = sizeof v.lf, [SET_METRICS] = sizeof v.i,
+            [SET_URING] = sizeof v.i};
         memset(&v, 0, sizeof v);
         if (size[set->type]) memcpy(&v, at, size[set->type]);
         int unset = 0;
@@ -856,6 +879,11 @@ void config_print(const config_t *cfg, FILE *out) {
             lua_quote(&b, v.i == CONFIG_METRICS_OFF   ? "off"
                           : v.i == CONFIG_METRICS_KEY ? "key"
                                                       : "on");
+            break;
+        case SET_URING:
+            lua_quote(&b, v.i == CONFIG_IO_URING_ON    ? "on"
+                          : v.i == CONFIG_IO_URING_OFF ? "off"
+                                                       : "auto");
             break;
         case SET_COMMAND:
             break;

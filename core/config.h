@@ -76,6 +76,11 @@ typedef struct config {
      * who reaches the port (default), off (404), or behind the API key. */
     char api_key_file[1024];
     int metrics;
+    /* --io-uring auto|on|off: how the transport reads and writes plain
+     * WebSocket connections (ioring.h): through an io_uring when one can
+     * be set up (auto, the default), or refuse to start without one (on),
+     * or one system call per socket (off). CONFIG_IO_URING_*. */
+    int io_uring;
     long max_conns;        /* --max-conns N: connections at once; 0: none */
     long max_conns_per_ip; /* --max-conns-per-ip N, per client; 0: none */
     log_format log_format; /* --log-format text|json, default text */
@@ -90,6 +95,11 @@ typedef struct config {
 } config_t;
 
 enum { CONFIG_METRICS_ON = 0, CONFIG_METRICS_OFF = 1, CONFIG_METRICS_KEY = 2 };
+enum {
+    CONFIG_IO_URING_AUTO = 0,
+    CONFIG_IO_URING_ON = 1,
+    CONFIG_IO_URING_OFF = 2
+};
 typedef enum config_source {
     CONFIG_FROM_DEFAULT = 0,
     CONFIG_FROM_FILE = 1,

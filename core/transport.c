@@ -72,7 +72,9 @@ static void on_io(tconn *c, int status, int events) {
 /* The client sockets with events, as libuv's uv_poll would report them:
  * an error fails the connection (status < 0), a hang-up reads as what is
  * polled for (the read or write then finds the end), and only what is
- * polled for is passed on. */
+ * polled for is passed on. With a ring, the open plain WebSocket
+ * connections that are readable are read in batches, after any write
+ * their event asked for, each batch in one system call. */
 static void on_epoll(uv_poll_t *h, int status, int events) {
     transport_t *t = h->data;
     struct epoll_event evs[EPOLL_BATCH];
@@ -90,8 +92,17 @@ static void on_epoll(uv_poll_t *h, int status, int events) {
         int ev = (((e & EPOLLIN) ? UV_READABLE : 0) |
                   ((e & EPOLLOUT) ? UV_WRITABLE : 0)) &
                  c->polling;
+        if (t->ring && c->state == T_OPEN && !c->tls && (ev & UV_READABLE)) {
+            if (ev & UV_WRITABLE) on_io(c, 0, UV_WRITABLE);
+            if (c->state == T_OPEN)
+                transport__ws_read_later(c);
+            else if (c->state == T_CLOSING)
+                transport__drop_input(c, 0);
+            continue;
+        }
         if (ev) on_io(c, 0, ev);
     }
+    if (t->ring) transport__ws_read_batch(t);
 }
 
 /* Refuses c for being over --max-conns (503): the server's state, not
@@ -270,6 +281,7 @@ int transport_listen(transport_t *t, char *err, size_t errlen) {
                  strerror(errno));
         return -EMFILE;
     }
+    if (!t->ring && transport__ring_setup(t, err, errlen) < 0) return -ENOSYS;
     int rc =
         listen_open(&t->ls, t->cfg->host, t->cfg->port,
                     t->cfg->reuse_port ? LISTEN_REUSE_PORT : 0, err, errlen);
@@ -344,5 +356,6 @@ void transport_destroy(transport_t *t) {
     peers_destroy(t->peers);
     pmd_deflater_destroy(t->deflater);
     netaddr_list_free(&t->proxies);
+    transport__ring_destroy(t);
     free(t);
 }

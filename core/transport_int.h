@@ -12,12 +12,15 @@
 #define LUAHUB_TRANSPORT_INT_H
 
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <uv.h>
 
 #include "api.h"
 #include "buf.h"
 #include "conn.h"
 #include "http.h"
+#include "ioring.h"
 #include "listen.h"
 #include "netaddr.h"
 #include "peers.h"
@@ -54,6 +57,13 @@
  * (docs/benchmarks.md, "Fan-out to 10,000: the latency cliff"). */
 #define FLUSH_BUDGET_NS 1000000
 #define FLUSH_CLOCK_EVERY 16
+/* --io-uring: the calls one system call submits, one per connection (a
+ * batch of 64 one-frame sends takes about 0.8 ms on a small VM, so the
+ * budget above is looked at between batches), and the bytes each read of
+ * a batch takes at most (one buffer per call; a read that fills its
+ * buffer goes on at once the plain way, into rbuf). */
+#define RING_BATCH 64
+#define RING_READ 16384
 /* How often the deadlines (handshakes, lingering, closing) are checked. */
 #define SWEEP_MS 100
 /* Client socket events read at once from the transport's epoll set (as
@@ -102,6 +112,37 @@ typedef enum tstate {
 } tstate;
 
 typedef struct tconn tconn;
+
+/* One send's worth of what a connection writes next (wsconn.c): the rest
+ * of a frame begun, a control frame, queued frames, the close frame.
+ * k_ctl and k_close: which iov entries are the control and close frames
+ * (-1: none). */
+typedef struct flush_batch {
+    int n, k_ctl, k_close;
+    struct iovec iov[IOV_BATCH + 2];
+} flush_batch;
+
+/* A connection's send in a ring batch (--io-uring): its iovec and
+ * message live here, in the transport, until the batch completes. */
+typedef struct flush_slot {
+    tconn *c;
+    int round; /* sends so far this pass, at most FLUSH_ROUNDS */
+    struct msghdr mh;
+    flush_batch b;
+} flush_slot;
+
+/* The ring and what its batches use (--io-uring), owned by the
+ * transport: the sends' slots, the reads' connections and buffers (each
+ * with room for a carried partial frame in front, as rbuf), the calls'
+ * results. */
+typedef struct ring_state {
+    ioring *ring;
+    flush_slot slots[RING_BATCH];
+    tconn *readers[RING_BATCH];
+    unsigned nreaders;
+    int res[RING_BATCH];
+    unsigned char rbufs[RING_BATCH][WS_MAX_CONTROL_FRAME + RING_READ];
+} ring_state;
 
 /* A list of connections with deadlines; every list has one timeout, so
  * appending keeps it in deadline order. */
@@ -216,6 +257,9 @@ struct transport {
     tls_t *tls;             /* --tls-cert (borrowed), or NULL */
     /* TLS has no writev: frames are gathered here a record at a time. */
     unsigned char wbuf[TLS_RECORD];
+    /* --io-uring: plain WebSocket connections are read and written
+     * through this (NULL: one system call per socket). */
+    ring_state *ring;
 };
 
 /* ---- tconn.c ---- */
@@ -284,6 +328,13 @@ void transport__ws_open(tconn *c, const char *uid, const char *why,
                         size_t nextra);
 /* Reads what c's socket has, and hands whole messages to the hub. */
 void transport__ws_read(tconn *c);
+/* With a ring (--io-uring): c, readable, is read in the pass's read
+ * batch, which runs when full or at transport__ws_read_batch. */
+void transport__ws_read_later(tconn *c);
+/* Reads the batch's sockets in one system call, then hands each one's
+ * bytes to the hub in the order they were added, as transport__ws_read
+ * would. */
+void transport__ws_read_batch(transport_t *t);
 /* Writes what c's socket takes now. Returns -1 when the connection
  * broke. */
 int transport__flush(tconn *c);
@@ -292,6 +343,10 @@ int transport__flush(tconn *c);
 void transport__close_conn(void *ud, conn_t *conn, int code, const char *why);
 void transport__on_heartbeat(uv_timer_t *h);
 void transport__on_flush_check(uv_check_t *h);
+/* Sets up the ring as --io-uring says, and logs the choice. Returns 0, or
+ * -1 with why in err (--io-uring on, and no ring to be had). */
+int transport__ring_setup(transport_t *t, char *err, size_t errlen);
+void transport__ring_destroy(transport_t *t);
 
 /* ---- apigate.c ---- */
 

@@ -133,95 +133,127 @@ static int flush_tls(tconn *c) {
     return 0;
 }
 
-/* Writes what c's socket takes now: the rest of a frame begun, a control
- * frame, queued frames, and the close frame once the queue is empty.
- * Returns -1 when the connection broke. */
+/* Fills b with what c writes next: the rest of a frame begun, a control
+ * frame, queued frames (at most IOV_BATCH), and the close frame once the
+ * queue is empty. Returns the number of iov entries (0: nothing to
+ * write). */
+static int batch_build(tconn *c, flush_batch *b) {
+    conn_t *conn = c->conn;
+    int n = 0;
+    size_t qn = conn ? conn_queue_len(conn) : 0, qi = 0;
+    b->k_ctl = b->k_close = -1;
+    if (c->wr_off) {
+        frame_t *f = queued(c, 0);
+        b->iov[n].iov_base = frame_wire(f) + c->wr_off;
+        b->iov[n++].iov_len = frame_wire_len(f) - c->wr_off;
+        qi = 1;
+    }
+    if (c->ctl_len) {
+        b->k_ctl = n;
+        b->iov[n].iov_base = c->ctl + c->ctl_off;
+        b->iov[n++].iov_len = (size_t)(c->ctl_len - c->ctl_off);
+    }
+    for (; qi < qn && n < IOV_BATCH; qi++) {
+        frame_t *f = queued(c, qi);
+        b->iov[n].iov_base = frame_wire(f);
+        b->iov[n++].iov_len = frame_wire_len(f);
+    }
+    if (c->close_len && qi == qn) {
+        b->k_close = n;
+        b->iov[n].iov_base = c->closef + c->close_off;
+        b->iov[n++].iov_len = (size_t)(c->close_len - c->close_off);
+    }
+    return b->n = n;
+}
+
+/* What a send of b did (batch_sent). */
+enum { SENT_ALL, SENT_STOP, SENT_BROKEN };
+
+/* Takes what a send of b wrote (w bytes, or a negative errno) off c: whole
+ * frames off the queue, the offsets into those begun. Both ways of
+ * sending, one call or a ring's batch, account here, so they cannot
+ * differ. Returns SENT_ALL when all of b went (c may have more; -EINTR:
+ * nothing went, b is built again), SENT_STOP when c waits for its socket
+ * to drain (it is polled for writing) or its close frame went out (it is
+ * closing), SENT_BROKEN when the connection broke. */
+static int batch_sent(tconn *c, const flush_batch *b, ssize_t w) {
+    if (w < 0) {
+        if (w == -EINTR) return SENT_ALL;
+        if (w == -EAGAIN || w == -EWOULDBLOCK) {
+            transport__poll_set(c, UV_READABLE | UV_WRITABLE);
+            return SENT_STOP;
+        }
+        return SENT_BROKEN;
+    }
+    size_t left = (size_t)w, done = 0;
+    int partial = 0;
+    for (int i = 0; i < b->n && !partial; i++) {
+        size_t len = b->iov[i].iov_len, take = left < len ? left : len;
+        left -= take;
+        if (i == b->k_ctl) {
+            c->ctl_off = (uint8_t)(c->ctl_off + take);
+            if (take < len) {
+                partial = 1;
+            } else {
+                free(c->ctl);
+                c->ctl = NULL;
+                c->ctl_len = c->ctl_off = 0;
+            }
+        } else if (i == b->k_close) {
+            c->close_off = (uint8_t)(c->close_off + take);
+            if (take < len) partial = 1;
+        } else if (take < len) {
+            c->wr_off += (uint32_t)take;
+            partial = 1;
+        } else {
+            c->wr_off = 0;
+            done++;
+        }
+    }
+    if (done) conn_queue_consume(c->conn, done);
+    if (c->close_len && c->close_off == c->close_len) {
+        enter_closing(c);
+        return SENT_STOP;
+    }
+    if (partial) {
+        transport__poll_set(c, UV_READABLE | UV_WRITABLE);
+        return SENT_STOP;
+    }
+    return SENT_ALL;
+}
+
+/* c's rounds are over with its socket taking all: polled for writing
+ * while anything is left (more than FLUSH_ROUNDS sends' worth). */
+static void flush_rest(tconn *c) {
+    int more =
+        c->ctl_len || c->close_len || (c->conn && conn_queue_len(c->conn));
+    transport__poll_set(c, more ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+}
+
+/* Writes what c's socket takes now, up to FLUSH_ROUNDS sends, one system
+ * call each. Returns -1 when the connection broke. */
 int transport__flush(tconn *c) {
     if (c->tls) return flush_tls(c);
-    conn_t *conn = c->conn;
+    flush_batch b;
     for (int round = 0; round < FLUSH_ROUNDS; round++) {
-        struct iovec iov[IOV_BATCH + 2];
-        int n = 0, k_ctl = -1, k_close = -1;
-        size_t qn = conn ? conn_queue_len(conn) : 0, qi = 0;
-        if (c->wr_off) {
-            frame_t *f = queued(c, 0);
-            iov[n].iov_base = frame_wire(f) + c->wr_off;
-            iov[n++].iov_len = frame_wire_len(f) - c->wr_off;
-            qi = 1;
-        }
-        if (c->ctl_len) {
-            k_ctl = n;
-            iov[n].iov_base = c->ctl + c->ctl_off;
-            iov[n++].iov_len = (size_t)(c->ctl_len - c->ctl_off);
-        }
-        for (; qi < qn && n < IOV_BATCH; qi++) {
-            frame_t *f = queued(c, qi);
-            iov[n].iov_base = frame_wire(f);
-            iov[n++].iov_len = frame_wire_len(f);
-        }
-        if (c->close_len && qi == qn) {
-            k_close = n;
-            iov[n].iov_base = c->closef + c->close_off;
-            iov[n++].iov_len = (size_t)(c->close_len - c->close_off);
-        }
-        if (!n) break;
+        if (!batch_build(c, &b)) break;
         /* Socket calls, not writev: they skip the file layer (vfs_writev,
          * about 6% of the server's CPU in a fan-out to 10,000 where each
          * write carries one frame). One buffer goes by send(), which
          * copies no msghdr and no iovec in from user space
          * (docs/benchmarks.md, "One frame, one send()"). */
         ssize_t w;
-        if (n == 1) {
-            w = send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        if (b.n == 1) {
+            w = send(c->fd, b.iov[0].iov_base, b.iov[0].iov_len, MSG_NOSIGNAL);
         } else {
-            struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+            struct msghdr mh = {.msg_iov = b.iov, .msg_iovlen = (size_t)b.n};
             w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         }
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                transport__poll_set(c, UV_READABLE | UV_WRITABLE);
-                return 0;
-            }
-            return -1;
-        }
-        size_t left = (size_t)w, done = 0;
-        int partial = 0;
-        for (int i = 0; i < n && !partial; i++) {
-            size_t len = iov[i].iov_len, take = left < len ? left : len;
-            left -= take;
-            if (i == k_ctl) {
-                c->ctl_off = (uint8_t)(c->ctl_off + take);
-                if (take < len) {
-                    partial = 1;
-                } else {
-                    free(c->ctl);
-                    c->ctl = NULL;
-                    c->ctl_len = c->ctl_off = 0;
-                }
-            } else if (i == k_close) {
-                c->close_off = (uint8_t)(c->close_off + take);
-                if (take < len) partial = 1;
-            } else if (take < len) {
-                c->wr_off += (uint32_t)take;
-                partial = 1;
-            } else {
-                c->wr_off = 0;
-                done++;
-            }
-        }
-        if (done) conn_queue_consume(conn, done);
-        if (c->close_len && c->close_off == c->close_len) {
-            enter_closing(c);
-            return 0;
-        }
-        if (partial) {
-            transport__poll_set(c, UV_READABLE | UV_WRITABLE);
-            return 0;
-        }
+        int rc = batch_sent(c, &b, w < 0 ? -errno : w);
+        if (rc == SENT_BROKEN) return -1;
+        if (rc == SENT_STOP) return 0;
     }
-    int more = c->ctl_len || c->close_len || (conn && conn_queue_len(conn));
-    transport__poll_set(c, more ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+    flush_rest(c);
     return 0;
 }
 
@@ -534,6 +566,116 @@ void transport__on_heartbeat(uv_timer_t *h) {
     release_memory(t, t->nconns, now);
 }
 
+/* The next dirty connection, with the lines flushing it reads of the one
+ * after it fetched meanwhile. */
+static tconn *pop_dirty(conns_t *cs) {
+    conn_t *conn = conns_pop_dirty(cs);
+    if (!conn) return NULL;
+    const tconn *next = conns_prefetch_dirty(cs);
+    if (next) {
+        /* The fields transport__flush reads, first in the struct: their
+         * first and last cache lines. */
+        __builtin_prefetch(next);
+        __builtin_prefetch((const char *)next + offsetof(tconn, lnext) - 1);
+    }
+    return conn_transport(conn);
+}
+
+/* The pass with one system call per connection: each written as far as
+ * its socket takes (FLUSH_ROUNDS sends at most) before the next. */
+static void flush_each(conns_t *cs) {
+    uint64_t start = uv_hrtime();
+    unsigned n = 0;
+    tconn *c;
+    while ((c = pop_dirty(cs))) {
+        if (c->state == T_OPEN && transport__flush(c) < 0)
+            transport__teardown(c, CLOSE_ABNORMAL);
+        if (++n % FLUSH_CLOCK_EVERY == 0 &&
+            uv_hrtime() - start >= FLUSH_BUDGET_NS)
+            break;
+    }
+}
+
+/* The ring broke (not expected): logged, and the transport goes on with
+ * one system call per socket. */
+static void ring_failed(transport_t *t, int rc) {
+    log_error("transport",
+              "io_uring: %s; one system call per socket from now on",
+              strerror(-rc));
+    transport__ring_destroy(t);
+}
+
+/* The pass through the ring: the dirty plain connections a batch of
+ * RING_BATCH at a time, one send each, submitted and completed in one
+ * system call; then each result is taken as transport__flush takes a
+ * send()'s. A connection whose send went whole and that has more goes
+ * again in the next batch (at most FLUSH_ROUNDS sends in a pass, as
+ * above); TLS connections are written as they come, the other way. Once
+ * the budget is spent no more are taken from the list, but those begun
+ * finish their rounds. */
+static void flush_ring(transport_t *t, conns_t *cs) {
+    ring_state *r = t->ring;
+    flush_slot *slots = r->slots;
+    uint64_t start = uv_hrtime();
+    unsigned carry = 0; /* slots[0..carry): built, going again */
+    int spent = 0;
+    for (;;) {
+        unsigned used = carry;
+        tconn *c;
+        while (used < RING_BATCH && !spent && (c = pop_dirty(cs))) {
+            if (c->state != T_OPEN) continue;
+            if (c->tls) {
+                if (transport__flush(c) < 0)
+                    transport__teardown(c, CLOSE_ABNORMAL);
+                continue;
+            }
+            flush_slot *sl = &slots[used];
+            if (!batch_build(c, &sl->b)) {
+                flush_rest(c);
+                continue;
+            }
+            sl->c = c;
+            sl->round = 0;
+            used++;
+        }
+        if (!used) break;
+        for (unsigned i = 0; i < used; i++) {
+            flush_slot *sl = &slots[i];
+            sl->mh = (struct msghdr){.msg_iov = sl->b.iov,
+                                     .msg_iovlen = (size_t)sl->b.n};
+            ioring_send(r->ring, sl->c->fd, &sl->mh);
+        }
+        int rc = ioring_run(r->ring, r->res);
+        carry = 0;
+        for (unsigned i = 0; i < used; i++) {
+            flush_slot *sl = &slots[i];
+            c = sl->c;
+            if (r->res[i] == -ECANCELED) {
+                /* Never went (the ring failed): written next pass. */
+                flush_rest(c);
+                continue;
+            }
+            int sent = batch_sent(c, &sl->b, r->res[i]);
+            if (sent == SENT_BROKEN) {
+                transport__teardown(c, CLOSE_ABNORMAL);
+            } else if (sent == SENT_ALL) {
+                if (rc >= 0 && ++sl->round < FLUSH_ROUNDS &&
+                    batch_build(c, &sl->b)) {
+                    if (i != carry) slots[carry] = *sl;
+                    carry++;
+                } else {
+                    flush_rest(c);
+                }
+            }
+        }
+        if (rc < 0) {
+            ring_failed(t, rc);
+            return;
+        }
+        if (uv_hrtime() - start >= FLUSH_BUDGET_NS) spent = 1;
+    }
+}
+
 /* Writes out the dirty connections, oldest first, for at most
  * FLUSH_BUDGET_NS; those left stay dirty and in order, and the idle handle
  * stays on so that the next pass reads what came in (a publisher's next
@@ -543,24 +685,10 @@ void transport__on_heartbeat(uv_timer_t *h) {
 void transport__on_flush_check(uv_check_t *h) {
     transport_t *t = h->data;
     conns_t *cs = hub_conns(t->hub);
-    uint64_t start = uv_hrtime();
-    unsigned n = 0;
-    conn_t *conn;
-    while ((conn = conns_pop_dirty(cs))) {
-        tconn *c = conn_transport(conn);
-        const tconn *next = conns_prefetch_dirty(cs);
-        if (next) {
-            /* The fields transport__flush reads, first in the struct:
-             * their first and last cache lines. */
-            __builtin_prefetch(next);
-            __builtin_prefetch((const char *)next + offsetof(tconn, lnext) - 1);
-        }
-        if (c->state == T_OPEN && transport__flush(c) < 0)
-            transport__teardown(c, CLOSE_ABNORMAL);
-        if (++n % FLUSH_CLOCK_EVERY == 0 &&
-            uv_hrtime() - start >= FLUSH_BUDGET_NS)
-            break;
-    }
+    if (t->ring)
+        flush_ring(t, cs);
+    else
+        flush_each(cs);
     if (conns_has_dirty(cs)) {
         wake(t);
         return;
@@ -569,6 +697,84 @@ void transport__on_flush_check(uv_check_t *h) {
         uv_idle_stop(&t->flush_idle);
         t->idle_active = 0;
     }
+}
+
+void transport__ws_read_later(tconn *c) {
+    ring_state *r = c->t->ring;
+    r->readers[r->nreaders++] = c;
+    if (r->nreaders == RING_BATCH) transport__ws_read_batch(c->t);
+}
+
+void transport__ws_read_batch(transport_t *t) {
+    ring_state *r = t->ring;
+    unsigned n = 0;
+    /* A connection torn down since it was added (by another's event) is
+     * left out: its socket is closed. */
+    for (unsigned i = 0; i < r->nreaders; i++)
+        if (r->readers[i]->state == T_OPEN) r->readers[n++] = r->readers[i];
+    r->nreaders = 0;
+    if (!n) return;
+    for (unsigned i = 0; i < n; i++)
+        ioring_recv(r->ring, r->readers[i]->fd,
+                    r->rbufs[i] + WS_MAX_CONTROL_FRAME, RING_READ);
+    int rc = ioring_run(r->ring, r->res);
+    for (unsigned i = 0; i < n; i++) {
+        tconn *c = r->readers[i];
+        int got = r->res[i];
+        /* Closing or gone since (because of an earlier one's message):
+         * what it sent is dropped, as transport__ws_read would have. */
+        if (c->state != T_OPEN) continue;
+        /* Nothing there, or never read (the ring failed): still readable,
+         * so epoll reports it again. */
+        if (got == -EAGAIN || got == -EINTR || got == -ECANCELED) continue;
+        if (got <= 0) {
+            /* Gone without a close frame (or after ours), or broken. */
+            transport__teardown(c, CLOSE_ABNORMAL);
+            continue;
+        }
+        if (!c->failed)
+            transport__ws_input(c, r->rbufs[i] + WS_MAX_CONTROL_FRAME,
+                                (size_t)got);
+        /* A full buffer: more may be there; the rest at once, the plain
+         * way, as one read would have taken it. */
+        if (got == RING_READ && c->state == T_OPEN) transport__ws_read(c);
+    }
+    if (rc < 0) ring_failed(t, rc);
+}
+
+int transport__ring_setup(transport_t *t, char *err, size_t errlen) {
+    int mode = t->cfg->io_uring;
+    if (mode == CONFIG_IO_URING_OFF) {
+        log_info("transport",
+                 "io: one system call per socket (--io-uring off)");
+        return 0;
+    }
+    char why[160];
+    ioring *ring = ioring_create(RING_BATCH, why, sizeof why);
+    if (!ring) {
+        if (mode == CONFIG_IO_URING_ON) {
+            snprintf(err, errlen, "--io-uring on: io_uring unavailable: %s",
+                     why);
+            return -1;
+        }
+        log_info("transport",
+                 "io: one system call per socket (io_uring unavailable: %s)",
+                 why);
+        return 0;
+    }
+    t->ring = xcalloc(1, sizeof *t->ring);
+    t->ring->ring = ring;
+    log_info("transport",
+             "io: io_uring, %u calls a batch (plain WebSocket connections%s)",
+             ioring_entries(ring), t->tls ? "; TLS ones one call each" : "");
+    return 0;
+}
+
+void transport__ring_destroy(transport_t *t) {
+    if (!t->ring) return;
+    ioring_destroy(t->ring->ring);
+    free(t->ring);
+    t->ring = NULL;
 }
 
 static void t_address(void *ud, conn_t *conn, char *out, size_t cap) {
