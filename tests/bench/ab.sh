@@ -7,12 +7,15 @@
 #
 #   tests/bench/ab.sh DIR_A DIR_B [LOAD ARGS...]
 #
-# DIR_A, DIR_B: checkouts, each with its build/luahub, lua/ and scripts/.
+# DIR_A, DIR_B: checkouts, each with its build/luahub, lua/ and scripts/;
+# or the word uws or limit, for the yardsticks of run.sh (uWS through
+# Bun, fetched by tests/bench/uws.sh; the limit server of this build).
 # LOAD ARGS: luahub-bench's (default: --mode fanout --conns 10000 --rate 2
 # --window 1000). Each run starts the server on CPU 0, the load on CPU 1,
 # for BENCH_DURATION seconds (default 5), and prints server CPU (% of a
 # core), CPU per delivery, message, round trip or handshake (us), p50 and
-# p99 (ms).
+# p99 (ms), the rate, and the load tool's own CPU (near 100%, the load,
+# not the server, sets the rate).
 #
 # AB_REPS=N pairs (default 5). AB_PERF=REGEX also records the server with
 # perf (cpu-clock, the middle of the run) and prints the share of samples
@@ -29,8 +32,13 @@ LOAD=("$@")
 [ ${#LOAD[@]} -gt 0 ] || LOAD=(--mode fanout --conns 10000 --rate 2 --window 1000)
 BENCH=${BUILD_DIR:-build}/luahub-bench
 DUR=${BENCH_DURATION:-5}
+BUILD=${BUILD_DIR:-build}
 for d in "$A" "$B"; do
-  [ -x "$d/build/luahub" ] || { echo "ab: no $d/build/luahub" >&2; exit 2; }
+  case $d in
+  uws) BUN=$(tests/bench/uws.sh "$BUILD") || { echo "ab: no Bun for uws" >&2; exit 2; } ;;
+  limit) [ -x "$BUILD/limit-server" ] || { echo "ab: no $BUILD/limit-server (make build)" >&2; exit 2; } ;;
+  *) [ -x "$d/build/luahub" ] || { echo "ab: no $d/build/luahub" >&2; exit 2; } ;;
+  esac
 done
 [ -x "$BENCH" ] || { echo "ab: no $BENCH (make build)" >&2; exit 2; }
 if [ -n "${AB_PERF:-}" ] && ! command -v perf >/dev/null; then
@@ -42,9 +50,14 @@ PORT=$(free_port "${BENCH_PORT:-9641}")
 
 one() {
   local dir=$1 pid out perfpid= share=
-  taskset -c 0 "$dir/build/luahub" --port "$PORT" --log-level error \
-    --lua "$dir/lua" --scripts "$dir/scripts" --send-queue 16m 2>/dev/null &
-  pid=$!
+  case $dir in
+  uws | limit) pid=$(start_server "$dir" "$PORT") ;;
+  *)
+    taskset -c 0 "$dir/build/luahub" --port "$PORT" --log-level error \
+      --lua "$dir/lua" --scripts "$dir/scripts" --send-queue 16m 2>/dev/null &
+    pid=$!
+    ;;
+  esac
   wait_port "$PORT"
   if [ -n "${AB_PERF:-}" ]; then
     # From the middle of the run, for a third of it, once the connections
@@ -75,6 +88,7 @@ one() {
     const f = [`cpu ${(100 * o.server_cpu_s / o.seconds).toFixed(1)}%`];
     if (n) f.push(`${(1e6 * o.server_cpu_s / n).toFixed(2)} us per ${per[1]}`);
     if (o.latency_ms) f.push(`p50 ${o.latency_ms.p50} p99 ${o.latency_ms.p99} ms`);
+    if (n) f.push(`${Math.round(n / o.seconds)}/s, load ${Math.round(100 * o.client_cpu)}%`);
     if (share) f.push(`perf ${share}`);
     console.log(f.join(", "));' "$out" "$share"
 }
