@@ -21,28 +21,6 @@ struct ioring {
     int broken;      /* a submit failed: the ring is not used again */
 };
 
-/* Submits the one call prepared on ring and takes its completion if it
- * is there at once: 1 with *res set, 0 when the call waits (then unblock
- * runs, which must let it complete, and its completion is taken), -1 when
- * the submit failed (*res: the errno). */
-static int run_one(struct io_uring *ring, int *res, void (*unblock)(int),
-                   int arg) {
-    int rc = io_uring_submit(ring);
-    if (rc != 1) {
-        *res = rc < 0 ? -rc : EIO;
-        return -1;
-    }
-    struct io_uring_cqe *cqe;
-    if (io_uring_peek_cqe(ring, &cqe) == 0) {
-        *res = cqe->res;
-        io_uring_cqe_seen(ring, cqe);
-        return 1;
-    }
-    unblock(arg);
-    if (io_uring_wait_cqe(ring, &cqe) == 0) io_uring_cqe_seen(ring, cqe);
-    return 0;
-}
-
 static void drain_fd(int fd) {
     char chunk[4096];
     while (read(fd, chunk, sizeof chunk) > 0) {
@@ -53,11 +31,36 @@ static void feed_fd(int fd) {
     (void)!write(fd, "x", 1);
 }
 
-/* A send into a full socket and a read from an empty one, through the
+/* Submits the one call prepared on ring, what (a read of an empty socket,
+ * a send into a full one), which must complete at once with -EAGAIN.
+ * When it waits instead, unblock(arg) lets it complete, and its
+ * completion is taken. Returns 0, or -1 with the reason in why. */
+static int expect_eagain(struct io_uring *ring, const char *what,
+                         void (*unblock)(int), int arg, char *why, size_t len) {
+    int rc = io_uring_submit(ring);
+    if (rc != 1) {
+        snprintf(why, len, "submit: %s", strerror(rc < 0 ? -rc : EIO));
+        return -1;
+    }
+    struct io_uring_cqe *cqe;
+    if (io_uring_peek_cqe(ring, &cqe) < 0) {
+        unblock(arg);
+        if (io_uring_wait_cqe(ring, &cqe) == 0) io_uring_cqe_seen(ring, cqe);
+        snprintf(why, len, "%s waited", what);
+        return -1;
+    }
+    int res = cqe->res;
+    io_uring_cqe_seen(ring, cqe);
+    if (res == -EAGAIN) return 0;
+    snprintf(why, len, "%s gave %d, not -EAGAIN", what, res);
+    return -1;
+}
+
+/* A read from an empty socket and a send into a full one, through the
  * ring with MSG_DONTWAIT, must complete at once with -EAGAIN: a kernel
- * that armed a poll instead would make ioring_run wait for a slow reader
- * to drain, or for a silent client to speak. Returns 0, or -1 with the
- * reason in why. */
+ * that armed a poll instead would make ioring_run wait for a silent
+ * client to speak, or for a slow reader to drain. Returns 0, or -1 with
+ * the reason in why. */
 static int check_nowait(struct io_uring *ring, char *why, size_t len) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) <
@@ -66,22 +69,11 @@ static int check_nowait(struct io_uring *ring, char *why, size_t len) {
         return -1;
     }
     char chunk[4096];
-    int res = 0, ok = -1;
-    /* An empty socket first, then a full one. */
     io_uring_prep_recv(io_uring_get_sqe(ring), sv[0], chunk, sizeof chunk,
                        MSG_DONTWAIT);
-    int rc = run_one(ring, &res, feed_fd, sv[1]);
-    if (rc < 0)
-        snprintf(why, len, "submit: %s", strerror(res));
-    else if (rc == 0)
-        snprintf(why, len, "a read of an empty socket waited for data");
-    else if (res != -EAGAIN)
-        snprintf(why, len, "a read of an empty socket gave %d, not -EAGAIN",
-                 res);
-    else
-        ok = 0;
-    if (ok == 0) {
-        ok = -1;
+    int rc = expect_eagain(ring, "a read of an empty socket", feed_fd, sv[1],
+                           why, len);
+    if (rc == 0) {
         int small = 4096;
         (void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
         memset(chunk, 'x', sizeof chunk);
@@ -91,20 +83,12 @@ static int check_nowait(struct io_uring *ring, char *why, size_t len) {
         struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
         io_uring_prep_sendmsg(io_uring_get_sqe(ring), sv[0], &mh,
                               MSG_NOSIGNAL | MSG_DONTWAIT);
-        rc = run_one(ring, &res, drain_fd, sv[1]);
-        if (rc < 0)
-            snprintf(why, len, "submit: %s", strerror(res));
-        else if (rc == 0)
-            snprintf(why, len, "a send into a full socket waited for room");
-        else if (res != -EAGAIN)
-            snprintf(why, len, "a send into a full socket gave %d, not -EAGAIN",
-                     res);
-        else
-            ok = 0;
+        rc = expect_eagain(ring, "a send into a full socket", drain_fd, sv[1],
+                           why, len);
     }
     close(sv[0]);
     close(sv[1]);
-    return ok;
+    return rc;
 }
 
 ioring *ioring_create(unsigned entries, char *why, size_t whylen) {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Server, clientFrame, rawSocket, sleep, tempScripts } from './lib/harness.mjs';
+import { slowConsumerIsClosed } from './lib/flood.mjs';
 
 describe('error codes', () => {
   let server;
@@ -158,42 +159,7 @@ describe('closes that protect the server', () => {
   });
 
   test('a consumer that stops reading is closed with 4008; the others get every message in order', async () => {
-    const pub = await Client.connect(server, 'sq-pub');
-    const fast = await Client.connect(server, 'sq-fast');
-    const slow = await rawSocket(server, 'sq-slow');
-    slow.pause(); // stop reading: the kernel buffers fill, then our queue
-    for (const x of [pub, fast]) await x.request({ type: 'join_room', room_id: 'flood' });
-    slow.write(clientFrame(1, Buffer.from(JSON.stringify({ type: 'join_room', room_id: 'flood' }))));
-    await sleep(200);
-    const pad = 'y'.repeat(900);
-    const N = 12000; // ~11 MB: more than loopback's socket buffers absorb
-    // The fast member reads as it goes: each chunk is sent once it has
-    // the one before, in order (a member that fell 64 KB behind would be
-    // a slow consumer too, on a loaded machine).
-    let sent = 0;
-    let last = 0;
-    while (sent < N) {
-      const chunk = Math.min(100, N - sent);
-      for (let i = 0; i < chunk; i++) {
-        sent++;
-        pub.send({ type: 'chat', room_id: 'flood', payload: { n: sent, pad } });
-      }
-      for (const m of await fast.take((f) => f.type === 'chat' && f.room_id === 'flood', chunk, 10000)) {
-        assert.equal(m.seq, last + 1);
-        last = m.seq;
-      }
-    }
-    await server.waitLog(/slow consumer closed conn=\d+ user=sq-slow/, 10000);
-    // Read what the slow client was sent: the last frame is a 4008 close.
-    slow.resume();
-    await Promise.race([slow.ended, sleep(5000)]);
-    const bytes = slow.received();
-    const tail = bytes.subarray(bytes.length - 64);
-    const at = tail.lastIndexOf(0x88);
-    assert.ok(at >= 0, 'a close frame ends the stream');
-    assert.equal(tail.readUInt16BE(at + 2), 4008);
-    // The fast member got all N, in order.
-    assert.equal(last, N);
+    await slowConsumerIsClosed(server, '');
   });
 });
 

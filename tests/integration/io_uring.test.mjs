@@ -10,6 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, Server, clientFrame, rawSocket, runToExit, sleep } from './lib/harness.mjs';
+import { slowConsumerIsClosed } from './lib/flood.mjs';
 
 const json = (o) => Buffer.from(JSON.stringify(o));
 
@@ -105,46 +106,8 @@ for (const mode of ['on', 'off']) {
     });
 
     test('a consumer that stops reading is closed with 4008; the others get every message in order', async () => {
-      const room = `flood-${mode}`;
-      const pub = await Client.connect(server, `sq-pub-${mode}`);
-      const fast = await Client.connect(server, `sq-fast-${mode}`);
-      const slow = await rawSocket(server, `sq-slow-${mode}`);
-      slow.pause(); // stop reading: the kernel buffers fill, then our queue
-      for (const x of [pub, fast]) await x.request({ type: 'join_room', room_id: room });
-      slow.write(clientFrame(1, json({ type: 'join_room', room_id: room })));
-      await sleep(200);
-      const pad = 'y'.repeat(900);
-      const N = 12000; // ~11 MB: more than loopback's socket buffers absorb
-      // The fast member reads as it goes, in order: each chunk is sent once
-      // it has the one before (a member 64 KB behind would be a slow
-      // consumer too, on a loaded machine); a ring that waited on the full
-      // socket would hold it up.
-      let sent = 0;
-      let last = 0;
-      while (sent < N) {
-        const chunk = Math.min(100, N - sent);
-        for (let i = 0; i < chunk; i++) {
-          sent++;
-          pub.send({ type: 'chat', room_id: room, payload: { n: sent, pad } });
-        }
-        for (const m of await fast.take((f) => f.type === 'chat' && f.room_id === room, chunk, 10000)) {
-          assert.equal(m.seq, last + 1);
-          last = m.seq;
-        }
-      }
-      await server.waitLog(new RegExp(`slow consumer closed conn=\\d+ user=sq-slow-${mode}`), 10000);
-      assert.equal(last, N);
-      // What the slow client was sent ends with a 4008 close frame.
-      slow.resume();
-      await Promise.race([slow.ended, sleep(5000)]);
-      const bytes = slow.received();
-      const tail = bytes.subarray(bytes.length - 64);
-      const at = tail.lastIndexOf(0x88);
-      assert.ok(at >= 0, 'a close frame ends the stream');
-      assert.equal(tail.readUInt16BE(at + 2), 4008);
-      await fast.alive();
-      await pub.close();
-      await fast.close();
+      // A ring that waited on the full socket would hold up the others.
+      await slowConsumerIsClosed(server, `-${mode}`);
     });
 
     test('close handshakes: the client\'s code is echoed; ours (1009) goes out after the queue', async () => {
