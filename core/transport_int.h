@@ -140,7 +140,9 @@ typedef struct ring_state {
     flush_slot slots[RING_BATCH];
     tconn *readers[RING_BATCH];
     unsigned nreaders;
-    int res[RING_BATCH];
+    /* The reads' results apart from the sends', so that neither batch
+     * can overwrite the other's while its results are taken. */
+    int rres[RING_BATCH], wres[RING_BATCH];
     unsigned char rbufs[RING_BATCH][WS_MAX_CONTROL_FRAME + RING_READ];
 } ring_state;
 

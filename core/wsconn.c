@@ -645,17 +645,17 @@ static void flush_ring(transport_t *t, conns_t *cs) {
                                      .msg_iovlen = (size_t)sl->b.n};
             ioring_send(r->ring, sl->c->fd, &sl->mh);
         }
-        int rc = ioring_run(r->ring, r->res);
+        int rc = ioring_run(r->ring, r->wres);
         carry = 0;
         for (unsigned i = 0; i < used; i++) {
             flush_slot *sl = &slots[i];
             c = sl->c;
-            if (r->res[i] == -ECANCELED) {
+            if (r->wres[i] == -ECANCELED) {
                 /* Never went (the ring failed): written next pass. */
                 flush_rest(c);
                 continue;
             }
-            int sent = batch_sent(c, &sl->b, r->res[i]);
+            int sent = batch_sent(c, &sl->b, r->wres[i]);
             if (sent == SENT_BROKEN) {
                 transport__teardown(c, CLOSE_ABNORMAL);
             } else if (sent == SENT_ALL) {
@@ -717,10 +717,10 @@ void transport__ws_read_batch(transport_t *t) {
     for (unsigned i = 0; i < n; i++)
         ioring_recv(r->ring, r->readers[i]->fd,
                     r->rbufs[i] + WS_MAX_CONTROL_FRAME, RING_READ);
-    int rc = ioring_run(r->ring, r->res);
+    int rc = ioring_run(r->ring, r->rres);
     for (unsigned i = 0; i < n; i++) {
         tconn *c = r->readers[i];
-        int got = r->res[i];
+        int got = r->rres[i];
         /* Closing or gone since (because of an earlier one's message):
          * what it sent is dropped, as transport__ws_read would have. */
         if (c->state != T_OPEN) continue;

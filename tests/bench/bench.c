@@ -32,7 +32,14 @@
  * the handshake driven by the first reads and writes.
  *
  * Client frames are masked with a zero key: RFC 6455 requires a mask, not a
- * secret one from a load generator, and it spares the client the XOR. */
+ * secret one from a load generator, and it spares the client the XOR.
+ *
+ * Where the server's io_uring path can be had (core/ioring.c; --io-uring
+ * auto, the default), the load reads its readable open connections and
+ * writes what their answers queued a batch per system call too: on a
+ * machine where a system call costs a microsecond, a tool that makes one
+ * per socket event is the bottleneck of the closed loops (ping, rooms)
+ * before the server is. --io-uring off makes one call per socket. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -54,6 +61,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+
+#include "ioring.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -83,6 +92,7 @@ static struct {
     const char *room;
     int deflate;
     int tls;
+    int ring; /* --io-uring auto (1) or off (0) */
 } opt = {
     .host = "127.0.0.1",
     .port = 8080,
@@ -101,6 +111,7 @@ static struct {
     .json = 0,
     .src_addrs = 0,
     .room = "bench",
+    .ring = 1,
 };
 
 static void usage(FILE *f) {
@@ -134,6 +145,10 @@ static void usage(FILE *f) {
                "comes compressed\n"
                "  --tls             speak TLS (wss://; the certificate is "
                "not checked)\n"
+               "  --io-uring auto|off  read and write open plain "
+               "connections a batch per\n"
+               "                    system call where io_uring can be had "
+               "(default auto)\n"
                "  --json            print one JSON object\n");
 }
 
@@ -199,6 +214,7 @@ typedef struct client {
     char *tx;
     size_t txlen, txoff, txcap;
     int want_out;
+    int queued; /* on the ring's send batch */
     int joined;
     int reopen;
     uint64_t last_seq, gaps, reorders, received, measured;
@@ -275,24 +291,37 @@ static ssize_t io_recv(client_t *c, char *p, size_t n) {
                       0);
 }
 
-static void flush_tx(client_t *c) {
-    /* Until connect() completes, EPOLLOUT is how we learn that it did. */
-    if (c->state == S_CONNECTING || c->fd < 0) return;
-    while (c->txoff < c->txlen) {
-        ssize_t w = io_send(c, c->tx + c->txoff, c->txlen - c->txoff);
-        if (w < 0) {
-            if (errno == EAGAIN) break;
-            c->state = S_CLOSED;
-            return;
-        }
-        c->txoff += (size_t)w;
+/* Takes one send's result (bytes, or a negative errno) off c's output.
+ * Returns 1 when more may go at once. */
+static int tx_sent(client_t *c, ssize_t w) {
+    if (w < 0) {
+        if (w != -EAGAIN) c->state = S_CLOSED;
+        return 0;
     }
+    c->txoff += (size_t)w;
+    return c->txoff < c->txlen;
+}
+
+/* After c's sends: its output emptied, or polled for writing while some
+ * is left. */
+static void tx_settle(client_t *c) {
+    if (c->state == S_CLOSED) return;
     if (c->txoff == c->txlen) c->txoff = c->txlen = 0;
     int want = c->txlen > 0;
     if (want != c->want_out) {
         c->want_out = want;
         set_events(c);
     }
+}
+
+static void flush_tx(client_t *c) {
+    /* Until connect() completes, EPOLLOUT is how we learn that it did. */
+    if (c->state == S_CONNECTING || c->fd < 0) return;
+    while (c->txoff < c->txlen) {
+        ssize_t w = io_send(c, c->tx + c->txoff, c->txlen - c->txoff);
+        if (!tx_sent(c, w < 0 ? -errno : w)) break;
+    }
+    tx_settle(c);
 }
 
 /* Queues a masked client frame (opcode op) with a zero mask key. */
@@ -585,12 +614,25 @@ static int on_bytes(client_t *c) {
 
 static void on_event_io(client_t *c, uint32_t ev);
 
-static void on_event(client_t *c, uint32_t ev) {
-    on_event_io(c, ev);
+/* A connect-mode client that closed itself opens again. */
+static void after_event(client_t *c) {
     if (c->reopen && !stop_flag) {
         c->reopen = 0;
         open_client(c);
     }
+}
+
+static void on_event(client_t *c, uint32_t ev) {
+    on_event_io(c, ev);
+    after_event(c);
+}
+
+/* At least 64 KiB free at the end of c's input buffer. */
+static void rx_room(client_t *c) {
+    if (c->rxcap - c->rxlen >= 65536) return;
+    c->rxcap = c->rxcap ? c->rxcap * 2 : 131072;
+    c->rx = realloc(c->rx, c->rxcap);
+    if (!c->rx) die("realloc");
 }
 
 static void on_event_io(client_t *c, uint32_t ev) {
@@ -628,11 +670,7 @@ static void on_event_io(client_t *c, uint32_t ev) {
     }
     if (ev & EPOLLIN) {
         for (;;) {
-            if (c->rxcap - c->rxlen < 65536) {
-                c->rxcap = c->rxcap ? c->rxcap * 2 : 131072;
-                c->rx = realloc(c->rx, c->rxcap);
-                if (!c->rx) die("realloc");
-            }
+            rx_room(c);
             ssize_t r = io_recv(c, c->rx + c->rxlen, c->rxcap - c->rxlen);
             if (r > 0) {
                 c->rxlen += (size_t)r;
@@ -703,11 +741,116 @@ static double self_cpu(void) {
 /* ---- running ----------------------------------------------------------------
  */
 
+/* ---- the ring (--io-uring) ---------------------------------------------- */
+
+#define RING_BATCH 256
+static ioring *ring;
+static client_t *ring_readers[RING_BATCH], *ring_writers[RING_BATCH];
+static int ring_nreaders, ring_nwriters;
+/* The reads' results apart from the sends': handling a read's bytes may
+ * run a batch of sends. */
+static int ring_rres[RING_BATCH], ring_wres[RING_BATCH];
+
+/* Sends what the batch's clients queued, a batch per system call. */
+static void ring_write(void) {
+    int n = 0;
+    client_t *batch[RING_BATCH];
+    struct iovec iov[RING_BATCH];
+    struct msghdr mh[RING_BATCH];
+    for (int i = 0; i < ring_nwriters; i++) {
+        client_t *c = ring_writers[i];
+        c->queued = 0;
+        if (c->state != S_OPEN) continue; /* closed, or opening again */
+        if (c->txoff == c->txlen) {
+            tx_settle(c);
+            continue;
+        }
+        iov[n] = (struct iovec){c->tx + c->txoff, c->txlen - c->txoff};
+        mh[n] = (struct msghdr){.msg_iov = &iov[n], .msg_iovlen = 1};
+        ioring_send(ring, c->fd, &mh[n]);
+        batch[n++] = c;
+    }
+    ring_nwriters = 0;
+    if (!n) return;
+    if (ioring_run(ring, ring_wres) < 0) die("io_uring");
+    for (int i = 0; i < n; i++) {
+        /* What did not go (a full socket, a partial send) waits for
+         * EPOLLOUT. */
+        tx_sent(batch[i], ring_wres[i]);
+        tx_settle(batch[i]);
+    }
+}
+
+static void ring_write_later(client_t *c) {
+    if (c->queued || c->txoff == c->txlen) return;
+    if (ring_nwriters == RING_BATCH) ring_write();
+    c->queued = 1;
+    ring_writers[ring_nwriters++] = c;
+}
+
+/* Reads the batch's clients, a batch per system call, and handles what
+ * came as on_event_io does; their answers go on the send batch. */
+static void ring_read(void) {
+    int n = 0;
+    client_t *batch[RING_BATCH];
+    size_t asked[RING_BATCH];
+    for (int i = 0; i < ring_nreaders; i++) {
+        client_t *c = ring_readers[i];
+        if (c->state != S_OPEN) continue;
+        rx_room(c);
+        asked[n] = c->rxcap - c->rxlen;
+        ioring_recv(ring, c->fd, c->rx + c->rxlen, asked[n]);
+        batch[n++] = c;
+    }
+    ring_nreaders = 0;
+    if (!n) return;
+    if (ioring_run(ring, ring_rres) < 0) die("io_uring");
+    for (int i = 0; i < n; i++) {
+        client_t *c = batch[i];
+        int r = ring_rres[i];
+        if (c->state != S_OPEN || r == -EAGAIN) continue;
+        if (r <= 0) {
+            if (!stop_flag) {
+                st.lost++;
+                fprintf(stderr, "luahub-bench: %s: connection lost\n", c->user);
+            }
+            close_client(c);
+            after_event(c);
+            continue;
+        }
+        c->rxlen += (size_t)r;
+        if (on_bytes(c) < 0) {
+            if (!stop_flag) st.lost++;
+            close_client(c);
+        } else if (c->state == S_OPEN && (size_t)r == asked[i]) {
+            /* More may be there: read on the plain way. */
+            on_event_io(c, EPOLLIN);
+        } else if (c->state == S_OPEN) {
+            ring_write_later(c);
+        }
+        after_event(c);
+    }
+}
+
 static void poll_once(int timeout_ms) {
     struct epoll_event evs[512];
     int n = epoll_wait(ep, evs, 512, timeout_ms);
-    for (int i = 0; i < n; i++)
-        on_event(evs[i].data.ptr, evs[i].events);
+    for (int i = 0; i < n; i++) {
+        client_t *c = evs[i].data.ptr;
+        uint32_t e = evs[i].events;
+        if (ring && c->state == S_OPEN && !c->ssl && (e & EPOLLIN) &&
+            !(e & (EPOLLERR | EPOLLHUP))) {
+            if (e & EPOLLOUT) flush_tx(c);
+            if (ring_nreaders == RING_BATCH) ring_read();
+            ring_readers[ring_nreaders++] = c;
+            continue;
+        }
+        on_event(c, e);
+    }
+    if (ring) {
+        ring_read();
+        ring_write();
+    }
 }
 
 static int count_state(int want_joined) {
@@ -735,18 +878,29 @@ static void on_sigint(int sig) {
 }
 
 int main(int argc, char **argv) {
-    static const struct option lo[] = {
-        {"host", 1, 0, 'H'},          {"port", 1, 0, 'p'},
-        {"pub-port", 1, 0, 'q'},      {"mode", 1, 0, 'm'},
-        {"conns", 1, 0, 'n'},         {"publishers", 1, 0, 'P'},
-        {"rooms", 1, 0, 'K'},         {"members", 1, 0, 'M'},
-        {"rate", 1, 0, 'r'},          {"window", 1, 0, 'w'},
-        {"duration", 1, 0, 'd'},      {"warmup", 1, 0, 'W'},
-        {"size", 1, 0, 's'},          {"pid", 1, 0, 'i'},
-        {"json", 0, 0, 'j'},          {"deflate", 0, 0, 'D'},
-        {"src-addrs", 1, 0, 'a'},     {"tls", 0, 0, 'T'},
-        {"ready-timeout", 1, 0, 'R'}, {"paced", 0, 0, 'C'},
-        {"help", 0, 0, 'h'},          {0, 0, 0, 0}};
+    static const struct option lo[] = {{"host", 1, 0, 'H'},
+                                       {"port", 1, 0, 'p'},
+                                       {"pub-port", 1, 0, 'q'},
+                                       {"mode", 1, 0, 'm'},
+                                       {"conns", 1, 0, 'n'},
+                                       {"publishers", 1, 0, 'P'},
+                                       {"rooms", 1, 0, 'K'},
+                                       {"members", 1, 0, 'M'},
+                                       {"rate", 1, 0, 'r'},
+                                       {"window", 1, 0, 'w'},
+                                       {"duration", 1, 0, 'd'},
+                                       {"warmup", 1, 0, 'W'},
+                                       {"size", 1, 0, 's'},
+                                       {"pid", 1, 0, 'i'},
+                                       {"json", 0, 0, 'j'},
+                                       {"deflate", 0, 0, 'D'},
+                                       {"src-addrs", 1, 0, 'a'},
+                                       {"tls", 0, 0, 'T'},
+                                       {"io-uring", 1, 0, 'U'},
+                                       {"ready-timeout", 1, 0, 'R'},
+                                       {"paced", 0, 0, 'C'},
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -813,6 +967,18 @@ int main(int argc, char **argv) {
             break;
         case 'T':
             opt.tls = 1;
+            break;
+        case 'U':
+            if (!strcmp(optarg, "auto"))
+                opt.ring = 1;
+            else if (!strcmp(optarg, "off"))
+                opt.ring = 0;
+            else {
+                fprintf(stderr,
+                        "luahub-bench: --io-uring: '%s' is not auto or off\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'D':
             opt.deflate = 1;
@@ -887,6 +1053,13 @@ int main(int argc, char **argv) {
         SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                                       SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     }
+    const char *io = "one system call per socket";
+    char why[160] = "--io-uring off";
+    if (opt.ring && !opt.tls &&
+        (ring = ioring_create(RING_BATCH, why, sizeof why)))
+        io = "io_uring";
+    else if (opt.tls)
+        snprintf(why, sizeof why, "--tls");
     ep = epoll_create1(0);
     if (ep < 0) die("epoll_create1");
     clients = calloc((size_t)nclients, sizeof *clients);
@@ -1070,7 +1243,7 @@ int main(int argc, char **argv) {
                "\"server_cpu_s\":%.3f,\"server_cpu_per_m_deliveries_s\":%.3f,"
                "\"server_rss_kb\":%ld,\"server_peak_rss_kb\":%ld,"
                "\"server_rss_before_kb\":%ld,\"rss_per_conn_kb\":%.3f,"
-               "\"inflated\":%llu}\n",
+               "\"inflated\":%llu,\"io\":\"%s\"}\n",
                mode_name[opt.mode], nclients, measured_s,
                (unsigned long long)st.published, msg_rate,
                (unsigned long long)st.deliveries_measured, deliv_rate,
@@ -1086,7 +1259,7 @@ int main(int argc, char **argv) {
                    ? srv_cpu_s / ((double)st.deliveries_measured / 1e6)
                    : 0,
                p1.rss_kb, p1.hwm_kb, before.rss_kb, rss_per_conn_kb,
-               (unsigned long long)st.inflated);
+               (unsigned long long)st.inflated, ring ? "io_uring" : "syscalls");
     } else {
         printf("mode %s: %d connections, %.1f s measured\n",
                mode_name[opt.mode], nclients, measured_s);
@@ -1106,7 +1279,8 @@ int main(int argc, char **argv) {
         printf("  gaps %llu  reorders %llu  lost %llu  errors %llu\n",
                (unsigned long long)gaps, (unsigned long long)reorders,
                (unsigned long long)st.lost, (unsigned long long)st.errors);
-        printf("  client cpu    %.0f%% of a core\n", client_load * 100);
+        printf("  client cpu    %.0f%% of a core (%s%s%s)\n", client_load * 100,
+               io, ring ? "" : ": ", ring ? "" : why);
         if (opt.pid)
             printf(
                 "  server cpu    %.2f s (%.3f s per million deliveries)\n"

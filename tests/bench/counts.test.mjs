@@ -56,6 +56,18 @@ describe('luahub-bench counts', async () => {
     assert.equal(o.gaps + o.reorders + o.lost + o.errors, 0);
   });
 
+  test('the same counts with one system call per socket (--io-uring off) as through the ring', async () => {
+    for (const io of ['auto', 'off']) {
+      const o = await bench('--mode', 'rooms', '--rooms', '20', '--members', '4', '--duration', '1',
+        '--warmup', '0.2', '--io-uring', io);
+      if (io === 'off') assert.equal(o.io, 'syscalls');
+      else assert.match(o.io, /^(io_uring|syscalls)$/);
+      assert.ok(o.published > 100, `${io}: published ${o.published}`);
+      assert.equal(o.delivered_total, o.expected_deliveries);
+      assert.equal(o.gaps + o.reorders + o.lost + o.errors, 0);
+    }
+  });
+
   test('ping: round trips are counted and timed', async () => {
     const o = await bench('--mode', 'ping', '--conns', '10', '--duration', '1', '--warmup', '0.2');
     assert.ok(o.round_trips_per_s > 100);
