@@ -17,6 +17,8 @@
 # p99 (ms), the rate, and the load tool's own CPU (near 100%, the load,
 # not the server, sets the rate).
 #
+# AB_A_FLAGS, AB_B_FLAGS: more flags for A's or B's luahub (e.g.
+# AB_B_FLAGS="--io-uring off" with the same checkout as A and B).
 # AB_REPS=N pairs (default 5). AB_PERF=REGEX also records the server with
 # perf (cpu-clock, the middle of the run) and prints the share of samples
 # whose symbol matches REGEX, self time: e.g.
@@ -50,11 +52,13 @@ PORT=$(free_port "${BENCH_PORT:-9641}")
 
 one() {
   local dir=$1 pid out perfpid= share=
+  local -a flags
+  read -r -a flags <<<"$2"
   case $dir in
   uws | limit) pid=$(start_server "$dir" "$PORT") ;;
   *)
     taskset -c 0 "$dir/build/luahub" --port "$PORT" --log-level error \
-      --lua "$dir/lua" --scripts "$dir/scripts" --send-queue 16m 2>/dev/null &
+      --lua "$dir/lua" --scripts "$dir/scripts" --send-queue 16m "${flags[@]}" 2>/dev/null &
     pid=$!
     ;;
   esac
@@ -93,8 +97,8 @@ one() {
     console.log(f.join(", "));' "$out" "$share"
 }
 
-echo "A: $A  B: $B  load: ${LOAD[*]}, ${DUR} s a run"
+echo "A: $A ${AB_A_FLAGS:-} B: $B ${AB_B_FLAGS:-} load: ${LOAD[*]}, ${DUR} s a run"
 for r in $(seq "${AB_REPS:-5}"); do
-  echo "pair $r  A: $(one "$A")"
-  echo "        B: $(one "$B")"
+  echo "pair $r  A: $(one "$A" "${AB_A_FLAGS:-}")"
+  echo "        B: $(one "$B" "${AB_B_FLAGS:-}")"
 done
